@@ -1,0 +1,68 @@
+/* comm — the one communication layer (DESIGN.md principle 4).
+ *
+ * A `comm` wraps one process group (world, dp, later tp/pp/sp) and is the only
+ * way the rest of tessera talks to other ranks. Every call counts itself:
+ * calls, payload bytes (the bytes of the buffer handed to the collective, per
+ * rank — doc/design.md relates them to bytes on the wire) and seconds spent
+ * waiting, per collective kind. Host buffers go through MPI; device buffers
+ * will go through NCCL (CUDA issue) behind the same calls.
+ * Non-blocking calls return a request that comm_wait completes; time is
+ * charged to the wait, which is where a rank actually stalls.
+ */
+#ifndef TESSERA_COMM_H
+#define TESSERA_COMM_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum comm_kind {
+  COMM_ALLREDUCE,
+  COMM_BROADCAST,
+  COMM_ALLGATHER,
+  COMM_REDUCE_SCATTER,
+  COMM_SENDRECV,
+  COMM_BARRIER,
+  COMM_N_KINDS
+} comm_kind;
+
+typedef struct comm_counters {
+  uint64_t calls[COMM_N_KINDS];
+  uint64_t bytes[COMM_N_KINDS];
+  double seconds[COMM_N_KINDS];
+} comm_counters;
+
+typedef struct comm {
+  MPI_Comm mpi;
+  int rank, size;
+  char name[16];
+  comm_counters counters;
+} comm;
+
+typedef struct comm_request {
+  MPI_Request mpi;
+  comm *owner;
+  comm_kind kind;
+} comm_request;
+
+/* Takes a duplicate of `parent` so tessera's traffic never mixes with others'. */
+void comm_create(comm *c, MPI_Comm parent, const char *name);
+/* Splits parent by color (ranks with equal color form one group, ordered by key). */
+void comm_split(comm *c, const comm *parent, int color, int key, const char *name);
+void comm_free(comm *c);
+
+void comm_allreduce_sum_f32(comm *c, float *buffer, size_t n_elems);
+void comm_allreduce_sum_f64(comm *c, double *buffer, size_t n_elems);
+void comm_allreduce_max_i64(comm *c, int64_t *buffer, size_t n_elems);
+void comm_allreduce_sum_f32_start(comm *c, float *buffer, size_t n_elems, comm_request *req);
+void comm_broadcast(comm *c, void *buffer, size_t n_bytes, int root);
+void comm_barrier(comm *c);
+void comm_wait(comm_request *req);
+/* Lets MPI progress outstanding requests (call between compute phases). */
+void comm_poke(comm_request *reqs, int n_reqs);
+
+const char *comm_kind_name(comm_kind kind);
+uint64_t comm_total_bytes(const comm *c);
+double comm_total_seconds(const comm *c);
+
+#endif

@@ -1,0 +1,23 @@
+/* runtime — starting and ending the MPI job.
+ *
+ * runtime_init() initialises MPI, makes communicator errors return codes (so
+ * MPI_CHECK reports them), and installs the fail.h hooks: a user error seen by
+ * every rank ends with MPI_Finalize and the same exit status everywhere; an
+ * error seen by one rank calls MPI_Abort, which takes every rank down instead
+ * of leaving the others waiting in a collective forever.
+ */
+#ifndef TESSERA_RUNTIME_H
+#define TESSERA_RUNTIME_H
+
+#include <mpi.h>
+
+typedef struct runtime {
+  int world_rank, world_size;
+  int local_rank, local_size; /* among the ranks on this node (GPU selection) */
+  char processor_name[MPI_MAX_PROCESSOR_NAME];
+} runtime;
+
+void runtime_init(int *argc, char ***argv, runtime *rt);
+void runtime_finalize(void);
+
+#endif

@@ -1,0 +1,36 @@
+/* build_info — see build_info.h. */
+#include "build_info.h"
+
+#include <cblas.h>
+#include <hdf5.h>
+#include <mpi.h>
+#include <string.h>
+
+#include "build_config.h"
+
+const char *build_info_version(void) { return PACKAGE_VERSION; }
+
+void build_info_print(FILE *out) {
+  char mpi_library[MPI_MAX_LIBRARY_VERSION_STRING];
+  int length = 0;
+  MPI_Get_library_version(mpi_library, &length);
+  char *newline = strchr(mpi_library, '\n');
+  if (newline) *newline = '\0';
+  char *comma = strstr(mpi_library, ", package");
+  if (comma) *comma = '\0';
+  unsigned h5_major = 0, h5_minor = 0, h5_release = 0;
+  H5get_libversion(&h5_major, &h5_minor, &h5_release);
+  fprintf(out, "tessera %s\n", PACKAGE_VERSION);
+  fprintf(out, "  MPI:  %s\n", mpi_library);
+#ifdef OPENBLAS_VERSION
+  fprintf(out, "  BLAS: %s, %s\n", TESSERA_BLAS, openblas_get_config());
+#else
+  fprintf(out, "  BLAS: %s\n", TESSERA_BLAS);
+#endif
+  fprintf(out, "  HDF5: %u.%u.%u (%s)\n", h5_major, h5_minor, h5_release, TESSERA_HDF5_KIND);
+#ifdef TESSERA_HAVE_CUDA
+  fprintf(out, "  CUDA: built (cuBLASLt, NCCL)\n");
+#else
+  fprintf(out, "  CUDA: not built (CPU backend only)\n");
+#endif
+}

@@ -1,0 +1,9 @@
+/* commands — the subcommands of the tessera program (see DESIGN.md's
+ * command-line contract). Each returns the process exit status. */
+#ifndef TESSERA_COMMANDS_H
+#define TESSERA_COMMANDS_H
+
+int train_command(int argc, char **argv);  /* tessera train ...  (MPI job) */
+int prep_command(int argc, char **argv);   /* tessera prep INPUT... -o PREFIX (one process) */
+
+#endif

@@ -1,0 +1,337 @@
+/* config — see config.h. The key table below is the single source of truth
+ * for every setting: its section, type, default, valid range and meaning. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fail.h"
+
+typedef enum key_type { KEY_INT, KEY_INT64, KEY_DOUBLE, KEY_STRING, KEY_CHOICE } key_type;
+
+typedef struct key_spec {
+  const char *name;
+  const char *section;
+  key_type type;
+  size_t offset;
+  const char *default_text;
+  double min, max;      /* numeric keys: inclusive range */
+  const char *choices;  /* KEY_CHOICE: "a|b|c"; the enum value is the index */
+  const char *help;
+} key_spec;
+
+#define FIELD(f) offsetof(config, f)
+#define BIG 9.0e18
+
+static const key_spec key_table[] = {
+  {"n_layer", "model", KEY_INT, FIELD(n_layer), "4", 1, 1024, NULL, "transformer blocks"},
+  {"n_head", "model", KEY_INT, FIELD(n_head), "4", 1, 1024, NULL, "attention heads per block"},
+  {"d_model", "model", KEY_INT, FIELD(d_model), "128", 1, 1 << 20, NULL, "hidden size (n_head divides it)"},
+  {"vocab_size", "model", KEY_INT, FIELD(vocab_size), "257", 2, 1 << 24, NULL,
+   "vocabulary size (257 for the byte tokenizer)"},
+  {"seq_len", "model", KEY_INT, FIELD(seq_len), "128", 1, 1 << 20, NULL,
+   "tokens per sequence; also the number of learned positions"},
+
+  {"batch_size", "train", KEY_INT, FIELD(batch_size), "16", 1, 1 << 24, NULL,
+   "global batch in sequences, summed over data-parallel ranks"},
+  {"micro_batch_size", "train", KEY_INT, FIELD(micro_batch_size), "4", 1, 1 << 20, NULL,
+   "sequences per forward/backward on one rank (gradient accumulation makes up the rest)"},
+  {"steps", "train", KEY_INT64, FIELD(steps), "100", 0, BIG, NULL, "optimizer steps to train"},
+  {"lr", "train", KEY_DOUBLE, FIELD(lr), "6e-4", 0, 10, NULL, "peak learning rate"},
+  {"min_lr", "train", KEY_DOUBLE, FIELD(min_lr), "6e-5", 0, 10, NULL, "learning rate at the end of the cosine decay"},
+  {"warmup_steps", "train", KEY_INT64, FIELD(warmup_steps), "10", 0, BIG, NULL,
+   "steps of linear warmup from 0 to lr"},
+  {"beta1", "train", KEY_DOUBLE, FIELD(beta1), "0.9", 0, 0.999999, NULL, "AdamW beta1"},
+  {"beta2", "train", KEY_DOUBLE, FIELD(beta2), "0.95", 0, 0.999999, NULL, "AdamW beta2"},
+  {"adam_eps", "train", KEY_DOUBLE, FIELD(adam_eps), "1e-8", 0, 1, NULL, "AdamW epsilon"},
+  {"weight_decay", "train", KEY_DOUBLE, FIELD(weight_decay), "0.1", 0, 10, NULL,
+   "decoupled weight decay, applied to matrices only (not biases, norms or position embeddings)"},
+  {"grad_clip", "train", KEY_DOUBLE, FIELD(grad_clip), "1.0", 0, 1e30, NULL,
+   "clip the global gradient norm to this (0: no clipping)"},
+  {"seed", "train", KEY_INT64, FIELD(seed), "1234", 0, BIG, NULL, "seed of initialisation and data order"},
+
+  {"data", "data", KEY_STRING, FIELD(data), "", 0, 0, NULL,
+   "training data: a Megatron PREFIX (PREFIX.idx/.bin) or an llm.c .bin file"},
+  {"val_data", "data", KEY_STRING, FIELD(val_data), "", 0, 0, NULL,
+   "validation data (default: the last val_fraction of the training data)"},
+  {"val_fraction", "data", KEY_DOUBLE, FIELD(val_fraction), "0.05", 0, 0.5, NULL,
+   "share of the training windows held out for validation when val_data is empty"},
+
+  {"val_every", "eval", KEY_INT64, FIELD(val_every), "0", 0, BIG, NULL,
+   "validation loss every N steps (0: only at the end)"},
+  {"val_batches", "eval", KEY_INT, FIELD(val_batches), "4", 0, 1 << 20, NULL,
+   "micro-batches per rank in each validation"},
+  {"sample_every", "eval", KEY_INT64, FIELD(sample_every), "0", 0, BIG, NULL,
+   "print a generated sample every N steps (0: only at the end)"},
+  {"sample_tokens", "eval", KEY_INT, FIELD(sample_tokens), "128", 0, 1 << 20, NULL,
+   "tokens to generate for each sample (0: no samples)"},
+  {"sample_prompt", "eval", KEY_STRING, FIELD(sample_prompt), "The ", 0, 0, NULL,
+   "text the samples start from"},
+
+  {"backend", "run", KEY_CHOICE, FIELD(backend), "auto", 0, 0, "auto|cpu|cuda",
+   "compute backend (auto: cuda when a GPU is present, else cpu)"},
+  {"tp", "run", KEY_INT, FIELD(tp), "1", 1, 1 << 16, NULL, "tensor-parallel ranks"},
+  {"pp", "run", KEY_INT, FIELD(pp), "1", 1, 1 << 16, NULL, "pipeline stages"},
+  {"sp", "run", KEY_INT, FIELD(sp), "1", 1, 1 << 16, NULL, "sequence-parallel ranks"},
+  {"zero", "run", KEY_INT, FIELD(zero), "0", 0, 3, NULL, "ZeRO stage 0|1|2|3"},
+  {"metrics", "run", KEY_STRING, FIELD(metrics), "metrics.jsonl", 0, 0, NULL,
+   "JSONL metrics file (one object per step, validation and summary lines)"},
+  {"progress", "run", KEY_CHOICE, FIELD(progress), "auto", 0, 0, "auto|on|off",
+   "progress line with ETA (auto: only on a terminal)"},
+  {"peak_tflops", "run", KEY_DOUBLE, FIELD(peak_tflops), "0", 0, 1e9, NULL,
+   "peak TFLOP/s per rank for MFU (0: measure sgemm at start-up)"},
+  {"save_dir", "run", KEY_STRING, FIELD(save_dir), "", 0, 0, NULL, "checkpoint directory"},
+  {"save_every", "run", KEY_INT64, FIELD(save_every), "0", 0, BIG, NULL, "checkpoint every N steps"},
+  {"resume", "run", KEY_STRING, FIELD(resume), "", 0, 0, NULL, "auto or a checkpoint path"},
+};
+#define N_KEYS (sizeof key_table / sizeof key_table[0])
+
+static const key_spec *find_key(const char *name) {
+  for (size_t i = 0; i < N_KEYS; i++)
+    if (strcmp(key_table[i].name, name) == 0) return &key_table[i];
+  return NULL;
+}
+
+bool config_has_key(const char *key) { return find_key(key) != NULL; }
+
+/* Index of `value` in "a|b|c", or -1. */
+static int choice_index(const char *choices, const char *value) {
+  int index = 0;
+  size_t value_len = strlen(value);
+  for (const char *p = choices; *p; index++) {
+    const char *bar = strchr(p, '|');
+    size_t len = bar ? (size_t)(bar - p) : strlen(p);
+    if (len == value_len && strncmp(p, value, len) == 0) return index;
+    if (!bar) break;
+    p = bar + 1;
+  }
+  return -1;
+}
+
+static int set_from_spec(config *cfg, const key_spec *spec, const char *value, const char *origin,
+                         char *err, size_t err_bytes) {
+  char *field = (char *)cfg + spec->offset;
+  char *end = NULL;
+  errno = 0;
+  switch (spec->type) {
+    case KEY_INT:
+    case KEY_INT64: {
+      long long parsed = strtoll(value, &end, 10);
+      if (errno || end == value || *end != '\0') {
+        snprintf(err, err_bytes, "%s: '%s' needs a whole number, got '%s'", origin, spec->name, value);
+        return EXIT_USER_ERROR;
+      }
+      if ((double)parsed < spec->min || (double)parsed > spec->max) {
+        snprintf(err, err_bytes, "%s: '%s' = %lld is out of range [%.0f, %.0f]", origin, spec->name,
+                 parsed, spec->min, spec->max);
+        return EXIT_USER_ERROR;
+      }
+      if (spec->type == KEY_INT) *(int *)field = (int)parsed;
+      else *(int64_t *)field = (int64_t)parsed;
+      return 0;
+    }
+    case KEY_DOUBLE: {
+      double parsed = strtod(value, &end);
+      if (errno || end == value || *end != '\0' || !isfinite(parsed)) {
+        snprintf(err, err_bytes, "%s: '%s' needs a number, got '%s'", origin, spec->name, value);
+        return EXIT_USER_ERROR;
+      }
+      if (parsed < spec->min || parsed > spec->max) {
+        snprintf(err, err_bytes, "%s: '%s' = %g is out of range [%g, %g]", origin, spec->name,
+                 parsed, spec->min, spec->max);
+        return EXIT_USER_ERROR;
+      }
+      *(double *)field = parsed;
+      return 0;
+    }
+    case KEY_STRING: {
+      size_t capacity = strcmp(spec->name, "sample_prompt") == 0 ? sizeof cfg->sample_prompt
+                                                                 : sizeof cfg->data;
+      if (strlen(value) >= capacity) {
+        snprintf(err, err_bytes, "%s: '%s' is longer than %zu characters", origin, spec->name,
+                 capacity - 1);
+        return EXIT_USER_ERROR;
+      }
+      strcpy(field, value);
+      return 0;
+    }
+    case KEY_CHOICE: {
+      int index = choice_index(spec->choices, value);
+      if (index < 0) {
+        snprintf(err, err_bytes, "%s: '%s' must be one of %s, got '%s'", origin, spec->name,
+                 spec->choices, value);
+        return EXIT_USER_ERROR;
+      }
+      *(int *)field = index;
+      return 0;
+    }
+  }
+  return EXIT_INTERNAL_ERROR;
+}
+
+int config_set(config *cfg, const char *key, const char *value, const char *origin, char *err,
+               size_t err_bytes) {
+  const key_spec *spec = find_key(key);
+  if (!spec) {
+    snprintf(err, err_bytes, "%s: unknown key '%s' (see `tessera train --help` for the keys)", origin,
+             key);
+    return EXIT_USER_ERROR;
+  }
+  return set_from_spec(cfg, spec, value, origin, err, err_bytes);
+}
+
+void config_set_defaults(config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  char err[256];
+  for (size_t i = 0; i < N_KEYS; i++)
+    if (set_from_spec(cfg, &key_table[i], key_table[i].default_text, "default", err, sizeof err))
+      fail_local(EXIT_INTERNAL_ERROR, "bad default: %s", err);
+}
+
+static char *trim(char *s) {
+  while (isspace((unsigned char)*s)) s++;
+  char *end = s + strlen(s);
+  while (end > s && isspace((unsigned char)end[-1])) *--end = '\0';
+  return s;
+}
+
+static bool section_known(const char *name) {
+  for (size_t i = 0; i < N_KEYS; i++)
+    if (strcmp(key_table[i].section, name) == 0) return true;
+  return false;
+}
+
+int config_load_file(config *cfg, const char *path, char *err, size_t err_bytes) {
+  FILE *file = fopen(path, "r");
+  if (!file) {
+    snprintf(err, err_bytes, "cannot open config file '%s': %s", path, strerror(errno));
+    return EXIT_USER_ERROR;
+  }
+  char line[8192], section[64] = "", origin[4200];
+  int line_number = 0, status = 0;
+  while (!status && fgets(line, sizeof line, file)) {
+    line_number++;
+    snprintf(origin, sizeof origin, "%s:%d", path, line_number);
+    if (!strchr(line, '\n') && !feof(file)) {
+      snprintf(err, err_bytes, "%s: line longer than %zu characters", origin, sizeof line - 1);
+      status = EXIT_USER_ERROR;
+      break;
+    }
+    char *text = trim(line);
+    if (*text == '\0' || *text == '#' || *text == ';') continue;
+    if (*text == '[') {
+      char *close = strchr(text, ']');
+      if (!close || close[1] != '\0') {
+        snprintf(err, err_bytes, "%s: malformed section header '%s' (expected [name])", origin, text);
+        status = EXIT_USER_ERROR;
+        break;
+      }
+      *close = '\0';
+      snprintf(section, sizeof section, "%s", trim(text + 1));
+      if (!section_known(section)) {
+        snprintf(err, err_bytes, "%s: unknown section [%s] (sections: model, train, data, eval, run)",
+                 origin, section);
+        status = EXIT_USER_ERROR;
+      }
+      continue;
+    }
+    char *equals = strchr(text, '=');
+    if (!equals) {
+      snprintf(err, err_bytes, "%s: expected 'key = value', got '%s'", origin, text);
+      status = EXIT_USER_ERROR;
+      break;
+    }
+    *equals = '\0';
+    char *key = trim(text), *value = trim(equals + 1);
+    char *comment = strstr(value, " #");
+    if (comment) *comment = '\0', value = trim(value);
+    const key_spec *spec = find_key(key);
+    if (spec && section[0] && strcmp(spec->section, section) != 0) {
+      snprintf(err, err_bytes, "%s: key '%s' belongs in section [%s], not [%s]", origin, key,
+               spec->section, section);
+      status = EXIT_USER_ERROR;
+      break;
+    }
+    status = config_set(cfg, key, value, origin, err, err_bytes);
+  }
+  if (!status && ferror(file)) {
+    snprintf(err, err_bytes, "error reading config file '%s'", path);
+    status = EXIT_IO_ERROR;
+  }
+  fclose(file);
+  return status;
+}
+
+int config_validate(const config *cfg, char *err, size_t err_bytes) {
+  if (cfg->d_model % cfg->n_head != 0) {
+    snprintf(err, err_bytes, "d_model = %d is not divisible by n_head = %d; choose n_head dividing d_model",
+             cfg->d_model, cfg->n_head);
+    return EXIT_USER_ERROR;
+  }
+  if (cfg->min_lr > cfg->lr) {
+    snprintf(err, err_bytes, "min_lr = %g is larger than lr = %g", cfg->min_lr, cfg->lr);
+    return EXIT_USER_ERROR;
+  }
+  if (cfg->batch_size % cfg->micro_batch_size != 0) {
+    snprintf(err, err_bytes,
+             "batch_size = %d is not divisible by micro_batch_size = %d; choose a batch_size that is a multiple of it",
+             cfg->batch_size, cfg->micro_batch_size);
+    return EXIT_USER_ERROR;
+  }
+  return 0;
+}
+
+static void print_value(const config *cfg, const key_spec *spec, FILE *out) {
+  const char *field = (const char *)cfg + spec->offset;
+  switch (spec->type) {
+    case KEY_INT: fprintf(out, "%d", *(const int *)field); break;
+    case KEY_INT64: fprintf(out, "%lld", (long long)*(const int64_t *)field); break;
+    case KEY_DOUBLE: fprintf(out, "%.9g", *(const double *)field); break;
+    case KEY_STRING: fputs(field, out); break;
+    case KEY_CHOICE: {
+      int index = *(const int *)field;
+      const char *p = spec->choices;
+      for (int i = 0; i < index && p; i++) p = strchr(p, '|') + 1;
+      const char *bar = strchr(p, '|');
+      fprintf(out, "%.*s", bar ? (int)(bar - p) : (int)strlen(p), p);
+      break;
+    }
+  }
+}
+
+void config_print(const config *cfg, void *file) {
+  FILE *out = file;
+  const char *section = "";
+  for (size_t i = 0; i < N_KEYS; i++) {
+    if (strcmp(section, key_table[i].section) != 0) {
+      section = key_table[i].section;
+      fprintf(out, "%s[%s]\n", i ? "\n" : "", section);
+    }
+    fprintf(out, "%s = ", key_table[i].name);
+    print_value(cfg, &key_table[i], out);
+    fputc('\n', out);
+  }
+}
+
+void config_print_help(void *file) {
+  FILE *out = file;
+  const char *section = "";
+  for (size_t i = 0; i < N_KEYS; i++) {
+    const key_spec *spec = &key_table[i];
+    if (strcmp(section, spec->section) != 0) {
+      section = spec->section;
+      fprintf(out, "\n  [%s]\n", section);
+    }
+    char left[64];
+    snprintf(left, sizeof left, "--%s=%s", spec->name,
+             spec->type == KEY_CHOICE ? spec->choices
+             : spec->type == KEY_STRING ? "TEXT"
+             : spec->type == KEY_DOUBLE ? "X" : "N");
+    fprintf(out, "  %-28s %s (default: %s)\n", left, spec->help,
+            spec->default_text[0] ? spec->default_text : "none");
+  }
+}

@@ -1,0 +1,75 @@
+/* config — every setting of a run, from an INI file and the command line.
+ *
+ * One table (config.c) names each key, its section, type, default, range and
+ * help text; the INI parser, the `--key=value` overrides, `tessera train
+ * --help` and doc/user-guide.md all follow it, so a key exists in exactly one
+ * place. Strings that select behaviour become enums here, once; hot code
+ * switches on enums. Unknown keys, malformed values and out-of-range numbers
+ * are user errors that name the key and the file (or the option).
+ *
+ * Parsing never exits: it returns a message, so that every MPI rank (which
+ * parses the same input) can report the error once, from rank 0.
+ */
+#ifndef TESSERA_CONFIG_H
+#define TESSERA_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum backend_choice { BACKEND_CHOICE_AUTO, BACKEND_CHOICE_CPU, BACKEND_CHOICE_CUDA } backend_choice;
+typedef enum progress_choice { PROGRESS_AUTO, PROGRESS_ON, PROGRESS_OFF } progress_choice;
+
+typedef struct config {
+  /* [model] */
+  int n_layer, n_head, d_model, vocab_size, seq_len;
+  /* [train] */
+  int batch_size;        /* global batch in sequences, over all data-parallel ranks */
+  int micro_batch_size;  /* sequences per forward/backward on one rank */
+  int64_t steps;
+  double lr, min_lr;
+  int64_t warmup_steps;
+  double beta1, beta2, adam_eps, weight_decay, grad_clip;
+  int64_t seed;
+  /* [data] */
+  char data[4096], val_data[4096];
+  double val_fraction;
+  /* [eval] */
+  int64_t val_every, sample_every;
+  int val_batches, sample_tokens;
+  char sample_prompt[256];
+  /* [run] */
+  backend_choice backend;
+  int tp, pp, sp, zero;
+  char metrics[4096];
+  progress_choice progress;
+  double peak_tflops;    /* 0: measure sgemm peak at start-up */
+  char save_dir[4096];
+  int64_t save_every;
+  char resume[4096];
+} config;
+
+void config_set_defaults(config *cfg);
+
+/* Reads an INI file ([section] headers, `key = value`, `#`/`;` comments).
+ * Returns 0, or the exit status with a one-line message in err. */
+int config_load_file(config *cfg, const char *path, char *err, size_t err_bytes);
+
+/* Sets one key from text (as `--key=value` gives it). `origin` names where the
+ * text came from, for messages ("--lr", "tiny.ini:12"). */
+int config_set(config *cfg, const char *key, const char *value, const char *origin, char *err,
+               size_t err_bytes);
+
+/* True when `key` names a setting (so `--key value` can take the next argv). */
+bool config_has_key(const char *key);
+
+/* Cross-key checks that need no layout (heads divide d_model, ...). */
+int config_validate(const config *cfg, char *err, size_t err_bytes);
+
+/* Writes every key = value, grouped by section, as an INI file would hold it. */
+void config_print(const config *cfg, void *file /* FILE* */);
+
+/* Writes `--key=VALUE  help (default)` lines for --help. */
+void config_print_help(void *file /* FILE* */);
+
+#endif

@@ -1,0 +1,89 @@
+/* model — a GPT-2 language model as explicit forward and backward passes.
+ *
+ * Architecture (GPT-2): token + learned position embeddings; n_layer pre-norm
+ * blocks, each  x += attn(LN1(x));  x += mlp(LN2(x))  with causal multi-head
+ * softmax attention (fused QKV) and a 4·d_model GELU MLP; a final LayerNorm;
+ * the output head tied to the token embedding. There is no autograd: each
+ * block's forward saves what its backward needs in an activation arena sized
+ * once for one micro-batch (B × T tokens), in the style of llm.c. Parameter
+ * gradients accumulate (+=) into one flat buffer, so micro-batches of a step
+ * add up until the optimizer consumes and zeroes them.
+ *
+ * Logical parameter shapes (DESIGN.md principle 1; tp splits noted):
+ *   wte [V, C] (split 0)             wpe [T_max, C]
+ *   layers.i.ln1.{weight,bias} [C]   layers.i.attn.wqkv [3, NH, HS, C] (split 1)
+ *   layers.i.attn.bqkv [3, NH, HS] (split 1)
+ *   layers.i.attn.wo [C, NH, HS] (split 1)   layers.i.attn.bo [C]
+ *   layers.i.ln2.{weight,bias} [C]   layers.i.mlp.w1 [4C, C] (split 0)
+ *   layers.i.mlp.b1 [4C] (split 0)   layers.i.mlp.w2 [C, 4C] (split 1)
+ *   layers.i.mlp.b2 [C]              lnf.{weight,bias} [C]
+ * Parameters are laid out block by block (embeddings first, final norm last)
+ * so that one block's parameters are one contiguous range.
+ */
+#ifndef TESSERA_MODEL_H
+#define TESSERA_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "registry.h"
+
+typedef struct model_shape {
+  int n_layer, n_head, d_model, vocab_size, seq_len;
+} model_shape;
+
+/* Called during the backward pass each time the gradients of every parameter
+ * at flat offset >= `offset` are final for this micro-batch, so gradient
+ * communication can start while the backward goes on. */
+typedef void (*grads_ready_fn)(void *context, size_t offset);
+
+typedef struct block_params block_params;
+typedef struct block_acts block_acts;
+
+typedef struct model {
+  const backend *be;
+  model_shape shape;
+  registry reg;
+  act_t *params; /* compute weights, flat, registry order */
+  act_t *grads;  /* same layout */
+  int max_B, max_T;
+  size_t activation_bytes; /* arena, for the memory report */
+  /* internal: pointers into params, grads and the arena */
+  block_params *blocks, *block_grads;
+  block_acts *acts;
+  void *arena[3];
+  act_t *encoded, *lnf, *logits, *d_resid, *d_btc, *d_qkv, *d_atty, *d_bt4c;
+  f32_t *lnf_mean, *lnf_rstd, *losses;
+  ids_t *inputs, *targets;
+  float *host_losses;
+} model;
+
+/* Builds the registry and allocates parameters, gradients and an activation
+ * arena for micro-batches of up to max_B sequences of up to max_T tokens. */
+void model_create(model *m, const backend *be, model_shape shape, int max_B, int max_T);
+void model_free(model *m);
+
+/* Parameter count of the logical model (what a checkpoint would hold). */
+int64_t model_n_params(const model *m);
+
+/* Training pass over one micro-batch: forward, loss and backward.
+ * inputs/targets are B×T host token ids. Gradients of the loss
+ * dloss_scale · Σ_tokens(-log p) accumulate into m->grads. Returns the sum of
+ * the B·T token losses (not the mean). `ready` may be NULL. */
+double model_forward_backward(model *m, const int32_t *inputs, const int32_t *targets, int B, int T,
+                              float dloss_scale, grads_ready_fn ready, void *ready_context);
+
+/* Forward only: returns the sum of token losses. */
+double model_forward_loss(model *m, const int32_t *inputs, const int32_t *targets, int B, int T);
+
+/* Forward only, for generation: the logits of position T-1 of sequence 0 are
+ * copied to host (vocab_size floats). */
+void model_forward_last_logits(model *m, const int32_t *inputs, int T, float *host_logits);
+
+/* Model FLOPs per token for one forward+backward (6N + 6·L·T·C: the matmuls
+ * over parameters plus causal attention's QKᵀ and PV, as in the PaLM appendix
+ * with the causal half). */
+double model_flops_per_token(const model_shape *shape, int T);
+
+#endif

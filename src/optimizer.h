@@ -1,0 +1,45 @@
+/* optimizer — AdamW over the parameter registry, with global-norm clipping.
+ *
+ * The optimizer owns the fp32 master weights and the two Adam moments, laid
+ * out like the flat parameter buffer. A step: the global gradient norm
+ * ‖g‖ = sqrt(Σ g²) over every parameter; clipping scales g by
+ * min(1, clip / (‖g‖ + 1e-6)); then AdamW per parameter tensor with
+ * decoupled weight decay on the tensors the registry marks (matrices: wte,
+ * attention and MLP weights; never biases, norm gains or position
+ * embeddings); then the compute weights are refreshed from the master copy.
+ * Every data-parallel rank holds the same reduced gradient, so every rank
+ * computes the same update.
+ */
+#ifndef TESSERA_OPTIMIZER_H
+#define TESSERA_OPTIMIZER_H
+
+#include <stdint.h>
+
+#include "backend.h"
+#include "model.h"
+
+typedef struct adamw_settings {
+  double beta1, beta2, eps, weight_decay, grad_clip;
+} adamw_settings;
+
+typedef struct optimizer {
+  const backend *be;
+  adamw_settings settings;
+  f32_t *master, *m, *v;
+  size_t n_elems;
+  int64_t step; /* optimizer steps taken */
+} optimizer;
+
+/* The master copy starts from host_init (the initialised parameters). */
+void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const float *host_init,
+                      adamw_settings settings);
+void optimizer_free(optimizer *opt);
+
+/* ‖g‖₂ of the model's (already reduced) gradient. */
+double optimizer_grad_norm(const optimizer *opt, const model *mdl);
+
+/* One AdamW step at learning rate lr given the gradient norm; refreshes
+ * mdl->params. Returns the clip factor applied. */
+double optimizer_step(optimizer *opt, model *mdl, double lr, double grad_norm);
+
+#endif

@@ -1,0 +1,71 @@
+/* sampler — see sampler.h. */
+#include "sampler.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fail.h"
+#include "param_init.h"
+#include "tokenizer.h"
+
+int sampler_pick(const float *logits, int n, int top_k, double u) {
+  /* threshold: the k-th largest logit (all when top_k <= 0 or >= n) */
+  float threshold = -INFINITY;
+  if (top_k > 0 && top_k < n) {
+    float *sorted = xmalloc((size_t)n * sizeof *sorted, "top-k scratch");
+    memcpy(sorted, logits, (size_t)n * sizeof *sorted);
+    for (int i = 0; i < top_k; i++) { /* partial selection: k is small */
+      int best = i;
+      for (int j = i + 1; j < n; j++)
+        if (sorted[j] > sorted[best]) best = j;
+      float tmp = sorted[i];
+      sorted[i] = sorted[best];
+      sorted[best] = tmp;
+    }
+    threshold = sorted[top_k - 1];
+    free(sorted);
+  }
+  float max_logit = -INFINITY;
+  for (int i = 0; i < n; i++)
+    if (logits[i] > max_logit) max_logit = logits[i];
+  double total = 0;
+  for (int i = 0; i < n; i++)
+    if (logits[i] >= threshold) total += exp((double)logits[i] - max_logit);
+  double target = u * total, running = 0;
+  int last = 0;
+  for (int i = 0; i < n; i++) {
+    if (logits[i] < threshold) continue;
+    running += exp((double)logits[i] - max_logit);
+    last = i;
+    if (running > target) return i;
+  }
+  return last;
+}
+
+void sampler_generate_text(model *m, const char *prompt, int n_new, int top_k, uint64_t seed,
+                           FILE *out) {
+  const int T_max = m->shape.seq_len, V = m->shape.vocab_size;
+  const size_t prompt_bytes = strlen(prompt);
+  const size_t capacity = prompt_bytes + (size_t)n_new + 1;
+  int32_t *tokens = xmalloc(capacity * sizeof *tokens, "sample tokens");
+  float *logits = xmalloc((size_t)V * sizeof *logits, "sample logits");
+  size_t n_tokens = tokenizer_encode(prompt, prompt_bytes, tokens);
+  if (n_tokens == 0) tokens[n_tokens++] = TOKENIZER_EOT; /* start of a document */
+  char text[32];
+  for (size_t i = 0; i < n_tokens; i++)
+    if (tokenizer_decode(tokens[i], text) > 0 && tokens[i] != TOKENIZER_EOT) fputs(text, out);
+  for (int i = 0; i < n_new; i++) {
+    size_t context = n_tokens < (size_t)T_max ? n_tokens : (size_t)T_max;
+    model_forward_last_logits(m, tokens + n_tokens - context, (int)context, logits);
+    double u = (double)(hash_mix64(seed * 0x9e3779b97f4a7c15ULL + (uint64_t)i) >> 11) * 0x1.0p-53;
+    int32_t next = sampler_pick(logits, V, top_k, u);
+    tokens[n_tokens++] = next;
+    tokenizer_decode(next, text);
+    fputs(text, out);
+  }
+  fputc('\n', out);
+  fflush(out);
+  free(tokens);
+  free(logits);
+}

@@ -1,0 +1,25 @@
+/* sampler — text generation from the model, for the samples a run prints.
+ *
+ * Autoregressive sampling at temperature 1 (optionally top-k) on one rank,
+ * re-running the forward over the last seq_len tokens for each new token (no
+ * KV cache: samples are short and rare, simplicity wins). The random choice
+ * of token i is a pure function of (seed, i), so a sample is reproducible.
+ */
+#ifndef TESSERA_SAMPLER_H
+#define TESSERA_SAMPLER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "model.h"
+
+/* Encodes prompt with the byte tokenizer, generates n_new tokens, writes the
+ * decoded text (prompt included) to out. */
+void sampler_generate_text(model *m, const char *prompt, int n_new, int top_k, uint64_t seed,
+                           FILE *out);
+
+/* Draws an index from softmax(logits[0..n)) restricted to the top_k largest
+ * (top_k <= 0: all), using uniform u in [0, 1). */
+int sampler_pick(const float *logits, int n, int top_k, double u);
+
+#endif

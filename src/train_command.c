@@ -1,0 +1,153 @@
+/* train_command — `tessera train`: parse the command line into a config,
+ * check the layout against the world size, and hand over to the trainer.
+ *
+ * Every rank parses the same arguments, so every rank reaches the same
+ * verdict: errors go through fail_collective and are printed once, by rank 0.
+ * Options are applied in order (the config file first, wherever it appears),
+ * so `--key=value` always overrides the file.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "commands.h"
+#include "config.h"
+#include "fail.h"
+#include "runtime.h"
+#include "trainer.h"
+
+static void print_usage(void) {
+  printf("usage: tessera train --config FILE.ini [--key=value ...]\n"
+         "       (mpirun -np N tessera train ... runs N data-parallel ranks)\n\n"
+         "  -c, --config FILE   INI file of settings (presets in jobs/configs/)\n"
+         "  --print-config      print the settings in effect and exit\n"
+         "  -h, --help          this text\n\n"
+         "Every setting below can be given in the INI file or as --key=value / --key value:\n");
+  config_print_help(stdout);
+}
+
+/* Splits "--key=value" / "--key value" into key and value. Returns the number
+ * of argv entries consumed, or 0 when the option is not a setting. */
+static int option_key_value(int argc, char **argv, int i, char *key, size_t key_bytes,
+                            const char **value) {
+  const char *arg = argv[i];
+  if (strncmp(arg, "--", 2) != 0) return 0;
+  const char *name = arg + 2, *equals = strchr(name, '=');
+  size_t name_len = equals ? (size_t)(equals - name) : strlen(name);
+  if (name_len == 0 || name_len >= key_bytes) return 0;
+  memcpy(key, name, name_len);
+  key[name_len] = '\0';
+  for (char *c = key; *c; c++)
+    if (*c == '-') *c = '_'; /* --val-data is val_data */
+  if (equals) {
+    *value = equals + 1;
+    return 1;
+  }
+  if (i + 1 >= argc) {
+    *value = NULL;
+    return 1;
+  }
+  *value = argv[i + 1];
+  return 2;
+}
+
+static void parse_arguments(int argc, char **argv, config *cfg, bool *print_config) {
+  char err[4400];
+  /* the config file first, so that options override it wherever they stand */
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+      if (i + 1 >= argc) fail_collective(EXIT_USER_ERROR, "%s needs a file name", argv[i]);
+      int status = config_load_file(cfg, argv[++i], err, sizeof err);
+      if (status) fail_collective(status, "%s", err);
+    } else if (strncmp(argv[i], "--config=", 9) == 0) {
+      int status = config_load_file(cfg, argv[i] + 9, err, sizeof err);
+      if (status) fail_collective(status, "%s", err);
+    }
+  }
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    if (strcmp(arg, "-c") == 0 || strcmp(arg, "--config") == 0) {
+      i++;
+      continue;
+    }
+    if (strncmp(arg, "--config=", 9) == 0) continue;
+    if (strcmp(arg, "--print-config") == 0) {
+      *print_config = true;
+      continue;
+    }
+    char key[64];
+    const char *value = NULL;
+    int consumed = option_key_value(argc, argv, i, key, sizeof key, &value);
+    if (consumed == 0)
+      fail_collective(EXIT_USER_ERROR, "unexpected argument '%s' (see `tessera train --help`)", arg);
+    if (!config_has_key(key))
+      fail_collective(EXIT_USER_ERROR, "unknown option '%s' (see `tessera train --help`)", arg);
+    if (!value) fail_collective(EXIT_USER_ERROR, "option '%s' needs a value", arg);
+    char origin[80];
+    snprintf(origin, sizeof origin, "--%s", key);
+    int status = config_set(cfg, key, value, origin, err, sizeof err);
+    if (status) fail_collective(status, "%s", err);
+    i += consumed - 1;
+  }
+}
+
+/* Checks that need the world size: the layout and the batch arithmetic. */
+static void check_layout(const config *cfg, int world_size) {
+  if (cfg->tp > 1 || cfg->pp > 1 || cfg->sp > 1)
+    fail_collective(EXIT_USER_ERROR,
+                    "--tp %d --pp %d --sp %d: this build implements data parallelism only; tensor, "
+                    "pipeline and sequence parallelism are not available yet — use --tp 1 --pp 1 "
+                    "--sp 1",
+                    cfg->tp, cfg->pp, cfg->sp);
+  if (cfg->zero > 0)
+    fail_collective(EXIT_USER_ERROR,
+                    "--zero %d: the sharded optimizer is not available yet in this build; use --zero 0",
+                    cfg->zero);
+  if (cfg->save_dir[0] || cfg->save_every > 0 || cfg->resume[0])
+    fail_collective(EXIT_USER_ERROR,
+                    "checkpoints (--save-dir, --save-every, --resume) are not available yet in this "
+                    "build; remove those options");
+  const int dp = world_size / (cfg->tp * cfg->pp * cfg->sp);
+  if (cfg->batch_size % (dp * cfg->micro_batch_size) != 0) {
+    int unit = dp * cfg->micro_batch_size;
+    int lower = cfg->batch_size / unit * unit, upper = lower + unit;
+    fail_collective(EXIT_USER_ERROR,
+                    "batch_size %d is not divisible by dp %d x micro_batch_size %d = %d; use "
+                    "batch_size %d or %d, or change micro_batch_size or the number of ranks",
+                    cfg->batch_size, dp, cfg->micro_batch_size, unit, lower > 0 ? lower : unit,
+                    upper);
+  }
+  if (!cfg->data[0])
+    fail_collective(EXIT_USER_ERROR,
+                    "no training data: pass --data PREFIX (a dataset made by `tessera prep`)");
+  if (cfg->backend == BACKEND_CHOICE_CUDA && !backend_cuda())
+    fail_collective(EXIT_USER_ERROR,
+                    "--backend cuda: this build or machine has no CUDA backend; use --backend cpu");
+}
+
+int train_command(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      print_usage();
+      return EXIT_OK;
+    }
+  runtime rt;
+  runtime_init(&argc, &argv, &rt);
+  config cfg;
+  config_set_defaults(&cfg);
+  bool print_config = false;
+  parse_arguments(argc, argv, &cfg, &print_config);
+  char err[512];
+  int status = config_validate(&cfg, err, sizeof err);
+  if (status) fail_collective(status, "%s", err);
+  if (print_config) {
+    if (rt.world_rank == 0) config_print(&cfg, stdout);
+    runtime_finalize();
+    return EXIT_OK;
+  }
+  check_layout(&cfg, rt.world_size);
+  status = trainer_run(&cfg, &rt);
+  runtime_finalize();
+  return status;
+}

@@ -1,0 +1,410 @@
+/* trainer — see trainer.h. */
+#include "trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "batch_loader.h"
+#include "build_info.h"
+#include "comm.h"
+#include "fail.h"
+#include "grad_sync.h"
+#include "lr_schedule.h"
+#include "metrics.h"
+#include "model.h"
+#include "optimizer.h"
+#include "param_init.h"
+#include "progress.h"
+#include "sampler.h"
+#include "token_dataset.h"
+
+typedef struct memory_report {
+  size_t weight_bytes, grad_bytes, optimizer_bytes, activation_bytes;
+} memory_report;
+
+typedef struct run_state {
+  const config *cfg;
+  const runtime *rt;
+  const backend *be;
+  comm world, dp;
+  model mdl;
+  optimizer opt;
+  grad_sync sync;
+  batch_loader loader;
+  token_dataset train_ds, val_ds;
+  bool separate_val;
+  metrics mx;
+  progress pg;
+  int accum_steps;
+  int32_t *inputs, *targets; /* the step's micro-batches, accum × M × T */
+  double peak_flops_total;    /* over all ranks */
+  memory_report memory;
+} run_state;
+
+/* ---------------------------------------------------------------- set-up */
+
+static void open_data(run_state *rs) {
+  const config *cfg = rs->cfg;
+  char err[4300];
+  int status = dataset_open(&rs->train_ds, cfg->data, err, sizeof err);
+  if (status) fail_collective(status, "%s", err);
+  uint64_t n_windows = dataset_n_windows(&rs->train_ds, cfg->seq_len);
+  data_split train = {&rs->train_ds, 0, n_windows}, val = {0};
+  if (cfg->val_data[0]) {
+    status = dataset_open(&rs->val_ds, cfg->val_data, err, sizeof err);
+    if (status) fail_collective(status, "%s", err);
+    rs->separate_val = true;
+    val = (data_split){&rs->val_ds, 0, dataset_n_windows(&rs->val_ds, cfg->seq_len)};
+  } else {
+    uint64_t n_val = (uint64_t)floor(cfg->val_fraction * (double)n_windows);
+    if (cfg->val_fraction > 0 && n_val == 0 && n_windows > 1) n_val = 1;
+    train.n_windows = n_windows - n_val;
+    val = (data_split){&rs->train_ds, train.n_windows, n_val};
+  }
+  if (train.n_windows == 0)
+    fail_collective(EXIT_USER_ERROR,
+                    "data '%s' holds %llu tokens: too few for one training sequence of seq_len %d "
+                    "(+1); use more text or a smaller seq_len",
+                    cfg->data, (unsigned long long)rs->train_ds.n_tokens, cfg->seq_len);
+  rs->loader = (batch_loader){.train = train,
+                              .val = val,
+                              .seq_len = cfg->seq_len,
+                              .global_batch = cfg->batch_size,
+                              .micro_batch = cfg->micro_batch_size,
+                              .dp_rank = rs->dp.rank,
+                              .dp_size = rs->dp.size,
+                              .seed = (uint64_t)cfg->seed};
+}
+
+/* Peak FLOP/s of this rank for MFU: the configured figure, or a large GEMM
+ * timed on the backend (all ranks at once, so oversubscribed ranks share the
+ * cores just as they will while training). */
+static double measure_peak_flops(run_state *rs) {
+  if (rs->cfg->peak_tflops > 0) return rs->cfg->peak_tflops * 1e12;
+  const backend *be = rs->be;
+  const int n = 768;
+  act_t *a = be->alloc_act((size_t)n * n, "peak probe"), *b = be->alloc_act((size_t)n * n, "peak probe"),
+        *c = be->alloc_act((size_t)n * n, "peak probe");
+  float *host = xmalloc((size_t)n * n * sizeof *host, "peak probe");
+  for (size_t i = 0; i < (size_t)n * n; i++) host[i] = (float)((i * 2654435761u) % 1000) * 1e-3f;
+  be->act_from_host(a, host, (size_t)n * n);
+  be->act_from_host(b, host, (size_t)n * n);
+  be->gemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n); /* warm-up */
+  comm_barrier(&rs->world);
+  int calls = 0;
+  double start = progress_now(), elapsed = 0;
+  while (elapsed < 0.3 || calls < 3) {
+    be->gemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    be->synchronize();
+    calls++;
+    elapsed = progress_now() - start;
+  }
+  be->free_buffer(a);
+  be->free_buffer(b);
+  be->free_buffer(c);
+  free(host);
+  return 2.0 * n * (double)n * n * calls / elapsed;
+}
+
+static void report_start(run_state *rs) {
+  const config *cfg = rs->cfg;
+  const model *m = &rs->mdl;
+  const size_t n_local = m->reg.n_local_total, act_bytes = rs->be->act_elem_bytes;
+  rs->memory = (memory_report){
+      .weight_bytes = n_local * (act_bytes + sizeof(float)), /* compute copy + fp32 master */
+      .grad_bytes = n_local * act_bytes,
+      .optimizer_bytes = 2 * n_local * sizeof(float),
+      .activation_bytes = m->activation_bytes,
+  };
+  const memory_report *mem = &rs->memory;
+  const double MiB = 1024.0 * 1024.0;
+  if (rs->rt->world_rank == 0) {
+    build_info_print(stdout);
+    printf("model: %d layers, %d heads, d_model %d, vocab %d, seq_len %d: %.2fM parameters\n",
+           cfg->n_layer, cfg->n_head, cfg->d_model, cfg->vocab_size, cfg->seq_len,
+           (double)model_n_params(m) / 1e6);
+    printf("layout: %d ranks = dp %d (tp 1, pp 1, sp 1, zero 0), backend %s\n",
+           rs->rt->world_size, rs->dp.size, rs->be->name);
+    printf("batch: %d sequences x %d tokens = %lld tokens/step; micro-batch %d, %d accumulation "
+           "steps per rank\n",
+           cfg->batch_size, cfg->seq_len, (long long)cfg->batch_size * cfg->seq_len,
+           cfg->micro_batch_size, rs->accum_steps);
+    printf("data: '%s' %llu tokens, %llu training windows, %llu validation windows%s\n", cfg->data,
+           (unsigned long long)rs->train_ds.n_tokens, (unsigned long long)rs->loader.train.n_windows,
+           (unsigned long long)rs->loader.val.n_windows,
+           rs->separate_val ? " (from --val-data)" : "");
+    printf("memory per rank: weights %.1f MiB, gradients %.1f MiB, optimizer %.1f MiB, "
+           "activations %.1f MiB\n",
+           mem->weight_bytes / MiB, mem->grad_bytes / MiB, mem->optimizer_bytes / MiB,
+           mem->activation_bytes / MiB);
+    printf("peak for MFU: %.1f GFLOP/s over %d ranks (%s)\n", rs->peak_flops_total / 1e9,
+           rs->rt->world_size, cfg->peak_tflops > 0 ? "configured" : "measured sgemm");
+    fflush(stdout);
+  }
+  metrics *mx = &rs->mx;
+  metrics_begin(mx);
+  metrics_str(mx, "event", "start");
+  metrics_str(mx, "version", build_info_version());
+  metrics_str(mx, "backend", rs->be->name);
+  metrics_int(mx, "world", rs->rt->world_size);
+  metrics_int(mx, "dp", rs->dp.size);
+  metrics_int(mx, "params", model_n_params(m));
+  metrics_int(mx, "tokens_per_step", (int64_t)cfg->batch_size * cfg->seq_len);
+  metrics_num(mx, "peak_flops", rs->peak_flops_total);
+  metrics_int(mx, "mem_weights", (int64_t)mem->weight_bytes);
+  metrics_int(mx, "mem_grads", (int64_t)mem->grad_bytes);
+  metrics_int(mx, "mem_optimizer", (int64_t)mem->optimizer_bytes);
+  metrics_int(mx, "mem_activations", (int64_t)mem->activation_bytes);
+  metrics_end(mx);
+}
+
+/* ---------------------------------------------------------------- steps */
+
+static void grads_ready(void *context, size_t offset) {
+  grad_sync_ready_from((grad_sync *)context, offset);
+}
+
+/* Every rank checks its tokens; one all-reduce tells all of them whether any
+ * rank saw an id outside the vocabulary, so the error is reported once. */
+static void check_token_ids(run_state *rs, int32_t max_id, int64_t max_sample, const char *path,
+                            const char *what) {
+  int64_t worst = max_id;
+  comm_allreduce_max_i64(&rs->dp, &worst, 1);
+  if (worst >= rs->cfg->vocab_size) {
+    /* name one offending sample: the ranks holding the largest id offer theirs */
+    int64_t sample = max_id == worst ? max_sample : -1;
+    comm_allreduce_max_i64(&rs->dp, &sample, 1);
+    fail_collective(EXIT_IO_ERROR,
+                    "%s '%s': token id %lld in global sample %lld is >= vocab_size %d; the data was "
+                    "made with a larger vocabulary — set vocab_size to at least %lld",
+                    what, path, (long long)worst, (long long)sample, rs->cfg->vocab_size,
+                    (long long)worst + 1);
+  }
+}
+
+typedef struct step_result {
+  double loss, grad_norm, lr, seconds;
+} step_result;
+
+static step_result train_step(run_state *rs, int64_t step) {
+  const config *cfg = rs->cfg;
+  const int M = cfg->micro_batch_size, T = cfg->seq_len;
+  const size_t micro_tokens = (size_t)M * T;
+  double start = progress_now();
+
+  int32_t max_id = -1;
+  int64_t max_sample = -1;
+  for (int k = 0; k < rs->accum_steps; k++) {
+    int64_t sample = -1;
+    int32_t id = batch_load_train(&rs->loader, step, k, rs->inputs + k * micro_tokens,
+                                  rs->targets + k * micro_tokens, &sample);
+    if (id > max_id) max_id = id, max_sample = sample;
+  }
+  check_token_ids(rs, max_id, max_sample, cfg->data, "training data");
+
+  /* mean over every token of the global batch: each rank's sum is scaled by
+   * 1/global_tokens, and the all-reduce sums the ranks */
+  const float dloss_scale = 1.0f / (float)((double)cfg->batch_size * T);
+  rs->be->zero_act(rs->mdl.grads, rs->mdl.reg.n_local_total);
+  double loss_sum = 0;
+  for (int k = 0; k < rs->accum_steps; k++) {
+    bool last = k == rs->accum_steps - 1;
+    loss_sum += model_forward_backward(&rs->mdl, rs->inputs + k * micro_tokens,
+                                       rs->targets + k * micro_tokens, M, T, dloss_scale,
+                                       last ? grads_ready : NULL, &rs->sync);
+  }
+  grad_sync_finish(&rs->sync);
+  comm_allreduce_sum_f64(&rs->dp, &loss_sum, 1);
+
+  step_result r;
+  r.loss = loss_sum / ((double)cfg->batch_size * T);
+  r.grad_norm = optimizer_grad_norm(&rs->opt, &rs->mdl);
+  lr_schedule schedule = {cfg->lr, cfg->min_lr, cfg->warmup_steps, cfg->steps};
+  r.lr = lr_at_step(&schedule, step);
+  optimizer_step(&rs->opt, &rs->mdl, r.lr, r.grad_norm);
+  rs->be->synchronize();
+  r.seconds = progress_now() - start;
+  return r;
+}
+
+static double validate(run_state *rs) {
+  const config *cfg = rs->cfg;
+  const int M = cfg->micro_batch_size, T = cfg->seq_len;
+  if (rs->loader.val.n_windows == 0 || cfg->val_batches == 0) return NAN;
+  double sums[2] = {0, 0}; /* loss sum, token count */
+  for (int i = 0; i < cfg->val_batches; i++) {
+    int64_t sample = -1;
+    int32_t max_id = batch_load_val(&rs->loader, i, rs->inputs, rs->targets, &sample);
+    check_token_ids(rs, max_id, sample, rs->separate_val ? cfg->val_data : cfg->data,
+                    "validation data");
+    sums[0] += model_forward_loss(&rs->mdl, rs->inputs, rs->targets, M, T);
+    sums[1] += (double)M * T;
+  }
+  comm_allreduce_sum_f64(&rs->dp, sums, 2);
+  return sums[0] / sums[1];
+}
+
+static void print_sample(run_state *rs, int64_t step) {
+  const config *cfg = rs->cfg;
+  if (cfg->sample_tokens <= 0 || rs->rt->world_rank != 0) return;
+  progress_print(&rs->pg, "---- sample at step %lld ----\n", (long long)step);
+  sampler_generate_text(&rs->mdl, cfg->sample_prompt, cfg->sample_tokens, 0,
+                        (uint64_t)cfg->seed + (uint64_t)step, stdout);
+  progress_print(&rs->pg, "----\n");
+}
+
+static void report_step(run_state *rs, int64_t step, const step_result *r, uint64_t comm_bytes,
+                        double comm_seconds) {
+  const config *cfg = rs->cfg;
+  const double tokens = (double)cfg->batch_size * cfg->seq_len;
+  const double tokens_per_s = tokens / r->seconds;
+  const double flops_per_token = model_flops_per_token(&rs->mdl.shape, cfg->seq_len);
+  const double mfu = flops_per_token * tokens_per_s / rs->peak_flops_total;
+  progress_print(&rs->pg,
+                 "step %5lld/%lld | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | MFU %.1f%% "
+                 "| %.0f ms\n",
+                 (long long)step, (long long)cfg->steps, r->loss, r->lr, r->grad_norm,
+                 tokens_per_s, 100 * mfu, 1000 * r->seconds);
+  progress_update(&rs->pg, step, r->loss, tokens_per_s);
+  metrics *mx = &rs->mx;
+  metrics_begin(mx);
+  metrics_int(mx, "step", step);
+  metrics_num(mx, "loss", r->loss);
+  metrics_num(mx, "lr", r->lr);
+  metrics_num(mx, "grad_norm", r->grad_norm);
+  metrics_num(mx, "tokens_per_s", tokens_per_s);
+  metrics_num(mx, "mfu", mfu);
+  metrics_num(mx, "ms", 1000 * r->seconds);
+  metrics_int(mx, "tokens", (int64_t)(step * tokens));
+  metrics_int(mx, "comm_bytes", (int64_t)comm_bytes);
+  metrics_num(mx, "comm_s", comm_seconds);
+  metrics_end(mx);
+}
+
+static void report_validation(run_state *rs, int64_t step, double val_loss) {
+  if (isnan(val_loss)) return;
+  progress_print(&rs->pg, "step %5lld | val loss %.4f\n", (long long)step, val_loss);
+  metrics_begin(&rs->mx);
+  metrics_int(&rs->mx, "step", step);
+  metrics_num(&rs->mx, "val_loss", val_loss);
+  metrics_end(&rs->mx);
+}
+
+/* ---------------------------------------------------------------- the run */
+
+int trainer_run(const config *cfg, const runtime *rt) {
+  run_state *rs = xcalloc(1, sizeof *rs, "run state");
+  rs->cfg = cfg;
+  rs->rt = rt;
+  rs->be = cfg->backend == BACKEND_CHOICE_CUDA ? backend_cuda() : backend_cpu();
+  if (cfg->backend == BACKEND_CHOICE_AUTO && backend_cuda()) rs->be = backend_cuda();
+  comm_create(&rs->world, MPI_COMM_WORLD, "world");
+  comm_create(&rs->dp, MPI_COMM_WORLD, "dp"); /* tp = pp = sp = 1: dp is the world */
+  rs->accum_steps = cfg->batch_size / (rs->dp.size * cfg->micro_batch_size);
+
+  char err[4300];
+  if (rt->world_rank == 0 && metrics_open(&rs->mx, cfg->metrics, 0, err, sizeof err) != 0) {
+    int64_t failed = 1;
+    comm_allreduce_max_i64(&rs->world, &failed, 1);
+    fail_collective(EXIT_USER_ERROR, "%s", err);
+  } else {
+    int64_t failed = 0;
+    comm_allreduce_max_i64(&rs->world, &failed, 1);
+    if (failed) fail_collective(EXIT_USER_ERROR, "cannot open metrics file '%s'", cfg->metrics);
+  }
+
+  open_data(rs);
+  model_shape shape = {cfg->n_layer, cfg->n_head, cfg->d_model, cfg->vocab_size, cfg->seq_len};
+  model_create(&rs->mdl, rs->be, shape, cfg->micro_batch_size, cfg->seq_len);
+  float *host_params = xmalloc(rs->mdl.reg.n_local_total * sizeof *host_params, "initial parameters");
+  param_init_all(&rs->mdl.reg, (uint64_t)cfg->seed, host_params);
+  rs->be->act_from_host(rs->mdl.params, host_params, rs->mdl.reg.n_local_total);
+  adamw_settings adam = {cfg->beta1, cfg->beta2, cfg->adam_eps, cfg->weight_decay, cfg->grad_clip};
+  optimizer_create(&rs->opt, rs->be, &rs->mdl, host_params, adam);
+  free(host_params);
+  float *host_grads = rs->be->host_pointer(rs->mdl.grads);
+  ENSURE(host_grads, "the %s backend's gradients are not host-addressable", rs->be->name);
+  const size_t bucket_elems = (size_t)25 << 20 >> 2; /* 25 MiB of fp32, as DDP's default */
+  grad_sync_create(&rs->sync, &rs->dp, host_grads, rs->mdl.reg.n_local_total, bucket_elems);
+  const size_t step_tokens = (size_t)rs->accum_steps * cfg->micro_batch_size * cfg->seq_len;
+  rs->inputs = xmalloc(step_tokens * sizeof(int32_t), "step inputs");
+  rs->targets = xmalloc(step_tokens * sizeof(int32_t), "step targets");
+
+  double peak = measure_peak_flops(rs);
+  comm_allreduce_sum_f64(&rs->world, &peak, 1);
+  rs->peak_flops_total = peak;
+  report_start(rs);
+
+  progress_start(&rs->pg, rt->world_rank == 0, cfg->progress, 1, cfg->steps);
+  double train_seconds = 0, last_val = NAN, last_loss = NAN;
+  uint64_t last_comm_bytes = 0;
+  double last_comm_seconds = 0;
+  for (int64_t step = 1; step <= cfg->steps; step++) {
+    step_result r = train_step(rs, step);
+    train_seconds += r.seconds;
+    last_loss = r.loss;
+    uint64_t comm_bytes = comm_total_bytes(&rs->dp);
+    double comm_seconds = comm_total_seconds(&rs->dp);
+    report_step(rs, step, &r, comm_bytes - last_comm_bytes, comm_seconds - last_comm_seconds);
+    last_comm_bytes = comm_bytes;
+    last_comm_seconds = comm_seconds;
+    if (!isfinite(r.loss))
+      fail_collective(EXIT_INTERNAL_ERROR,
+                      "loss is %g at step %lld: training diverged; lower lr or raise warmup_steps",
+                      r.loss, (long long)step);
+    bool last = step == cfg->steps;
+    if ((cfg->val_every > 0 && step % cfg->val_every == 0) || last) {
+      last_val = validate(rs);
+      report_validation(rs, step, last_val);
+    }
+    if (cfg->sample_every > 0 && step % cfg->sample_every == 0 && !last) print_sample(rs, step);
+  }
+  progress_finish(&rs->pg);
+  print_sample(rs, cfg->steps);
+
+  /* summary */
+  const double tokens = (double)cfg->steps * cfg->batch_size * cfg->seq_len;
+  const double tokens_per_s = train_seconds > 0 ? tokens / train_seconds : 0;
+  const double mfu = model_flops_per_token(&rs->mdl.shape, cfg->seq_len) * tokens_per_s /
+                     rs->peak_flops_total;
+  const memory_report *mem = &rs->memory;
+  const size_t mem_total = mem->weight_bytes + mem->grad_bytes + mem->optimizer_bytes +
+                           mem->activation_bytes;
+  const uint64_t comm_bytes = comm_total_bytes(&rs->dp);
+  char elapsed_text[32];
+  progress_format_duration(train_seconds, elapsed_text, sizeof elapsed_text);
+  progress_print(&rs->pg,
+                 "done: %lld steps in %s | final loss %.4f | val loss %.4f | %.0f tok/s | MFU "
+                 "%.1f%% | memory %.1f MiB/rank | dp all-reduce %.1f MiB/rank in %.2f s\n",
+                 (long long)cfg->steps, elapsed_text, last_loss, last_val, tokens_per_s, 100 * mfu,
+                 mem_total / 1048576.0, comm_bytes / 1048576.0, comm_total_seconds(&rs->dp));
+  metrics *mx = &rs->mx;
+  metrics_begin(mx);
+  metrics_str(mx, "event", "end");
+  metrics_int(mx, "steps", cfg->steps);
+  metrics_num(mx, "loss", last_loss);
+  metrics_num(mx, "val_loss", last_val);
+  metrics_num(mx, "tokens_per_s", tokens_per_s);
+  metrics_num(mx, "mfu", mfu);
+  metrics_num(mx, "train_s", train_seconds);
+  metrics_int(mx, "mem_per_rank", (int64_t)mem_total);
+  metrics_int(mx, "comm_bytes", (int64_t)comm_bytes);
+  metrics_num(mx, "comm_s", comm_total_seconds(&rs->dp));
+  metrics_end(mx);
+  metrics_close(mx);
+
+  free(rs->inputs);
+  free(rs->targets);
+  grad_sync_free(&rs->sync);
+  optimizer_free(&rs->opt);
+  model_free(&rs->mdl);
+  dataset_close(&rs->train_ds);
+  if (rs->separate_val) dataset_close(&rs->val_ds);
+  comm_free(&rs->dp);
+  comm_free(&rs->world);
+  free(rs);
+  return EXIT_OK;
+}

@@ -1,0 +1,56 @@
+#!/bin/sh
+# bad_input — every user or data error ends with exactly one clear message
+# (from rank 0 only, though 2 ranks run), the exit status of DESIGN.md
+# (1 user error, 2 data error), and no hang (each run is under a timeout).
+. "$TESTS_SRCDIR/lib.sh"
+
+prep_corpus "$work/data" 60000
+cfg="$TESTS_SRCDIR/tiny-test.ini"
+
+# expect STATUS NAME PATTERN NP ARGS... — run on NP ranks, check the exit
+# status, exactly one "tessera: error:" line, and that it matches PATTERN.
+expect() {
+  want=$1; name=$2; pattern=$3; np=$4; shift 4
+  $RUN_MPI "$np" 60 "$TESSERA" "$@" > "$work/out" 2> "$work/err"
+  got=$?
+  if [ "$got" -ne "$want" ]; then
+    fail "$name: exit status $got, want $want"; sed 's/^/    /' "$work/err" | head -n 5; return
+  fi
+  if ! one_error_line "$work/err"; then
+    fail "$name: want exactly one error line, got:"; sed 's/^/    /' "$work/err" | head -n 8; return
+  fi
+  if ! grep '^tessera: error:' "$work/err" | grep -q -- "$pattern"; then
+    fail "$name: message does not match '$pattern':"; cat "$work/err"; return
+  fi
+  pass "$name ($(grep '^tessera: error:' "$work/err" | cut -c1-110))"
+}
+
+expect 1 "unknown option" "bogus" 2 train -c "$cfg" --data "$work/data" --bogus 3
+expect 1 "unknown command" "frobnicate" 1 frobnicate
+printf '[model]\nn_layer = 2\nn_heads = 4\n' > "$work/bad.ini"
+expect 1 "unknown key in the config file" "bad.ini:3.*n_heads" 2 train -c "$work/bad.ini" --data "$work/data"
+printf '[model]\nn_layer = two\n' > "$work/bad2.ini"
+expect 1 "malformed value in the config file" "bad2.ini:2.*n_layer" 2 train -c "$work/bad2.ini" --data "$work/data"
+expect 1 "malformed value on the command line" "lr" 2 train -c "$cfg" --data "$work/data" --lr=fast
+expect 1 "value out of range" "zero" 2 train -c "$cfg" --data "$work/data" --zero 7
+expect 1 "missing config file" "nope.ini" 2 train -c "$work/nope.ini" --data "$work/data"
+expect 1 "no data given" "--data" 2 train -c "$cfg"
+expect 1 "missing data" "missing" 2 train -c "$cfg" --data "$work/missing"
+expect 1 "batch not divisible by dp x micro-batch" "batch_size 8 is not divisible by dp 3" 3 \
+  train -c "$cfg" --data "$work/data"
+expect 1 "heads do not divide d_model" "n_head" 2 train -c "$cfg" --data "$work/data" --n_head 5
+expect 1 "unimplemented layout" "--tp 2" 2 train -c "$cfg" --data "$work/data" --tp 2
+
+# corrupt data: copies of the good dataset, damaged one way each
+cp "$work/data.idx" "$work/trunc.idx"; cp "$work/data.bin" "$work/trunc.bin"
+head -c 30 "$work/data.idx" > "$work/trunc.idx"
+expect 2 "truncated .idx" "trunc.idx" 2 train -c "$cfg" --data "$work/trunc"
+cp "$work/data.idx" "$work/magic.idx"; cp "$work/data.bin" "$work/magic.bin"
+printf 'XXXXXXX' | dd of="$work/magic.idx" conv=notrunc 2> /dev/null
+expect 2 "wrong magic in .idx" "magic.idx" 2 train -c "$cfg" --data "$work/magic"
+cp "$work/data.idx" "$work/short.idx"
+head -c 1000 "$work/data.bin" > "$work/short.bin"
+expect 2 "truncated .bin" "short.bin" 2 train -c "$cfg" --data "$work/short"
+# the byte tokenizer's end-of-text id is 256: a vocabulary of 200 cannot hold it
+expect 2 "token id >= vocab_size" "vocab_size 200" 2 train -c "$cfg" --data "$work/data" --vocab_size 200
+finish

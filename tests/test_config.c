@@ -1,0 +1,107 @@
+/* test_config — the INI parser and command-line overrides: defaults, sections,
+ * comments, every kind of value, and that each bad input is refused with a
+ * message naming the key and where it came from. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "fail.h"
+#include "testing.h"
+
+static char dir[] = "/tmp/tessera-config-XXXXXX";
+
+static const char *write_file(const char *name, const char *text) {
+  static char path[256];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  fputs(text, f);
+  fclose(f);
+  return path;
+}
+
+int main(void) {
+  if (!mkdtemp(dir)) return 99;
+  config cfg;
+  char err[512];
+  config_set_defaults(&cfg);
+  CHECK(cfg.n_layer == 4 && cfg.vocab_size == 257 && cfg.zero == 0, "defaults");
+  CHECK(cfg.backend == BACKEND_CHOICE_AUTO && cfg.progress == PROGRESS_AUTO, "choice defaults");
+  CHECK(strcmp(cfg.metrics, "metrics.jsonl") == 0, "string default");
+
+  const char *good = write_file("good.ini",
+                                "# a comment\n[model]\nn_layer = 6   # trailing comment\n"
+                                "d_model=96\n n_head = 3 \n\n[train]\nlr = 3e-4\nsteps = 1000000000000\n"
+                                "; another comment\n[run]\nbackend = cpu\n[data]\ndata = /some/path\n");
+  CHECK(config_load_file(&cfg, good, err, sizeof err) == 0, "good file loads: %s", err);
+  CHECK(cfg.n_layer == 6 && cfg.d_model == 96 && cfg.n_head == 3, "ints parsed");
+  CHECK_CLOSE(cfg.lr, 3e-4, 0, 0, "double parsed exactly");
+  CHECK(cfg.steps == 1000000000000LL, "int64 parsed");
+  CHECK(cfg.backend == BACKEND_CHOICE_CPU, "choice parsed");
+  CHECK(strcmp(cfg.data, "/some/path") == 0, "string parsed");
+  CHECK(config_validate(&cfg, err, sizeof err) == 0, "valid: %s", err);
+
+  CHECK(config_set(&cfg, "lr", "1e-3", "--lr", err, sizeof err) == 0, "override");
+  CHECK_CLOSE(cfg.lr, 1e-3, 0, 0, "override applied");
+
+  /* refusals: status 1 and a message naming the culprit */
+  struct {
+    const char *key, *value, *must_mention;
+  } bad_values[] = {
+      {"n_layer", "two", "n_layer"},     {"n_layer", "0", "out of range"},
+      {"lr", "1e-3x", "lr"},             {"zero", "4", "zero"},
+      {"backend", "gpu", "auto|cpu|cuda"}, {"nonsense", "1", "unknown key 'nonsense'"},
+      {"steps", "", "steps"},
+  };
+  for (size_t i = 0; i < sizeof bad_values / sizeof bad_values[0]; i++) {
+    int status = config_set(&cfg, bad_values[i].key, bad_values[i].value, "--x", err, sizeof err);
+    CHECK(status == EXIT_USER_ERROR, "%s=%s refused", bad_values[i].key, bad_values[i].value);
+    CHECK(strstr(err, bad_values[i].must_mention) != NULL, "message '%s' mentions '%s'", err,
+          bad_values[i].must_mention);
+  }
+
+  const char *unknown = write_file("unknown.ini", "[model]\nn_layer = 2\nn_heads = 4\n");
+  CHECK(config_load_file(&cfg, unknown, err, sizeof err) == EXIT_USER_ERROR, "unknown key in file");
+  CHECK(strstr(err, "unknown.ini:3") && strstr(err, "n_heads"), "names file:line and key: %s", err);
+  const char *section = write_file("section.ini", "[train]\nn_layer = 2\n");
+  CHECK(config_load_file(&cfg, section, err, sizeof err) == EXIT_USER_ERROR, "key in wrong section");
+  CHECK(strstr(err, "[model]") != NULL, "names the right section: %s", err);
+  const char *no_equals = write_file("noeq.ini", "[model]\nn_layer 2\n");
+  CHECK(config_load_file(&cfg, no_equals, err, sizeof err) == EXIT_USER_ERROR, "line without =");
+  const char *bad_section = write_file("badsec.ini", "[modle]\n");
+  CHECK(config_load_file(&cfg, bad_section, err, sizeof err) == EXIT_USER_ERROR, "unknown section");
+  CHECK(config_load_file(&cfg, "/nonexistent/x.ini", err, sizeof err) == EXIT_USER_ERROR,
+        "missing file");
+  CHECK(strstr(err, "/nonexistent/x.ini") != NULL, "names the missing file");
+
+  config_set_defaults(&cfg);
+  cfg.d_model = 100;
+  cfg.n_head = 3;
+  CHECK(config_validate(&cfg, err, sizeof err) == EXIT_USER_ERROR && strstr(err, "n_head"),
+        "heads must divide d_model");
+  config_set_defaults(&cfg);
+  cfg.batch_size = 10;
+  cfg.micro_batch_size = 4;
+  CHECK(config_validate(&cfg, err, sizeof err) == EXIT_USER_ERROR && strstr(err, "micro_batch_size"),
+        "batch must be a multiple of the micro-batch");
+
+  /* config_print writes a file that loads back to the same settings */
+  config_set_defaults(&cfg);
+  cfg.lr = 1.2345678e-4;
+  cfg.n_layer = 7;
+  char path[256];
+  snprintf(path, sizeof path, "%s/printed.ini", dir);
+  FILE *printed = fopen(path, "w");
+  config_print(&cfg, printed);
+  fclose(printed);
+  config again;
+  config_set_defaults(&again);
+  CHECK(config_load_file(&again, path, err, sizeof err) == 0, "printed config loads: %s", err);
+  CHECK(again.n_layer == 7 && again.lr == cfg.lr, "printed config round-trips");
+
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  return test_summary("test_config");
+}
