@@ -46,7 +46,7 @@ void metrics_int(metrics *mx, const char *key, int64_t value) {
 
 void metrics_num(metrics *mx, const char *key, double value) {
   char text[40];
-  if (isfinite(value)) snprintf(text, sizeof text, "%.7g", value);
+  if (isfinite(value)) snprintf(text, sizeof text, "%.9g", value);
   else snprintf(text, sizeof text, "null"); /* JSON has no NaN */
   append(mx, "%s\"%s\":%s", key, text);
 }

@@ -28,9 +28,10 @@ void build_info_print(FILE *out) {
   fprintf(out, "  BLAS: %s\n", TESSERA_BLAS);
 #endif
   fprintf(out, "  HDF5: %u.%u.%u (%s)\n", h5_major, h5_minor, h5_release, TESSERA_HDF5_KIND);
-#ifdef TESSERA_HAVE_CUDA
-  fprintf(out, "  CUDA: built (cuBLASLt, NCCL)\n");
+#ifdef TESSERA_CUDA_FOUND
+  fprintf(out, "  CUDA: toolkit found at %s (cuBLASLt, NCCL); CUDA backend not in this release\n",
+          TESSERA_CUDA_HOME);
 #else
-  fprintf(out, "  CUDA: not built (CPU backend only)\n");
+  fprintf(out, "  CUDA: not found (CPU backend only)\n");
 #endif
 }

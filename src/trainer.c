@@ -12,6 +12,7 @@
 #include "comm.h"
 #include "fail.h"
 #include "grad_sync.h"
+#include "grid.h"
 #include "lr_schedule.h"
 #include "metrics.h"
 #include "model.h"
@@ -29,7 +30,7 @@ typedef struct run_state {
   const config *cfg;
   const runtime *rt;
   const backend *be;
-  comm world, dp;
+  grid grid;
   model mdl;
   optimizer opt;
   grad_sync sync;
@@ -74,8 +75,8 @@ static void open_data(run_state *rs) {
                               .seq_len = cfg->seq_len,
                               .global_batch = cfg->batch_size,
                               .micro_batch = cfg->micro_batch_size,
-                              .dp_rank = rs->dp.rank,
-                              .dp_size = rs->dp.size,
+                              .dp_rank = rs->grid.dp_rank,
+                              .dp_size = rs->grid.shape.dp,
                               .seed = (uint64_t)cfg->seed};
 }
 
@@ -93,7 +94,7 @@ static double measure_peak_flops(run_state *rs) {
   be->act_from_host(a, host, (size_t)n * n);
   be->act_from_host(b, host, (size_t)n * n);
   be->gemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n); /* warm-up */
-  comm_barrier(&rs->world);
+  comm_barrier(&rs->grid.world);
   int calls = 0;
   double start = progress_now(), elapsed = 0;
   while (elapsed < 0.3 || calls < 3) {
@@ -127,7 +128,7 @@ static void report_start(run_state *rs) {
            cfg->n_layer, cfg->n_head, cfg->d_model, cfg->vocab_size, cfg->seq_len,
            (double)model_n_params(m) / 1e6);
     printf("layout: %d ranks = dp %d (tp 1, pp 1, sp 1, zero 0), backend %s\n",
-           rs->rt->world_size, rs->dp.size, rs->be->name);
+           rs->rt->world_size, rs->grid.shape.dp, rs->be->name);
     printf("batch: %d sequences x %d tokens = %lld tokens/step; micro-batch %d, %d accumulation "
            "steps per rank\n",
            cfg->batch_size, cfg->seq_len, (long long)cfg->batch_size * cfg->seq_len,
@@ -150,7 +151,7 @@ static void report_start(run_state *rs) {
   metrics_str(mx, "version", build_info_version());
   metrics_str(mx, "backend", rs->be->name);
   metrics_int(mx, "world", rs->rt->world_size);
-  metrics_int(mx, "dp", rs->dp.size);
+  metrics_int(mx, "dp", rs->grid.shape.dp);
   metrics_int(mx, "params", model_n_params(m));
   metrics_int(mx, "tokens_per_step", (int64_t)cfg->batch_size * cfg->seq_len);
   metrics_num(mx, "peak_flops", rs->peak_flops_total);
@@ -172,11 +173,11 @@ static void grads_ready(void *context, size_t offset) {
 static void check_token_ids(run_state *rs, int32_t max_id, int64_t max_sample, const char *path,
                             const char *what) {
   int64_t worst = max_id;
-  comm_allreduce_max_i64(&rs->dp, &worst, 1);
+  comm_allreduce_max_i64(&rs->grid.dp_sp, &worst, 1);
   if (worst >= rs->cfg->vocab_size) {
     /* name one offending sample: the ranks holding the largest id offer theirs */
     int64_t sample = max_id == worst ? max_sample : -1;
-    comm_allreduce_max_i64(&rs->dp, &sample, 1);
+    comm_allreduce_max_i64(&rs->grid.dp_sp, &sample, 1);
     fail_collective(EXIT_IO_ERROR,
                     "%s '%s': token id %lld in global sample %lld is >= vocab_size %d; the data was "
                     "made with a larger vocabulary — set vocab_size to at least %lld",
@@ -217,7 +218,7 @@ static step_result train_step(run_state *rs, int64_t step) {
                                        last ? grads_ready : NULL, &rs->sync);
   }
   grad_sync_finish(&rs->sync);
-  comm_allreduce_sum_f64(&rs->dp, &loss_sum, 1);
+  comm_allreduce_sum_f64(&rs->grid.dp_sp, &loss_sum, 1);
 
   step_result r;
   r.loss = loss_sum / ((double)cfg->batch_size * T);
@@ -243,7 +244,7 @@ static double validate(run_state *rs) {
     sums[0] += model_forward_loss(&rs->mdl, rs->inputs, rs->targets, M, T);
     sums[1] += (double)M * T;
   }
-  comm_allreduce_sum_f64(&rs->dp, sums, 2);
+  comm_allreduce_sum_f64(&rs->grid.dp_sp, sums, 2);
   return sums[0] / sums[1];
 }
 
@@ -301,18 +302,20 @@ int trainer_run(const config *cfg, const runtime *rt) {
   rs->rt = rt;
   rs->be = cfg->backend == BACKEND_CHOICE_CUDA ? backend_cuda() : backend_cpu();
   if (cfg->backend == BACKEND_CHOICE_AUTO && backend_cuda()) rs->be = backend_cuda();
-  comm_create(&rs->world, MPI_COMM_WORLD, "world");
-  comm_create(&rs->dp, MPI_COMM_WORLD, "dp"); /* tp = pp = sp = 1: dp is the world */
-  rs->accum_steps = cfg->batch_size / (rs->dp.size * cfg->micro_batch_size);
-
+  grid_shape shape_of_grid;
   char err[4300];
+  if (grid_check_shape(rt->world_size, cfg->tp, cfg->pp, cfg->sp, &shape_of_grid, err, sizeof err))
+    fail_collective(EXIT_USER_ERROR, "%s", err);
+  grid_create(&rs->grid, shape_of_grid);
+  rs->accum_steps = cfg->batch_size / (rs->grid.shape.dp * cfg->micro_batch_size);
+
   if (rt->world_rank == 0 && metrics_open(&rs->mx, cfg->metrics, 0, err, sizeof err) != 0) {
     int64_t failed = 1;
-    comm_allreduce_max_i64(&rs->world, &failed, 1);
+    comm_allreduce_max_i64(&rs->grid.world, &failed, 1);
     fail_collective(EXIT_USER_ERROR, "%s", err);
   } else {
     int64_t failed = 0;
-    comm_allreduce_max_i64(&rs->world, &failed, 1);
+    comm_allreduce_max_i64(&rs->grid.world, &failed, 1);
     if (failed) fail_collective(EXIT_USER_ERROR, "cannot open metrics file '%s'", cfg->metrics);
   }
 
@@ -328,13 +331,13 @@ int trainer_run(const config *cfg, const runtime *rt) {
   float *host_grads = rs->be->host_pointer(rs->mdl.grads);
   ENSURE(host_grads, "the %s backend's gradients are not host-addressable", rs->be->name);
   const size_t bucket_elems = (size_t)25 << 20 >> 2; /* 25 MiB of fp32, as DDP's default */
-  grad_sync_create(&rs->sync, &rs->dp, host_grads, rs->mdl.reg.n_local_total, bucket_elems);
+  grad_sync_create(&rs->sync, &rs->grid.dp_sp, host_grads, rs->mdl.reg.n_local_total, bucket_elems);
   const size_t step_tokens = (size_t)rs->accum_steps * cfg->micro_batch_size * cfg->seq_len;
   rs->inputs = xmalloc(step_tokens * sizeof(int32_t), "step inputs");
   rs->targets = xmalloc(step_tokens * sizeof(int32_t), "step targets");
 
   double peak = measure_peak_flops(rs);
-  comm_allreduce_sum_f64(&rs->world, &peak, 1);
+  comm_allreduce_sum_f64(&rs->grid.world, &peak, 1);
   rs->peak_flops_total = peak;
   report_start(rs);
 
@@ -346,8 +349,8 @@ int trainer_run(const config *cfg, const runtime *rt) {
     step_result r = train_step(rs, step);
     train_seconds += r.seconds;
     last_loss = r.loss;
-    uint64_t comm_bytes = comm_total_bytes(&rs->dp);
-    double comm_seconds = comm_total_seconds(&rs->dp);
+    uint64_t comm_bytes = comm_total_bytes(&rs->grid.dp_sp);
+    double comm_seconds = comm_total_seconds(&rs->grid.dp_sp);
     report_step(rs, step, &r, comm_bytes - last_comm_bytes, comm_seconds - last_comm_seconds);
     last_comm_bytes = comm_bytes;
     last_comm_seconds = comm_seconds;
@@ -373,14 +376,14 @@ int trainer_run(const config *cfg, const runtime *rt) {
   const memory_report *mem = &rs->memory;
   const size_t mem_total = mem->weight_bytes + mem->grad_bytes + mem->optimizer_bytes +
                            mem->activation_bytes;
-  const uint64_t comm_bytes = comm_total_bytes(&rs->dp);
+  const uint64_t comm_bytes = comm_total_bytes(&rs->grid.dp_sp);
   char elapsed_text[32];
   progress_format_duration(train_seconds, elapsed_text, sizeof elapsed_text);
   progress_print(&rs->pg,
                  "done: %lld steps in %s | final loss %.4f | val loss %.4f | %.0f tok/s | MFU "
                  "%.1f%% | memory %.1f MiB/rank | dp all-reduce %.1f MiB/rank in %.2f s\n",
                  (long long)cfg->steps, elapsed_text, last_loss, last_val, tokens_per_s, 100 * mfu,
-                 mem_total / 1048576.0, comm_bytes / 1048576.0, comm_total_seconds(&rs->dp));
+                 mem_total / 1048576.0, comm_bytes / 1048576.0, comm_total_seconds(&rs->grid.dp_sp));
   metrics *mx = &rs->mx;
   metrics_begin(mx);
   metrics_str(mx, "event", "end");
@@ -392,7 +395,7 @@ int trainer_run(const config *cfg, const runtime *rt) {
   metrics_num(mx, "train_s", train_seconds);
   metrics_int(mx, "mem_per_rank", (int64_t)mem_total);
   metrics_int(mx, "comm_bytes", (int64_t)comm_bytes);
-  metrics_num(mx, "comm_s", comm_total_seconds(&rs->dp));
+  metrics_num(mx, "comm_s", comm_total_seconds(&rs->grid.dp_sp));
   metrics_end(mx);
   metrics_close(mx);
 
@@ -403,8 +406,7 @@ int trainer_run(const config *cfg, const runtime *rt) {
   model_free(&rs->mdl);
   dataset_close(&rs->train_ds);
   if (rs->separate_val) dataset_close(&rs->val_ds);
-  comm_free(&rs->dp);
-  comm_free(&rs->world);
+  grid_free(&rs->grid);
   free(rs);
   return EXIT_OK;
 }

@@ -1,0 +1,48 @@
+/* cpu_ops — the CPU backend's op functions (fp32, OpenBLAS, OpenMP).
+ * Internal to kernels/cpu: the rest of tessera reaches them through the
+ * backend table (backend_cpu()). Semantics of every op: kernels/backend.h. */
+#ifndef TESSERA_CPU_OPS_H
+#define TESSERA_CPU_OPS_H
+
+#include "backend.h"
+
+#define F(p) ((float *)(p))
+#define CF(p) ((const float *)(p))
+#define IDS(p) ((const int32_t *)(p))
+
+void cpu_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const act_t *A, int lda,
+              const act_t *B, int ldb, float beta, act_t *C, int ldc);
+void cpu_bias_add(act_t *out, const act_t *bias, int N, int C);
+void cpu_bias_backward(act_t *dbias, const act_t *dout, int N, int C);
+
+void cpu_add(act_t *out, const act_t *a, const act_t *b, size_t n);
+void cpu_accumulate(act_t *dst, const act_t *src, size_t n);
+void cpu_scale(act_t *x, float factor, size_t n);
+void cpu_gelu_forward(act_t *out, const act_t *inp, size_t n);
+void cpu_gelu_backward(act_t *dinp, const act_t *inp, const act_t *dout, size_t n);
+double cpu_sum_squares(const act_t *x, size_t n);
+
+void cpu_embedding_forward(act_t *out, const ids_t *tokens, const act_t *wte, const act_t *wpe,
+                           int B, int T, int C);
+void cpu_embedding_backward(act_t *dwte, act_t *dwpe, const act_t *dout, const ids_t *tokens, int B,
+                            int T, int C);
+
+void cpu_layernorm_forward(act_t *out, f32_t *mean, f32_t *rstd, const act_t *inp,
+                           const act_t *weight, const act_t *bias, int N, int C);
+void cpu_layernorm_backward(act_t *dinp, act_t *dweight, act_t *dbias, const act_t *dout,
+                            const act_t *inp, const act_t *weight, const f32_t *mean,
+                            const f32_t *rstd, int N, int C);
+
+size_t cpu_attention_saved_elems(int B, int T, int NH);
+void cpu_attention_forward(act_t *out, f32_t *saved, const act_t *qkv, int B, int T, int C, int NH);
+void cpu_attention_backward(act_t *dqkv, const act_t *dout, const act_t *qkv, const f32_t *saved,
+                            int B, int T, int C, int NH);
+
+void cpu_softmax_crossentropy(f32_t *losses, act_t *logits, const ids_t *targets, int N, int V,
+                              int V_stride, float dlogits_scale);
+
+void cpu_adamw(f32_t *master, const act_t *grad, f32_t *m, f32_t *v, size_t n, float lr,
+               float beta1, float beta2, float eps, float weight_decay, float grad_scale,
+               int64_t step_t);
+
+#endif

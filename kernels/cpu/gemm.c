@@ -1,0 +1,43 @@
+/* gemm — matrix products through OpenBLAS, and the bias add that follows a
+ * linear layer.
+ *
+ * tessera's GEMM is row-major: C[M,N] = alpha·op(A)·op(B) + beta·C with the
+ * stored leading dimensions lda/ldb/ldc, passed straight to cblas_sgemm with
+ * CblasRowMajor (no copies). bias_backward ACCUMULATES into dbias, like every
+ * parameter gradient.
+ */
+#include <cblas.h>
+#include <stdlib.h>
+
+#include "cpu_ops.h"
+#include "fail.h"
+
+void cpu_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const act_t *A, int lda,
+              const act_t *B, int ldb, float beta, act_t *C, int ldc) {
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              M, N, K, alpha, CF(A), lda, CF(B), ldb, beta, F(C), ldc);
+}
+
+void cpu_bias_add(act_t *out, const act_t *bias, int N, int C) {
+  float *o = F(out);
+  const float *b = CF(bias);
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++)
+    for (int c = 0; c < C; c++) o[(size_t)n * C + c] += b[c];
+}
+
+void cpu_bias_backward(act_t *dbias, const act_t *dout, int N, int C) {
+  float *db = F(dbias);
+  const float *d = CF(dout);
+  /* row-order pass with per-thread double sums, merged once (see layernorm.c) */
+#pragma omp parallel
+  {
+    double *local = xcalloc((size_t)C, sizeof(double), "bias scratch");
+#pragma omp for schedule(static)
+    for (int n = 0; n < N; n++)
+      for (int c = 0; c < C; c++) local[c] += d[(size_t)n * C + c];
+#pragma omp critical
+    for (int c = 0; c < C; c++) db[c] += (float)local[c];
+    free(local);
+  }
+}

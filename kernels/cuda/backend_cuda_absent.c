@@ -1,0 +1,5 @@
+/* backend_cuda_absent — compiled when the build has no CUDA backend:
+ * backend_cuda() says so, and `--backend cuda` becomes a clear user error. */
+#include "backend.h"
+
+const backend *backend_cuda(void) { return NULL; }
