@@ -42,15 +42,13 @@ int32_t batch_load_train(const batch_loader *bl, int64_t step, int micro_index, 
   return load_rows(bl, &bl->train, windows, M, inputs, targets, samples, max_sample);
 }
 
-int32_t batch_load_val(const batch_loader *bl, int micro_index, int32_t *inputs, int32_t *targets,
-                       int64_t *max_sample) {
-  const int M = bl->micro_batch;
-  uint64_t windows[M];
-  int64_t samples[M];
-  for (int row = 0; row < M; row++) {
-    uint64_t k = ((uint64_t)micro_index * bl->dp_size + bl->dp_rank) * M + row;
-    samples[row] = (int64_t)k;
-    windows[row] = bl->val.first_window + k % bl->val.n_windows;
+int32_t batch_load_val(const batch_loader *bl, int64_t first, int n_rows, int32_t *inputs,
+                       int32_t *targets, int64_t *max_sample) {
+  uint64_t windows[n_rows];
+  int64_t samples[n_rows];
+  for (int row = 0; row < n_rows; row++) {
+    samples[row] = first + row;
+    windows[row] = bl->val.first_window + (uint64_t)samples[row] % bl->val.n_windows;
   }
-  return load_rows(bl, &bl->val, windows, M, inputs, targets, samples, max_sample);
+  return load_rows(bl, &bl->val, windows, n_rows, inputs, targets, samples, max_sample);
 }

@@ -7,8 +7,9 @@
  * it, cut into micro-batches of M sequences. Whatever dp is, the union over
  * ranks is the same batch, so the mean gradient is the same.
  *
- * Validation uses the held-out windows in order (no shuffling): validation
- * micro-batch i of rank r reads windows (i·dp + r)·M … +M−1, wrapping.
+ * Validation uses the first S held-out windows in order (no shuffling,
+ * wrapping if the split is smaller); dp rank r evaluates the contiguous slice
+ * [r·S/dp, (r+1)·S/dp), so the validation set does not depend on dp.
  */
 #ifndef TESSERA_BATCH_LOADER_H
 #define TESSERA_BATCH_LOADER_H
@@ -33,7 +34,8 @@ typedef struct batch_loader {
  * through max_sample, the global sample index where it was read. */
 int32_t batch_load_train(const batch_loader *bl, int64_t step, int micro_index, int32_t *inputs,
                          int32_t *targets, int64_t *max_sample);
-int32_t batch_load_val(const batch_loader *bl, int micro_index, int32_t *inputs, int32_t *targets,
-                       int64_t *max_sample);
+/* Fills n_rows validation sequences starting at validation sequence `first`. */
+int32_t batch_load_val(const batch_loader *bl, int64_t first, int n_rows, int32_t *inputs,
+                       int32_t *targets, int64_t *max_sample);
 
 #endif

@@ -36,7 +36,7 @@ typedef struct config {
   double val_fraction;
   /* [eval] */
   int64_t val_every, sample_every;
-  int val_batches, sample_tokens;
+  int val_sequences, sample_tokens;
   char sample_prompt[256];
   /* [run] */
   backend_choice backend;

@@ -234,15 +234,24 @@ static step_result train_step(run_state *rs, int64_t step) {
 static double validate(run_state *rs) {
   const config *cfg = rs->cfg;
   const int M = cfg->micro_batch_size, T = cfg->seq_len;
-  if (rs->loader.val.n_windows == 0 || cfg->val_batches == 0) return NAN;
+  if (rs->loader.val.n_windows == 0 || cfg->val_sequences == 0) return NAN;
+  /* this rank's contiguous slice of the S validation sequences */
+  const int64_t S = cfg->val_sequences, dp = rs->grid.shape.dp, r = rs->grid.dp_rank;
+  const int64_t first = r * S / dp, last = (r + 1) * S / dp;
+  /* every rank runs the same number of rounds (the token check is collective) */
+  const int64_t rounds = (S / dp + 1 + M - 1) / M;
   double sums[2] = {0, 0}; /* loss sum, token count */
-  for (int i = 0; i < cfg->val_batches; i++) {
+  for (int64_t round = 0; round < rounds; round++) {
+    int64_t start = first + round * M;
+    int rows = start < last ? (int)(last - start < M ? last - start : M) : 0;
     int64_t sample = -1;
-    int32_t max_id = batch_load_val(&rs->loader, i, rs->inputs, rs->targets, &sample);
+    int32_t max_id = rows ? batch_load_val(&rs->loader, start, rows, rs->inputs, rs->targets, &sample)
+                          : -1;
     check_token_ids(rs, max_id, sample, rs->separate_val ? cfg->val_data : cfg->data,
                     "validation data");
-    sums[0] += model_forward_loss(&rs->mdl, rs->inputs, rs->targets, M, T);
-    sums[1] += (double)M * T;
+    if (rows == 0) continue;
+    sums[0] += model_forward_loss(&rs->mdl, rs->inputs, rs->targets, rows, T);
+    sums[1] += (double)rows * T;
   }
   comm_allreduce_sum_f64(&rs->grid.dp_sp, sums, 2);
   return sums[0] / sums[1];

@@ -47,6 +47,9 @@ prep_corpus() {
 # losses METRICS — the per-step losses, one per line
 losses() { sed -n 's/.*"step":\([0-9]*\),"loss":\([^,]*\),.*/\2/p' "$1"; }
 
+# val_losses METRICS — the validation losses, one per line
+val_losses() { sed -n 's/^{"step":[0-9]*,"val_loss":\([^,}]*\)}$/\1/p' "$1"; }
+
 # max_rel_diff A B — largest |a-b|/|b| over paired lines of two files
 max_rel_diff() {
   paste "$1" "$2" | awk '{ d = $1 - $2; if (d < 0) d = -d; r = d / ($2 < 0 ? -$2 : $2);

@@ -7,7 +7,7 @@
  * forward's rounding (~1e-7 relative on a loss of ~2.4, summed over 10
  * tokens) divided by 2h gives ~2e-5 of noise per component; the h² truncation
  * term is of the same order. Over 400 sampled components the relative error
- * of the whole vector ‖g_fd − g‖/‖g‖ is then ~1e-3; we allow 1e-2. A missing
+ * of the whole vector ‖g_fd − g‖/‖g‖ is then ~1e-4 (observed 1.1e-4); we allow 2e-3. A missing
  * or wrong term in any backward (a dropped residual, a transposed GEMM) gives
  * errors of order 1.
  */
@@ -77,7 +77,7 @@ int main(void) {
   double rel = sqrt(err_sq / ref_sq);
   printf("whole model: relative gradient error %.3g over %d components (worst abs %.3g, |g| %.3g)\n",
          rel, n_picks, worst, sqrt(ref_sq));
-  CHECK(rel < 1e-2, "model gradient matches finite differences: rel %g", rel);
+  CHECK(rel < 2e-3, "model gradient matches finite differences: rel %g", rel);
 
   /* gradients accumulate: a second pass doubles them */
   float *first = malloc(n_params * sizeof *first);

@@ -1,0 +1,379 @@
+/* test_kernels_cpu — every CPU op against an independent reference.
+ *
+ * Backwards are checked against central finite differences of their own
+ * forward: with a fixed random R, the objective L = Σ out·R (summed in
+ * double) has dL/dout = R, so the backward fed R must give dL/dinput.
+ * Inputs are random (never zeros) with sizes that are not powers of two.
+ *
+ * Tolerance: ‖g_fd − g‖/‖g‖ ≤ 1e-3 over each whole gradient, h = 1e-3.
+ * fp32 forward rounding (~6e-8 relative per value, summed over the outputs)
+ * divided by 2h leaves ~1e-4 of relative noise, and the h² truncation term
+ * is smaller (observed: 1.5e-5 to 1.7e-4); 1e-3 keeps a margin while any wrong formula (missing term,
+ * transposed product, wrong scale) gives errors of order 1.
+ * Forwards are checked against plain loops in double (1e-5 relative).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "testing.h"
+
+static const backend *be;
+static uint64_t rng_state = 0x1234567887654321ULL;
+
+static double uniform(void) { /* xorshift64*, in [0, 1) */
+  rng_state ^= rng_state >> 12;
+  rng_state ^= rng_state << 25;
+  rng_state ^= rng_state >> 27;
+  return (double)((rng_state * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
+}
+static float *random_array(size_t n, float lo, float hi) {
+  float *x = malloc(n * sizeof *x);
+  for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)uniform();
+  return x;
+}
+static float *copy_of(const float *x, size_t n) {
+  float *y = malloc(n * sizeof *y);
+  memcpy(y, x, n * sizeof *y);
+  return y;
+}
+static double dot(const float *a, const float *b, size_t n) {
+  double s = 0;
+  for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+  return s;
+}
+#define A(p) ((act_t *)(p))
+#define CA(p) ((const act_t *)(p))
+#define F32(p) ((f32_t *)(p))
+
+/* An op under test: forward writes out (n_out) from the current inputs. */
+typedef void (*forward_fn)(void *ctx, float *out);
+
+/* ‖fd − analytic‖/‖fd‖ for the gradient of Σ out·R with respect to x[0..n). */
+static double fd_relative_error(forward_fn forward, void *ctx, float *x, size_t n, const float *R,
+                                size_t n_out, const float *analytic) {
+  const float h = 1e-3f;
+  float *out = malloc(n_out * sizeof *out);
+  double err = 0, ref = 0;
+  for (size_t i = 0; i < n; i++) {
+    float saved = x[i];
+    x[i] = saved + h;
+    forward(ctx, out);
+    double up = dot(out, R, n_out);
+    x[i] = saved - h;
+    forward(ctx, out);
+    double down = dot(out, R, n_out);
+    x[i] = saved;
+    double fd = (up - down) / (2.0 * h);
+    err += (fd - analytic[i]) * (fd - analytic[i]);
+    ref += fd * fd;
+  }
+  free(out);
+  return sqrt(err / ref);
+}
+
+#define CHECK_GRAD(rel, what)                                                   \
+  do {                                                                          \
+    double r_ = (rel);                                                          \
+    printf("  %-34s rel. error %.2e\n", what, r_);                              \
+    CHECK(r_ < 1e-3, "%s: finite-difference relative error %g", what, r_);    \
+  } while (0)
+
+/* ---------------------------------------------------------------- gemm */
+
+static void test_gemm(void) {
+  const int M = 7, N = 5, K = 6, pad = 3;
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      const int a_rows = ta ? K : M, a_cols = ta ? M : K, lda = a_cols + pad;
+      const int b_rows = tb ? N : K, b_cols = tb ? K : N, ldb = b_cols + pad, ldc = N + pad;
+      float *a = random_array((size_t)a_rows * lda, -1, 1), *b = random_array((size_t)b_rows * ldb, -1, 1);
+      float *c = random_array((size_t)M * ldc, -1, 1), *c0 = copy_of(c, (size_t)M * ldc);
+      be->gemm(ta, tb, M, N, K, 0.5f, CA(a), lda, CA(b), ldb, 2.0f, A(c), ldc);
+      double worst = 0;
+      for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+          double s = 0;
+          for (int k = 0; k < K; k++)
+            s += (double)(ta ? a[k * lda + i] : a[i * lda + k]) * (tb ? b[j * ldb + k] : b[k * ldb + j]);
+          double want = 0.5 * s + 2.0 * c0[i * ldc + j];
+          worst = fmax(worst, fabs(c[i * ldc + j] - want));
+        }
+      CHECK(worst < 1e-5, "gemm trans_a=%d trans_b=%d: max error %g", ta, tb, worst);
+      free(a); free(b); free(c); free(c0);
+    }
+}
+
+/* ------------------------------------------------------ linear: x·Wᵀ + b */
+
+typedef struct linear_ctx { float *x, *w, *b; int N, IC, OC; } linear_ctx;
+static void linear_fwd(void *p, float *out) {
+  linear_ctx *c = p;
+  be->gemm(false, true, c->N, c->OC, c->IC, 1.0f, CA(c->x), c->IC, CA(c->w), c->IC, 0.0f, A(out), c->OC);
+  be->bias_add(A(out), CA(c->b), c->N, c->OC);
+}
+static void test_linear(void) {
+  linear_ctx c = {.N = 6, .IC = 5, .OC = 7};
+  c.x = random_array(30, -1, 1);
+  c.w = random_array(35, -1, 1);
+  c.b = random_array(7, -1, 1);
+  float *R = random_array(42, -1, 1);
+  float *dx = calloc(30, 4), *dw = calloc(35, 4), *db = calloc(7, 4);
+  be->gemm(false, false, c.N, c.IC, c.OC, 1.0f, CA(R), c.OC, CA(c.w), c.IC, 0.0f, A(dx), c.IC);
+  be->gemm(true, false, c.OC, c.IC, c.N, 1.0f, CA(R), c.OC, CA(c.x), c.IC, 1.0f, A(dw), c.IC);
+  be->bias_backward(A(db), CA(R), c.N, c.OC);
+  CHECK_GRAD(fd_relative_error(linear_fwd, &c, c.x, 30, R, 42, dx), "linear dinput");
+  CHECK_GRAD(fd_relative_error(linear_fwd, &c, c.w, 35, R, 42, dw), "linear dweight");
+  CHECK_GRAD(fd_relative_error(linear_fwd, &c, c.b, 7, R, 42, db), "bias_backward");
+  /* bias_backward accumulates */
+  float *db2 = copy_of(db, 7);
+  be->bias_backward(A(db2), CA(R), c.N, c.OC);
+  double dev = 0;
+  for (int i = 0; i < 7; i++) dev = fmax(dev, fabs(db2[i] - 2 * db[i]));
+  CHECK(dev < 1e-5, "bias_backward accumulates (%g)", dev);
+  free(c.x); free(c.w); free(c.b); free(R); free(dx); free(dw); free(db); free(db2);
+}
+
+/* ---------------------------------------------------------------- gelu */
+
+typedef struct gelu_ctx { float *x; size_t n; } gelu_ctx;
+static void gelu_fwd(void *p, float *out) {
+  gelu_ctx *c = p;
+  be->gelu_forward(A(out), CA(c->x), c->n);
+}
+static void test_gelu(void) {
+  gelu_ctx c = {.n = 37};
+  c.x = random_array(c.n, -3, 3);
+  float *out = malloc(c.n * 4);
+  gelu_fwd(&c, out);
+  double worst = 0;
+  for (size_t i = 0; i < c.n; i++) {
+    double x = c.x[i];
+    double want = 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+    worst = fmax(worst, fabs(out[i] - want));
+  }
+  CHECK(worst < 1e-6, "gelu forward vs double formula: %g", worst);
+  float *R = random_array(c.n, -1, 1), *dx = random_array(c.n, 5, 6);
+  be->gelu_backward(A(dx), CA(c.x), CA(R), c.n); /* overwrites the 5..6 garbage */
+  CHECK_GRAD(fd_relative_error(gelu_fwd, &c, c.x, c.n, R, c.n, dx), "gelu (overwrites dinp)");
+  /* in place: dinp aliasing dout */
+  float *inplace = copy_of(R, c.n);
+  be->gelu_backward(A(inplace), CA(c.x), CA(inplace), c.n);
+  CHECK(memcmp(inplace, dx, c.n * 4) == 0, "gelu backward may alias dinp and dout");
+  free(c.x); free(out); free(R); free(dx); free(inplace);
+}
+
+/* ----------------------------------------------------------- embedding */
+
+typedef struct emb_ctx { float *wte, *wpe; int32_t *ids; int B, T, C; } emb_ctx;
+static void emb_fwd(void *p, float *out) {
+  emb_ctx *c = p;
+  be->embedding_forward(A(out), (const ids_t *)c->ids, CA(c->wte), CA(c->wpe), c->B, c->T, c->C);
+}
+static void test_embedding(void) {
+  emb_ctx c = {.B = 2, .T = 3, .C = 5};
+  const int V = 4, n_out = 30;
+  c.wte = random_array((size_t)V * c.C, -1, 1);
+  c.wpe = random_array((size_t)c.T * c.C, -1, 1);
+  int32_t ids[6] = {3, 1, 3, 0, 3, 2}; /* repeated ids: the scatter must add */
+  c.ids = ids;
+  float *R = random_array(n_out, -1, 1);
+  float *dwte = calloc((size_t)V * c.C, 4), *dwpe = calloc((size_t)c.T * c.C, 4);
+  be->embedding_backward(A(dwte), A(dwpe), CA(R), (const ids_t *)ids, c.B, c.T, c.C);
+  CHECK_GRAD(fd_relative_error(emb_fwd, &c, c.wte, (size_t)V * c.C, R, n_out, dwte), "embedding dwte");
+  CHECK_GRAD(fd_relative_error(emb_fwd, &c, c.wpe, (size_t)c.T * c.C, R, n_out, dwpe), "embedding dwpe");
+  free(c.wte); free(c.wpe); free(R); free(dwte); free(dwpe);
+}
+
+/* ----------------------------------------------------------- layernorm */
+
+typedef struct ln_ctx { float *x, *w, *b, *mean, *rstd; int N, C; } ln_ctx;
+static void ln_fwd(void *p, float *out) {
+  ln_ctx *c = p;
+  be->layernorm_forward(A(out), F32(c->mean), F32(c->rstd), CA(c->x), CA(c->w), CA(c->b), c->N, c->C);
+}
+static void test_layernorm(void) {
+  ln_ctx c = {.N = 5, .C = 11};
+  const size_t n = 55;
+  c.x = random_array(n, -2, 2);
+  c.w = random_array(11, 0.5f, 1.5f);
+  c.b = random_array(11, -0.5f, 0.5f);
+  c.mean = malloc(5 * 4);
+  c.rstd = malloc(5 * 4);
+  float *out = malloc(n * 4);
+  ln_fwd(&c, out);
+  double worst = 0;
+  for (int r = 0; r < c.N; r++) {
+    double m = 0, v = 0;
+    for (int k = 0; k < c.C; k++) m += c.x[r * c.C + k];
+    m /= c.C;
+    for (int k = 0; k < c.C; k++) v += (c.x[r * c.C + k] - m) * (c.x[r * c.C + k] - m);
+    v /= c.C;
+    for (int k = 0; k < c.C; k++) {
+      double want = (c.x[r * c.C + k] - m) / sqrt(v + 1e-5) * c.w[k] + c.b[k];
+      worst = fmax(worst, fabs(out[r * c.C + k] - want));
+    }
+  }
+  CHECK(worst < 1e-5, "layernorm forward vs double: %g", worst);
+  float *R = random_array(n, -1, 1);
+  float *dx0 = random_array(n, -1, 1), *dx = copy_of(dx0, n); /* residual gradient already there */
+  float *dw = calloc(11, 4), *db = calloc(11, 4);
+  be->layernorm_backward(A(dx), A(dw), A(db), CA(R), CA(c.x), CA(c.w), F32(c.mean), F32(c.rstd), c.N, c.C);
+  for (size_t i = 0; i < n; i++) dx[i] -= dx0[i]; /* what was added */
+  CHECK_GRAD(fd_relative_error(ln_fwd, &c, c.x, n, R, n, dx), "layernorm dinput (accumulated)");
+  CHECK_GRAD(fd_relative_error(ln_fwd, &c, c.w, 11, R, n, dw), "layernorm dweight");
+  CHECK_GRAD(fd_relative_error(ln_fwd, &c, c.b, 11, R, n, db), "layernorm dbias");
+  free(c.x); free(c.w); free(c.b); free(c.mean); free(c.rstd); free(out); free(R);
+  free(dx0); free(dx); free(dw); free(db);
+}
+
+/* ----------------------------------------------------------- attention */
+
+typedef struct att_ctx { float *qkv, *saved; int B, T, C, NH; } att_ctx;
+static void att_fwd(void *p, float *out) {
+  att_ctx *c = p;
+  be->attention_forward(A(out), F32(c->saved), CA(c->qkv), c->B, c->T, c->C, c->NH);
+}
+static void test_attention(void) {
+  att_ctx c = {.B = 2, .T = 5, .C = 12, .NH = 3};
+  const int HS = 4, n_qkv = 2 * 5 * 36, n_out = 2 * 5 * 12;
+  c.qkv = random_array(n_qkv, -1.5f, 1.5f);
+  c.saved = malloc(be->attention_saved_elems(c.B, c.T, c.NH) * 4);
+  float *out = malloc(n_out * 4);
+  att_fwd(&c, out);
+  /* naive reference in double */
+  double worst = 0, worst_mask = 0, worst_rowsum = 0;
+  for (int b = 0; b < c.B; b++)
+    for (int h = 0; h < c.NH; h++)
+      for (int t = 0; t < c.T; t++) {
+        double scores[5], max_s = -1e300, sum = 0;
+        const float *q = c.qkv + (b * c.T + t) * 36 + h * HS;
+        for (int j = 0; j <= t; j++) {
+          const float *k = c.qkv + (b * c.T + j) * 36 + 12 + h * HS;
+          double s = 0;
+          for (int d = 0; d < HS; d++) s += (double)q[d] * k[d];
+          scores[j] = s / 2.0; /* 1/sqrt(4) */
+          max_s = fmax(max_s, scores[j]);
+        }
+        for (int j = 0; j <= t; j++) sum += exp(scores[j] - max_s);
+        for (int d = 0; d < HS; d++) {
+          double o = 0;
+          for (int j = 0; j <= t; j++)
+            o += exp(scores[j] - max_s) / sum * c.qkv[(b * c.T + j) * 36 + 24 + h * HS + d];
+          worst = fmax(worst, fabs(out[(b * c.T + t) * 12 + h * HS + d] - o) / (fabs(o) + 1e-3));
+        }
+        const float *prow = c.saved + (((size_t)b * c.NH + h) * c.T + t) * c.T;
+        double rowsum = 0;
+        for (int j = 0; j < c.T; j++) rowsum += prow[j];
+        for (int j = t + 1; j < c.T; j++) worst_mask = fmax(worst_mask, fabs(prow[j]));
+        worst_rowsum = fmax(worst_rowsum, fabs(rowsum - 1));
+      }
+  CHECK(worst < 1e-5, "attention forward vs naive double: %g", worst);
+  CHECK(worst_mask == 0, "probabilities above the diagonal are exactly 0 (%g)", worst_mask);
+  CHECK(worst_rowsum < 1e-6, "probability rows sum to 1 (%g)", worst_rowsum);
+  float *R = random_array(n_out, -1, 1), *dqkv = random_array(n_qkv, 7, 8);
+  att_fwd(&c, out);
+  be->attention_backward(A(dqkv), CA(R), CA(c.qkv), F32(c.saved), c.B, c.T, c.C, c.NH);
+  CHECK_GRAD(fd_relative_error(att_fwd, &c, c.qkv, n_qkv, R, n_out, dqkv), "attention dqkv (overwrites)");
+  free(c.qkv); free(c.saved); free(out); free(R); free(dqkv);
+}
+
+/* ------------------------------------------------- softmax cross-entropy */
+
+typedef struct ce_ctx { float *logits, *losses; int32_t *targets; int N, V, stride; } ce_ctx;
+static void ce_fwd(void *p, float *out) {
+  ce_ctx *c = p;
+  float *tmp = copy_of(c->logits, (size_t)c->N * c->stride);
+  be->softmax_crossentropy(F32(out), A(tmp), (const ids_t *)c->targets, c->N, c->V, c->stride, 0.0f);
+  free(tmp);
+}
+static void test_crossentropy(void) {
+  ce_ctx c = {.N = 4, .V = 7, .stride = 9};
+  int32_t targets[4] = {3, 0, -1, 6}; /* row 2 is ignored */
+  c.targets = targets;
+  c.logits = random_array(36, -3, 3);
+  float *losses = malloc(16);
+  ce_fwd(&c, losses);
+  for (int n = 0; n < 4; n++) {
+    double want = 0;
+    if (targets[n] >= 0) {
+      double sum = 0;
+      for (int v = 0; v < c.V; v++) sum += exp((double)c.logits[n * 9 + v]);
+      want = log(sum) - c.logits[n * 9 + targets[n]];
+    }
+    CHECK_CLOSE(losses[n], want, 1e-6, 1e-7, "cross-entropy loss vs double");
+  }
+  CHECK(losses[2] == 0.0f, "ignored row has zero loss");
+  float *R = random_array(4, 0.5f, 1.5f); /* weights on each row's loss */
+  /* gradient of Σ R[n]·loss[n]: run per row with dlogits_scale = R[n] */
+  float *grad = copy_of(c.logits, 36);
+  for (int n = 0; n < 4; n++)
+    be->softmax_crossentropy(F32(losses), A(grad + n * 9), (const ids_t *)(targets + n), 1, c.V,
+                             c.stride, R[n]);
+  float *analytic = calloc(36, 4);
+  for (int i = 0; i < 36; i++) analytic[i] = grad[i];
+  CHECK_GRAD(fd_relative_error(ce_fwd, &c, c.logits, 36, R, 4, analytic), "softmax cross-entropy (in place)");
+  int bad_pad = 0, bad_ignored = 0;
+  for (int n = 0; n < 4; n++)
+    for (int v = c.V; v < c.stride; v++) bad_pad += grad[n * 9 + v] != 0.0f;
+  for (int v = 0; v < c.stride; v++) bad_ignored += grad[2 * 9 + v] != 0.0f;
+  CHECK(bad_pad == 0, "padding columns get zero gradient");
+  CHECK(bad_ignored == 0, "ignored row gets zero gradient");
+  free(c.logits); free(losses); free(R); free(grad); free(analytic);
+}
+
+/* --------------------------------------------------------------- adamw */
+
+static void test_adamw(void) {
+  float w[3] = {1.0f, -0.5f, 0.25f}, g[3] = {0.1f, -0.2f, 0.3f}, m[3] = {0}, v[3] = {0};
+  const float lr = 0.01f, b1 = 0.9f, b2 = 0.99f, eps = 1e-8f, wd = 0.1f, scale = 0.5f;
+  double dw[3], dm[3] = {0}, dv[3] = {0};
+  for (int i = 0; i < 3; i++) dw[i] = w[i];
+  for (int t = 1; t <= 2; t++) {
+    be->adamw(F32(w), CA(g), F32(m), F32(v), 3, lr, b1, b2, eps, wd, scale, t);
+    for (int i = 0; i < 3; i++) { /* the formula in double */
+      double gi = (double)g[i] * scale;
+      dm[i] = b1 * dm[i] + (1 - b1) * gi;
+      dv[i] = b2 * dv[i] + (1 - b2) * gi * gi;
+      double mh = dm[i] / (1 - pow(b1, t)), vh = dv[i] / (1 - pow(b2, t));
+      dw[i] -= lr * (mh / (sqrt(vh) + eps) + wd * dw[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+      CHECK_CLOSE(w[i], dw[i], 1e-6, 1e-8, "adamw weight");
+      CHECK_CLOSE(m[i], dm[i], 1e-5, 1e-9, "adamw first moment");
+      CHECK_CLOSE(v[i], dv[i], 1e-5, 1e-11, "adamw second moment");
+    }
+  }
+  /* worked by hand, step 1, element 0: g = 0.05, m̂ = 0.05, v̂ = 0.0025, so
+   * m̂/√v̂ = 1 and w = 1 − 0.01·(1 + 0.1·1) = 0.989 */
+  float w1[1] = {1.0f}, g1[1] = {0.1f}, m1[1] = {0}, v1[1] = {0};
+  be->adamw(F32(w1), CA(g1), F32(m1), F32(v1), 1, lr, b1, b2, eps, wd, scale, 1);
+  CHECK_CLOSE(w1[0], 0.989, 1e-6, 0, "adamw worked example");
+}
+
+static void test_elementwise(void) {
+  float a[5] = {1, 2, 3, 4, 5}, b[5] = {0.5f, -1, 2, 0, 1}, out[5];
+  be->add(A(out), CA(a), CA(b), 5);
+  CHECK(out[2] == 5.0f && out[1] == 1.0f, "add");
+  be->accumulate(A(a), CA(b), 5);
+  CHECK(a[0] == 1.5f && a[4] == 6.0f, "accumulate");
+  be->scale(A(a), 2.0f, 5);
+  CHECK(a[0] == 3.0f, "scale");
+  CHECK_CLOSE(be->sum_squares(CA(b), 5), 0.25 + 1 + 4 + 0 + 1, 1e-12, 0, "sum of squares");
+}
+
+int main(void) {
+  be = backend_cpu();
+  test_gemm();
+  test_linear();
+  test_gelu();
+  test_embedding();
+  test_layernorm();
+  test_attention();
+  test_crossentropy();
+  test_adamw();
+  test_elementwise();
+  return test_summary("test_kernels_cpu");
+}
