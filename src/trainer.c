@@ -318,16 +318,6 @@ int trainer_run(const config *cfg, const runtime *rt) {
   grid_create(&rs->grid, shape_of_grid);
   rs->accum_steps = cfg->batch_size / (rs->grid.shape.dp * cfg->micro_batch_size);
 
-  if (rt->world_rank == 0 && metrics_open(&rs->mx, cfg->metrics, 0, err, sizeof err) != 0) {
-    int64_t failed = 1;
-    comm_allreduce_max_i64(&rs->grid.world, &failed, 1);
-    fail_collective(EXIT_USER_ERROR, "%s", err);
-  } else {
-    int64_t failed = 0;
-    comm_allreduce_max_i64(&rs->grid.world, &failed, 1);
-    if (failed) fail_collective(EXIT_USER_ERROR, "cannot open metrics file '%s'", cfg->metrics);
-  }
-
   open_data(rs);
   model_shape shape = {cfg->n_layer, cfg->n_head, cfg->d_model, cfg->vocab_size, cfg->seq_len};
   model_create(&rs->mdl, rs->be, shape, cfg->micro_batch_size, cfg->seq_len);
@@ -344,6 +334,18 @@ int trainer_run(const config *cfg, const runtime *rt) {
   const size_t step_tokens = (size_t)rs->accum_steps * cfg->micro_batch_size * cfg->seq_len;
   rs->inputs = xmalloc(step_tokens * sizeof(int32_t), "step inputs");
   rs->targets = xmalloc(step_tokens * sizeof(int32_t), "step targets");
+
+  /* opened only now that the input is known to be good: a refused run
+   * never truncates the metrics of an earlier one */
+  if (rt->world_rank == 0 && metrics_open(&rs->mx, cfg->metrics, 0, err, sizeof err) != 0) {
+    int64_t failed = 1;
+    comm_allreduce_max_i64(&rs->grid.world, &failed, 1);
+    fail_collective(EXIT_USER_ERROR, "%s", err);
+  } else {
+    int64_t failed = 0;
+    comm_allreduce_max_i64(&rs->grid.world, &failed, 1);
+    if (failed) fail_collective(EXIT_USER_ERROR, "cannot open metrics file '%s'", cfg->metrics);
+  }
 
   double peak = measure_peak_flops(rs);
   comm_allreduce_sum_f64(&rs->grid.world, &peak, 1);

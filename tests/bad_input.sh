@@ -41,6 +41,15 @@ expect 1 "batch not divisible by dp x micro-batch" "batch_size 8 is not divisibl
 expect 1 "heads do not divide d_model" "n_head" 2 train -c "$cfg" --data "$work/data" --n_head 5
 expect 1 "unimplemented layout" "--tp 2" 2 train -c "$cfg" --data "$work/data" --tp 2
 
+expect 1 "unwritable metrics file" "nodir/m.jsonl" 2 train -c "$cfg" --data "$work/data" \
+  --metrics "$work/nodir/m.jsonl" --steps 1
+# a refused run leaves the metrics of an earlier run alone
+echo '{"step":1,"loss":1}' > "$work/earlier.jsonl"
+expect 1 "missing data, existing metrics" "missing" 2 train -c "$cfg" --data "$work/missing" \
+  --metrics "$work/earlier.jsonl"
+[ "$(cat "$work/earlier.jsonl")" = '{"step":1,"loss":1}' ] && pass "earlier metrics untouched" \
+  || fail "a refused run overwrote the metrics file"
+
 # corrupt data: copies of the good dataset, damaged one way each
 cp "$work/data.idx" "$work/trunc.idx"; cp "$work/data.bin" "$work/trunc.bin"
 head -c 30 "$work/data.idx" > "$work/trunc.idx"

@@ -11,6 +11,7 @@ set -u
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tessera-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
+cd "$work" || exit 99  # whatever a run writes by default lands here
 failures=0
 
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
