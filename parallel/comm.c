@@ -63,6 +63,24 @@ void comm_allreduce_max_i64(comm *c, int64_t *buffer, size_t n_elems) {
   allreduce(c, buffer, n_elems, sizeof(int64_t), MPI_INT64_T, MPI_MAX);
 }
 
+void comm_allreduce_max_f32(comm *c, float *buffer, size_t n_elems) {
+  allreduce(c, buffer, n_elems, sizeof(float), MPI_FLOAT, MPI_MAX);
+}
+
+void comm_allgather_f32(comm *c, const float *in, float *out, size_t n_per_rank) {
+  ENSURE(n_per_rank <= MAX_PIECE, "all-gather of %zu elements per rank is too large", n_per_rank);
+  double start = MPI_Wtime();
+  MPI_CHECK(MPI_Allgather(in, (int)n_per_rank, MPI_FLOAT, out, (int)n_per_rank, MPI_FLOAT, c->mpi));
+  count(c, COMM_ALLGATHER, n_per_rank * (size_t)c->size * sizeof(float), MPI_Wtime() - start);
+}
+
+void comm_reduce_scatter_sum_f32(comm *c, const float *in, float *out, size_t n_per_rank) {
+  ENSURE(n_per_rank <= MAX_PIECE, "reduce-scatter of %zu elements per rank is too large", n_per_rank);
+  double start = MPI_Wtime();
+  MPI_CHECK(MPI_Reduce_scatter_block(in, out, (int)n_per_rank, MPI_FLOAT, MPI_SUM, c->mpi));
+  count(c, COMM_REDUCE_SCATTER, n_per_rank * (size_t)c->size * sizeof(float), MPI_Wtime() - start);
+}
+
 void comm_allreduce_sum_f32_start(comm *c, float *buffer, size_t n_elems, comm_request *req) {
   ENSURE(n_elems <= MAX_PIECE, "non-blocking all-reduce of %zu elements: split into buckets",
          n_elems);

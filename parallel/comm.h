@@ -8,6 +8,9 @@
  * will go through NCCL (CUDA issue) behind the same calls.
  * Non-blocking calls return a request that comm_wait completes; time is
  * charged to the wait, which is where a rank actually stalls.
+ * Counted bytes are the logical tensor a collective produces or consumes
+ * (all-reduce: the buffer; all-gather: the gathered result; reduce-scatter:
+ * the input), not wire bytes: doc/design.md relates the two.
  */
 #ifndef TESSERA_COMM_H
 #define TESSERA_COMM_H
@@ -54,7 +57,14 @@ void comm_free(comm *c);
 void comm_allreduce_sum_f32(comm *c, float *buffer, size_t n_elems);
 void comm_allreduce_sum_f64(comm *c, double *buffer, size_t n_elems);
 void comm_allreduce_max_i64(comm *c, int64_t *buffer, size_t n_elems);
+void comm_allreduce_max_f32(comm *c, float *buffer, size_t n_elems);
 void comm_allreduce_sum_f32_start(comm *c, float *buffer, size_t n_elems, comm_request *req);
+/* All-gather of equal blocks in rank order: out[r·n_per_rank ...] = rank r's in.
+ * Counted bytes: the gathered size (size · n_per_rank · 4). */
+void comm_allgather_f32(comm *c, const float *in, float *out, size_t n_per_rank);
+/* Reduce-scatter of equal blocks: rank r receives the sum over ranks of
+ * in[r·n_per_rank ...]. Counted bytes: the input size (size · n_per_rank · 4). */
+void comm_reduce_scatter_sum_f32(comm *c, const float *in, float *out, size_t n_per_rank);
 void comm_broadcast(comm *c, void *buffer, size_t n_bytes, int root);
 void comm_barrier(comm *c);
 void comm_wait(comm_request *req);

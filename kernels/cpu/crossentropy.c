@@ -29,15 +29,15 @@ void cpu_softmax_crossentropy(f32_t *losses, act_t *logits, const ids_t *targets
     }
     float max_logit = -INFINITY;
     for (int v = 0; v < V; v++) max_logit = fmaxf(max_logit, row[v]);
+    /* exponentials in float (each ≤ 1 after the max shift), their sum in double */
     double sum = 0;
-    for (int v = 0; v < V; v++) sum += exp((double)(row[v] - max_logit));
+    for (int v = 0; v < V; v++) sum += expf(row[v] - max_logit);
     const double log_sum = log(sum) + max_logit;
     loss[n] = (float)(log_sum - row[target]);
     if (dlogits_scale != 0.0f) {
-      for (int v = 0; v < V; v++) {
-        float prob = (float)exp(row[v] - log_sum);
-        row[v] = (prob - (v == target ? 1.0f : 0.0f)) * dlogits_scale;
-      }
+      const float shift = (float)log_sum;
+      for (int v = 0; v < V; v++) row[v] = expf(row[v] - shift) * dlogits_scale;
+      row[target] -= dlogits_scale;
       for (int v = V; v < V_stride; v++) row[v] = 0.0f;
     }
   }
