@@ -74,12 +74,15 @@ typedef struct backend {
   void (*gelu_forward)(act_t *out, const act_t *inp, size_t n_elems);
   void (*gelu_backward)(act_t *dinp, const act_t *inp, const act_t *dout, size_t n_elems);
 
-  /* ---- embedding: out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:] ----
-   * backward accumulates into dwte and dwpe. wpe may be NULL (no learned positions). */
+  /* ---- embedding: out[b,t,:] = wte[tokens[b,t] − vocab_start,:] + wpe[t,:] ----
+   * wte holds the n_vocab rows [vocab_start, vocab_start + n_vocab) of the
+   * vocabulary (a tensor-parallel shard); a token outside them contributes a
+   * zero row, so the sum over shards is the full lookup. Backward
+   * accumulates into dwte (own rows only) and dwpe. wpe/dwpe may be NULL. */
   void (*embedding_forward)(act_t *out, const ids_t *tokens, const act_t *wte, const act_t *wpe,
-                            int B, int T, int C);
+                            int B, int T, int C, int vocab_start, int n_vocab);
   void (*embedding_backward)(act_t *dwte, act_t *dwpe, const act_t *dout, const ids_t *tokens,
-                             int B, int T, int C);
+                             int B, int T, int C, int vocab_start, int n_vocab);
 
   /* ---- LayerNorm over the last dimension C of N rows (eps 1e-5) ----
    * mean and rstd (N each) are saved for the backward. Backward accumulates
@@ -101,13 +104,24 @@ typedef struct backend {
   void (*attention_backward)(act_t *dqkv, const act_t *dout, const act_t *qkv,
                              const f32_t *saved, int B, int T, int C, int NH);
 
-  /* ---- fused softmax + cross-entropy over logits[N, V_stride] ----
-   * Uses the first V columns (the rest is padding). losses[n] = -log p(target).
-   * If dlogits_scale != 0 the logits are overwritten IN PLACE with
-   * dloss/dlogits = (softmax - onehot) * dlogits_scale (padding columns zeroed).
-   * Targets < 0 are ignored (loss 0, gradient 0). */
-  void (*softmax_crossentropy)(f32_t *losses, act_t *logits, const ids_t *targets, int N, int V,
-                               int V_stride, float dlogits_scale);
+  /* ---- softmax cross-entropy over a vocabulary split in shards ----
+   * logits[N, V_stride] holds this shard's columns: vocabulary ids
+   * [vocab_start, vocab_start + V); columns V..V_stride−1 are padding. Three
+   * phases, with a reduction over the shards between them (none when there
+   * is one shard), so the full logits are never gathered:
+   *   1. row_max[n]   = max over the shard's columns             (then MAX)
+   *   2. stats[2n]    = Σ exp(logit − row_max[n]) over the shard,
+   *      stats[2n+1]  = the target's logit if this shard holds it, else 0 (then SUM)
+   *   3. losses[n] = log(stats[2n]) + row_max[n] − stats[2n+1]; if
+   *      dlogits_scale ≠ 0 the logits become IN PLACE
+   *      (softmax − onehot)·dlogits_scale, padding columns 0.
+   * Targets < 0 are ignored: loss 0, zero gradient. */
+  void (*crossentropy_max)(f32_t *row_max, const act_t *logits, int N, int V, int V_stride);
+  void (*crossentropy_sumexp)(f32_t *stats, const act_t *logits, const f32_t *row_max,
+                              const ids_t *targets, int N, int V, int V_stride, int vocab_start);
+  void (*crossentropy_finish)(f32_t *losses, act_t *logits, const f32_t *row_max,
+                              const f32_t *stats, const ids_t *targets, int N, int V, int V_stride,
+                              int vocab_start, float dlogits_scale);
 
   /* ---- optimizer ----
    * AdamW on one contiguous range: master (fp32) is updated from grad * grad_scale;

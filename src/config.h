@@ -47,6 +47,7 @@ typedef struct config {
   char save_dir[4096];
   int64_t save_every;
   char resume[4096];
+  char dump_params[4096];
 } config;
 
 void config_set_defaults(config *cfg);

@@ -32,7 +32,7 @@ static void register_parameters(model *m) {
   /* GPT-2: residual output projections scaled by 1/sqrt(2·n_layer) */
   const double std = 0.02, residual_std = 0.02 / sqrt(2.0 * s->n_layer);
   registry *reg = &m->reg;
-  registry_add(reg, "wte", 2, (int64_t[]){s->vocab_size, C}, 0, INIT_NORMAL, std, true, -1);
+  registry_add_padded(reg, "wte", 2, (int64_t[]){s->vocab_size, C}, 0, INIT_NORMAL, std, true, -1);
   registry_add(reg, "wpe", 2, (int64_t[]){s->seq_len, C}, -1, INIT_NORMAL, std, false, -1);
   for (int l = 0; l < s->n_layer; l++) {
     char name[REGISTRY_NAME_BYTES];
@@ -97,45 +97,58 @@ static f32_t *carve_f32(carver *c, size_t n) {
 /* Lays out every activation; run once to count, once to assign. */
 static void carve_activations(model *m, carver *c) {
   const size_t B = (size_t)m->max_B, T = (size_t)m->max_T, C = (size_t)m->shape.d_model;
-  const size_t V = (size_t)m->shape.vocab_size, BT = B * T;
+  const size_t Cl = (size_t)m->C_local, V = (size_t)m->V_local, BT = B * T;
   m->encoded = carve_act(c, BT * C);
   for (int l = 0; l < m->shape.n_layer; l++) {
     block_acts *a = &m->acts[l];
     a->ln1 = carve_act(c, BT * C);
-    a->qkv = carve_act(c, BT * 3 * C);
-    a->atty = carve_act(c, BT * C);
+    a->qkv = carve_act(c, BT * 3 * Cl);
+    a->atty = carve_act(c, BT * Cl);
     a->res2 = carve_act(c, BT * C);
     a->ln2 = carve_act(c, BT * C);
-    a->fch = carve_act(c, BT * 4 * C);
-    a->fch_gelu = carve_act(c, BT * 4 * C);
+    a->fch = carve_act(c, BT * 4 * Cl);
+    a->fch_gelu = carve_act(c, BT * 4 * Cl);
     a->res3 = carve_act(c, BT * C);
     a->ln1_mean = carve_f32(c, BT);
     a->ln1_rstd = carve_f32(c, BT);
     a->ln2_mean = carve_f32(c, BT);
     a->ln2_rstd = carve_f32(c, BT);
-    a->att_saved = carve_f32(c, m->be->attention_saved_elems((int)B, (int)T, m->shape.n_head));
+    a->att_saved = carve_f32(c, m->be->attention_saved_elems((int)B, (int)T, m->NH_local));
   }
   m->lnf = carve_act(c, BT * C);
   m->logits = carve_act(c, BT * V);
   m->lnf_mean = carve_f32(c, BT);
   m->lnf_rstd = carve_f32(c, BT);
   m->losses = carve_f32(c, BT);
+  m->ce_max = carve_f32(c, BT);
+  m->ce_stats = carve_f32(c, 2 * BT);
   /* backward scratch, reused by every block */
   m->d_resid = carve_act(c, BT * C);
   m->d_btc = carve_act(c, BT * C);
-  m->d_atty = carve_act(c, BT * C);
-  m->d_qkv = carve_act(c, BT * 3 * C);
-  m->d_bt4c = carve_act(c, BT * 4 * C);
+  m->d_atty = carve_act(c, BT * Cl);
+  m->d_qkv = carve_act(c, BT * 3 * Cl);
+  m->d_bt4c = carve_act(c, BT * 4 * Cl);
 }
 
-void model_create(model *m, const backend *be, model_shape shape, int max_B, int max_T) {
+void model_create(model *m, const backend *be, model_shape shape, int max_B, int max_T, comm *tp) {
   memset(m, 0, sizeof *m);
   m->be = be;
   m->shape = shape;
   m->max_B = max_B;
   m->max_T = max_T;
-  registry_init(&m->reg, 0, 1);
+  m->tp = tp && tp->size > 1 ? tp : NULL;
+  m->tp_size = m->tp ? tp->size : 1;
+  const int tp_rank = m->tp ? tp->rank : 0;
+  ENSURE(shape.n_head % m->tp_size == 0 && shape.d_model % m->tp_size == 0,
+         "n_head %d / d_model %d not divisible by tp %d", shape.n_head, shape.d_model, m->tp_size);
+  m->C_local = shape.d_model / m->tp_size;
+  m->NH_local = shape.n_head / m->tp_size;
+  registry_init(&m->reg, tp_rank, m->tp_size);
   register_parameters(m);
+  const param_spec *wte = registry_find(&m->reg, "wte");
+  m->V_local = (int)wte->local_shape[0];
+  m->V_valid = (int)wte->local_valid;
+  m->vocab_start = (int)wte->local_start;
   const size_t n_params = m->reg.n_local_total;
   m->params = be->alloc_act(n_params, "parameters");
   m->grads = be->alloc_act(n_params, "gradients");
@@ -191,8 +204,20 @@ double model_flops_per_token(const model_shape *s, int T) {
   return 6.0 * matmul_params + 6.0 * L * T * C;
 }
 
+/* ---- tensor-parallel reductions (Megatron's f and g operators) ---- */
+
+/* Sums a partial activation over the tp group: after a row-parallel product
+ * in the forward, before a column-parallel block's input in the backward. */
+static void tp_sum(model *m, act_t *x, size_t n_elems) {
+  if (!m->tp) return;
+  float *host = m->be->host_pointer(x);
+  ENSURE(host, "tp all-reduce needs host-addressable activations on the %s backend", m->be->name);
+  comm_allreduce_sum_f32(m->tp, host, n_elems);
+}
+
 /* ---- linear layer, forward and backward ---- */
 
+/* out[N, OC] = inp[N, IC] · Wᵀ (+ bias) */
 static void linear_forward(const backend *be, act_t *out, const act_t *inp, const act_t *weight,
                            const act_t *bias, int N, int IC, int OC) {
   be->gemm(false, true, N, OC, IC, 1.0f, inp, IC, weight, IC, 0.0f, out, OC);
@@ -208,42 +233,51 @@ static void linear_backward(const backend *be, act_t *dinp, act_t *dweight, act_
   if (dbias) be->bias_backward(dbias, dout, N, OC);
 }
 
-/* ---- one transformer block ---- */
+/* ---- one transformer block ----
+ * C is the model width, Cl = C/tp this rank's share of heads and of 4C. */
 
 static void block_forward(model *m, int l, const act_t *res_in, int B, int T) {
   const backend *be = m->be;
-  const int C = m->shape.d_model, NH = m->shape.n_head, N = B * T;
+  const int C = m->shape.d_model, Cl = m->C_local, N = B * T;
+  const size_t NC = (size_t)N * C;
   const block_params *p = &m->blocks[l];
   block_acts *a = &m->acts[l];
   be->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, res_in, p->ln1_w, p->ln1_b, N, C);
-  linear_forward(be, a->qkv, a->ln1, p->wqkv, p->bqkv, N, C, 3 * C);
-  be->attention_forward(a->atty, a->att_saved, a->qkv, B, T, C, NH);
-  linear_forward(be, a->res2, a->atty, p->wo, p->bo, N, C, C); /* attention projection */
-  be->accumulate(a->res2, res_in, (size_t)N * C);              /* residual */
+  linear_forward(be, a->qkv, a->ln1, p->wqkv, p->bqkv, N, C, 3 * Cl); /* column-parallel */
+  be->attention_forward(a->atty, a->att_saved, a->qkv, B, T, Cl, m->NH_local);
+  linear_forward(be, a->res2, a->atty, p->wo, NULL, N, Cl, C);         /* row-parallel */
+  tp_sum(m, a->res2, NC);
+  be->bias_add(a->res2, p->bo, N, C); /* after the sum: the bias is added once */
+  be->accumulate(a->res2, res_in, NC);                                   /* residual */
   be->layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2_w, p->ln2_b, N, C);
-  linear_forward(be, a->fch, a->ln2, p->w1, p->b1, N, C, 4 * C);
-  be->gelu_forward(a->fch_gelu, a->fch, (size_t)N * 4 * C);
-  linear_forward(be, a->res3, a->fch_gelu, p->w2, p->b2, N, 4 * C, C); /* MLP projection */
-  be->accumulate(a->res3, a->res2, (size_t)N * C);                      /* residual */
+  linear_forward(be, a->fch, a->ln2, p->w1, p->b1, N, C, 4 * Cl);      /* column-parallel */
+  be->gelu_forward(a->fch_gelu, a->fch, (size_t)N * 4 * Cl);
+  linear_forward(be, a->res3, a->fch_gelu, p->w2, NULL, N, 4 * Cl, C); /* row-parallel */
+  tp_sum(m, a->res3, NC);
+  be->bias_add(a->res3, p->b2, N, C);
+  be->accumulate(a->res3, a->res2, NC);                                  /* residual */
 }
 
 /* On entry m->d_resid holds dL/d(block output); on exit dL/d(block input). */
 static void block_backward(model *m, int l, const act_t *res_in, int B, int T) {
   const backend *be = m->be;
-  const int C = m->shape.d_model, NH = m->shape.n_head, N = B * T;
+  const int C = m->shape.d_model, Cl = m->C_local, N = B * T;
+  const size_t NC = (size_t)N * C;
   const block_params *p = &m->blocks[l];
   block_params *g = &m->block_grads[l];
   const block_acts *a = &m->acts[l];
   /* MLP: the residual passes d_resid straight through; the branch adds to it. */
-  linear_backward(be, m->d_bt4c, g->w2, g->b2, m->d_resid, a->fch_gelu, p->w2, N, 4 * C, C);
-  be->gelu_backward(m->d_bt4c, a->fch, m->d_bt4c, (size_t)N * 4 * C);
-  linear_backward(be, m->d_btc, g->w1, g->b1, m->d_bt4c, a->ln2, p->w1, N, C, 4 * C);
+  linear_backward(be, m->d_bt4c, g->w2, g->b2, m->d_resid, a->fch_gelu, p->w2, N, 4 * Cl, C);
+  be->gelu_backward(m->d_bt4c, a->fch, m->d_bt4c, (size_t)N * 4 * Cl);
+  linear_backward(be, m->d_btc, g->w1, g->b1, m->d_bt4c, a->ln2, p->w1, N, C, 4 * Cl);
+  tp_sum(m, m->d_btc, NC);
   be->layernorm_backward(m->d_resid, g->ln2_w, g->ln2_b, m->d_btc, a->res2, p->ln2_w, a->ln2_mean,
                          a->ln2_rstd, N, C);
   /* attention */
-  linear_backward(be, m->d_atty, g->wo, g->bo, m->d_resid, a->atty, p->wo, N, C, C);
-  be->attention_backward(m->d_qkv, m->d_atty, a->qkv, a->att_saved, B, T, C, NH);
-  linear_backward(be, m->d_btc, g->wqkv, g->bqkv, m->d_qkv, a->ln1, p->wqkv, N, C, 3 * C);
+  linear_backward(be, m->d_atty, g->wo, g->bo, m->d_resid, a->atty, p->wo, N, Cl, C);
+  be->attention_backward(m->d_qkv, m->d_atty, a->qkv, a->att_saved, B, T, Cl, m->NH_local);
+  linear_backward(be, m->d_btc, g->wqkv, g->bqkv, m->d_qkv, a->ln1, p->wqkv, N, C, 3 * Cl);
+  tp_sum(m, m->d_btc, NC);
   be->layernorm_backward(m->d_resid, g->ln1_w, g->ln1_b, m->d_btc, res_in, p->ln1_w, a->ln1_mean,
                          a->ln1_rstd, N, C);
 }
@@ -252,24 +286,43 @@ static const act_t *block_input(const model *m, int l) {
   return l == 0 ? m->encoded : m->acts[l - 1].res3;
 }
 
-/* Embedding, blocks, final norm and head: leaves logits in m->logits. */
+/* Embedding, blocks, final norm and head: leaves this rank's vocabulary
+ * shard of the logits in m->logits [N, V_local]. */
 static void forward_to_logits(model *m, const int32_t *inputs, int B, int T) {
   const backend *be = m->be;
-  const int C = m->shape.d_model, V = m->shape.vocab_size, N = B * T;
+  const int C = m->shape.d_model, N = B * T;
   ENSURE(B <= m->max_B && T <= m->max_T, "micro-batch %dx%d exceeds the arena's %dx%d", B, T,
          m->max_B, m->max_T);
   be->ids_from_host(m->inputs, inputs, (size_t)N);
-  be->embedding_forward(m->encoded, m->inputs, m->params, param_at(m, m->params, "wpe"), B, T, C);
+  /* vocabulary-parallel lookup; the position embedding is added by one tp rank
+   * only, so that the sum over the group holds it once */
+  const bool adds_positions = !m->tp || m->tp->rank == 0;
+  be->embedding_forward(m->encoded, m->inputs, m->params,
+                        adds_positions ? param_at(m, m->params, "wpe") : NULL, B, T, C,
+                        m->vocab_start, m->V_valid);
+  tp_sum(m, m->encoded, (size_t)N * C);
   for (int l = 0; l < m->shape.n_layer; l++) block_forward(m, l, block_input(m, l), B, T);
   be->layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, block_input(m, m->shape.n_layer),
                         param_at(m, m->params, "lnf.weight"), param_at(m, m->params, "lnf.bias"),
                         N, C);
-  /* tied head: logits = lnf · wteᵀ */
-  be->gemm(false, true, N, V, C, 1.0f, m->lnf, C, m->params, C, 0.0f, m->logits, V);
+  /* tied head: logits = lnf · wteᵀ, this rank's vocabulary rows */
+  be->gemm(false, true, N, m->V_local, C, 1.0f, m->lnf, C, m->params, C, 0.0f, m->logits,
+           m->V_local);
 }
 
-static double sum_losses(model *m, int N) {
-  m->be->f32_to_host(m->host_losses, m->losses, (size_t)N);
+/* Vocabulary-parallel cross-entropy (kernels/backend.h): losses on every tp
+ * rank, and with dloss_scale ≠ 0 the logits become their gradient. */
+static double crossentropy(model *m, const int32_t *targets, int N, float dloss_scale) {
+  const backend *be = m->be;
+  be->ids_from_host(m->targets, targets, (size_t)N);
+  be->crossentropy_max(m->ce_max, m->logits, N, m->V_valid, m->V_local);
+  if (m->tp) comm_allreduce_max_f32(m->tp, be->host_pointer(m->ce_max), (size_t)N);
+  be->crossentropy_sumexp(m->ce_stats, m->logits, m->ce_max, m->targets, N, m->V_valid, m->V_local,
+                          m->vocab_start);
+  if (m->tp) comm_allreduce_sum_f32(m->tp, be->host_pointer(m->ce_stats), 2 * (size_t)N);
+  be->crossentropy_finish(m->losses, m->logits, m->ce_max, m->ce_stats, m->targets, N, m->V_valid,
+                          m->V_local, m->vocab_start, dloss_scale);
+  be->f32_to_host(m->host_losses, m->losses, (size_t)N);
   double total = 0.0;
   for (int i = 0; i < N; i++) total += m->host_losses[i];
   return total;
@@ -277,25 +330,21 @@ static double sum_losses(model *m, int N) {
 
 double model_forward_loss(model *m, const int32_t *inputs, const int32_t *targets, int B, int T) {
   forward_to_logits(m, inputs, B, T);
-  const int N = B * T, V = m->shape.vocab_size;
-  m->be->ids_from_host(m->targets, targets, (size_t)N);
-  m->be->softmax_crossentropy(m->losses, m->logits, m->targets, N, V, V, 0.0f);
-  return sum_losses(m, N);
+  return crossentropy(m, targets, B * T, 0.0f);
 }
 
 double model_forward_backward(model *m, const int32_t *inputs, const int32_t *targets, int B, int T,
                               float dloss_scale, grads_ready_fn ready, void *ready_context) {
   const backend *be = m->be;
-  const int C = m->shape.d_model, V = m->shape.vocab_size, N = B * T, L = m->shape.n_layer;
+  const int C = m->shape.d_model, V = m->V_local, N = B * T, L = m->shape.n_layer;
   forward_to_logits(m, inputs, B, T);
-  be->ids_from_host(m->targets, targets, (size_t)N);
-  /* fused: losses, and the logits become dL/dlogits in place */
-  be->softmax_crossentropy(m->losses, m->logits, m->targets, N, V, V, dloss_scale);
-  double loss_sum = sum_losses(m, N);
+  double loss_sum = crossentropy(m, targets, N, dloss_scale);
 
-  /* head (tied): dlnf = dlogits · wte;  dwte += dlogitsᵀ · lnf */
+  /* head (tied): dlnf = dlogits · wte (partial over vocabulary shards);
+   * dwte += dlogitsᵀ · lnf (this rank's rows) */
   be->gemm(false, false, N, C, V, 1.0f, m->logits, V, m->params, C, 0.0f, m->d_btc, C);
   be->gemm(true, false, V, C, N, 1.0f, m->logits, V, m->lnf, C, 1.0f, m->grads, C);
+  tp_sum(m, m->d_btc, (size_t)N * C);
   be->zero_act(m->d_resid, (size_t)N * C);
   be->layernorm_backward(m->d_resid, param_at(m, m->grads, "lnf.weight"),
                          param_at(m, m->grads, "lnf.bias"), m->d_btc, block_input(m, L),
@@ -309,13 +358,24 @@ double model_forward_backward(model *m, const int32_t *inputs, const int32_t *ta
       ready(ready_context, registry_find(&m->reg, name)->offset);
     }
   }
-  be->embedding_backward(m->grads, param_at(m, m->grads, "wpe"), m->d_resid, m->inputs, B, T, C);
+  be->embedding_backward(m->grads, param_at(m, m->grads, "wpe"), m->d_resid, m->inputs, B, T, C,
+                         m->vocab_start, m->V_valid);
   if (ready) ready(ready_context, 0);
   return loss_sum;
 }
 
 void model_forward_last_logits(model *m, const int32_t *inputs, int T, float *host_logits) {
   forward_to_logits(m, inputs, 1, T);
-  const int V = m->shape.vocab_size;
-  m->be->act_to_host(host_logits, act_at(m->be, m->logits, (size_t)(T - 1) * V), (size_t)V);
+  const int Vl = m->V_local;
+  float *shard = xmalloc((size_t)Vl * sizeof *shard, "logits shard");
+  m->be->act_to_host(shard, act_at(m->be, m->logits, (size_t)(T - 1) * Vl), (size_t)Vl);
+  if (!m->tp) {
+    memcpy(host_logits, shard, (size_t)m->shape.vocab_size * sizeof *shard);
+  } else { /* shards are consecutive vocabulary ranges; padding sits past V */
+    float *all = xmalloc((size_t)Vl * m->tp_size * sizeof *all, "gathered logits");
+    comm_allgather_f32(m->tp, shard, all, (size_t)Vl);
+    memcpy(host_logits, all, (size_t)m->shape.vocab_size * sizeof *all);
+    free(all);
+  }
+  free(shard);
 }

@@ -19,6 +19,15 @@
  *   layers.i.mlp.b2 [C]              lnf.{weight,bias} [C]
  * Parameters are laid out block by block (embeddings first, final norm last)
  * so that one block's parameters are one contiguous range.
+ *
+ * Tensor parallelism (Megatron-LM): with a tp group of t ranks each rank holds
+ * NH/t heads of the fused QKV (column-parallel) and the matching input
+ * columns of the attention projection (row-parallel), 4C/t rows of the first
+ * MLP matrix and columns of the second, and V/t rows (padded) of the token
+ * embedding. Forward: one all-reduce after each row-parallel projection and
+ * one after the vocabulary-parallel embedding; backward: one all-reduce of
+ * the gradient entering each column-parallel block. The cross-entropy is
+ * vocabulary-parallel (kernels/backend.h): the full logits never exist.
  */
 #ifndef TESSERA_MODEL_H
 #define TESSERA_MODEL_H
@@ -27,6 +36,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "comm.h"
 #include "registry.h"
 
 typedef struct model_shape {
@@ -45,6 +55,12 @@ typedef struct model {
   const backend *be;
   model_shape shape;
   registry reg;
+  comm *tp;            /* tensor-parallel group, or NULL for one rank */
+  int tp_size;
+  int C_local, NH_local; /* this rank's share of d_model and heads */
+  int V_local;         /* vocabulary rows held here (padded: the logits' row stride) */
+  int V_valid;         /* of those, real vocabulary entries */
+  int vocab_start;     /* first vocabulary id held here */
   act_t *params; /* compute weights, flat, registry order */
   act_t *grads;  /* same layout */
   int max_B, max_T;
@@ -54,14 +70,15 @@ typedef struct model {
   block_acts *acts;
   void *arena[3];
   act_t *encoded, *lnf, *logits, *d_resid, *d_btc, *d_qkv, *d_atty, *d_bt4c;
-  f32_t *lnf_mean, *lnf_rstd, *losses;
+  f32_t *lnf_mean, *lnf_rstd, *losses, *ce_max, *ce_stats;
   ids_t *inputs, *targets;
   float *host_losses;
 } model;
 
 /* Builds the registry and allocates parameters, gradients and an activation
- * arena for micro-batches of up to max_B sequences of up to max_T tokens. */
-void model_create(model *m, const backend *be, model_shape shape, int max_B, int max_T);
+ * arena for micro-batches of up to max_B sequences of up to max_T tokens.
+ * tp may be NULL (one rank holds the whole model). */
+void model_create(model *m, const backend *be, model_shape shape, int max_B, int max_T, comm *tp);
 void model_free(model *m);
 
 /* Parameter count of the logical model (what a checkpoint would hold). */
@@ -78,7 +95,8 @@ double model_forward_backward(model *m, const int32_t *inputs, const int32_t *ta
 double model_forward_loss(model *m, const int32_t *inputs, const int32_t *targets, int B, int T);
 
 /* Forward only, for generation: the logits of position T-1 of sequence 0 are
- * copied to host (vocab_size floats). */
+ * copied to host (vocab_size floats; gathered over the tp group, whose ranks
+ * must all call this together). */
 void model_forward_last_logits(model *m, const int32_t *inputs, int T, float *host_logits);
 
 /* Model FLOPs per token for one forward+backward (6N + 6·L·T·C: the matmuls

@@ -26,7 +26,13 @@ void optimizer_free(optimizer *opt) {
 }
 
 double optimizer_grad_norm(const optimizer *opt, const model *mdl) {
-  return sqrt(opt->be->sum_squares(mdl->grads, opt->n_elems));
+  double sums[2] = {0, 0}; /* split over tp, replicated */
+  for (int k = 0; k < mdl->reg.n_params; k++) {
+    const param_spec *p = &mdl->reg.params[k];
+    sums[p->tp_split_dim >= 0] += opt->be->sum_squares(act_at(opt->be, mdl->grads, p->offset), p->n_local);
+  }
+  if (mdl->tp) comm_allreduce_sum_f64(mdl->tp, &sums[1], 1);
+  return sqrt(sums[0] + sums[1]);
 }
 
 double optimizer_step(optimizer *opt, model *mdl, double lr, double grad_norm) {

@@ -35,7 +35,9 @@ void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const
                       adamw_settings settings);
 void optimizer_free(optimizer *opt);
 
-/* ‖g‖₂ of the model's (already reduced) gradient. */
+/* ‖g‖₂ of the model's (already reduced) gradient. Tensor-parallel shards
+ * are summed over the model's tp group; replicated tensors (identical on
+ * every tp rank) count once. */
 double optimizer_grad_norm(const optimizer *opt, const model *mdl);
 
 /* One AdamW step at learning rate lr given the gradient norm; refreshes

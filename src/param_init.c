@@ -41,8 +41,10 @@ void param_init_all(const registry *reg, uint64_t seed, float *host) {
       case INIT_NORMAL:
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < p->n_local; i++)
-          values[i] = (float)(p->init_std *
-                              param_init_normal(seed, p->name, registry_logical_index(p, i)));
+          values[i] = registry_is_padding(p, i)
+                          ? 0.0f
+                          : (float)(p->init_std * param_init_normal(seed, p->name,
+                                                                    registry_logical_index(p, i)));
         break;
     }
   }

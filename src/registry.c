@@ -18,9 +18,9 @@ void registry_free(registry *reg) {
   memset(reg, 0, sizeof *reg);
 }
 
-const param_spec *registry_add(registry *reg, const char *name, int n_dims, const int64_t *shape,
-                               int tp_split_dim, init_kind init, double init_std,
-                               bool weight_decay, int layer) {
+static const param_spec *add(registry *reg, const char *name, int n_dims, const int64_t *shape,
+                              int tp_split_dim, init_kind init, double init_std, bool weight_decay,
+                              int layer, bool padded) {
   ENSURE(n_dims >= 1 && n_dims <= REGISTRY_MAX_DIMS, "parameter %s: %d dims", name, n_dims);
   ENSURE(tp_split_dim < n_dims, "parameter %s: split dim %d of %d", name, tp_split_dim, n_dims);
   ENSURE(strlen(name) < REGISTRY_NAME_BYTES, "parameter name too long: %s", name);
@@ -46,17 +46,41 @@ const param_spec *registry_add(registry *reg, const char *name, int n_dims, cons
     p->shape[d] = shape[d];
     p->local_shape[d] = shape[d];
     if (d == tp_split_dim) {
-      ENSURE(shape[d] % reg->tp_size == 0, "parameter %s: dim %d (%lld) not divisible by tp %d",
-             name, d, (long long)shape[d], reg->tp_size);
-      p->local_shape[d] = shape[d] / reg->tp_size;
+      ENSURE(padded || shape[d] % reg->tp_size == 0,
+             "parameter %s: dim %d (%lld) not divisible by tp %d", name, d, (long long)shape[d],
+             reg->tp_size);
+      p->local_shape[d] = (shape[d] + reg->tp_size - 1) / reg->tp_size;
       p->local_start = p->local_shape[d] * reg->tp_rank;
+      int64_t valid = shape[d] - p->local_start;
+      p->local_valid = valid < 0 ? 0 : valid > p->local_shape[d] ? p->local_shape[d] : valid;
     }
     p->n_logical *= shape[d];
     p->n_local *= (size_t)p->local_shape[d];
   }
+  if (tp_split_dim < 0) p->local_valid = n_dims ? shape[0] : 1;
   p->offset = reg->n_local_total;
   reg->n_local_total += p->n_local;
   return p;
+}
+
+const param_spec *registry_add(registry *reg, const char *name, int n_dims, const int64_t *shape,
+                               int tp_split_dim, init_kind init, double init_std,
+                               bool weight_decay, int layer) {
+  return add(reg, name, n_dims, shape, tp_split_dim, init, init_std, weight_decay, layer, false);
+}
+
+const param_spec *registry_add_padded(registry *reg, const char *name, int n_dims,
+                                      const int64_t *shape, int tp_split_dim, init_kind init,
+                                      double init_std, bool weight_decay, int layer) {
+  return add(reg, name, n_dims, shape, tp_split_dim, init, init_std, weight_decay, layer, true);
+}
+
+bool registry_is_padding(const param_spec *p, size_t local_index) {
+  if (p->tp_split_dim < 0 || p->local_valid == p->local_shape[p->tp_split_dim]) return false;
+  size_t inner = 1;
+  for (int d = p->tp_split_dim + 1; d < p->n_dims; d++) inner *= (size_t)p->local_shape[d];
+  int64_t coord = (int64_t)(local_index / inner % (size_t)p->local_shape[p->tp_split_dim]);
+  return coord >= p->local_valid;
 }
 
 const param_spec *registry_find(const registry *reg, const char *name) {

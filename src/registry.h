@@ -10,6 +10,10 @@
  *
  * A tp split takes one contiguous range of indices along one dimension: tp
  * rank r of t holds indices [r·n/t, (r+1)·n/t) of dimension `tp_split_dim`.
+ * A padded split (the vocabulary) rounds n up to a multiple of t: every rank
+ * holds ⌈n/t⌉ indices and the last ones may lie past the logical end. Those
+ * padding rows are a layout detail: initialised to zero, never given a
+ * gradient, never written to a checkpoint.
  */
 #ifndef TESSERA_REGISTRY_H
 #define TESSERA_REGISTRY_H
@@ -34,6 +38,7 @@ typedef struct param_spec {
   int layer;                              /* transformer block, or -1 (embeddings, final norm) */
   int64_t local_shape[REGISTRY_MAX_DIMS]; /* this rank's shard */
   int64_t local_start;                    /* first index along tp_split_dim held here */
+  int64_t local_valid;                    /* of those, how many are < the logical extent */
   size_t offset;                          /* of the shard in the flat buffer, elements */
   size_t n_local;                         /* elements held here */
   int64_t n_logical;                      /* elements of the logical tensor */
@@ -53,6 +58,14 @@ void registry_free(registry *reg);
 const param_spec *registry_add(registry *reg, const char *name, int n_dims, const int64_t *shape,
                                int tp_split_dim, init_kind init, double init_std,
                                bool weight_decay, int layer);
+
+/* Like registry_add, but the split dimension is padded up to a multiple of tp. */
+const param_spec *registry_add_padded(registry *reg, const char *name, int n_dims,
+                                      const int64_t *shape, int tp_split_dim, init_kind init,
+                                      double init_std, bool weight_decay, int layer);
+
+/* Whether local element i is padding (outside the logical tensor). */
+bool registry_is_padding(const param_spec *p, size_t local_index);
 
 const param_spec *registry_find(const registry *reg, const char *name);
 

@@ -54,7 +54,7 @@ void sampler_generate_text(model *m, const char *prompt, int n_new, int top_k, u
   if (n_tokens == 0) tokens[n_tokens++] = TOKENIZER_EOT; /* start of a document */
   char text[32];
   for (size_t i = 0; i < n_tokens; i++)
-    if (tokenizer_decode(tokens[i], text) > 0 && tokens[i] != TOKENIZER_EOT) fputs(text, out);
+    if (out && tokenizer_decode(tokens[i], text) > 0 && tokens[i] != TOKENIZER_EOT) fputs(text, out);
   for (int i = 0; i < n_new; i++) {
     size_t context = n_tokens < (size_t)T_max ? n_tokens : (size_t)T_max;
     model_forward_last_logits(m, tokens + n_tokens - context, (int)context, logits);
@@ -62,10 +62,12 @@ void sampler_generate_text(model *m, const char *prompt, int n_new, int top_k, u
     int32_t next = sampler_pick(logits, V, top_k, u);
     tokens[n_tokens++] = next;
     tokenizer_decode(next, text);
-    fputs(text, out);
+    if (out) fputs(text, out);
   }
-  fputc('\n', out);
-  fflush(out);
+  if (out) {
+    fputc('\n', out);
+    fflush(out);
+  }
   free(tokens);
   free(logits);
 }

@@ -14,7 +14,8 @@
 #include "model.h"
 
 /* Encodes prompt with the byte tokenizer, generates n_new tokens, writes the
- * decoded text (prompt included) to out. */
+ * decoded text (prompt included) to out (NULL: generate without printing, as
+ * the other tensor-parallel ranks of the printing replica do). */
 void sampler_generate_text(model *m, const char *prompt, int n_new, int top_k, uint64_t seed,
                            FILE *out);
 

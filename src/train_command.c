@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "config.h"
 #include "fail.h"
+#include "grid.h"
 #include "runtime.h"
 #include "trainer.h"
 
@@ -94,12 +95,28 @@ static void parse_arguments(int argc, char **argv, config *cfg, bool *print_conf
 
 /* Checks that need the world size: the layout and the batch arithmetic. */
 static void check_layout(const config *cfg, int world_size) {
-  if (cfg->tp > 1 || cfg->pp > 1 || cfg->sp > 1)
+  if (cfg->pp > 1 || cfg->sp > 1)
     fail_collective(EXIT_USER_ERROR,
-                    "--tp %d --pp %d --sp %d: this build implements data parallelism only; tensor, "
-                    "pipeline and sequence parallelism are not available yet — use --tp 1 --pp 1 "
-                    "--sp 1",
-                    cfg->tp, cfg->pp, cfg->sp);
+                    "--pp %d --sp %d: pipeline and sequence parallelism are not available yet in "
+                    "this build — use --pp 1 --sp 1",
+                    cfg->pp, cfg->sp);
+  char err[512];
+  grid_shape shape;
+  if (grid_check_shape(world_size, cfg->tp, cfg->pp, cfg->sp, &shape, err, sizeof err))
+    fail_collective(EXIT_USER_ERROR, "%s", err);
+  if (cfg->n_head % cfg->tp != 0) {
+    /* the nearest divisors of n_head below and above the request */
+    int below = cfg->tp, above = cfg->tp;
+    while (below > 1 && cfg->n_head % below) below--;
+    while (above <= cfg->n_head && cfg->n_head % above) above++;
+    char choices[64];
+    if (above <= cfg->n_head) snprintf(choices, sizeof choices, "--tp %d or --tp %d", below, above);
+    else snprintf(choices, sizeof choices, "--tp %d", below);
+    fail_collective(EXIT_USER_ERROR,
+                    "--tp %d does not divide n_head = %d: tensor parallelism splits whole heads; "
+                    "use %s",
+                    cfg->tp, cfg->n_head, choices);
+  }
   if (cfg->zero > 0)
     fail_collective(EXIT_USER_ERROR,
                     "--zero %d: the sharded optimizer is not available yet in this build; use --zero 0",
@@ -108,7 +125,7 @@ static void check_layout(const config *cfg, int world_size) {
     fail_collective(EXIT_USER_ERROR,
                     "checkpoints (--save-dir, --save-every, --resume) are not available yet in this "
                     "build; remove those options");
-  const int dp = world_size / (cfg->tp * cfg->pp * cfg->sp);
+  const int dp = shape.dp;
   if (cfg->batch_size % (dp * cfg->micro_batch_size) != 0) {
     int unit = dp * cfg->micro_batch_size;
     int lower = cfg->batch_size / unit * unit, upper = lower + unit;

@@ -127,8 +127,8 @@ static void report_start(run_state *rs) {
     printf("model: %d layers, %d heads, d_model %d, vocab %d, seq_len %d: %.2fM parameters\n",
            cfg->n_layer, cfg->n_head, cfg->d_model, cfg->vocab_size, cfg->seq_len,
            (double)model_n_params(m) / 1e6);
-    printf("layout: %d ranks = dp %d (tp 1, pp 1, sp 1, zero 0), backend %s\n",
-           rs->rt->world_size, rs->grid.shape.dp, rs->be->name);
+    printf("layout: %d ranks = dp %d x tp %d (pp 1, sp 1, zero 0), backend %s\n",
+           rs->rt->world_size, rs->grid.shape.dp, rs->grid.shape.tp, rs->be->name);
     printf("batch: %d sequences x %d tokens = %lld tokens/step; micro-batch %d, %d accumulation "
            "steps per rank\n",
            cfg->batch_size, cfg->seq_len, (long long)cfg->batch_size * cfg->seq_len,
@@ -152,6 +152,7 @@ static void report_start(run_state *rs) {
   metrics_str(mx, "backend", rs->be->name);
   metrics_int(mx, "world", rs->rt->world_size);
   metrics_int(mx, "dp", rs->grid.shape.dp);
+  metrics_int(mx, "tp", rs->grid.shape.tp);
   metrics_int(mx, "params", model_n_params(m));
   metrics_int(mx, "tokens_per_step", (int64_t)cfg->batch_size * cfg->seq_len);
   metrics_num(mx, "peak_flops", rs->peak_flops_total);
@@ -257,12 +258,15 @@ static double validate(run_state *rs) {
   return sums[0] / sums[1];
 }
 
+/* The first model replica generates (all its tp ranks take part in every
+ * forward and draw the same tokens); world rank 0 prints. */
 static void print_sample(run_state *rs, int64_t step) {
   const config *cfg = rs->cfg;
-  if (cfg->sample_tokens <= 0 || rs->rt->world_rank != 0) return;
+  if (cfg->sample_tokens <= 0 || rs->grid.dp_rank != 0) return;
+  FILE *out = rs->rt->world_rank == 0 ? stdout : NULL;
   progress_print(&rs->pg, "---- sample at step %lld ----\n", (long long)step);
   sampler_generate_text(&rs->mdl, cfg->sample_prompt, cfg->sample_tokens, 0,
-                        (uint64_t)cfg->seed + (uint64_t)step, stdout);
+                        (uint64_t)cfg->seed + (uint64_t)step, out);
   progress_print(&rs->pg, "----\n");
 }
 
@@ -303,6 +307,51 @@ static void report_validation(run_state *rs, int64_t step, double val_loss) {
   metrics_end(&rs->mx);
 }
 
+/* ---------------------------------------------------------------- params */
+
+/* Writes the logical model — every parameter in registry order, each in its
+ * logical row-major layout, fp32, without tp padding — to one raw file. The
+ * layout-equivalence tests compare these files between layouts. The first
+ * replica's tp ranks gather their shards; world rank 0 writes. */
+static void dump_parameters(run_state *rs, const char *path) {
+  if (rs->grid.dp_rank != 0) return;
+  const model *m = &rs->mdl;
+  const int tp = rs->grid.shape.tp;
+  FILE *out = NULL;
+  if (rs->rt->world_rank == 0 && !(out = fopen(path, "wb")))
+    fail_local(EXIT_IO_ERROR, "cannot write parameters to '%s'", path);
+  float *master = xmalloc(m->reg.n_local_total * sizeof *master, "parameter dump");
+  rs->be->f32_to_host(master, rs->opt.master, m->reg.n_local_total);
+  for (int k = 0; k < m->reg.n_params; k++) {
+    const param_spec *p = &m->reg.params[k];
+    float *shards = xmalloc(p->n_local * (size_t)tp * sizeof *shards, "parameter dump");
+    if (tp > 1 && p->tp_split_dim >= 0) comm_allgather_f32(&rs->grid.tp, master + p->offset, shards, p->n_local);
+    else memcpy(shards, master + p->offset, p->n_local * sizeof *shards);
+    if (out) {
+      float *logical = xcalloc((size_t)p->n_logical, sizeof *logical, "parameter dump");
+      const int n_shards = p->tp_split_dim >= 0 ? tp : 1;
+      for (int r = 0; r < n_shards; r++) {
+        param_spec shard = *p; /* the spec as tp rank r holds it */
+        if (p->tp_split_dim >= 0) {
+          int64_t extent = p->local_shape[p->tp_split_dim];
+          shard.local_start = extent * r;
+          int64_t valid = p->shape[p->tp_split_dim] - shard.local_start;
+          shard.local_valid = valid < 0 ? 0 : valid > extent ? extent : valid;
+        }
+        for (size_t i = 0; i < p->n_local; i++)
+          if (!registry_is_padding(&shard, i))
+            logical[registry_logical_index(&shard, i)] = shards[(size_t)r * p->n_local + i];
+      }
+      if (fwrite(logical, sizeof *logical, (size_t)p->n_logical, out) != (size_t)p->n_logical)
+        fail_local(EXIT_IO_ERROR, "writing parameters to '%s' failed", path);
+      free(logical);
+    }
+    free(shards);
+  }
+  free(master);
+  if (out && fclose(out) != 0) fail_local(EXIT_IO_ERROR, "writing parameters to '%s' failed", path);
+}
+
 /* ---------------------------------------------------------------- the run */
 
 int trainer_run(const config *cfg, const runtime *rt) {
@@ -320,7 +369,7 @@ int trainer_run(const config *cfg, const runtime *rt) {
 
   open_data(rs);
   model_shape shape = {cfg->n_layer, cfg->n_head, cfg->d_model, cfg->vocab_size, cfg->seq_len};
-  model_create(&rs->mdl, rs->be, shape, cfg->micro_batch_size, cfg->seq_len);
+  model_create(&rs->mdl, rs->be, shape, cfg->micro_batch_size, cfg->seq_len, &rs->grid.tp);
   float *host_params = xmalloc(rs->mdl.reg.n_local_total * sizeof *host_params, "initial parameters");
   param_init_all(&rs->mdl.reg, (uint64_t)cfg->seed, host_params);
   rs->be->act_from_host(rs->mdl.params, host_params, rs->mdl.reg.n_local_total);
@@ -378,6 +427,7 @@ int trainer_run(const config *cfg, const runtime *rt) {
   }
   progress_finish(&rs->pg);
   print_sample(rs, cfg->steps);
+  if (cfg->dump_params[0]) dump_parameters(rs, cfg->dump_params);
 
   /* summary */
   const double tokens = (double)cfg->steps * cfg->batch_size * cfg->seq_len;

@@ -39,7 +39,9 @@ expect 1 "missing data" "missing" 2 train -c "$cfg" --data "$work/missing"
 expect 1 "batch not divisible by dp x micro-batch" "batch_size 8 is not divisible by dp 3" 3 \
   train -c "$cfg" --data "$work/data"
 expect 1 "heads do not divide d_model" "n_head" 2 train -c "$cfg" --data "$work/data" --n_head 5
-expect 1 "unimplemented layout" "--tp 2" 2 train -c "$cfg" --data "$work/data" --tp 2
+expect 1 "unimplemented layout" "--pp 2" 2 train -c "$cfg" --data "$work/data" --pp 2
+expect 1 "tp does not divide the heads" "n_head = 2.*--tp 2" 3 train -c "$cfg" --data "$work/data" --tp 3
+expect 1 "world not divisible by tp" "3 ranks cannot be split as --tp 2" 3 train -c "$cfg" --data "$work/data" --tp 2
 
 expect 1 "unwritable metrics file" "nodir/m.jsonl" 2 train -c "$cfg" --data "$work/data" \
   --metrics "$work/nodir/m.jsonl" --steps 1

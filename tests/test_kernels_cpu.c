@@ -170,7 +170,8 @@ static void test_gelu(void) {
 typedef struct emb_ctx { float *wte, *wpe; int32_t *ids; int B, T, C; } emb_ctx;
 static void emb_fwd(void *p, float *out) {
   emb_ctx *c = p;
-  be->embedding_forward(A(out), (const ids_t *)c->ids, CA(c->wte), CA(c->wpe), c->B, c->T, c->C);
+  be->embedding_forward(A(out), (const ids_t *)c->ids, CA(c->wte), CA(c->wpe), c->B, c->T, c->C, 0,
+                        4);
 }
 static void test_embedding(void) {
   emb_ctx c = {.B = 2, .T = 3, .C = 5};
@@ -181,9 +182,25 @@ static void test_embedding(void) {
   c.ids = ids;
   float *R = random_array(n_out, -1, 1);
   float *dwte = calloc((size_t)V * c.C, 4), *dwpe = calloc((size_t)c.T * c.C, 4);
-  be->embedding_backward(A(dwte), A(dwpe), CA(R), (const ids_t *)ids, c.B, c.T, c.C);
+  be->embedding_backward(A(dwte), A(dwpe), CA(R), (const ids_t *)ids, c.B, c.T, c.C, 0, V);
   CHECK_GRAD(fd_relative_error(emb_fwd, &c, c.wte, (size_t)V * c.C, R, n_out, dwte), "embedding dwte");
   CHECK_GRAD(fd_relative_error(emb_fwd, &c, c.wpe, (size_t)c.T * c.C, R, n_out, dwpe), "embedding dwpe");
+  /* vocabulary shards: rows [0,3) and [3,4) (plus a padding row) sum to the full lookup,
+   * and each shard's backward fills exactly its rows of the full gradient */
+  float *full = malloc(n_out * 4), *part0 = malloc(n_out * 4), *part1 = malloc(n_out * 4);
+  emb_fwd(&c, full);
+  be->embedding_forward(A(part0), (const ids_t *)ids, CA(c.wte), CA(c.wpe), c.B, c.T, c.C, 0, 3);
+  be->embedding_forward(A(part1), (const ids_t *)ids, CA(c.wte + 3 * c.C), NULL, c.B, c.T, c.C, 3, 2);
+  double worst = 0;
+  for (int i = 0; i < n_out; i++) worst = fmax(worst, fabs(part0[i] + part1[i] - full[i]));
+  CHECK(worst < 1e-6, "vocabulary shards sum to the full embedding (%g)", worst);
+  float *dshard = calloc(2 * (size_t)c.C, 4);
+  be->embedding_backward(A(dshard), NULL, CA(R), (const ids_t *)ids, c.B, c.T, c.C, 3, 2);
+  worst = 0;
+  for (int i = 0; i < c.C; i++) worst = fmax(worst, fabs(dshard[i] - dwte[3 * c.C + i]));
+  for (int i = c.C; i < 2 * c.C; i++) worst = fmax(worst, fabs(dshard[i]));
+  CHECK(worst < 1e-6, "a shard's backward fills its own rows only (%g)", worst);
+  free(full); free(part0); free(part1); free(dshard);
   free(c.wte); free(c.wpe); free(R); free(dwte); free(dwpe);
 }
 
@@ -283,10 +300,21 @@ static void test_attention(void) {
 /* ------------------------------------------------- softmax cross-entropy */
 
 typedef struct ce_ctx { float *logits, *losses; int32_t *targets; int N, V, stride; } ce_ctx;
+/* the three phases on one shard holding the whole vocabulary */
+static void ce_run(float *losses, float *logits, const int32_t *targets, int N, int V, int stride,
+                   float scale) {
+  float *row_max = malloc((size_t)N * 4), *stats = malloc((size_t)N * 8);
+  be->crossentropy_max(F32(row_max), CA(logits), N, V, stride);
+  be->crossentropy_sumexp(F32(stats), CA(logits), F32(row_max), (const ids_t *)targets, N, V, stride, 0);
+  be->crossentropy_finish(F32(losses), A(logits), F32(row_max), F32(stats), (const ids_t *)targets,
+                          N, V, stride, 0, scale);
+  free(row_max);
+  free(stats);
+}
 static void ce_fwd(void *p, float *out) {
   ce_ctx *c = p;
   float *tmp = copy_of(c->logits, (size_t)c->N * c->stride);
-  be->softmax_crossentropy(F32(out), A(tmp), (const ids_t *)c->targets, c->N, c->V, c->stride, 0.0f);
+  ce_run(out, tmp, c->targets, c->N, c->V, c->stride, 0.0f);
   free(tmp);
 }
 static void test_crossentropy(void) {
@@ -309,9 +337,7 @@ static void test_crossentropy(void) {
   float *R = random_array(4, 0.5f, 1.5f); /* weights on each row's loss */
   /* gradient of Σ R[n]·loss[n]: run per row with dlogits_scale = R[n] */
   float *grad = copy_of(c.logits, 36);
-  for (int n = 0; n < 4; n++)
-    be->softmax_crossentropy(F32(losses), A(grad + n * 9), (const ids_t *)(targets + n), 1, c.V,
-                             c.stride, R[n]);
+  for (int n = 0; n < 4; n++) ce_run(losses, grad + n * 9, targets + n, 1, c.V, c.stride, R[n]);
   float *analytic = calloc(36, 4);
   for (int i = 0; i < 36; i++) analytic[i] = grad[i];
   CHECK_GRAD(fd_relative_error(ce_fwd, &c, c.logits, 36, R, 4, analytic), "softmax cross-entropy (in place)");
@@ -321,6 +347,34 @@ static void test_crossentropy(void) {
   for (int v = 0; v < c.stride; v++) bad_ignored += grad[2 * 9 + v] != 0.0f;
   CHECK(bad_pad == 0, "padding columns get zero gradient");
   CHECK(bad_ignored == 0, "ignored row gets zero gradient");
+  /* two vocabulary shards, columns [0,4) and [4,7) (the second padded to a
+   * stride of 5), combined by the reductions a tp group would do: same
+   * losses and the same gradient, column for column */
+  float shard0[4 * 4], shard1[4 * 5];
+  for (int n = 0; n < 4; n++) {
+    for (int v = 0; v < 4; v++) shard0[n * 4 + v] = c.logits[n * 9 + v];
+    for (int v = 0; v < 5; v++) shard1[n * 5 + v] = v < 3 ? c.logits[n * 9 + 4 + v] : 99.0f;
+  }
+  float max0[4], max1[4], st0[8], st1[8], stats[8], row_max[4], loss0[4], loss1[4];
+  be->crossentropy_max(F32(max0), CA(shard0), 4, 4, 4);
+  be->crossentropy_max(F32(max1), CA(shard1), 4, 3, 5);
+  for (int n = 0; n < 4; n++) row_max[n] = fmaxf(max0[n], max1[n]); /* the MAX reduction */
+  be->crossentropy_sumexp(F32(st0), CA(shard0), F32(row_max), (const ids_t *)targets, 4, 4, 4, 0);
+  be->crossentropy_sumexp(F32(st1), CA(shard1), F32(row_max), (const ids_t *)targets, 4, 3, 5, 4);
+  for (int i = 0; i < 8; i++) stats[i] = st0[i] + st1[i]; /* the SUM reduction */
+  be->crossentropy_finish(F32(loss0), A(shard0), F32(row_max), F32(stats), (const ids_t *)targets, 4, 4, 4, 0, 1.0f);
+  be->crossentropy_finish(F32(loss1), A(shard1), F32(row_max), F32(stats), (const ids_t *)targets, 4, 3, 5, 4, 1.0f);
+  float whole[36], whole_loss[4];
+  memcpy(whole, c.logits, sizeof whole);
+  ce_run(whole_loss, whole, targets, 4, c.V, c.stride, 1.0f);
+  double worst = 0;
+  for (int n = 0; n < 4; n++) {
+    worst = fmax(worst, fabs(loss0[n] - whole_loss[n]) + fabs(loss1[n] - whole_loss[n]));
+    for (int v = 0; v < 4; v++) worst = fmax(worst, fabs(shard0[n * 4 + v] - whole[n * 9 + v]));
+    for (int v = 0; v < 3; v++) worst = fmax(worst, fabs(shard1[n * 5 + v] - whole[n * 9 + 4 + v]));
+    for (int v = 3; v < 5; v++) worst = fmax(worst, fabs(shard1[n * 5 + v]));
+  }
+  CHECK(worst < 1e-6, "two vocabulary shards give the whole-vocabulary loss and gradient (%g)", worst);
   free(c.logits); free(losses); free(R); free(grad); free(analytic);
 }
 

@@ -71,7 +71,9 @@ static const backend cpu_backend = {
     .attention_saved_elems = cpu_attention_saved_elems,
     .attention_forward = cpu_attention_forward,
     .attention_backward = cpu_attention_backward,
-    .softmax_crossentropy = cpu_softmax_crossentropy,
+    .crossentropy_max = cpu_crossentropy_max,
+    .crossentropy_sumexp = cpu_crossentropy_sumexp,
+    .crossentropy_finish = cpu_crossentropy_finish,
     .adamw = cpu_adamw,
     .sum_squares = cpu_sum_squares,
 };

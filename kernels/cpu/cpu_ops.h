@@ -23,9 +23,9 @@ void cpu_gelu_backward(act_t *dinp, const act_t *inp, const act_t *dout, size_t 
 double cpu_sum_squares(const act_t *x, size_t n);
 
 void cpu_embedding_forward(act_t *out, const ids_t *tokens, const act_t *wte, const act_t *wpe,
-                           int B, int T, int C);
+                           int B, int T, int C, int vocab_start, int n_vocab);
 void cpu_embedding_backward(act_t *dwte, act_t *dwpe, const act_t *dout, const ids_t *tokens, int B,
-                            int T, int C);
+                            int T, int C, int vocab_start, int n_vocab);
 
 void cpu_layernorm_forward(act_t *out, f32_t *mean, f32_t *rstd, const act_t *inp,
                            const act_t *weight, const act_t *bias, int N, int C);
@@ -38,8 +38,12 @@ void cpu_attention_forward(act_t *out, f32_t *saved, const act_t *qkv, int B, in
 void cpu_attention_backward(act_t *dqkv, const act_t *dout, const act_t *qkv, const f32_t *saved,
                             int B, int T, int C, int NH);
 
-void cpu_softmax_crossentropy(f32_t *losses, act_t *logits, const ids_t *targets, int N, int V,
-                              int V_stride, float dlogits_scale);
+void cpu_crossentropy_max(f32_t *row_max, const act_t *logits, int N, int V, int V_stride);
+void cpu_crossentropy_sumexp(f32_t *stats, const act_t *logits, const f32_t *row_max,
+                             const ids_t *targets, int N, int V, int V_stride, int vocab_start);
+void cpu_crossentropy_finish(f32_t *losses, act_t *logits, const f32_t *row_max, const f32_t *stats,
+                             const ids_t *targets, int N, int V, int V_stride, int vocab_start,
+                             float dlogits_scale);
 
 void cpu_adamw(f32_t *master, const act_t *grad, f32_t *m, f32_t *v, size_t n, float lr,
                float beta1, float beta2, float eps, float weight_decay, float grad_scale,
