@@ -54,6 +54,11 @@ void grid_create(grid *g, grid_shape shape) {
   comm_split(&g->dp_sp, &g->world, pp * s->tp + tp, dp * s->sp + sp, "dp_sp");
 }
 
+void grid_groups(grid *g, comm *groups[GRID_N_GROUPS]) {
+  comm *all[GRID_N_GROUPS] = {&g->world, &g->tp, &g->sp, &g->dp, &g->pp, &g->dp_sp};
+  for (int i = 0; i < GRID_N_GROUPS; i++) groups[i] = all[i];
+}
+
 void grid_free(grid *g) {
   comm_free(&g->dp_sp);
   comm_free(&g->pp);

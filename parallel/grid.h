@@ -32,6 +32,11 @@ typedef struct grid {
 int grid_check_shape(int world_size, int tp, int pp, int sp, grid_shape *shape, char *err,
                      size_t err_bytes);
 
+#define GRID_N_GROUPS 6
+
+/* Every group of the grid, for reports: world, tp, sp, dp, pp, dp_sp. */
+void grid_groups(grid *g, comm *groups[GRID_N_GROUPS]);
+
 /* Builds every communicator (collective over MPI_COMM_WORLD). */
 void grid_create(grid *g, grid_shape shape);
 void grid_free(grid *g);

@@ -154,6 +154,7 @@ static void report_start(run_state *rs) {
   metrics_int(mx, "dp", rs->grid.shape.dp);
   metrics_int(mx, "tp", rs->grid.shape.tp);
   metrics_int(mx, "params", model_n_params(m));
+  metrics_int(mx, "params_local", (int64_t)m->reg.n_local_total);
   metrics_int(mx, "tokens_per_step", (int64_t)cfg->batch_size * cfg->seq_len);
   metrics_num(mx, "peak_flops", rs->peak_flops_total);
   metrics_int(mx, "mem_weights", (int64_t)mem->weight_bytes);
@@ -270,8 +271,25 @@ static void print_sample(run_state *rs, int64_t step) {
   progress_print(&rs->pg, "----\n");
 }
 
-static void report_step(run_state *rs, int64_t step, const step_result *r, uint64_t comm_bytes,
-                        double comm_seconds) {
+/* Bytes and seconds of every group's collectives so far, to report per step. */
+typedef struct comm_totals {
+  uint64_t bytes[GRID_N_GROUPS];
+  double seconds[GRID_N_GROUPS];
+} comm_totals;
+
+static comm_totals comm_now(run_state *rs) {
+  comm *groups[GRID_N_GROUPS];
+  grid_groups(&rs->grid, groups);
+  comm_totals t;
+  for (int i = 0; i < GRID_N_GROUPS; i++) {
+    t.bytes[i] = comm_total_bytes(groups[i]);
+    t.seconds[i] = comm_total_seconds(groups[i]);
+  }
+  return t;
+}
+
+static void report_step(run_state *rs, int64_t step, const step_result *r, const comm_totals *before,
+                        const comm_totals *after) {
   const config *cfg = rs->cfg;
   const double tokens = (double)cfg->batch_size * cfg->seq_len;
   const double tokens_per_s = tokens / r->seconds;
@@ -293,9 +311,41 @@ static void report_step(run_state *rs, int64_t step, const step_result *r, uint6
   metrics_num(mx, "mfu", mfu);
   metrics_num(mx, "ms", 1000 * r->seconds);
   metrics_int(mx, "tokens", (int64_t)(step * tokens));
-  metrics_int(mx, "comm_bytes", (int64_t)comm_bytes);
-  metrics_num(mx, "comm_s", comm_seconds);
+  /* per group: the payload this rank handed to collectives during the step */
+  comm *groups[GRID_N_GROUPS];
+  grid_groups(&rs->grid, groups);
+  uint64_t total_bytes = 0;
+  double total_seconds = 0;
+  for (int i = 0; i < GRID_N_GROUPS; i++) {
+    total_bytes += after->bytes[i] - before->bytes[i];
+    total_seconds += after->seconds[i] - before->seconds[i];
+  }
+  metrics_int(mx, "comm_bytes", (int64_t)total_bytes);
+  metrics_num(mx, "comm_s", total_seconds);
+  for (int i = 0; i < GRID_N_GROUPS; i++) {
+    if (groups[i]->size == 1 || after->bytes[i] == before->bytes[i]) continue;
+    char key[40];
+    snprintf(key, sizeof key, "comm_bytes_%s", groups[i]->name);
+    metrics_int(mx, key, (int64_t)(after->bytes[i] - before->bytes[i]));
+  }
   metrics_end(mx);
+}
+
+/* The end-of-run table: calls, MiB and seconds per group and collective. */
+static void report_communication(run_state *rs) {
+  comm *groups[GRID_N_GROUPS];
+  grid_groups(&rs->grid, groups);
+  progress_print(&rs->pg, "communication on rank 0 (group, collective: calls, MiB, seconds waiting):\n");
+  for (int i = 0; i < GRID_N_GROUPS; i++) {
+    if (groups[i]->size == 1) continue;
+    for (int k = 0; k < COMM_N_KINDS; k++) {
+      const comm_counters *c = &groups[i]->counters;
+      if (c->calls[k] == 0) continue;
+      progress_print(&rs->pg, "  %-6s %-15s %8llu calls %10.1f MiB %8.2f s\n", groups[i]->name,
+                     comm_kind_name((comm_kind)k), (unsigned long long)c->calls[k],
+                     c->bytes[k] / 1048576.0, c->seconds[k]);
+    }
+  }
 }
 
 static void report_validation(run_state *rs, int64_t step, double val_loss) {
@@ -403,17 +453,13 @@ int trainer_run(const config *cfg, const runtime *rt) {
 
   progress_start(&rs->pg, rt->world_rank == 0, cfg->progress, 1, cfg->steps);
   double train_seconds = 0, last_val = NAN, last_loss = NAN;
-  uint64_t last_comm_bytes = 0;
-  double last_comm_seconds = 0;
+  comm_totals comm_before = comm_now(rs);
   for (int64_t step = 1; step <= cfg->steps; step++) {
     step_result r = train_step(rs, step);
     train_seconds += r.seconds;
     last_loss = r.loss;
-    uint64_t comm_bytes = comm_total_bytes(&rs->grid.dp_sp);
-    double comm_seconds = comm_total_seconds(&rs->grid.dp_sp);
-    report_step(rs, step, &r, comm_bytes - last_comm_bytes, comm_seconds - last_comm_seconds);
-    last_comm_bytes = comm_bytes;
-    last_comm_seconds = comm_seconds;
+    comm_totals comm_after = comm_now(rs);
+    report_step(rs, step, &r, &comm_before, &comm_after);
     if (!isfinite(r.loss))
       fail_collective(EXIT_INTERNAL_ERROR,
                       "loss is %g at step %lld: training diverged; lower lr or raise warmup_steps",
@@ -424,6 +470,7 @@ int trainer_run(const config *cfg, const runtime *rt) {
       report_validation(rs, step, last_val);
     }
     if (cfg->sample_every > 0 && step % cfg->sample_every == 0 && !last) print_sample(rs, step);
+    comm_before = comm_now(rs); /* validation and samples are not the step's traffic */
   }
   progress_finish(&rs->pg);
   print_sample(rs, cfg->steps);
@@ -437,14 +484,18 @@ int trainer_run(const config *cfg, const runtime *rt) {
   const memory_report *mem = &rs->memory;
   const size_t mem_total = mem->weight_bytes + mem->grad_bytes + mem->optimizer_bytes +
                            mem->activation_bytes;
-  const uint64_t comm_bytes = comm_total_bytes(&rs->grid.dp_sp);
+  const comm_totals comm_end = comm_now(rs);
+  uint64_t comm_bytes = 0;
+  double comm_seconds = 0;
+  for (int i = 0; i < GRID_N_GROUPS; i++) comm_bytes += comm_end.bytes[i], comm_seconds += comm_end.seconds[i];
+  report_communication(rs);
   char elapsed_text[32];
   progress_format_duration(train_seconds, elapsed_text, sizeof elapsed_text);
   progress_print(&rs->pg,
                  "done: %lld steps in %s | final loss %.4f | val loss %.4f | %.0f tok/s | MFU "
-                 "%.1f%% | memory %.1f MiB/rank | dp all-reduce %.1f MiB/rank in %.2f s\n",
+                 "%.1f%% | memory %.1f MiB/rank | communicated %.1f MiB/rank, %.2f s waiting\n",
                  (long long)cfg->steps, elapsed_text, last_loss, last_val, tokens_per_s, 100 * mfu,
-                 mem_total / 1048576.0, comm_bytes / 1048576.0, comm_total_seconds(&rs->grid.dp_sp));
+                 mem_total / 1048576.0, comm_bytes / 1048576.0, comm_seconds);
   metrics *mx = &rs->mx;
   metrics_begin(mx);
   metrics_str(mx, "event", "end");
@@ -456,7 +507,7 @@ int trainer_run(const config *cfg, const runtime *rt) {
   metrics_num(mx, "train_s", train_seconds);
   metrics_int(mx, "mem_per_rank", (int64_t)mem_total);
   metrics_int(mx, "comm_bytes", (int64_t)comm_bytes);
-  metrics_num(mx, "comm_s", comm_total_seconds(&rs->grid.dp_sp));
+  metrics_num(mx, "comm_s", comm_seconds);
   metrics_end(mx);
   metrics_close(mx);
 
