@@ -74,6 +74,15 @@ void comm_allgather_f32(comm *c, const float *in, float *out, size_t n_per_rank)
   count(c, COMM_ALLGATHER, n_per_rank * (size_t)c->size * sizeof(float), MPI_Wtime() - start);
 }
 
+void comm_allgatherv_inplace_f32(comm *c, float *buffer, const int *counts, const int *displs) {
+  double start = MPI_Wtime();
+  MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buffer, counts, displs, MPI_FLOAT,
+                           c->mpi));
+  size_t total = 0;
+  for (int r = 0; r < c->size; r++) total += (size_t)counts[r];
+  count(c, COMM_ALLGATHER, total * sizeof(float), MPI_Wtime() - start);
+}
+
 void comm_reduce_scatter_sum_f32(comm *c, const float *in, float *out, size_t n_per_rank) {
   ENSURE(n_per_rank <= MAX_PIECE, "reduce-scatter of %zu elements per rank is too large", n_per_rank);
   double start = MPI_Wtime();

@@ -62,6 +62,10 @@ void comm_allreduce_sum_f32_start(comm *c, float *buffer, size_t n_elems, comm_r
 /* All-gather of equal blocks in rank order: out[r·n_per_rank ...] = rank r's in.
  * Counted bytes: the gathered size (size · n_per_rank · 4). */
 void comm_allgather_f32(comm *c, const float *in, float *out, size_t n_per_rank);
+/* In-place all-gather of uneven blocks: rank r contributes
+ * buffer[displs[r] ... + counts[r]) and every rank ends with the whole
+ * buffer. Counted bytes: the whole buffer. */
+void comm_allgatherv_inplace_f32(comm *c, float *buffer, const int *counts, const int *displs);
 /* Reduce-scatter of equal blocks: rank r receives the sum over ranks of
  * in[r·n_per_rank ...]. Counted bytes: the input size (size · n_per_rank · 4). */
 void comm_reduce_scatter_sum_f32(comm *c, const float *in, float *out, size_t n_per_rank);

@@ -2,27 +2,51 @@
 #include "optimizer.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "fail.h"
+
 void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const float *host_init,
-                      adamw_settings settings) {
+                      adamw_settings settings, comm *shard_group) {
   memset(opt, 0, sizeof *opt);
   opt->be = be;
   opt->settings = settings;
   opt->n_elems = mdl->reg.n_local_total;
-  opt->master = be->alloc_f32(opt->n_elems, "master weights");
-  opt->m = be->alloc_f32(opt->n_elems, "Adam first moment");
-  opt->v = be->alloc_f32(opt->n_elems, "Adam second moment");
-  be->f32_from_host(opt->master, host_init, opt->n_elems);
-  be->zero_f32(opt->m, opt->n_elems);
-  be->zero_f32(opt->v, opt->n_elems);
+  opt->shard_group = shard_group && shard_group->size > 1 ? shard_group : NULL;
+  const int D = opt->shard_group ? shard_group->size : 1, rank = opt->shard_group ? shard_group->rank : 0;
+  ENSURE(opt->n_elems / (size_t)D < (size_t)1 << 31, "a ZeRO shard of %zu elements is too large",
+         opt->n_elems / (size_t)D);
+  opt->shard_counts = xmalloc((size_t)D * sizeof(int), "ZeRO shards");
+  opt->shard_displs = xmalloc((size_t)D * sizeof(int), "ZeRO shards");
+  for (int r = 0, displ = 0; r < D; r++) { /* the first n mod D ranges are one longer */
+    opt->shard_counts[r] = (int)(opt->n_elems / (size_t)D + ((size_t)r < opt->n_elems % (size_t)D));
+    opt->shard_displs[r] = displ;
+    displ += opt->shard_counts[r];
+  }
+  opt->shard_start = (size_t)opt->shard_displs[rank];
+  opt->shard_elems = (size_t)opt->shard_counts[rank];
+  opt->master = be->alloc_f32(opt->shard_elems, "master weights");
+  opt->m = be->alloc_f32(opt->shard_elems, "Adam first moment");
+  opt->v = be->alloc_f32(opt->shard_elems, "Adam second moment");
+  be->f32_from_host(opt->master, host_init + opt->shard_start, opt->shard_elems);
+  be->zero_f32(opt->m, opt->shard_elems);
+  be->zero_f32(opt->v, opt->shard_elems);
 }
 
 void optimizer_free(optimizer *opt) {
   opt->be->free_buffer(opt->master);
   opt->be->free_buffer(opt->m);
   opt->be->free_buffer(opt->v);
+  free(opt->shard_counts);
+  free(opt->shard_displs);
   memset(opt, 0, sizeof *opt);
+}
+
+void optimizer_gather_master(const optimizer *opt, float *host) {
+  opt->be->f32_to_host(host + opt->shard_start, opt->master, opt->shard_elems);
+  if (opt->shard_group)
+    comm_allgatherv_inplace_f32(opt->shard_group, host, opt->shard_counts, opt->shard_displs);
 }
 
 double optimizer_grad_norm(const optimizer *opt, const model *mdl) {
@@ -41,13 +65,24 @@ double optimizer_step(optimizer *opt, model *mdl, double lr, double grad_norm) {
   double clip = 1.0;
   if (s->grad_clip > 0 && grad_norm > s->grad_clip) clip = s->grad_clip / (grad_norm + 1e-6);
   opt->step++;
+  /* AdamW on the part of each tensor that lies in this rank's range */
+  const size_t lo_shard = opt->shard_start, hi_shard = opt->shard_start + opt->shard_elems;
   for (int k = 0; k < mdl->reg.n_params; k++) {
     const param_spec *p = &mdl->reg.params[k];
-    be->adamw(f32_at(opt->master, p->offset), act_at(be, mdl->grads, p->offset),
-              f32_at(opt->m, p->offset), f32_at(opt->v, p->offset), p->n_local, (float)lr,
-              (float)s->beta1, (float)s->beta2, (float)s->eps,
-              p->weight_decay ? (float)s->weight_decay : 0.0f, (float)clip, opt->step);
+    const size_t lo = p->offset > lo_shard ? p->offset : lo_shard;
+    const size_t hi = p->offset + p->n_local < hi_shard ? p->offset + p->n_local : hi_shard;
+    if (lo >= hi) continue;
+    const size_t at = lo - lo_shard;
+    be->adamw(f32_at(opt->master, at), act_at(be, mdl->grads, lo), f32_at(opt->m, at),
+              f32_at(opt->v, at), hi - lo, (float)lr, (float)s->beta1, (float)s->beta2,
+              (float)s->eps, p->weight_decay ? (float)s->weight_decay : 0.0f, (float)clip,
+              opt->step);
   }
-  be->cast_f32_to_act(mdl->params, opt->master, opt->n_elems);
+  be->cast_f32_to_act(act_at(be, mdl->params, lo_shard), opt->master, opt->shard_elems);
+  if (opt->shard_group) {
+    float *host = be->host_pointer(mdl->params);
+    ENSURE(host, "ZeRO all-gather needs host-addressable weights on the %s backend", be->name);
+    comm_allgatherv_inplace_f32(opt->shard_group, host, opt->shard_counts, opt->shard_displs);
+  }
   return clip;
 }

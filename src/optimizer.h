@@ -9,6 +9,13 @@
  * embeddings); then the compute weights are refreshed from the master copy.
  * Every data-parallel rank holds the same reduced gradient, so every rank
  * computes the same update.
+ *
+ * ZeRO stage 1 (Rajbhandari et al.): with a `shard_group` of D ranks (dp×sp)
+ * the flat buffer is cut into D contiguous ranges (sizes differing by at
+ * most one element); each rank keeps the fp32 master weights and Adam
+ * moments of its range only, updates that range, and an all-gather over the
+ * group hands every rank the updated compute weights. Without a shard group
+ * (stage 0) one rank's range is the whole buffer.
  */
 #ifndef TESSERA_OPTIMIZER_H
 #define TESSERA_OPTIMIZER_H
@@ -25,14 +32,22 @@ typedef struct adamw_settings {
 typedef struct optimizer {
   const backend *be;
   adamw_settings settings;
-  f32_t *master, *m, *v;
-  size_t n_elems;
-  int64_t step; /* optimizer steps taken */
+  f32_t *master, *m, *v; /* this rank's range only */
+  size_t n_elems;          /* the whole flat buffer */
+  comm *shard_group;       /* NULL: stage 0 */
+  int *shard_counts, *shard_displs; /* per rank of the group, elements */
+  size_t shard_start, shard_elems;  /* this rank's range */
+  int64_t step;            /* optimizer steps taken */
 } optimizer;
 
-/* The master copy starts from host_init (the initialised parameters). */
+/* The master copy starts from host_init (the initialised parameters, whole
+ * buffer). shard_group is the ZeRO-1 group (dp×sp), or NULL for stage 0. */
 void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const float *host_init,
-                      adamw_settings settings);
+                      adamw_settings settings, comm *shard_group);
+
+/* Gathers the whole fp32 master copy into host (n_elems floats) on every
+ * rank of the shard group (collective over it). */
+void optimizer_gather_master(const optimizer *opt, float *host);
 void optimizer_free(optimizer *opt);
 
 /* ‖g‖₂ of the model's (already reduced) gradient. Tensor-parallel shards

@@ -117,9 +117,10 @@ static void check_layout(const config *cfg, int world_size) {
                     "use %s",
                     cfg->tp, cfg->n_head, choices);
   }
-  if (cfg->zero > 0)
+  if (cfg->zero > 1)
     fail_collective(EXIT_USER_ERROR,
-                    "--zero %d: the sharded optimizer is not available yet in this build; use --zero 0",
+                    "--zero %d: ZeRO stages 2 and 3 are not available yet in this build; use --zero 0 "
+                    "or --zero 1",
                     cfg->zero);
   if (cfg->save_dir[0] || cfg->save_every > 0 || cfg->resume[0])
     fail_collective(EXIT_USER_ERROR,

@@ -114,10 +114,11 @@ static void report_start(run_state *rs) {
   const config *cfg = rs->cfg;
   const model *m = &rs->mdl;
   const size_t n_local = m->reg.n_local_total, act_bytes = rs->be->act_elem_bytes;
+  const size_t shard = rs->opt.shard_elems; /* the whole buffer without ZeRO */
   rs->memory = (memory_report){
-      .weight_bytes = n_local * (act_bytes + sizeof(float)), /* compute copy + fp32 master */
+      .weight_bytes = n_local * act_bytes + shard * sizeof(float), /* compute copy + fp32 master */
       .grad_bytes = n_local * act_bytes,
-      .optimizer_bytes = 2 * n_local * sizeof(float),
+      .optimizer_bytes = 2 * shard * sizeof(float), /* Adam m and v */
       .activation_bytes = m->activation_bytes,
   };
   const memory_report *mem = &rs->memory;
@@ -127,8 +128,8 @@ static void report_start(run_state *rs) {
     printf("model: %d layers, %d heads, d_model %d, vocab %d, seq_len %d: %.2fM parameters\n",
            cfg->n_layer, cfg->n_head, cfg->d_model, cfg->vocab_size, cfg->seq_len,
            (double)model_n_params(m) / 1e6);
-    printf("layout: %d ranks = dp %d x tp %d (pp 1, sp 1, zero 0), backend %s\n",
-           rs->rt->world_size, rs->grid.shape.dp, rs->grid.shape.tp, rs->be->name);
+    printf("layout: %d ranks = dp %d x tp %d (pp 1, sp 1), ZeRO stage %d, backend %s\n",
+           rs->rt->world_size, rs->grid.shape.dp, rs->grid.shape.tp, cfg->zero, rs->be->name);
     printf("batch: %d sequences x %d tokens = %lld tokens/step; micro-batch %d, %d accumulation "
            "steps per rank\n",
            cfg->batch_size, cfg->seq_len, (long long)cfg->batch_size * cfg->seq_len,
@@ -153,6 +154,7 @@ static void report_start(run_state *rs) {
   metrics_int(mx, "world", rs->rt->world_size);
   metrics_int(mx, "dp", rs->grid.shape.dp);
   metrics_int(mx, "tp", rs->grid.shape.tp);
+  metrics_int(mx, "zero", cfg->zero);
   metrics_int(mx, "params", model_n_params(m));
   metrics_int(mx, "params_local", (int64_t)m->reg.n_local_total);
   metrics_int(mx, "tokens_per_step", (int64_t)cfg->batch_size * cfg->seq_len);
@@ -364,14 +366,17 @@ static void report_validation(run_state *rs, int64_t step, double val_loss) {
  * layout-equivalence tests compare these files between layouts. The first
  * replica's tp ranks gather their shards; world rank 0 writes. */
 static void dump_parameters(run_state *rs, const char *path) {
-  if (rs->grid.dp_rank != 0) return;
   const model *m = &rs->mdl;
   const int tp = rs->grid.shape.tp;
+  float *master = xmalloc(m->reg.n_local_total * sizeof *master, "parameter dump");
+  optimizer_gather_master(&rs->opt, master); /* ZeRO shards, over dp×sp */
+  if (rs->grid.dp_rank != 0) {
+    free(master);
+    return;
+  }
   FILE *out = NULL;
   if (rs->rt->world_rank == 0 && !(out = fopen(path, "wb")))
     fail_local(EXIT_IO_ERROR, "cannot write parameters to '%s'", path);
-  float *master = xmalloc(m->reg.n_local_total * sizeof *master, "parameter dump");
-  rs->be->f32_to_host(master, rs->opt.master, m->reg.n_local_total);
   for (int k = 0; k < m->reg.n_params; k++) {
     const param_spec *p = &m->reg.params[k];
     float *shards = xmalloc(p->n_local * (size_t)tp * sizeof *shards, "parameter dump");
@@ -424,7 +429,8 @@ int trainer_run(const config *cfg, const runtime *rt) {
   param_init_all(&rs->mdl.reg, (uint64_t)cfg->seed, host_params);
   rs->be->act_from_host(rs->mdl.params, host_params, rs->mdl.reg.n_local_total);
   adamw_settings adam = {cfg->beta1, cfg->beta2, cfg->adam_eps, cfg->weight_decay, cfg->grad_clip};
-  optimizer_create(&rs->opt, rs->be, &rs->mdl, host_params, adam);
+  optimizer_create(&rs->opt, rs->be, &rs->mdl, host_params, adam,
+                   cfg->zero >= 1 ? &rs->grid.dp_sp : NULL);
   free(host_params);
   float *host_grads = rs->be->host_pointer(rs->mdl.grads);
   ENSURE(host_grads, "the %s backend's gradients are not host-addressable", rs->be->name);

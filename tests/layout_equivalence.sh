@@ -58,4 +58,7 @@ layout 2 "--tp 2"        # tp2
 layout 4 "--tp 4"        # tp4
 layout 4 "--tp 2"        # dp2 x tp2
 layout 8 "--tp 4"        # dp2 x tp4
+layout 2 "--zero 1"      # dp2, ZeRO-1
+layout 4 "--zero 1"      # dp4, ZeRO-1
+layout 4 "--tp 2 --zero 1"  # dp2 x tp2, ZeRO-1
 finish

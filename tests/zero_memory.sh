@@ -1,0 +1,27 @@
+#!/bin/sh
+# zero_memory — the per-rank memory a run reports equals the ZeRO paper's
+# formulas for fp32 storage on the CPU backend (doc/design.md), with Ψ the
+# rank's parameter elements (its tp shard) and D the dp×sp group size:
+#   stage 0: weights 4Ψ (compute) + 4Ψ (fp32 master), gradients 4Ψ, Adam 8Ψ
+#   stage 1: weights 4Ψ + 4Ψ/D, gradients 4Ψ, Adam 8Ψ/D
+# where Ψ/D is rank 0's share: ⌊Ψ/D⌋, plus one when D does not divide Ψ.
+. "$TESTS_SRCDIR/lib.sh"
+
+cfg="$TESTS_SRCDIR/equiv.ini"
+prep_corpus "$work/data" 30000
+field() { sed -n "s/.*\"$1\":\\([0-9]*\\).*/\\1/p" "$2" | head -n 1; }
+for zero in 0 1; do
+  for flags in "" "--tp 2"; do
+    # shellcheck disable=SC2086
+    $RUN_MPI 4 120 "$TESSERA" train -c "$cfg" --data "$work/data" --steps 1 --zero $zero $flags \
+      --metrics "$work/m.jsonl" > "$work/out" 2>&1 || { cat "$work/out"; fail "zero $zero $flags run"; continue; }
+    psi=$(field params_local "$work/m.jsonl"); D=$((4 / $(field tp "$work/m.jsonl")))
+    shard=$psi
+    if [ "$zero" -ge 1 ]; then shard=$((psi / D)); [ $((psi % D)) -gt 0 ] && shard=$((shard + 1)); fi
+    want="$((4 * psi + 4 * shard)) $((4 * psi)) $((8 * shard))"
+    got="$(field mem_weights "$work/m.jsonl") $(field mem_grads "$work/m.jsonl") $(field mem_optimizer "$work/m.jsonl")"
+    [ "$got" = "$want" ] && pass "zero $zero $flags: weights, gradients, optimizer bytes = $got (Ψ = $psi, D = $D)" \
+      || fail "zero $zero $flags: reported $got, formula $want (Ψ = $psi, D = $D)"
+  done
+done
+finish
