@@ -1,8 +1,12 @@
 /* comm — see comm.h. */
 #include "comm.h"
 
+#include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mpi_check.h"
 
@@ -11,32 +15,122 @@ static const char *kind_names[COMM_N_KINDS] = {"allreduce", "broadcast", "allgat
 
 const char *comm_kind_name(comm_kind kind) { return kind_names[kind]; }
 
-void comm_create(comm *c, MPI_Comm parent, const char *name) {
-  memset(c, 0, sizeof *c);
-  MPI_CHECK(MPI_Comm_dup(parent, &c->mpi));
+/* Reads TESSERA_FAULT ("skip|exit:RANK:GROUP:SEQ") for this rank and group. */
+static void read_fault(comm *c) {
+  const char *spec = getenv("TESSERA_FAULT");
+  if (!spec) return;
+  char kind[8] = "", group[16] = "";
+  int rank = -1, world_rank = -1;
+  unsigned long long seq = 0;
+  if (sscanf(spec, "%7[a-z]:%d:%15[a-z_]:%llu", kind, &rank, group, &seq) != 4) return;
+  MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &world_rank));
+  if (rank != world_rank || strcmp(group, c->name) != 0) return;
+  c->fault = strcmp(kind, "exit") == 0    ? COMM_FAULT_EXIT
+             : strcmp(kind, "stall") == 0 ? COMM_FAULT_STALL
+             : strcmp(kind, "skip") == 0  ? COMM_FAULT_SKIP
+                                          : COMM_FAULT_NONE;
+  c->fault_seq = seq;
+}
+
+static void finish_create(comm *c, const char *name) {
   MPI_CHECK(MPI_Comm_set_errhandler(c->mpi, MPI_ERRORS_RETURN));
   MPI_CHECK(MPI_Comm_rank(c->mpi, &c->rank));
   MPI_CHECK(MPI_Comm_size(c->mpi, &c->size));
   snprintf(c->name, sizeof c->name, "%s", name);
+  read_fault(c);
+}
+
+void comm_create(comm *c, MPI_Comm parent, const char *name) {
+  memset(c, 0, sizeof *c);
+  MPI_CHECK(MPI_Comm_dup(parent, &c->mpi));
+  finish_create(c, name);
 }
 
 void comm_split(comm *c, const comm *parent, int color, int key, const char *name) {
   memset(c, 0, sizeof *c);
   MPI_CHECK(MPI_Comm_split(parent->mpi, color, key, &c->mpi));
-  MPI_CHECK(MPI_Comm_set_errhandler(c->mpi, MPI_ERRORS_RETURN));
-  MPI_CHECK(MPI_Comm_rank(c->mpi, &c->rank));
-  MPI_CHECK(MPI_Comm_size(c->mpi, &c->size));
-  snprintf(c->name, sizeof c->name, "%s", name);
+  finish_create(c, name);
 }
 
 void comm_free(comm *c) {
   if (c->mpi != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_free(&c->mpi));
 }
 
-static void count(comm *c, comm_kind kind, size_t n_bytes, double seconds) {
+void comm_set_watchdog(comm *c, double seconds) { c->watchdog_s = seconds; }
+
+/* Numbers the call; returns false when fault injection says to skip it. */
+static bool begin(comm *c, comm_kind kind, comm_request *req) {
+  req->owner = c;
+  req->kind = kind;
+  req->seq = c->next_seq++;
+  req->started = MPI_Wtime();
+  req->mpi = MPI_REQUEST_NULL;
+  if (c->fault != COMM_FAULT_NONE && req->seq == c->fault_seq) {
+    fprintf(stderr, "tessera: rank %d: injected fault: %s %s #%llu of group %s\n", c->rank,
+            c->fault == COMM_FAULT_EXIT ? "dying in" : c->fault == COMM_FAULT_STALL ? "stalling in" : "skipping",
+            kind_names[kind], (unsigned long long)req->seq, c->name);
+    fflush(stderr);
+    if (c->fault == COMM_FAULT_EXIT) _exit(9);
+    while (c->fault == COMM_FAULT_STALL) sleep(1); /* until the job is aborted */
+    return false;
+  }
+  return true;
+}
+
+/* The world ranks of a group, for the watchdog's report ("0,1,2,3"). */
+static void describe_members(const comm *c, char *out, size_t out_bytes) {
+  MPI_Group group, world;
+  int n = c->size < 16 ? c->size : 16, ranks[16], world_ranks[16];
+  for (int i = 0; i < n; i++) ranks[i] = i;
+  MPI_CHECK(MPI_Comm_group(c->mpi, &group));
+  MPI_CHECK(MPI_Comm_group(MPI_COMM_WORLD, &world));
+  MPI_CHECK(MPI_Group_translate_ranks(group, n, ranks, world, world_ranks));
+  MPI_CHECK(MPI_Group_free(&group));
+  MPI_CHECK(MPI_Group_free(&world));
+  size_t used = 0;
+  out[0] = '\0';
+  for (int i = 0; i < n && used + 12 < out_bytes; i++)
+    used += (size_t)snprintf(out + used, out_bytes - used, "%s%d", i ? "," : "", world_ranks[i]);
+  if (c->size > n && used + 4 < out_bytes) snprintf(out + used, out_bytes - used, ",...");
+}
+
+void comm_wait(comm_request *req) {
+  comm *c = req->owner;
+  if (req->mpi == MPI_REQUEST_NULL) return; /* skipped by fault injection, or already done */
+  double start = MPI_Wtime();
+  if (c->watchdog_s <= 0) {
+    MPI_CHECK(MPI_Wait(&req->mpi, MPI_STATUS_IGNORE));
+  } else {
+    int done = 0;
+    while (!done) {
+      MPI_CHECK(MPI_Test(&req->mpi, &done, MPI_STATUS_IGNORE));
+      if (done) break;
+      if (MPI_Wtime() - start > c->watchdog_s) {
+        char members[200];
+        describe_members(c, members, sizeof members);
+        fail_local(EXIT_INTERNAL_ERROR,
+                   "watchdog: no progress for %.0f s in %s #%llu of group %s (%d ranks: world "
+                   "ranks %s); a peer is missing from this collective or has died — the job is "
+                   "aborted",
+                   c->watchdog_s, kind_names[req->kind], (unsigned long long)req->seq, c->name,
+                   c->size, members);
+      }
+      sched_yield(); /* ranks may outnumber cores: let the peers run */
+    }
+  }
+  c->counters.seconds[req->kind] += MPI_Wtime() - start;
+}
+
+void comm_poke(comm_request *reqs, int n_reqs) {
+  for (int i = 0; i < n_reqs; i++) {
+    int done = 0;
+    if (reqs[i].mpi != MPI_REQUEST_NULL) MPI_CHECK(MPI_Test(&reqs[i].mpi, &done, MPI_STATUS_IGNORE));
+  }
+}
+
+static void count(comm *c, comm_kind kind, size_t n_bytes) {
   c->counters.calls[kind]++;
   c->counters.bytes[kind] += n_bytes;
-  c->counters.seconds[kind] += seconds;
 }
 
 /* MPI counts are int: a larger buffer is reduced in pieces. */
@@ -44,13 +138,15 @@ static void count(comm *c, comm_kind kind, size_t n_bytes, double seconds) {
 
 static void allreduce(comm *c, void *buffer, size_t n_elems, size_t elem_bytes,
                       MPI_Datatype type, MPI_Op op) {
-  double start = MPI_Wtime();
   for (size_t done = 0; done < n_elems; done += MAX_PIECE) {
     size_t piece = n_elems - done < MAX_PIECE ? n_elems - done : MAX_PIECE;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, (char *)buffer + done * elem_bytes, (int)piece, type, op,
-                            c->mpi));
+    comm_request req;
+    if (begin(c, COMM_ALLREDUCE, &req))
+      MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, (char *)buffer + done * elem_bytes, (int)piece, type,
+                               op, c->mpi, &req.mpi));
+    comm_wait(&req);
   }
-  count(c, COMM_ALLREDUCE, n_elems * elem_bytes, MPI_Wtime() - start);
+  count(c, COMM_ALLREDUCE, n_elems * elem_bytes);
 }
 
 void comm_allreduce_sum_f32(comm *c, float *buffer, size_t n_elems) {
@@ -62,69 +158,66 @@ void comm_allreduce_sum_f64(comm *c, double *buffer, size_t n_elems) {
 void comm_allreduce_max_i64(comm *c, int64_t *buffer, size_t n_elems) {
   allreduce(c, buffer, n_elems, sizeof(int64_t), MPI_INT64_T, MPI_MAX);
 }
-
 void comm_allreduce_max_f32(comm *c, float *buffer, size_t n_elems) {
   allreduce(c, buffer, n_elems, sizeof(float), MPI_FLOAT, MPI_MAX);
 }
 
 void comm_allgather_f32(comm *c, const float *in, float *out, size_t n_per_rank) {
   ENSURE(n_per_rank <= MAX_PIECE, "all-gather of %zu elements per rank is too large", n_per_rank);
-  double start = MPI_Wtime();
-  MPI_CHECK(MPI_Allgather(in, (int)n_per_rank, MPI_FLOAT, out, (int)n_per_rank, MPI_FLOAT, c->mpi));
-  count(c, COMM_ALLGATHER, n_per_rank * (size_t)c->size * sizeof(float), MPI_Wtime() - start);
+  comm_request req;
+  if (begin(c, COMM_ALLGATHER, &req))
+    MPI_CHECK(MPI_Iallgather(in, (int)n_per_rank, MPI_FLOAT, out, (int)n_per_rank, MPI_FLOAT, c->mpi,
+                             &req.mpi));
+  comm_wait(&req);
+  count(c, COMM_ALLGATHER, n_per_rank * (size_t)c->size * sizeof(float));
 }
 
 void comm_allgatherv_inplace_f32(comm *c, float *buffer, const int *counts, const int *displs) {
-  double start = MPI_Wtime();
-  MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buffer, counts, displs, MPI_FLOAT,
-                           c->mpi));
+  comm_request req;
+  if (begin(c, COMM_ALLGATHER, &req))
+    MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buffer, counts, displs, MPI_FLOAT,
+                              c->mpi, &req.mpi));
+  comm_wait(&req);
   size_t total = 0;
   for (int r = 0; r < c->size; r++) total += (size_t)counts[r];
-  count(c, COMM_ALLGATHER, total * sizeof(float), MPI_Wtime() - start);
+  count(c, COMM_ALLGATHER, total * sizeof(float));
 }
 
 void comm_reduce_scatter_sum_f32(comm *c, const float *in, float *out, size_t n_per_rank) {
   ENSURE(n_per_rank <= MAX_PIECE, "reduce-scatter of %zu elements per rank is too large", n_per_rank);
-  double start = MPI_Wtime();
-  MPI_CHECK(MPI_Reduce_scatter_block(in, out, (int)n_per_rank, MPI_FLOAT, MPI_SUM, c->mpi));
-  count(c, COMM_REDUCE_SCATTER, n_per_rank * (size_t)c->size * sizeof(float), MPI_Wtime() - start);
+  comm_request req;
+  if (begin(c, COMM_REDUCE_SCATTER, &req))
+    MPI_CHECK(MPI_Ireduce_scatter_block(in, out, (int)n_per_rank, MPI_FLOAT, MPI_SUM, c->mpi,
+                                        &req.mpi));
+  comm_wait(&req);
+  count(c, COMM_REDUCE_SCATTER, n_per_rank * (size_t)c->size * sizeof(float));
 }
 
 void comm_allreduce_sum_f32_start(comm *c, float *buffer, size_t n_elems, comm_request *req) {
   ENSURE(n_elems <= MAX_PIECE, "non-blocking all-reduce of %zu elements: split into buckets",
          n_elems);
-  req->owner = c;
-  req->kind = COMM_ALLREDUCE;
-  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buffer, (int)n_elems, MPI_FLOAT, MPI_SUM, c->mpi, &req->mpi));
-  count(c, COMM_ALLREDUCE, n_elems * sizeof(float), 0.0);
-}
-
-void comm_wait(comm_request *req) {
-  double start = MPI_Wtime();
-  MPI_CHECK(MPI_Wait(&req->mpi, MPI_STATUS_IGNORE));
-  req->owner->counters.seconds[req->kind] += MPI_Wtime() - start;
-}
-
-void comm_poke(comm_request *reqs, int n_reqs) {
-  for (int i = 0; i < n_reqs; i++) {
-    int done = 0;
-    if (reqs[i].mpi != MPI_REQUEST_NULL) MPI_CHECK(MPI_Test(&reqs[i].mpi, &done, MPI_STATUS_IGNORE));
-  }
+  if (begin(c, COMM_ALLREDUCE, req))
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buffer, (int)n_elems, MPI_FLOAT, MPI_SUM, c->mpi,
+                             &req->mpi));
+  count(c, COMM_ALLREDUCE, n_elems * sizeof(float));
 }
 
 void comm_broadcast(comm *c, void *buffer, size_t n_bytes, int root) {
-  double start = MPI_Wtime();
   for (size_t done = 0; done < n_bytes; done += MAX_PIECE) {
     size_t piece = n_bytes - done < MAX_PIECE ? n_bytes - done : MAX_PIECE;
-    MPI_CHECK(MPI_Bcast((char *)buffer + done, (int)piece, MPI_BYTE, root, c->mpi));
+    comm_request req;
+    if (begin(c, COMM_BROADCAST, &req))
+      MPI_CHECK(MPI_Ibcast((char *)buffer + done, (int)piece, MPI_BYTE, root, c->mpi, &req.mpi));
+    comm_wait(&req);
   }
-  count(c, COMM_BROADCAST, n_bytes, MPI_Wtime() - start);
+  count(c, COMM_BROADCAST, n_bytes);
 }
 
 void comm_barrier(comm *c) {
-  double start = MPI_Wtime();
-  MPI_CHECK(MPI_Barrier(c->mpi));
-  count(c, COMM_BARRIER, 0, MPI_Wtime() - start);
+  comm_request req;
+  if (begin(c, COMM_BARRIER, &req)) MPI_CHECK(MPI_Ibarrier(c->mpi, &req.mpi));
+  comm_wait(&req);
+  count(c, COMM_BARRIER, 0);
 }
 
 uint64_t comm_total_bytes(const comm *c) {

@@ -11,6 +11,20 @@
  * Counted bytes are the logical tensor a collective produces or consumes
  * (all-reduce: the buffer; all-gather: the gathered result; reduce-scatter:
  * the input), not wire bytes: doc/design.md relates the two.
+ *
+ * Hang diagnosis: every call on a group gets the next sequence number of
+ * that group. Every collective is started non-blocking and completed by one
+ * wait; with a watchdog set (comm_set_watchdog, `--watchdog SECONDS`) the
+ * wait polls, and a rank stuck longer than that prints which collective,
+ * group, sequence number and peers it waits on, then aborts the job
+ * (MPI_Abort) instead of hanging forever. Mismatched collectives — one rank
+ * skipping a call the others make — show up exactly so.
+ *
+ * Fault injection for tests (never set in production): the environment
+ * variable TESSERA_FAULT="skip:RANK:GROUP:SEQ" makes world rank RANK return
+ * at once from call SEQ of group GROUP without communicating (a mismatched
+ * collective), "stall:..." makes it stop there forever (a hung rank), and
+ * "exit:..." makes it die there (exit status 9), as a crashed node would.
  */
 #ifndef TESSERA_COMM_H
 #define TESSERA_COMM_H
@@ -35,18 +49,29 @@ typedef struct comm_counters {
   double seconds[COMM_N_KINDS];
 } comm_counters;
 
+typedef enum comm_fault { COMM_FAULT_NONE, COMM_FAULT_SKIP, COMM_FAULT_STALL, COMM_FAULT_EXIT } comm_fault;
+
 typedef struct comm {
   MPI_Comm mpi;
   int rank, size;
   char name[16];
   comm_counters counters;
+  uint64_t next_seq;   /* sequence number of the next call on this group */
+  double watchdog_s;   /* 0: wait without a limit */
+  comm_fault fault;    /* test-only fault injection (TESSERA_FAULT) */
+  uint64_t fault_seq;
 } comm;
 
 typedef struct comm_request {
   MPI_Request mpi;
   comm *owner;
   comm_kind kind;
+  uint64_t seq;
+  double started;
 } comm_request;
+
+/* Sets the hang watchdog of this group (seconds; 0 turns it off). */
+void comm_set_watchdog(comm *c, double seconds);
 
 /* Takes a duplicate of `parent` so tessera's traffic never mixes with others'. */
 void comm_create(comm *c, MPI_Comm parent, const char *name);

@@ -59,6 +59,12 @@ void grid_groups(grid *g, comm *groups[GRID_N_GROUPS]) {
   for (int i = 0; i < GRID_N_GROUPS; i++) groups[i] = all[i];
 }
 
+void grid_set_watchdog(grid *g, double seconds) {
+  comm *groups[GRID_N_GROUPS];
+  grid_groups(g, groups);
+  for (int i = 0; i < GRID_N_GROUPS; i++) comm_set_watchdog(groups[i], seconds);
+}
+
 void grid_free(grid *g) {
   comm_free(&g->dp_sp);
   comm_free(&g->pp);

@@ -37,6 +37,9 @@ int grid_check_shape(int world_size, int tp, int pp, int sp, grid_shape *shape, 
 /* Every group of the grid, for reports: world, tp, sp, dp, pp, dp_sp. */
 void grid_groups(grid *g, comm *groups[GRID_N_GROUPS]);
 
+/* Sets the hang watchdog of every group (see comm.h). */
+void grid_set_watchdog(grid *g, double seconds);
+
 /* Builds every communicator (collective over MPI_COMM_WORLD). */
 void grid_create(grid *g, grid_shape shape);
 void grid_free(grid *g);

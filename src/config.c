@@ -87,6 +87,8 @@ static const key_spec key_table[] = {
   {"save_dir", "run", KEY_STRING, FIELD(save_dir), "", 0, 0, NULL, "checkpoint directory"},
   {"save_every", "run", KEY_INT64, FIELD(save_every), "0", 0, BIG, NULL, "checkpoint every N steps"},
   {"resume", "run", KEY_STRING, FIELD(resume), "", 0, 0, NULL, "auto or a checkpoint path"},
+  {"watchdog", "run", KEY_DOUBLE, FIELD(watchdog), "0", 0, 1e9, NULL,
+   "abort with a report when a collective makes no progress for this many seconds (0: off)"},
   {"dump_params", "run", KEY_STRING, FIELD(dump_params), "", 0, 0, NULL,
    "at the end, write every logical parameter (fp32 master, gathered) to this raw file"},
 };

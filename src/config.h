@@ -48,6 +48,7 @@ typedef struct config {
   int64_t save_every;
   char resume[4096];
   char dump_params[4096];
+  double watchdog;
 } config;
 
 void config_set_defaults(config *cfg);

@@ -420,6 +420,7 @@ int trainer_run(const config *cfg, const runtime *rt) {
   if (grid_check_shape(rt->world_size, cfg->tp, cfg->pp, cfg->sp, &shape_of_grid, err, sizeof err))
     fail_collective(EXIT_USER_ERROR, "%s", err);
   grid_create(&rs->grid, shape_of_grid);
+  grid_set_watchdog(&rs->grid, cfg->watchdog);
   rs->accum_steps = cfg->batch_size / (rs->grid.shape.dp * cfg->micro_batch_size);
 
   open_data(rs);
