@@ -11,7 +11,7 @@
 
 #include "fail.h"
 
-typedef enum key_type { KEY_INT, KEY_INT64, KEY_DOUBLE, KEY_STRING, KEY_CHOICE } key_type;
+typedef enum key_type { KEY_INT, KEY_INT64, KEY_DOUBLE, KEY_STRING, KEY_CHOICE, KEY_BOOL } key_type;
 
 typedef struct key_spec {
   const char *name;
@@ -78,6 +78,9 @@ static const key_spec key_table[] = {
   {"pp", "run", KEY_INT, FIELD(pp), "1", 1, 1 << 16, NULL, "pipeline stages"},
   {"sp", "run", KEY_INT, FIELD(sp), "1", 1, 1 << 16, NULL, "sequence-parallel ranks"},
   {"zero", "run", KEY_INT, FIELD(zero), "0", 0, 3, NULL, "ZeRO stage 0|1|2|3"},
+  {"tp_seq_shard", "run", KEY_BOOL, FIELD(tp_seq_shard), "false", 0, 0, NULL,
+   "Megatron sequence parallelism in the norm regions: shard activations along the sequence "
+   "over tp (all-gather / reduce-scatter instead of all-reduce)"},
   {"metrics", "run", KEY_STRING, FIELD(metrics), "metrics.jsonl", 0, 0, NULL,
    "JSONL metrics file (one object per step, validation and summary lines)"},
   {"progress", "run", KEY_CHOICE, FIELD(progress), "auto", 0, 0, "auto|on|off",
@@ -101,6 +104,11 @@ static const key_spec *find_key(const char *name) {
 }
 
 bool config_has_key(const char *key) { return find_key(key) != NULL; }
+
+bool config_key_is_switch(const char *key) {
+  const key_spec *spec = find_key(key);
+  return spec && spec->type == KEY_BOOL;
+}
 
 /* Index of `value` in "a|b|c", or -1. */
 static int choice_index(const char *choices, const char *value) {
@@ -161,6 +169,15 @@ static int set_from_spec(config *cfg, const key_spec *spec, const char *value, c
         return EXIT_USER_ERROR;
       }
       strcpy(field, value);
+      return 0;
+    }
+    case KEY_BOOL: {
+      int index = choice_index("false|true|0|1|off|on|no|yes", value);
+      if (index < 0) {
+        snprintf(err, err_bytes, "%s: '%s' must be true or false, got '%s'", origin, spec->name, value);
+        return EXIT_USER_ERROR;
+      }
+      *(bool *)field = index % 2 == 1;
       return 0;
     }
     case KEY_CHOICE: {
@@ -296,6 +313,7 @@ static void print_value(const config *cfg, const key_spec *spec, FILE *out) {
     case KEY_INT64: fprintf(out, "%lld", (long long)*(const int64_t *)field); break;
     case KEY_DOUBLE: fprintf(out, "%.9g", *(const double *)field); break;
     case KEY_STRING: fputs(field, out); break;
+    case KEY_BOOL: fputs(*(const bool *)field ? "true" : "false", out); break;
     case KEY_CHOICE: {
       int index = *(const int *)field;
       const char *p = spec->choices;
@@ -333,6 +351,7 @@ void config_print_help(void *file) {
     char left[64];
     snprintf(left, sizeof left, "--%s=%s", spec->name,
              spec->type == KEY_CHOICE ? spec->choices
+             : spec->type == KEY_BOOL ? "true|false"
              : spec->type == KEY_STRING ? "TEXT"
              : spec->type == KEY_DOUBLE ? "X" : "N");
     fprintf(out, "  %-28s %s (default: %s)\n", left, spec->help,

@@ -41,6 +41,7 @@ typedef struct config {
   /* [run] */
   backend_choice backend;
   int tp, pp, sp, zero;
+  bool tp_seq_shard;
   char metrics[4096];
   progress_choice progress;
   double peak_tflops;    /* 0: measure sgemm peak at start-up */
@@ -64,6 +65,8 @@ int config_set(config *cfg, const char *key, const char *value, const char *orig
 
 /* True when `key` names a setting (so `--key value` can take the next argv). */
 bool config_has_key(const char *key);
+/* True when `key` is a switch: `--key` alone means `--key=true`. */
+bool config_key_is_switch(const char *key);
 
 /* Cross-key checks that need no layout (heads divide d_model, ...). */
 int config_validate(const config *cfg, char *err, size_t err_bytes);

@@ -98,39 +98,51 @@ static f32_t *carve_f32(carver *c, size_t n) {
 static void carve_activations(model *m, carver *c) {
   const size_t B = (size_t)m->max_B, T = (size_t)m->max_T, C = (size_t)m->shape.d_model;
   const size_t Cl = (size_t)m->C_local, V = (size_t)m->V_local, BT = B * T;
-  m->encoded = carve_act(c, BT * C);
+  /* rows of the residual stream and norm statistics held here */
+  const size_t BTl = m->seq_shard ? BT / (size_t)m->tp_size : BT;
+  m->encoded = carve_act(c, BTl * C);
   for (int l = 0; l < m->shape.n_layer; l++) {
     block_acts *a = &m->acts[l];
     a->ln1 = carve_act(c, BT * C);
     a->qkv = carve_act(c, BT * 3 * Cl);
     a->atty = carve_act(c, BT * Cl);
-    a->res2 = carve_act(c, BT * C);
+    a->res2 = carve_act(c, BTl * C);
     a->ln2 = carve_act(c, BT * C);
     a->fch = carve_act(c, BT * 4 * Cl);
     a->fch_gelu = carve_act(c, BT * 4 * Cl);
-    a->res3 = carve_act(c, BT * C);
-    a->ln1_mean = carve_f32(c, BT);
-    a->ln1_rstd = carve_f32(c, BT);
-    a->ln2_mean = carve_f32(c, BT);
-    a->ln2_rstd = carve_f32(c, BT);
+    a->res3 = carve_act(c, BTl * C);
+    a->ln1_mean = carve_f32(c, BTl);
+    a->ln1_rstd = carve_f32(c, BTl);
+    a->ln2_mean = carve_f32(c, BTl);
+    a->ln2_rstd = carve_f32(c, BTl);
     a->att_saved = carve_f32(c, m->be->attention_saved_elems((int)B, (int)T, m->NH_local));
   }
   m->lnf = carve_act(c, BT * C);
   m->logits = carve_act(c, BT * V);
-  m->lnf_mean = carve_f32(c, BT);
-  m->lnf_rstd = carve_f32(c, BT);
+  m->lnf_mean = carve_f32(c, BTl);
+  m->lnf_rstd = carve_f32(c, BTl);
   m->losses = carve_f32(c, BT);
   m->ce_max = carve_f32(c, BT);
   m->ce_stats = carve_f32(c, 2 * BT);
   /* backward scratch, reused by every block */
-  m->d_resid = carve_act(c, BT * C);
-  m->d_btc = carve_act(c, BT * C);
+  m->d_resid = carve_act(c, BTl * C); /* also the forward's local norm output */
+  m->d_btc = carve_act(c, BT * C);     /* also the forward's partial sums */
   m->d_atty = carve_act(c, BT * Cl);
   m->d_qkv = carve_act(c, BT * 3 * Cl);
   m->d_bt4c = carve_act(c, BT * 4 * Cl);
+  if (m->seq_shard) {
+    m->d_full = carve_act(c, BT * C);
+    m->d_ln = carve_act(c, BTl * C);
+    m->ln_grad_scratch = carve_act(c, 2 * C);
+  } else { /* without sharding, local rows are all rows: the buffers coincide */
+    m->d_full = m->d_resid;
+    m->d_ln = m->d_btc;
+    m->ln_grad_scratch = NULL;
+  }
 }
 
-void model_create(model *m, const backend *be, model_shape shape, int max_B, int max_T, comm *tp) {
+void model_create(model *m, const backend *be, model_shape shape, int max_B, int max_T, comm *tp,
+                  bool seq_shard) {
   memset(m, 0, sizeof *m);
   m->be = be;
   m->shape = shape;
@@ -138,6 +150,9 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
   m->max_T = max_T;
   m->tp = tp && tp->size > 1 ? tp : NULL;
   m->tp_size = m->tp ? tp->size : 1;
+  m->seq_shard = seq_shard && m->tp;
+  ENSURE(!m->seq_shard || max_T % m->tp_size == 0, "sequence sharding: tp %d does not divide T %d",
+         m->tp_size, max_T);
   const int tp_rank = m->tp ? tp->rank : 0;
   ENSURE(shape.n_head % m->tp_size == 0 && shape.d_model % m->tp_size == 0,
          "n_head %d / d_model %d not divisible by tp %d", shape.n_head, shape.d_model, m->tp_size);
@@ -206,14 +221,51 @@ double model_flops_per_token(const model_shape *s, int T) {
 
 /* ---- tensor-parallel reductions (Megatron's f and g operators) ---- */
 
-/* Sums a partial activation over the tp group: after a row-parallel product
- * in the forward, before a column-parallel block's input in the backward. */
-static void tp_sum(model *m, act_t *x, size_t n_elems) {
-  if (!m->tp) return;
-  float *host = m->be->host_pointer(x);
-  ENSURE(host, "tp all-reduce needs host-addressable activations on the %s backend", m->be->name);
-  comm_allreduce_sum_f32(m->tp, host, n_elems);
+static float *host_of(const model *m, const act_t *x) {
+  float *host = m->be->host_pointer((void *)x);
+  ENSURE(host, "tp communication needs host-addressable activations on the %s backend", m->be->name);
+  return host;
 }
+
+/* Leaving a row-parallel product: the partial sums over tp of all N rows
+ * become this rank's rows — an all-reduce in place (local == partial), or a
+ * reduce-scatter into the local rows with sequence sharding. */
+static void sum_rows(model *m, act_t *local, act_t *partial, int N_local, int C) {
+  if (!m->tp) return;
+  if (m->seq_shard)
+    comm_reduce_scatter_sum_f32(m->tp, host_of(m, partial), host_of(m, local), (size_t)N_local * C);
+  else
+    comm_allreduce_sum_f32(m->tp, host_of(m, partial), (size_t)N_local * C);
+}
+
+/* Entering a column-parallel product: every rank needs all N rows — an
+ * all-gather of the local rows with sequence sharding, nothing otherwise
+ * (full == local). */
+static void gather_rows(model *m, act_t *full, const act_t *local, int N_local, int C) {
+  if (m->seq_shard)
+    comm_allgather_f32(m->tp, host_of(m, local), host_of(m, full), (size_t)N_local * C);
+}
+
+/* LayerNorm backward on this rank's rows. With sequence sharding the weight
+ * and bias gradients cover only those rows: they are computed apart, summed
+ * over tp, then accumulated, so every tp rank holds the same gradient. */
+static void norm_backward(model *m, act_t *dinp, act_t *dweight, act_t *dbias, const act_t *dout,
+                          const act_t *inp, const act_t *weight, const f32_t *mean,
+                          const f32_t *rstd, int N_local, int C) {
+  const backend *be = m->be;
+  if (!m->seq_shard) {
+    be->layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N_local, C);
+    return;
+  }
+  act_t *dw = m->ln_grad_scratch, *db = act_at(be, m->ln_grad_scratch, (size_t)C);
+  be->zero_act(m->ln_grad_scratch, 2 * (size_t)C);
+  be->layernorm_backward(dinp, dw, db, dout, inp, weight, mean, rstd, N_local, C);
+  comm_allreduce_sum_f32(m->tp, host_of(m, m->ln_grad_scratch), 2 * (size_t)C);
+  be->accumulate(dweight, dw, (size_t)C);
+  be->accumulate(dbias, db, (size_t)C);
+}
+
+static int local_rows(const model *m, int N) { return m->seq_shard ? N / m->tp_size : N; }
 
 /* ---- linear layer, forward and backward ---- */
 
@@ -238,48 +290,57 @@ static void linear_backward(const backend *be, act_t *dinp, act_t *dweight, act_
 
 static void block_forward(model *m, int l, const act_t *res_in, int B, int T) {
   const backend *be = m->be;
-  const int C = m->shape.d_model, Cl = m->C_local, N = B * T;
-  const size_t NC = (size_t)N * C;
+  const int C = m->shape.d_model, Cl = m->C_local, N = B * T, Nl = local_rows(m, N);
+  const size_t NlC = (size_t)Nl * C;
   const block_params *p = &m->blocks[l];
   block_acts *a = &m->acts[l];
-  be->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, res_in, p->ln1_w, p->ln1_b, N, C);
+  /* scratch while the backward's buffers are idle: local norm output, partial sums */
+  act_t *ln_local = m->seq_shard ? m->d_resid : a->ln1;
+  act_t *partial = m->seq_shard ? m->d_btc : a->res2;
+  be->layernorm_forward(ln_local, a->ln1_mean, a->ln1_rstd, res_in, p->ln1_w, p->ln1_b, Nl, C);
+  gather_rows(m, a->ln1, ln_local, Nl, C);
   linear_forward(be, a->qkv, a->ln1, p->wqkv, p->bqkv, N, C, 3 * Cl); /* column-parallel */
   be->attention_forward(a->atty, a->att_saved, a->qkv, B, T, Cl, m->NH_local);
-  linear_forward(be, a->res2, a->atty, p->wo, NULL, N, Cl, C);         /* row-parallel */
-  tp_sum(m, a->res2, NC);
-  be->bias_add(a->res2, p->bo, N, C); /* after the sum: the bias is added once */
-  be->accumulate(a->res2, res_in, NC);                                   /* residual */
-  be->layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2_w, p->ln2_b, N, C);
+  linear_forward(be, partial, a->atty, p->wo, NULL, N, Cl, C);         /* row-parallel */
+  sum_rows(m, a->res2, partial, Nl, C);
+  be->bias_add(a->res2, p->bo, Nl, C); /* after the sum: the bias is added once */
+  be->accumulate(a->res2, res_in, NlC);                                  /* residual */
+  ln_local = m->seq_shard ? m->d_resid : a->ln2;
+  partial = m->seq_shard ? m->d_btc : a->res3;
+  be->layernorm_forward(ln_local, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2_w, p->ln2_b, Nl, C);
+  gather_rows(m, a->ln2, ln_local, Nl, C);
   linear_forward(be, a->fch, a->ln2, p->w1, p->b1, N, C, 4 * Cl);      /* column-parallel */
   be->gelu_forward(a->fch_gelu, a->fch, (size_t)N * 4 * Cl);
-  linear_forward(be, a->res3, a->fch_gelu, p->w2, NULL, N, 4 * Cl, C); /* row-parallel */
-  tp_sum(m, a->res3, NC);
-  be->bias_add(a->res3, p->b2, N, C);
-  be->accumulate(a->res3, a->res2, NC);                                  /* residual */
+  linear_forward(be, partial, a->fch_gelu, p->w2, NULL, N, 4 * Cl, C); /* row-parallel */
+  sum_rows(m, a->res3, partial, Nl, C);
+  be->bias_add(a->res3, p->b2, Nl, C);
+  be->accumulate(a->res3, a->res2, NlC);                                 /* residual */
 }
 
-/* On entry m->d_resid holds dL/d(block output); on exit dL/d(block input). */
+/* On entry m->d_resid holds dL/d(block output) for this rank's rows; on
+ * exit dL/d(block input). */
 static void block_backward(model *m, int l, const act_t *res_in, int B, int T) {
   const backend *be = m->be;
-  const int C = m->shape.d_model, Cl = m->C_local, N = B * T;
-  const size_t NC = (size_t)N * C;
+  const int C = m->shape.d_model, Cl = m->C_local, N = B * T, Nl = local_rows(m, N);
   const block_params *p = &m->blocks[l];
   block_params *g = &m->block_grads[l];
   const block_acts *a = &m->acts[l];
   /* MLP: the residual passes d_resid straight through; the branch adds to it. */
-  linear_backward(be, m->d_bt4c, g->w2, g->b2, m->d_resid, a->fch_gelu, p->w2, N, 4 * Cl, C);
+  gather_rows(m, m->d_full, m->d_resid, Nl, C);
+  linear_backward(be, m->d_bt4c, g->w2, g->b2, m->d_full, a->fch_gelu, p->w2, N, 4 * Cl, C);
   be->gelu_backward(m->d_bt4c, a->fch, m->d_bt4c, (size_t)N * 4 * Cl);
   linear_backward(be, m->d_btc, g->w1, g->b1, m->d_bt4c, a->ln2, p->w1, N, C, 4 * Cl);
-  tp_sum(m, m->d_btc, NC);
-  be->layernorm_backward(m->d_resid, g->ln2_w, g->ln2_b, m->d_btc, a->res2, p->ln2_w, a->ln2_mean,
-                         a->ln2_rstd, N, C);
+  sum_rows(m, m->d_ln, m->d_btc, Nl, C);
+  norm_backward(m, m->d_resid, g->ln2_w, g->ln2_b, m->d_ln, a->res2, p->ln2_w, a->ln2_mean,
+                a->ln2_rstd, Nl, C);
   /* attention */
-  linear_backward(be, m->d_atty, g->wo, g->bo, m->d_resid, a->atty, p->wo, N, Cl, C);
+  gather_rows(m, m->d_full, m->d_resid, Nl, C);
+  linear_backward(be, m->d_atty, g->wo, g->bo, m->d_full, a->atty, p->wo, N, Cl, C);
   be->attention_backward(m->d_qkv, m->d_atty, a->qkv, a->att_saved, B, T, Cl, m->NH_local);
   linear_backward(be, m->d_btc, g->wqkv, g->bqkv, m->d_qkv, a->ln1, p->wqkv, N, C, 3 * Cl);
-  tp_sum(m, m->d_btc, NC);
-  be->layernorm_backward(m->d_resid, g->ln1_w, g->ln1_b, m->d_btc, res_in, p->ln1_w, a->ln1_mean,
-                         a->ln1_rstd, N, C);
+  sum_rows(m, m->d_ln, m->d_btc, Nl, C);
+  norm_backward(m, m->d_resid, g->ln1_w, g->ln1_b, m->d_ln, res_in, p->ln1_w, a->ln1_mean,
+                a->ln1_rstd, Nl, C);
 }
 
 static const act_t *block_input(const model *m, int l) {
@@ -290,21 +351,26 @@ static const act_t *block_input(const model *m, int l) {
  * shard of the logits in m->logits [N, V_local]. */
 static void forward_to_logits(model *m, const int32_t *inputs, int B, int T) {
   const backend *be = m->be;
-  const int C = m->shape.d_model, N = B * T;
+  const int C = m->shape.d_model, N = B * T, Nl = local_rows(m, N);
   ENSURE(B <= m->max_B && T <= m->max_T, "micro-batch %dx%d exceeds the arena's %dx%d", B, T,
          m->max_B, m->max_T);
+  ENSURE(N == Nl * (m->seq_shard ? m->tp_size : 1), "sequence sharding: %d rows over tp %d", N,
+         m->tp_size);
   be->ids_from_host(m->inputs, inputs, (size_t)N);
-  /* vocabulary-parallel lookup; the position embedding is added by one tp rank
-   * only, so that the sum over the group holds it once */
+  /* vocabulary-parallel lookup of all N rows; the position embedding is added
+   * by one tp rank only, so that the sum over the group holds it once */
   const bool adds_positions = !m->tp || m->tp->rank == 0;
-  be->embedding_forward(m->encoded, m->inputs, m->params,
+  act_t *partial = m->seq_shard ? m->d_btc : m->encoded;
+  be->embedding_forward(partial, m->inputs, m->params,
                         adds_positions ? param_at(m, m->params, "wpe") : NULL, B, T, C,
                         m->vocab_start, m->V_valid);
-  tp_sum(m, m->encoded, (size_t)N * C);
+  sum_rows(m, m->encoded, partial, Nl, C);
   for (int l = 0; l < m->shape.n_layer; l++) block_forward(m, l, block_input(m, l), B, T);
-  be->layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, block_input(m, m->shape.n_layer),
+  act_t *lnf_local = m->seq_shard ? m->d_resid : m->lnf;
+  be->layernorm_forward(lnf_local, m->lnf_mean, m->lnf_rstd, block_input(m, m->shape.n_layer),
                         param_at(m, m->params, "lnf.weight"), param_at(m, m->params, "lnf.bias"),
-                        N, C);
+                        Nl, C);
+  gather_rows(m, m->lnf, lnf_local, Nl, C);
   /* tied head: logits = lnf · wteᵀ, this rank's vocabulary rows */
   be->gemm(false, true, N, m->V_local, C, 1.0f, m->lnf, C, m->params, C, 0.0f, m->logits,
            m->V_local);
@@ -342,13 +408,14 @@ double model_forward_backward(model *m, const int32_t *inputs, const int32_t *ta
 
   /* head (tied): dlnf = dlogits · wte (partial over vocabulary shards);
    * dwte += dlogitsᵀ · lnf (this rank's rows) */
+  const int Nl = local_rows(m, N);
   be->gemm(false, false, N, C, V, 1.0f, m->logits, V, m->params, C, 0.0f, m->d_btc, C);
   be->gemm(true, false, V, C, N, 1.0f, m->logits, V, m->lnf, C, 1.0f, m->grads, C);
-  tp_sum(m, m->d_btc, (size_t)N * C);
-  be->zero_act(m->d_resid, (size_t)N * C);
-  be->layernorm_backward(m->d_resid, param_at(m, m->grads, "lnf.weight"),
-                         param_at(m, m->grads, "lnf.bias"), m->d_btc, block_input(m, L),
-                         param_at(m, m->params, "lnf.weight"), m->lnf_mean, m->lnf_rstd, N, C);
+  sum_rows(m, m->d_ln, m->d_btc, Nl, C);
+  be->zero_act(m->d_resid, (size_t)Nl * C);
+  norm_backward(m, m->d_resid, param_at(m, m->grads, "lnf.weight"), param_at(m, m->grads, "lnf.bias"),
+                m->d_ln, block_input(m, L), param_at(m, m->params, "lnf.weight"), m->lnf_mean,
+                m->lnf_rstd, Nl, C);
   if (ready) ready(ready_context, registry_find(&m->reg, "lnf.weight")->offset);
   for (int l = L - 1; l >= 0; l--) {
     block_backward(m, l, block_input(m, l), B, T);
@@ -358,14 +425,22 @@ double model_forward_backward(model *m, const int32_t *inputs, const int32_t *ta
       ready(ready_context, registry_find(&m->reg, name)->offset);
     }
   }
-  be->embedding_backward(m->grads, param_at(m, m->grads, "wpe"), m->d_resid, m->inputs, B, T, C,
+  /* the embedding's backward reads every row's gradient */
+  gather_rows(m, m->d_full, m->d_resid, Nl, C);
+  be->embedding_backward(m->grads, param_at(m, m->grads, "wpe"), m->d_full, m->inputs, B, T, C,
                          m->vocab_start, m->V_valid);
   if (ready) ready(ready_context, 0);
   return loss_sum;
 }
 
 void model_forward_last_logits(model *m, const int32_t *inputs, int T, float *host_logits) {
-  forward_to_logits(m, inputs, 1, T);
+  /* sequence sharding needs T divisible by tp: pad on the right, which a
+   * causal model's position T−1 never sees */
+  int T_run = m->seq_shard ? (T + m->tp_size - 1) / m->tp_size * m->tp_size : T;
+  int32_t *padded = xmalloc((size_t)T_run * sizeof *padded, "padded prompt");
+  for (int t = 0; t < T_run; t++) padded[t] = inputs[t < T ? t : T - 1];
+  forward_to_logits(m, padded, 1, T_run);
+  free(padded);
   const int Vl = m->V_local;
   float *shard = xmalloc((size_t)Vl * sizeof *shard, "logits shard");
   m->be->act_to_host(shard, act_at(m->be, m->logits, (size_t)(T - 1) * Vl), (size_t)Vl);

@@ -28,6 +28,13 @@
  * one after the vocabulary-parallel embedding; backward: one all-reduce of
  * the gradient entering each column-parallel block. The cross-entropy is
  * vocabulary-parallel (kernels/backend.h): the full logits never exist.
+ *
+ * With seq_shard (Megatron-LM's sequence parallelism, `--tp-seq-shard`) the
+ * residual stream and the norms live sharded along the tokens: tp rank r
+ * holds rows [r·N/t, (r+1)·N/t) of the N = B·T rows. Each all-reduce becomes
+ * an all-gather entering a column-parallel block and a reduce-scatter leaving
+ * a row-parallel one; norm parameters, whose gradients now come from a
+ * rank's own rows, sum theirs over tp.
  */
 #ifndef TESSERA_MODEL_H
 #define TESSERA_MODEL_H
@@ -61,6 +68,7 @@ typedef struct model {
   int V_local;         /* vocabulary rows held here (padded: the logits' row stride) */
   int V_valid;         /* of those, real vocabulary entries */
   int vocab_start;     /* first vocabulary id held here */
+  bool seq_shard;      /* norm regions sharded along the tokens over tp */
   act_t *params; /* compute weights, flat, registry order */
   act_t *grads;  /* same layout */
   int max_B, max_T;
@@ -70,6 +78,7 @@ typedef struct model {
   block_acts *acts;
   void *arena[3];
   act_t *encoded, *lnf, *logits, *d_resid, *d_btc, *d_qkv, *d_atty, *d_bt4c;
+  act_t *d_full, *d_ln, *ln_grad_scratch; /* sequence sharding: gathered / local / 2C */
   f32_t *lnf_mean, *lnf_rstd, *losses, *ce_max, *ce_stats;
   ids_t *inputs, *targets;
   float *host_losses;
@@ -77,8 +86,10 @@ typedef struct model {
 
 /* Builds the registry and allocates parameters, gradients and an activation
  * arena for micro-batches of up to max_B sequences of up to max_T tokens.
- * tp may be NULL (one rank holds the whole model). */
-void model_create(model *m, const backend *be, model_shape shape, int max_B, int max_T, comm *tp);
+ * tp may be NULL (one rank holds the whole model); seq_shard needs tp to
+ * divide max_T. */
+void model_create(model *m, const backend *be, model_shape shape, int max_B, int max_T, comm *tp,
+                  bool seq_shard);
 void model_free(model *m);
 
 /* Parameter count of the logical model (what a checkpoint would hold). */

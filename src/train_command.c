@@ -45,6 +45,10 @@ static int option_key_value(int argc, char **argv, int i, char *key, size_t key_
     *value = equals + 1;
     return 1;
   }
+  if (config_key_is_switch(key) && (i + 1 >= argc || argv[i + 1][0] == '-')) {
+    *value = "true"; /* a bare switch: --tp-seq-shard */
+    return 1;
+  }
   if (i + 1 >= argc) {
     *value = NULL;
     return 1;
@@ -117,6 +121,11 @@ static void check_layout(const config *cfg, int world_size) {
                     "use %s",
                     cfg->tp, cfg->n_head, choices);
   }
+  if (cfg->tp_seq_shard && cfg->tp > 1 && cfg->seq_len % cfg->tp != 0)
+    fail_collective(EXIT_USER_ERROR,
+                    "--tp-seq-shard shards each sequence over the %d tp ranks, but seq_len = %d is "
+                    "not divisible by %d; choose a seq_len that is a multiple of --tp",
+                    cfg->tp, cfg->seq_len, cfg->tp);
   if (cfg->zero > 1)
     fail_collective(EXIT_USER_ERROR,
                     "--zero %d: ZeRO stages 2 and 3 are not available yet in this build; use --zero 0 "

@@ -425,7 +425,8 @@ int trainer_run(const config *cfg, const runtime *rt) {
 
   open_data(rs);
   model_shape shape = {cfg->n_layer, cfg->n_head, cfg->d_model, cfg->vocab_size, cfg->seq_len};
-  model_create(&rs->mdl, rs->be, shape, cfg->micro_batch_size, cfg->seq_len, &rs->grid.tp);
+  model_create(&rs->mdl, rs->be, shape, cfg->micro_batch_size, cfg->seq_len, &rs->grid.tp,
+               cfg->tp_seq_shard);
   float *host_params = xmalloc(rs->mdl.reg.n_local_total * sizeof *host_params, "initial parameters");
   param_init_all(&rs->mdl.reg, (uint64_t)cfg->seed, host_params);
   rs->be->act_from_host(rs->mdl.params, host_params, rs->mdl.reg.n_local_total);

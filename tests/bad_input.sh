@@ -42,6 +42,9 @@ expect 1 "batch not divisible by dp x micro-batch" "batch_size 8 is not divisibl
 expect 1 "heads do not divide d_model" "n_head" 2 train -c "$cfg" --data "$work/data" --n_head 5
 expect 1 "unimplemented layout" "--pp 2" 2 train -c "$cfg" --data "$work/data" --pp 2
 expect 1 "tp does not divide the heads" "n_head = 2.*--tp 2" 3 train -c "$cfg" --data "$work/data" --tp 3
+expect 1 "sequence sharding needs tp | seq_len" "seq_len = 31 is not divisible by 2" 2 \
+  train -c "$cfg" --data "$work/data" --tp 2 --tp-seq-shard --seq_len 31
+expect 1 "malformed switch value" "tp_seq_shard" 2 train -c "$cfg" --data "$work/data" --tp-seq-shard=maybe
 expect 1 "world not divisible by tp" "3 ranks cannot be split as --tp 2" 3 train -c "$cfg" --data "$work/data" --tp 2
 
 expect 1 "unwritable metrics file" "nodir/m.jsonl" 2 train -c "$cfg" --data "$work/data" \

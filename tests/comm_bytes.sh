@@ -8,6 +8,12 @@
 #   plus one fp64 for the gradient norm's tp sum (8 bytes), all ×4 bytes/float;
 #   dp×sp group: the whole local gradient once (params_local·4 bytes) plus the
 #   loss sum and the token-id check (8 bytes each).
+# With --tp-seq-shard each all-reduce of N·h becomes an all-gather and a
+# reduce-scatter, each counted at the full N·h (the same bytes on the wire as
+# the all-reduce), and the norms' gradients are summed over tp:
+#     forward  (2 + 4L)·N·h   embedding RS, 2 AG + 2 RS per block, final-norm AG
+#     backward (2 + 4L)·N·h   head RS, 2 AG + 2 RS per block, embedding AG
+#     norms    (2L + 1)·2h    weight and bias gradients of every LayerNorm
 . "$TESTS_SRCDIR/lib.sh"
 
 cfg="$TESTS_SRCDIR/equiv.ini"   # L = 2, h = 32, s = 16, micro-batch 2, batch 8
@@ -29,4 +35,19 @@ done
 [ $n -eq 6 ] && pass "tp bytes per step = $want_tp and dp x sp bytes = $want_dp, as the formulas say"
 grep -q '^  tp     allreduce' "$work/out" && pass "end-of-run table lists the tp all-reduces" \
   || fail "no communication table"
+
+$RUN_MPI 2 120 "$TESSERA" train -c "$cfg" --data "$work/data" --tp 2 --tp-seq-shard --steps 2 \
+  --metrics "$work/s.jsonl" > "$work/out" 2>&1 || { cat "$work/out"; fail "tp2 sequence-sharded run"; finish; }
+micro_batches=$((8 / 2))
+want_seq=$(( micro_batches * (2 * (2 + 4 * L) * N * h + 3 * N + (2 * L + 1) * 2 * h) * 4 + 8 ))
+for step in 1 2; do
+  got=$(grep "^{\"step\":$step,\"loss\"" "$work/s.jsonl" | sed -n 's/.*"comm_bytes_tp":\([0-9]*\).*/\1/p')
+  [ "$got" = "$want_seq" ] && pass "sequence-sharded step $step: tp bytes $got = formula" \
+    || fail "sequence-sharded step $step: tp bytes $got, formula $want_seq"
+done
+# sharding the norm regions along the sequence shrinks the activation arena
+act_full=$(sed -n 's/.*"mem_activations":\([0-9]*\).*/\1/p' "$work/m.jsonl")
+act_seq=$(sed -n 's/.*"mem_activations":\([0-9]*\).*/\1/p' "$work/s.jsonl")
+[ "$act_seq" -lt "$act_full" ] && pass "activations per rank: $act_full bytes -> $act_seq with --tp-seq-shard" \
+  || fail "activations did not shrink with --tp-seq-shard ($act_full -> $act_seq)"
 finish

@@ -29,7 +29,7 @@ static void test_adamw_and_clipping(void) {
   const backend *be = backend_cpu();
   model_shape shape = {.n_layer = 1, .n_head = 1, .d_model = 4, .vocab_size = 5, .seq_len = 3};
   model m;
-  model_create(&m, be, shape, 1, 3, NULL);
+  model_create(&m, be, shape, 1, 3, NULL, false);
   const size_t n = m.reg.n_local_total;
   float *init = malloc(n * sizeof *init);
   for (size_t i = 0; i < n; i++) init[i] = 0.5f + 0.01f * (float)(i % 7);
