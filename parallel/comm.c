@@ -193,6 +193,15 @@ void comm_reduce_scatter_sum_f32(comm *c, const float *in, float *out, size_t n_
   count(c, COMM_REDUCE_SCATTER, n_per_rank * (size_t)c->size * sizeof(float));
 }
 
+void comm_reduce_scatter_sum_f32_start(comm *c, const float *in, float *out, const int *counts,
+                                       comm_request *req) {
+  size_t total = 0;
+  for (int r = 0; r < c->size; r++) total += (size_t)counts[r];
+  if (begin(c, COMM_REDUCE_SCATTER, req))
+    MPI_CHECK(MPI_Ireduce_scatter(in, out, counts, MPI_FLOAT, MPI_SUM, c->mpi, &req->mpi));
+  count(c, COMM_REDUCE_SCATTER, total * sizeof(float));
+}
+
 void comm_allreduce_sum_f32_start(comm *c, float *buffer, size_t n_elems, comm_request *req) {
   ENSURE(n_elems <= MAX_PIECE, "non-blocking all-reduce of %zu elements: split into buckets",
          n_elems);

@@ -91,6 +91,11 @@ void comm_allgather_f32(comm *c, const float *in, float *out, size_t n_per_rank)
  * buffer[displs[r] ... + counts[r]) and every rank ends with the whole
  * buffer. Counted bytes: the whole buffer. */
 void comm_allgatherv_inplace_f32(comm *c, float *buffer, const int *counts, const int *displs);
+/* Non-blocking reduce-scatter of uneven blocks: rank r receives into out the
+ * sum over ranks of in[Σ_{q<r} counts[q] ...] (counts[r] elements). counts
+ * must stay valid until comm_wait. Counted bytes: the input size. */
+void comm_reduce_scatter_sum_f32_start(comm *c, const float *in, float *out, const int *counts,
+                                       comm_request *req);
 /* Reduce-scatter of equal blocks: rank r receives the sum over ranks of
  * in[r·n_per_rank ...]. Counted bytes: the input size (size · n_per_rank · 4). */
 void comm_reduce_scatter_sum_f32(comm *c, const float *in, float *out, size_t n_per_rank);

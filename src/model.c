@@ -141,8 +141,12 @@ static void carve_activations(model *m, carver *c) {
   }
 }
 
-void model_create(model *m, const backend *be, model_shape shape, int max_B, int max_T, comm *tp,
-                  bool seq_shard) {
+void model_create(model *m, const backend *be, model_shape shape, int max_B, int max_T,
+                  const model_options *options) {
+  const model_options none = {0};
+  if (!options) options = &none;
+  comm *tp = options->tp;
+  const bool seq_shard = options->seq_shard;
   memset(m, 0, sizeof *m);
   m->be = be;
   m->shape = shape;
@@ -166,12 +170,43 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
   m->vocab_start = (int)wte->local_start;
   const size_t n_params = m->reg.n_local_total;
   m->params = be->alloc_act(n_params, "parameters");
-  m->grads = be->alloc_act(n_params, "gradients");
-  be->zero_act(m->grads, n_params);
   m->blocks = xcalloc((size_t)shape.n_layer, sizeof *m->blocks, "block pointers");
   m->block_grads = xcalloc((size_t)shape.n_layer, sizeof *m->block_grads, "block pointers");
   bind_block_params(m, m->params, m->blocks);
-  bind_block_params(m, m->grads, m->block_grads);
+  char first[REGISTRY_NAME_BYTES], second[REGISTRY_NAME_BYTES];
+  snprintf(first, sizeof first, "layers.0.ln1.weight");
+  snprintf(second, sizeof second, "%s", shape.n_layer > 1 ? "layers.1.ln1.weight" : "lnf.weight");
+  m->block_start0 = registry_find(&m->reg, first)->offset;
+  m->block_elems = registry_find(&m->reg, second)->offset - m->block_start0;
+  m->outer_elems = n_params - (size_t)shape.n_layer * m->block_elems;
+  m->windowed_grads = options->windowed_grads;
+  if (!m->windowed_grads) {
+    m->grads = be->alloc_act(n_params, "gradients");
+    bind_block_params(m, m->grads, m->block_grads);
+  } else {
+    /* embeddings then final norm, back to back; blocks alternate between two
+     * windows, block l using window l mod 2 */
+    m->grads = be->alloc_act(m->outer_elems, "embedding and final-norm gradients");
+    for (int w = 0; w < 2; w++) m->grad_windows[w] = be->alloc_act(m->block_elems, "gradient window");
+    for (int l = 0; l < shape.n_layer; l++) {
+      block_params *one = &m->block_grads[l];
+      /* bind as if the window were the whole flat buffer shifted to this block */
+      block_params shifted;
+      const char *names[12] = {"ln1.weight", "ln1.bias", "attn.wqkv", "attn.bqkv", "attn.wo", "attn.bo",
+                               "ln2.weight", "ln2.bias", "mlp.w1", "mlp.b1", "mlp.w2", "mlp.b2"};
+      act_t **fields[12] = {&shifted.ln1_w, &shifted.ln1_b, &shifted.wqkv, &shifted.bqkv, &shifted.wo,
+                            &shifted.bo, &shifted.ln2_w, &shifted.ln2_b, &shifted.w1, &shifted.b1,
+                            &shifted.w2, &shifted.b2};
+      const size_t block_start = m->block_start0 + (size_t)l * m->block_elems;
+      for (int k = 0; k < 12; k++) {
+        char name[REGISTRY_NAME_BYTES];
+        snprintf(name, sizeof name, "layers.%d.%s", l, names[k]);
+        *fields[k] = act_at(be, m->grad_windows[l % 2], registry_find(&m->reg, name)->offset - block_start);
+      }
+      *one = shifted;
+    }
+  }
+  model_zero_grads(m);
 
   m->acts = xcalloc((size_t)shape.n_layer, sizeof *m->acts, "activation pointers");
   carver count = {.be = be};
@@ -193,6 +228,8 @@ void model_free(model *m) {
   const backend *be = m->be;
   be->free_buffer(m->params);
   be->free_buffer(m->grads);
+  for (int w = 0; w < 2; w++)
+    if (m->grad_windows[w]) be->free_buffer(m->grad_windows[w]);
   be->free_buffer(m->arena[0]);
   be->free_buffer(m->arena[1]);
   be->free_buffer(m->inputs);
@@ -203,6 +240,26 @@ void model_free(model *m) {
   free(m->host_losses);
   registry_free(&m->reg);
   memset(m, 0, sizeof *m);
+}
+
+void model_zero_grads(model *m) {
+  m->be->zero_act(m->grads, m->windowed_grads ? m->outer_elems : m->reg.n_local_total);
+}
+
+void model_outer_ranges(const model *m, size_t *embeddings_end, size_t *final_norm_start) {
+  *embeddings_end = m->block_start0;
+  *final_norm_start = m->block_start0 + (size_t)m->shape.n_layer * m->block_elems;
+}
+
+/* Where a gradient lives: the flat buffer, or with windowed gradients the
+ * outer buffer (embeddings at their flat offsets, the final norm after them). */
+static act_t *outer_grad_at(const model *m, const char *name) {
+  const param_spec *p = registry_find(&m->reg, name);
+  ENSURE(p && p->layer < 0, "no embedding or final-norm parameter %s", name);
+  size_t offset = p->offset;
+  if (m->windowed_grads && offset >= m->block_start0)
+    offset = m->block_start0 + (offset - (m->block_start0 + (size_t)m->shape.n_layer * m->block_elems));
+  return act_at(m->be, m->grads, offset);
 }
 
 int64_t model_n_params(const model *m) {
@@ -413,12 +470,20 @@ double model_forward_backward(model *m, const int32_t *inputs, const int32_t *ta
   be->gemm(true, false, V, C, N, 1.0f, m->logits, V, m->lnf, C, 1.0f, m->grads, C);
   sum_rows(m, m->d_ln, m->d_btc, Nl, C);
   be->zero_act(m->d_resid, (size_t)Nl * C);
-  norm_backward(m, m->d_resid, param_at(m, m->grads, "lnf.weight"), param_at(m, m->grads, "lnf.bias"),
+  norm_backward(m, m->d_resid, outer_grad_at(m, "lnf.weight"), outer_grad_at(m, "lnf.bias"),
                 m->d_ln, block_input(m, L), param_at(m, m->params, "lnf.weight"), m->lnf_mean,
                 m->lnf_rstd, Nl, C);
   if (ready) ready(ready_context, registry_find(&m->reg, "lnf.weight")->offset);
   for (int l = L - 1; l >= 0; l--) {
+    const grad_window_hooks *hooks = m->window_hooks;
+    if (m->windowed_grads) { /* take the window back, clean */
+      if (hooks) hooks->window_reuse(hooks->context, l % 2);
+      be->zero_act(m->grad_windows[l % 2], m->block_elems);
+    }
     block_backward(m, l, block_input(m, l), B, T);
+    if (m->windowed_grads && hooks)
+      hooks->block_done(hooks->context, l % 2, m->grad_windows[l % 2],
+                        m->block_start0 + (size_t)l * m->block_elems, m->block_elems);
     if (ready) {
       char name[REGISTRY_NAME_BYTES];
       snprintf(name, sizeof name, "layers.%d.ln1.weight", l);
@@ -427,7 +492,7 @@ double model_forward_backward(model *m, const int32_t *inputs, const int32_t *ta
   }
   /* the embedding's backward reads every row's gradient */
   gather_rows(m, m->d_full, m->d_resid, Nl, C);
-  be->embedding_backward(m->grads, param_at(m, m->grads, "wpe"), m->d_full, m->inputs, B, T, C,
+  be->embedding_backward(m->grads, outer_grad_at(m, "wpe"), m->d_full, m->inputs, B, T, C,
                          m->vocab_start, m->V_valid);
   if (ready) ready(ready_context, 0);
   return loss_sum;

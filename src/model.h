@@ -52,8 +52,26 @@ typedef struct model_shape {
 
 /* Called during the backward pass each time the gradients of every parameter
  * at flat offset >= `offset` are final for this micro-batch, so gradient
- * communication can start while the backward goes on. */
+ * communication can start while the backward goes on (flat gradients). */
 typedef void (*grads_ready_fn)(void *context, size_t offset);
+
+/* Windowed gradients (ZeRO-2): a block's gradients live in one of two
+ * block-sized windows only while its backward runs. `block_done` hands the
+ * window over (the block's flat range [start, start + n_elems)); before the
+ * window is written again `window_reuse` must have finished with it. The
+ * embeddings' and final norm's gradients stay in a small persistent buffer
+ * (model_outer_grads). */
+typedef struct grad_window_hooks {
+  void *context;
+  void (*block_done)(void *context, int window, const act_t *grads, size_t start, size_t n_elems);
+  void (*window_reuse)(void *context, int window);
+} grad_window_hooks;
+
+typedef struct model_options {
+  comm *tp;            /* tensor-parallel group, or NULL */
+  bool seq_shard;      /* --tp-seq-shard */
+  bool windowed_grads; /* ZeRO-2: no full gradient buffer */
+} model_options;
 
 typedef struct block_params block_params;
 typedef struct block_acts block_acts;
@@ -70,7 +88,13 @@ typedef struct model {
   int vocab_start;     /* first vocabulary id held here */
   bool seq_shard;      /* norm regions sharded along the tokens over tp */
   act_t *params; /* compute weights, flat, registry order */
-  act_t *grads;  /* same layout */
+  act_t *grads;  /* same layout; with windowed gradients only the embeddings and
+                  * final norm live here (model_outer_grads) */
+  bool windowed_grads;
+  act_t *grad_windows[2];
+  size_t block_start0, block_elems; /* flat range of block 0, elements per block */
+  size_t outer_elems;               /* embeddings + final norm */
+  const grad_window_hooks *window_hooks;
   int max_B, max_T;
   size_t activation_bytes; /* arena, for the memory report */
   /* internal: pointers into params, grads and the arena */
@@ -86,10 +110,18 @@ typedef struct model {
 
 /* Builds the registry and allocates parameters, gradients and an activation
  * arena for micro-batches of up to max_B sequences of up to max_T tokens.
- * tp may be NULL (one rank holds the whole model); seq_shard needs tp to
- * divide max_T. */
-void model_create(model *m, const backend *be, model_shape shape, int max_B, int max_T, comm *tp,
-                  bool seq_shard);
+ * options may be NULL (one rank holds the whole model, flat gradients);
+ * seq_shard needs tp to divide max_T. */
+void model_create(model *m, const backend *be, model_shape shape, int max_B, int max_T,
+                  const model_options *options);
+
+/* Zeroes every gradient the model keeps between micro-batches. */
+void model_zero_grads(model *m);
+
+/* Windowed gradients: the flat ranges the persistent buffer holds — the
+ * embeddings [0, first) and the final norm [last, n) — and the buffer
+ * (embeddings first, then the final norm). */
+void model_outer_ranges(const model *m, size_t *embeddings_end, size_t *final_norm_start);
 void model_free(model *m);
 
 /* Parameter count of the logical model (what a checkpoint would hold). */

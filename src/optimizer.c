@@ -8,7 +8,7 @@
 #include "fail.h"
 
 void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const float *host_init,
-                      adamw_settings settings, comm *shard_group) {
+                      adamw_settings settings, comm *shard_group, bool shard_gradients) {
   memset(opt, 0, sizeof *opt);
   opt->be = be;
   opt->settings = settings;
@@ -32,12 +32,17 @@ void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const
   be->f32_from_host(opt->master, host_init + opt->shard_start, opt->shard_elems);
   be->zero_f32(opt->m, opt->shard_elems);
   be->zero_f32(opt->v, opt->shard_elems);
+  if (shard_gradients) {
+    opt->shard_grads = be->alloc_act(opt->shard_elems, "gradient shard");
+    be->zero_act(opt->shard_grads, opt->shard_elems);
+  }
 }
 
 void optimizer_free(optimizer *opt) {
   opt->be->free_buffer(opt->master);
   opt->be->free_buffer(opt->m);
   opt->be->free_buffer(opt->v);
+  if (opt->shard_grads) opt->be->free_buffer(opt->shard_grads);
   free(opt->shard_counts);
   free(opt->shard_displs);
   memset(opt, 0, sizeof *opt);
@@ -50,10 +55,22 @@ void optimizer_gather_master(const optimizer *opt, float *host) {
 }
 
 double optimizer_grad_norm(const optimizer *opt, const model *mdl) {
-  double sums[2] = {0, 0}; /* split over tp, replicated */
-  for (int k = 0; k < mdl->reg.n_params; k++) {
-    const param_spec *p = &mdl->reg.params[k];
-    sums[p->tp_split_dim >= 0] += opt->be->sum_squares(act_at(opt->be, mdl->grads, p->offset), p->n_local);
+  double sums[2] = {0, 0}; /* replicated over tp, split over tp */
+  if (!opt->shard_grads) {
+    for (int k = 0; k < mdl->reg.n_params; k++) {
+      const param_spec *p = &mdl->reg.params[k];
+      sums[p->tp_split_dim >= 0] += opt->be->sum_squares(act_at(opt->be, mdl->grads, p->offset), p->n_local);
+    }
+  } else { /* each rank holds its range: sum the ranges over the shard group */
+    const size_t lo_shard = opt->shard_start, hi_shard = opt->shard_start + opt->shard_elems;
+    for (int k = 0; k < mdl->reg.n_params; k++) {
+      const param_spec *p = &mdl->reg.params[k];
+      const size_t lo = p->offset > lo_shard ? p->offset : lo_shard;
+      const size_t hi = p->offset + p->n_local < hi_shard ? p->offset + p->n_local : hi_shard;
+      if (lo < hi)
+        sums[p->tp_split_dim >= 0] += opt->be->sum_squares(act_at(opt->be, opt->shard_grads, lo - lo_shard), hi - lo);
+    }
+    if (opt->shard_group) comm_allreduce_sum_f64(opt->shard_group, sums, 2);
   }
   if (mdl->tp) comm_allreduce_sum_f64(mdl->tp, &sums[1], 1);
   return sqrt(sums[0] + sums[1]);
@@ -73,7 +90,8 @@ double optimizer_step(optimizer *opt, model *mdl, double lr, double grad_norm) {
     const size_t hi = p->offset + p->n_local < hi_shard ? p->offset + p->n_local : hi_shard;
     if (lo >= hi) continue;
     const size_t at = lo - lo_shard;
-    be->adamw(f32_at(opt->master, at), act_at(be, mdl->grads, lo), f32_at(opt->m, at),
+    const act_t *grad = opt->shard_grads ? act_at(be, opt->shard_grads, at) : act_at(be, mdl->grads, lo);
+    be->adamw(f32_at(opt->master, at), grad, f32_at(opt->m, at),
               f32_at(opt->v, at), hi - lo, (float)lr, (float)s->beta1, (float)s->beta2,
               (float)s->eps, p->weight_decay ? (float)s->weight_decay : 0.0f, (float)clip,
               opt->step);

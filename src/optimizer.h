@@ -16,6 +16,10 @@
  * moments of its range only, updates that range, and an all-gather over the
  * group hands every rank the updated compute weights. Without a shard group
  * (stage 0) one rank's range is the whole buffer.
+ *
+ * ZeRO stage 2 adds the gradient: the optimizer owns `shard_grads`, the
+ * reduced gradient of its range (filled by parallel/shard_sync), and reads
+ * the update and the gradient norm from it instead of the model's buffer.
  */
 #ifndef TESSERA_OPTIMIZER_H
 #define TESSERA_OPTIMIZER_H
@@ -37,13 +41,14 @@ typedef struct optimizer {
   comm *shard_group;       /* NULL: stage 0 */
   int *shard_counts, *shard_displs; /* per rank of the group, elements */
   size_t shard_start, shard_elems;  /* this rank's range */
+  act_t *shard_grads;      /* stage 2: this range's reduced gradient, else NULL */
   int64_t step;            /* optimizer steps taken */
 } optimizer;
 
 /* The master copy starts from host_init (the initialised parameters, whole
  * buffer). shard_group is the ZeRO-1 group (dp×sp), or NULL for stage 0. */
 void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const float *host_init,
-                      adamw_settings settings, comm *shard_group);
+                      adamw_settings settings, comm *shard_group, bool shard_gradients);
 
 /* Gathers the whole fp32 master copy into host (n_elems floats) on every
  * rank of the shard group (collective over it). */

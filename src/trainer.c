@@ -12,6 +12,7 @@
 #include "comm.h"
 #include "fail.h"
 #include "grad_sync.h"
+#include "shard_sync.h"
 #include "grid.h"
 #include "lr_schedule.h"
 #include "metrics.h"
@@ -33,7 +34,9 @@ typedef struct run_state {
   grid grid;
   model mdl;
   optimizer opt;
-  grad_sync sync;
+  grad_sync sync;        /* ZeRO 0 and 1: bucketed all-reduce of the flat gradient */
+  shard_sync ssync;      /* ZeRO 2: reduce-scatter of gradient windows into shards */
+  grad_window_hooks window_hooks;
   batch_loader loader;
   token_dataset train_ds, val_ds;
   bool separate_val;
@@ -117,7 +120,11 @@ static void report_start(run_state *rs) {
   const size_t shard = rs->opt.shard_elems; /* the whole buffer without ZeRO */
   rs->memory = (memory_report){
       .weight_bytes = n_local * act_bytes + shard * sizeof(float), /* compute copy + fp32 master */
-      .grad_bytes = n_local * act_bytes,
+      /* ZeRO 2: the persistent embedding/final-norm buffer, two block windows
+       * and this rank's shard instead of the whole gradient */
+      .grad_bytes = m->windowed_grads
+                        ? (m->outer_elems + 2 * m->block_elems + shard) * act_bytes
+                        : n_local * act_bytes,
       .optimizer_bytes = 2 * shard * sizeof(float), /* Adam m and v */
       .activation_bytes = m->activation_bytes,
   };
@@ -172,6 +179,30 @@ static void grads_ready(void *context, size_t offset) {
   grad_sync_ready_from((grad_sync *)context, offset);
 }
 
+static void window_done(void *context, int window, const act_t *grads, size_t start, size_t n) {
+  run_state *rs = context;
+  shard_sync_start(&rs->ssync, window, rs->be->host_pointer((void *)grads), start, n);
+}
+
+static void window_reuse(void *context, int window) {
+  shard_sync_finish(&((run_state *)context)->ssync, window);
+}
+
+/* ZeRO 2, end of a step's backward: finish the windows in flight, then
+ * reduce-scatter the embeddings' and final norm's gradients, which were
+ * accumulated locally over the micro-batches. */
+static void finish_shard_gradients(run_state *rs) {
+  const model *m = &rs->mdl;
+  shard_sync_finish(&rs->ssync, 0);
+  shard_sync_finish(&rs->ssync, 1);
+  size_t embeddings_end, final_norm_start;
+  model_outer_ranges(m, &embeddings_end, &final_norm_start);
+  const float *outer = rs->be->host_pointer(m->grads);
+  shard_sync_range(&rs->ssync, outer, 0, embeddings_end);
+  shard_sync_range(&rs->ssync, outer + embeddings_end, final_norm_start,
+                   m->reg.n_local_total - final_norm_start);
+}
+
 /* Every rank checks its tokens; one all-reduce tells all of them whether any
  * rank saw an id outside the vocabulary, so the error is reported once. */
 static void check_token_ids(run_state *rs, int32_t max_id, int64_t max_sample, const char *path,
@@ -213,15 +244,18 @@ static step_result train_step(run_state *rs, int64_t step) {
   /* mean over every token of the global batch: each rank's sum is scaled by
    * 1/global_tokens, and the all-reduce sums the ranks */
   const float dloss_scale = 1.0f / (float)((double)cfg->batch_size * T);
-  rs->be->zero_act(rs->mdl.grads, rs->mdl.reg.n_local_total);
+  const bool zero2 = rs->opt.shard_grads != NULL;
+  model_zero_grads(&rs->mdl);
+  if (zero2) rs->be->zero_act(rs->opt.shard_grads, rs->opt.shard_elems);
   double loss_sum = 0;
   for (int k = 0; k < rs->accum_steps; k++) {
     bool last = k == rs->accum_steps - 1;
     loss_sum += model_forward_backward(&rs->mdl, rs->inputs + k * micro_tokens,
                                        rs->targets + k * micro_tokens, M, T, dloss_scale,
-                                       last ? grads_ready : NULL, &rs->sync);
+                                       last && !zero2 ? grads_ready : NULL, &rs->sync);
   }
-  grad_sync_finish(&rs->sync);
+  if (zero2) finish_shard_gradients(rs);
+  else grad_sync_finish(&rs->sync);
   comm_allreduce_sum_f64(&rs->grid.dp_sp, &loss_sum, 1);
 
   step_result r;
@@ -359,6 +393,18 @@ static void report_validation(run_state *rs, int64_t step, double val_loss) {
   metrics_end(&rs->mx);
 }
 
+/* Peak resident memory of this process (VmHWM), bytes; 0 where unknown. */
+static int64_t peak_resident_bytes(void) {
+  FILE *status = fopen("/proc/self/status", "r");
+  if (!status) return 0;
+  char line[256];
+  long long kib = 0;
+  while (fgets(line, sizeof line, status))
+    if (sscanf(line, "VmHWM: %lld kB", &kib) == 1) break;
+  fclose(status);
+  return (int64_t)kib * 1024;
+}
+
 /* ---------------------------------------------------------------- params */
 
 /* Writes the logical model — every parameter in registry order, each in its
@@ -425,19 +471,31 @@ int trainer_run(const config *cfg, const runtime *rt) {
 
   open_data(rs);
   model_shape shape = {cfg->n_layer, cfg->n_head, cfg->d_model, cfg->vocab_size, cfg->seq_len};
-  model_create(&rs->mdl, rs->be, shape, cfg->micro_batch_size, cfg->seq_len, &rs->grid.tp,
-               cfg->tp_seq_shard);
+  const model_options options = {.tp = &rs->grid.tp,
+                                 .seq_shard = cfg->tp_seq_shard,
+                                 .windowed_grads = cfg->zero >= 2};
+  model_create(&rs->mdl, rs->be, shape, cfg->micro_batch_size, cfg->seq_len, &options);
   float *host_params = xmalloc(rs->mdl.reg.n_local_total * sizeof *host_params, "initial parameters");
   param_init_all(&rs->mdl.reg, (uint64_t)cfg->seed, host_params);
   rs->be->act_from_host(rs->mdl.params, host_params, rs->mdl.reg.n_local_total);
   adamw_settings adam = {cfg->beta1, cfg->beta2, cfg->adam_eps, cfg->weight_decay, cfg->grad_clip};
   optimizer_create(&rs->opt, rs->be, &rs->mdl, host_params, adam,
-                   cfg->zero >= 1 ? &rs->grid.dp_sp : NULL);
+                   cfg->zero >= 1 ? &rs->grid.dp_sp : NULL, cfg->zero >= 2);
   free(host_params);
   float *host_grads = rs->be->host_pointer(rs->mdl.grads);
   ENSURE(host_grads, "the %s backend's gradients are not host-addressable", rs->be->name);
+  if (cfg->zero >= 2) {
+    size_t embeddings_end, final_norm_start;
+    model_outer_ranges(&rs->mdl, &embeddings_end, &final_norm_start);
+    size_t largest = rs->mdl.block_elems > embeddings_end ? rs->mdl.block_elems : embeddings_end;
+    shard_sync_create(&rs->ssync, &rs->grid.dp_sp, rs->opt.shard_counts, rs->opt.shard_displs,
+                      rs->be->host_pointer(rs->opt.shard_grads), largest);
+    rs->window_hooks = (grad_window_hooks){rs, window_done, window_reuse};
+    rs->mdl.window_hooks = &rs->window_hooks;
+  }
   const size_t bucket_elems = (size_t)25 << 20 >> 2; /* 25 MiB of fp32, as DDP's default */
-  grad_sync_create(&rs->sync, &rs->grid.dp_sp, host_grads, rs->mdl.reg.n_local_total, bucket_elems);
+  if (cfg->zero < 2)
+    grad_sync_create(&rs->sync, &rs->grid.dp_sp, host_grads, rs->mdl.reg.n_local_total, bucket_elems);
   const size_t step_tokens = (size_t)rs->accum_steps * cfg->micro_batch_size * cfg->seq_len;
   rs->inputs = xmalloc(step_tokens * sizeof(int32_t), "step inputs");
   rs->targets = xmalloc(step_tokens * sizeof(int32_t), "step targets");
@@ -497,13 +555,18 @@ int trainer_run(const config *cfg, const runtime *rt) {
   double comm_seconds = 0;
   for (int i = 0; i < GRID_N_GROUPS; i++) comm_bytes += comm_end.bytes[i], comm_seconds += comm_end.seconds[i];
   report_communication(rs);
+  int64_t peak_rss = peak_resident_bytes();
+  comm_allreduce_max_i64(&rs->grid.world, &peak_rss, 1);
   char elapsed_text[32];
   progress_format_duration(train_seconds, elapsed_text, sizeof elapsed_text);
+  char val_text[32] = "n/a";
+  if (!isnan(last_val)) snprintf(val_text, sizeof val_text, "%.4f", last_val);
   progress_print(&rs->pg,
-                 "done: %lld steps in %s | final loss %.4f | val loss %.4f | %.0f tok/s | MFU "
-                 "%.1f%% | memory %.1f MiB/rank | communicated %.1f MiB/rank, %.2f s waiting\n",
-                 (long long)cfg->steps, elapsed_text, last_loss, last_val, tokens_per_s, 100 * mfu,
-                 mem_total / 1048576.0, comm_bytes / 1048576.0, comm_seconds);
+                 "done: %lld steps in %s | final loss %.4f | val loss %s | %.0f tok/s | MFU "
+                 "%.1f%% | memory %.1f MiB/rank (peak resident %.1f MiB) | communicated %.1f MiB/rank, "
+                 "%.2f s waiting\n",
+                 (long long)cfg->steps, elapsed_text, last_loss, val_text, tokens_per_s, 100 * mfu,
+                 mem_total / 1048576.0, peak_rss / 1048576.0, comm_bytes / 1048576.0, comm_seconds);
   metrics *mx = &rs->mx;
   metrics_begin(mx);
   metrics_str(mx, "event", "end");
@@ -514,6 +577,7 @@ int trainer_run(const config *cfg, const runtime *rt) {
   metrics_num(mx, "mfu", mfu);
   metrics_num(mx, "train_s", train_seconds);
   metrics_int(mx, "mem_per_rank", (int64_t)mem_total);
+  metrics_int(mx, "peak_rss", peak_rss);
   metrics_int(mx, "comm_bytes", (int64_t)comm_bytes);
   metrics_num(mx, "comm_s", comm_seconds);
   metrics_end(mx);
@@ -522,6 +586,7 @@ int trainer_run(const config *cfg, const runtime *rt) {
   free(rs->inputs);
   free(rs->targets);
   grad_sync_free(&rs->sync);
+  if (cfg->zero >= 2) shard_sync_free(&rs->ssync);
   optimizer_free(&rs->opt);
   model_free(&rs->mdl);
   dataset_close(&rs->train_ds);

@@ -61,6 +61,9 @@ layout 8 "--tp 4"        # dp2 x tp4
 layout 2 "--zero 1"      # dp2, ZeRO-1
 layout 4 "--zero 1"      # dp4, ZeRO-1
 layout 4 "--tp 2 --zero 1"  # dp2 x tp2, ZeRO-1
+layout 2 "--zero 2"      # dp2, ZeRO-2
+layout 4 "--zero 2"      # dp4, ZeRO-2
+layout 4 "--tp 2 --zero 2"  # dp2 x tp2, ZeRO-2
 layout 2 "--tp 2 --tp-seq-shard"  # tp2, Megatron sequence parallelism
 layout 8 "--tp 4 --tp-seq-shard --zero 1"  # dp2 x tp4, sequence-sharded, ZeRO-1
 finish

@@ -27,7 +27,7 @@ int main(void) {
   model_shape shape = {.n_layer = 2, .n_head = 2, .d_model = 8, .vocab_size = 11, .seq_len = 5};
   const int B = 2, T = 5, N = B * T;
   model m;
-  model_create(&m, be, shape, B, T, NULL, false);
+  model_create(&m, be, shape, B, T, NULL);
   const size_t n_params = m.reg.n_local_total;
   float *params = be->host_pointer(m.params);
   const float *grads = be->host_pointer(m.grads);

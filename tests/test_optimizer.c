@@ -29,7 +29,7 @@ static void test_adamw_and_clipping(void) {
   const backend *be = backend_cpu();
   model_shape shape = {.n_layer = 1, .n_head = 1, .d_model = 4, .vocab_size = 5, .seq_len = 3};
   model m;
-  model_create(&m, be, shape, 1, 3, NULL, false);
+  model_create(&m, be, shape, 1, 3, NULL);
   const size_t n = m.reg.n_local_total;
   float *init = malloc(n * sizeof *init);
   for (size_t i = 0; i < n; i++) init[i] = 0.5f + 0.01f * (float)(i % 7);
@@ -37,7 +37,7 @@ static void test_adamw_and_clipping(void) {
   adamw_settings settings = {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1,
                              .grad_clip = 1.0};
   optimizer opt;
-  optimizer_create(&opt, be, &m, init, settings, NULL);
+  optimizer_create(&opt, be, &m, init, settings, NULL, false);
   float *grads = be->host_pointer(m.grads);
   for (size_t i = 0; i < n; i++) grads[i] = (i % 2 ? 1.0f : -2.0f) * (float)(1 + i % 3);
   double sum_sq = 0;
