@@ -193,6 +193,16 @@ void comm_reduce_scatter_sum_f32(comm *c, const float *in, float *out, size_t n_
   count(c, COMM_REDUCE_SCATTER, n_per_rank * (size_t)c->size * sizeof(float));
 }
 
+void comm_allgatherv_f32_start(comm *c, const float *send, int send_count, float *out,
+                               const int *counts, const int *displs, comm_request *req) {
+  size_t total = 0;
+  for (int r = 0; r < c->size; r++) total += (size_t)counts[r];
+  if (begin(c, COMM_ALLGATHER, req))
+    MPI_CHECK(MPI_Iallgatherv(send, send_count, MPI_FLOAT, out, counts, displs, MPI_FLOAT, c->mpi,
+                              &req->mpi));
+  count(c, COMM_ALLGATHER, total * sizeof(float));
+}
+
 void comm_reduce_scatter_sum_f32_start(comm *c, const float *in, float *out, const int *counts,
                                        comm_request *req) {
   size_t total = 0;

@@ -91,6 +91,11 @@ void comm_allgather_f32(comm *c, const float *in, float *out, size_t n_per_rank)
  * buffer[displs[r] ... + counts[r]) and every rank ends with the whole
  * buffer. Counted bytes: the whole buffer. */
 void comm_allgatherv_inplace_f32(comm *c, float *buffer, const int *counts, const int *displs);
+/* Non-blocking all-gather of uneven blocks into out (rank r's send_count
+ * elements land at displs[r]). counts and displs must stay valid until
+ * comm_wait. Counted bytes: the gathered size. */
+void comm_allgatherv_f32_start(comm *c, const float *send, int send_count, float *out,
+                               const int *counts, const int *displs, comm_request *req);
 /* Non-blocking reduce-scatter of uneven blocks: rank r receives into out the
  * sum over ranks of in[Σ_{q<r} counts[q] ...] (counts[r] elements). counts
  * must stay valid until comm_wait. Counted bytes: the input size. */

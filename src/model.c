@@ -75,6 +75,25 @@ static void bind_block_params(model *m, act_t *base, block_params *out) {
   }
 }
 
+/* Binds block l's tensors into window l mod 2, as if the window were the
+ * flat buffer shifted to the block's first element. */
+static void bind_block_windows(model *m, act_t *windows[2], block_params *out) {
+  static const char *names[12] = {"ln1.weight", "ln1.bias", "attn.wqkv", "attn.bqkv",
+                                  "attn.wo",    "attn.bo",  "ln2.weight", "ln2.bias",
+                                  "mlp.w1",     "mlp.b1",   "mlp.w2",     "mlp.b2"};
+  for (int l = 0; l < m->shape.n_layer; l++) {
+    block_params *b = &out[l];
+    act_t **fields[12] = {&b->ln1_w, &b->ln1_b, &b->wqkv, &b->bqkv, &b->wo, &b->bo,
+                          &b->ln2_w, &b->ln2_b, &b->w1,   &b->b1,   &b->w2, &b->b2};
+    const size_t block_start = m->block_start0 + (size_t)l * m->block_elems;
+    for (int k = 0; k < 12; k++) {
+      char name[REGISTRY_NAME_BYTES];
+      snprintf(name, sizeof name, "layers.%d.%s", l, names[k]);
+      *fields[k] = act_at(m->be, windows[l % 2], registry_find(&m->reg, name)->offset - block_start);
+    }
+  }
+}
+
 /* Hands out consecutive pieces of one arena, counting what it handed out. */
 typedef struct carver {
   const backend *be;
@@ -169,42 +188,34 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
   m->V_valid = (int)wte->local_valid;
   m->vocab_start = (int)wte->local_start;
   const size_t n_params = m->reg.n_local_total;
-  m->params = be->alloc_act(n_params, "parameters");
   m->blocks = xcalloc((size_t)shape.n_layer, sizeof *m->blocks, "block pointers");
   m->block_grads = xcalloc((size_t)shape.n_layer, sizeof *m->block_grads, "block pointers");
-  bind_block_params(m, m->params, m->blocks);
   char first[REGISTRY_NAME_BYTES], second[REGISTRY_NAME_BYTES];
   snprintf(first, sizeof first, "layers.0.ln1.weight");
   snprintf(second, sizeof second, "%s", shape.n_layer > 1 ? "layers.1.ln1.weight" : "lnf.weight");
   m->block_start0 = registry_find(&m->reg, first)->offset;
   m->block_elems = registry_find(&m->reg, second)->offset - m->block_start0;
   m->outer_elems = n_params - (size_t)shape.n_layer * m->block_elems;
-  m->windowed_grads = options->windowed_grads;
+  /* Windowed buffers hold the embeddings then the final norm, back to back,
+   * and blocks alternate between two block-sized windows (block l: window
+   * l mod 2). */
+  m->windowed_params = options->windowed_params;
+  if (!m->windowed_params) {
+    m->params = be->alloc_act(n_params, "parameters");
+    bind_block_params(m, m->params, m->blocks);
+  } else {
+    m->params = be->alloc_act(m->outer_elems, "embedding and final-norm parameters");
+    for (int w = 0; w < 2; w++) m->param_windows[w] = be->alloc_act(m->block_elems, "parameter window");
+    bind_block_windows(m, m->param_windows, m->blocks);
+  }
+  m->windowed_grads = options->windowed_grads || options->windowed_params;
   if (!m->windowed_grads) {
     m->grads = be->alloc_act(n_params, "gradients");
     bind_block_params(m, m->grads, m->block_grads);
   } else {
-    /* embeddings then final norm, back to back; blocks alternate between two
-     * windows, block l using window l mod 2 */
     m->grads = be->alloc_act(m->outer_elems, "embedding and final-norm gradients");
     for (int w = 0; w < 2; w++) m->grad_windows[w] = be->alloc_act(m->block_elems, "gradient window");
-    for (int l = 0; l < shape.n_layer; l++) {
-      block_params *one = &m->block_grads[l];
-      /* bind as if the window were the whole flat buffer shifted to this block */
-      block_params shifted;
-      const char *names[12] = {"ln1.weight", "ln1.bias", "attn.wqkv", "attn.bqkv", "attn.wo", "attn.bo",
-                               "ln2.weight", "ln2.bias", "mlp.w1", "mlp.b1", "mlp.w2", "mlp.b2"};
-      act_t **fields[12] = {&shifted.ln1_w, &shifted.ln1_b, &shifted.wqkv, &shifted.bqkv, &shifted.wo,
-                            &shifted.bo, &shifted.ln2_w, &shifted.ln2_b, &shifted.w1, &shifted.b1,
-                            &shifted.w2, &shifted.b2};
-      const size_t block_start = m->block_start0 + (size_t)l * m->block_elems;
-      for (int k = 0; k < 12; k++) {
-        char name[REGISTRY_NAME_BYTES];
-        snprintf(name, sizeof name, "layers.%d.%s", l, names[k]);
-        *fields[k] = act_at(be, m->grad_windows[l % 2], registry_find(&m->reg, name)->offset - block_start);
-      }
-      *one = shifted;
-    }
+    bind_block_windows(m, m->grad_windows, m->block_grads);
   }
   model_zero_grads(m);
 
@@ -228,8 +239,10 @@ void model_free(model *m) {
   const backend *be = m->be;
   be->free_buffer(m->params);
   be->free_buffer(m->grads);
-  for (int w = 0; w < 2; w++)
+  for (int w = 0; w < 2; w++) {
     if (m->grad_windows[w]) be->free_buffer(m->grad_windows[w]);
+    if (m->param_windows[w]) be->free_buffer(m->param_windows[w]);
+  }
   be->free_buffer(m->arena[0]);
   be->free_buffer(m->arena[1]);
   be->free_buffer(m->inputs);
@@ -251,15 +264,41 @@ void model_outer_ranges(const model *m, size_t *embeddings_end, size_t *final_no
   *final_norm_start = m->block_start0 + (size_t)m->shape.n_layer * m->block_elems;
 }
 
-/* Where a gradient lives: the flat buffer, or with windowed gradients the
- * outer buffer (embeddings at their flat offsets, the final norm after them). */
-static act_t *outer_grad_at(const model *m, const char *name) {
+/* Where an embedding or final-norm tensor lives in a buffer: at its flat
+ * offset, or in a windowed buffer's outer part (embeddings at their flat
+ * offsets, the final norm right after them). */
+static size_t outer_offset(const model *m, const char *name, bool windowed) {
   const param_spec *p = registry_find(&m->reg, name);
   ENSURE(p && p->layer < 0, "no embedding or final-norm parameter %s", name);
   size_t offset = p->offset;
-  if (m->windowed_grads && offset >= m->block_start0)
+  if (windowed && offset >= m->block_start0)
     offset = m->block_start0 + (offset - (m->block_start0 + (size_t)m->shape.n_layer * m->block_elems));
-  return act_at(m->be, m->grads, offset);
+  return offset;
+}
+static act_t *outer_grad_at(const model *m, const char *name) {
+  return act_at(m->be, m->grads, outer_offset(m, name, m->windowed_grads));
+}
+static act_t *outer_param_at(const model *m, const char *name) {
+  return act_at(m->be, m->params, outer_offset(m, name, m->windowed_params));
+}
+
+void model_load_params(model *m, const float *host) {
+  if (!m->windowed_params) {
+    m->be->act_from_host(m->params, host, m->reg.n_local_total);
+    return;
+  }
+  size_t embeddings_end, final_norm_start;
+  model_outer_ranges(m, &embeddings_end, &final_norm_start);
+  m->be->act_from_host(m->params, host, embeddings_end);
+  m->be->act_from_host(act_at(m->be, m->params, embeddings_end), host + final_norm_start,
+                       m->reg.n_local_total - final_norm_start);
+}
+
+/* ZeRO-3: make sure block l's weights are in its window before use. */
+static void need_block(model *m, int l, int next) {
+  if (m->windowed_params && m->param_hooks)
+    m->param_hooks->need_block(m->param_hooks->context, l, l % 2, m->param_windows[l % 2],
+                               m->block_start0 + (size_t)l * m->block_elems, m->block_elems, next);
 }
 
 int64_t model_n_params(const model *m) {
@@ -419,13 +458,16 @@ static void forward_to_logits(model *m, const int32_t *inputs, int B, int T) {
   const bool adds_positions = !m->tp || m->tp->rank == 0;
   act_t *partial = m->seq_shard ? m->d_btc : m->encoded;
   be->embedding_forward(partial, m->inputs, m->params,
-                        adds_positions ? param_at(m, m->params, "wpe") : NULL, B, T, C,
+                        adds_positions ? outer_param_at(m, "wpe") : NULL, B, T, C,
                         m->vocab_start, m->V_valid);
   sum_rows(m, m->encoded, partial, Nl, C);
-  for (int l = 0; l < m->shape.n_layer; l++) block_forward(m, l, block_input(m, l), B, T);
+  for (int l = 0; l < m->shape.n_layer; l++) {
+    need_block(m, l, l + 1 < m->shape.n_layer ? l + 1 : -1);
+    block_forward(m, l, block_input(m, l), B, T);
+  }
   act_t *lnf_local = m->seq_shard ? m->d_resid : m->lnf;
   be->layernorm_forward(lnf_local, m->lnf_mean, m->lnf_rstd, block_input(m, m->shape.n_layer),
-                        param_at(m, m->params, "lnf.weight"), param_at(m, m->params, "lnf.bias"),
+                        outer_param_at(m, "lnf.weight"), outer_param_at(m, "lnf.bias"),
                         Nl, C);
   gather_rows(m, m->lnf, lnf_local, Nl, C);
   /* tied head: logits = lnf · wteᵀ, this rank's vocabulary rows */
@@ -471,7 +513,7 @@ double model_forward_backward(model *m, const int32_t *inputs, const int32_t *ta
   sum_rows(m, m->d_ln, m->d_btc, Nl, C);
   be->zero_act(m->d_resid, (size_t)Nl * C);
   norm_backward(m, m->d_resid, outer_grad_at(m, "lnf.weight"), outer_grad_at(m, "lnf.bias"),
-                m->d_ln, block_input(m, L), param_at(m, m->params, "lnf.weight"), m->lnf_mean,
+                m->d_ln, block_input(m, L), outer_param_at(m, "lnf.weight"), m->lnf_mean,
                 m->lnf_rstd, Nl, C);
   if (ready) ready(ready_context, registry_find(&m->reg, "lnf.weight")->offset);
   for (int l = L - 1; l >= 0; l--) {
@@ -480,6 +522,7 @@ double model_forward_backward(model *m, const int32_t *inputs, const int32_t *ta
       if (hooks) hooks->window_reuse(hooks->context, l % 2);
       be->zero_act(m->grad_windows[l % 2], m->block_elems);
     }
+    need_block(m, l, l - 1);
     block_backward(m, l, block_input(m, l), B, T);
     if (m->windowed_grads && hooks)
       hooks->block_done(hooks->context, l % 2, m->grad_windows[l % 2],

@@ -67,10 +67,22 @@ typedef struct grad_window_hooks {
   void (*window_reuse)(void *context, int window);
 } grad_window_hooks;
 
+/* Windowed parameters (ZeRO-3): a block's weights are in one of two windows
+ * only when needed. Before block `layer` is used `need_block` must fill
+ * `window_buf` with the flat range [start, start + n_elems) (or find it
+ * there already); `next_layer` is the block used after it (−1: none), which
+ * the hook may start fetching into the other window. */
+typedef struct param_window_hooks {
+  void *context;
+  void (*need_block)(void *context, int layer, int window, act_t *window_buf, size_t start,
+                     size_t n_elems, int next_layer);
+} param_window_hooks;
+
 typedef struct model_options {
-  comm *tp;            /* tensor-parallel group, or NULL */
-  bool seq_shard;      /* --tp-seq-shard */
-  bool windowed_grads; /* ZeRO-2: no full gradient buffer */
+  comm *tp;             /* tensor-parallel group, or NULL */
+  bool seq_shard;       /* --tp-seq-shard */
+  bool windowed_grads;  /* ZeRO-2: no full gradient buffer */
+  bool windowed_params; /* ZeRO-3: no full weights either (implies windowed_grads) */
 } model_options;
 
 typedef struct block_params block_params;
@@ -95,6 +107,9 @@ typedef struct model {
   size_t block_start0, block_elems; /* flat range of block 0, elements per block */
   size_t outer_elems;               /* embeddings + final norm */
   const grad_window_hooks *window_hooks;
+  bool windowed_params;
+  act_t *param_windows[2];
+  const param_window_hooks *param_hooks;
   int max_B, max_T;
   size_t activation_bytes; /* arena, for the memory report */
   /* internal: pointers into params, grads and the arena */
@@ -114,6 +129,10 @@ typedef struct model {
  * seq_shard needs tp to divide max_T. */
 void model_create(model *m, const backend *be, model_shape shape, int max_B, int max_T,
                   const model_options *options);
+
+/* Sets the weights from a host copy of the whole flat buffer (with windowed
+ * parameters, only the embeddings and final norm are kept). */
+void model_load_params(model *m, const float *host);
 
 /* Zeroes every gradient the model keeps between micro-batches. */
 void model_zero_grads(model *m);

@@ -8,7 +8,7 @@
 #include "fail.h"
 
 void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const float *host_init,
-                      adamw_settings settings, comm *shard_group, bool shard_gradients) {
+                      adamw_settings settings, comm *shard_group, int zero_stage) {
   memset(opt, 0, sizeof *opt);
   opt->be = be;
   opt->settings = settings;
@@ -32,9 +32,13 @@ void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const
   be->f32_from_host(opt->master, host_init + opt->shard_start, opt->shard_elems);
   be->zero_f32(opt->m, opt->shard_elems);
   be->zero_f32(opt->v, opt->shard_elems);
-  if (shard_gradients) {
+  if (zero_stage >= 2) {
     opt->shard_grads = be->alloc_act(opt->shard_elems, "gradient shard");
     be->zero_act(opt->shard_grads, opt->shard_elems);
+  }
+  if (zero_stage >= 3) {
+    opt->compute_shard = be->alloc_act(opt->shard_elems, "weight shard");
+    be->act_from_host(opt->compute_shard, host_init + opt->shard_start, opt->shard_elems);
   }
 }
 
@@ -43,6 +47,7 @@ void optimizer_free(optimizer *opt) {
   opt->be->free_buffer(opt->m);
   opt->be->free_buffer(opt->v);
   if (opt->shard_grads) opt->be->free_buffer(opt->shard_grads);
+  if (opt->compute_shard) opt->be->free_buffer(opt->compute_shard);
   free(opt->shard_counts);
   free(opt->shard_displs);
   memset(opt, 0, sizeof *opt);
@@ -95,6 +100,10 @@ double optimizer_step(optimizer *opt, model *mdl, double lr, double grad_norm) {
               f32_at(opt->v, at), hi - lo, (float)lr, (float)s->beta1, (float)s->beta2,
               (float)s->eps, p->weight_decay ? (float)s->weight_decay : 0.0f, (float)clip,
               opt->step);
+  }
+  if (opt->compute_shard) { /* stage 3: weights stay sharded; blocks are fetched on demand */
+    be->cast_f32_to_act(opt->compute_shard, opt->master, opt->shard_elems);
+    return clip;
   }
   be->cast_f32_to_act(act_at(be, mdl->params, lo_shard), opt->master, opt->shard_elems);
   if (opt->shard_group) {

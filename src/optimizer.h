@@ -20,6 +20,9 @@
  * ZeRO stage 2 adds the gradient: the optimizer owns `shard_grads`, the
  * reduced gradient of its range (filled by parallel/shard_sync), and reads
  * the update and the gradient norm from it instead of the model's buffer.
+ * ZeRO stage 3 adds the compute weights: the optimizer writes its range into
+ * `compute_shard`, from which parallel/param_gather fetches blocks on demand;
+ * no rank holds the whole model after a step.
  */
 #ifndef TESSERA_OPTIMIZER_H
 #define TESSERA_OPTIMIZER_H
@@ -42,13 +45,14 @@ typedef struct optimizer {
   int *shard_counts, *shard_displs; /* per rank of the group, elements */
   size_t shard_start, shard_elems;  /* this rank's range */
   act_t *shard_grads;      /* stage 2: this range's reduced gradient, else NULL */
+  act_t *compute_shard;    /* stage 3: this range's compute weights, else NULL */
   int64_t step;            /* optimizer steps taken */
 } optimizer;
 
 /* The master copy starts from host_init (the initialised parameters, whole
  * buffer). shard_group is the ZeRO-1 group (dp×sp), or NULL for stage 0. */
 void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const float *host_init,
-                      adamw_settings settings, comm *shard_group, bool shard_gradients);
+                      adamw_settings settings, comm *shard_group, int zero_stage);
 
 /* Gathers the whole fp32 master copy into host (n_elems floats) on every
  * rank of the shard group (collective over it). */

@@ -126,10 +126,7 @@ static void check_layout(const config *cfg, int world_size) {
                     "--tp-seq-shard shards each sequence over the %d tp ranks, but seq_len = %d is "
                     "not divisible by %d; choose a seq_len that is a multiple of --tp",
                     cfg->tp, cfg->seq_len, cfg->tp);
-  if (cfg->zero > 2)
-    fail_collective(EXIT_USER_ERROR,
-                    "--zero %d: ZeRO stage 3 is not available yet in this build; use --zero 0, 1 or 2",
-                    cfg->zero);
+
   if (cfg->save_dir[0] || cfg->save_every > 0 || cfg->resume[0])
     fail_collective(EXIT_USER_ERROR,
                     "checkpoints (--save-dir, --save-every, --resume) are not available yet in this "

@@ -12,6 +12,7 @@
 #include "comm.h"
 #include "fail.h"
 #include "grad_sync.h"
+#include "param_gather.h"
 #include "shard_sync.h"
 #include "grid.h"
 #include "lr_schedule.h"
@@ -37,6 +38,8 @@ typedef struct run_state {
   grad_sync sync;        /* ZeRO 0 and 1: bucketed all-reduce of the flat gradient */
   shard_sync ssync;      /* ZeRO 2: reduce-scatter of gradient windows into shards */
   grad_window_hooks window_hooks;
+  param_gather pgather;  /* ZeRO 3: blocks' weights fetched on demand */
+  param_window_hooks param_hooks;
   batch_loader loader;
   token_dataset train_ds, val_ds;
   bool separate_val;
@@ -119,7 +122,11 @@ static void report_start(run_state *rs) {
   const size_t n_local = m->reg.n_local_total, act_bytes = rs->be->act_elem_bytes;
   const size_t shard = rs->opt.shard_elems; /* the whole buffer without ZeRO */
   rs->memory = (memory_report){
-      .weight_bytes = n_local * act_bytes + shard * sizeof(float), /* compute copy + fp32 master */
+      /* compute weights (ZeRO 3: this rank's range, the embeddings and final
+       * norm, two block windows) + the fp32 master range */
+      .weight_bytes = (m->windowed_params ? shard + m->outer_elems + 2 * m->block_elems : n_local) *
+                          act_bytes +
+                      shard * sizeof(float),
       /* ZeRO 2: the persistent embedding/final-norm buffer, two block windows
        * and this rank's shard instead of the whole gradient */
       .grad_bytes = m->windowed_grads
@@ -182,6 +189,31 @@ static void grads_ready(void *context, size_t offset) {
 static void window_done(void *context, int window, const act_t *grads, size_t start, size_t n) {
   run_state *rs = context;
   shard_sync_start(&rs->ssync, window, rs->be->host_pointer((void *)grads), start, n);
+}
+
+static void need_block(void *context, int layer, int window, act_t *window_buf, size_t start,
+                       size_t n, int next_layer) {
+  run_state *rs = context;
+  param_gather_need(&rs->pgather, window, layer, rs->be->host_pointer(window_buf), start, n);
+  if (next_layer >= 0) {
+    const model *m = &rs->mdl;
+    act_t *other = m->param_windows[next_layer % 2];
+    param_gather_prefetch(&rs->pgather, next_layer % 2, next_layer, rs->be->host_pointer(other),
+                          m->block_start0 + (size_t)next_layer * m->block_elems, m->block_elems);
+  }
+}
+
+/* ZeRO 3, after a step: the embeddings and final norm (kept whole) are
+ * gathered anew from the shards; the windows' blocks are stale. */
+static void refresh_outer_params(run_state *rs) {
+  const model *m = &rs->mdl;
+  size_t embeddings_end, final_norm_start;
+  model_outer_ranges(m, &embeddings_end, &final_norm_start);
+  float *outer = rs->be->host_pointer(m->params);
+  param_gather_invalidate(&rs->pgather);
+  param_gather_range(&rs->pgather, outer, 0, embeddings_end);
+  param_gather_range(&rs->pgather, outer + embeddings_end, final_norm_start,
+                     m->reg.n_local_total - final_norm_start);
 }
 
 static void window_reuse(void *context, int window) {
@@ -264,6 +296,7 @@ static step_result train_step(run_state *rs, int64_t step) {
   lr_schedule schedule = {cfg->lr, cfg->min_lr, cfg->warmup_steps, cfg->steps};
   r.lr = lr_at_step(&schedule, step);
   optimizer_step(&rs->opt, &rs->mdl, r.lr, r.grad_norm);
+  if (rs->opt.compute_shard) refresh_outer_params(rs);
   rs->be->synchronize();
   r.seconds = progress_now() - start;
   return r;
@@ -287,7 +320,15 @@ static double validate(run_state *rs) {
                           : -1;
     check_token_ids(rs, max_id, sample, rs->separate_val ? cfg->val_data : cfg->data,
                     "validation data");
-    if (rows == 0) continue;
+    if (rows == 0) {
+      /* with ZeRO 3 a forward is collective over dp×sp: run one row and discard it */
+      if (cfg->zero >= 3) {
+        memset(rs->inputs, 0, (size_t)T * sizeof *rs->inputs);
+        memset(rs->targets, 0, (size_t)T * sizeof *rs->targets);
+        model_forward_loss(&rs->mdl, rs->inputs, rs->targets, 1, T);
+      }
+      continue;
+    }
     sums[0] += model_forward_loss(&rs->mdl, rs->inputs, rs->targets, rows, T);
     sums[1] += (double)rows * T;
   }
@@ -299,7 +340,8 @@ static double validate(run_state *rs) {
  * forward and draw the same tokens); world rank 0 prints. */
 static void print_sample(run_state *rs, int64_t step) {
   const config *cfg = rs->cfg;
-  if (cfg->sample_tokens <= 0 || rs->grid.dp_rank != 0) return;
+  /* with ZeRO 3 every forward gathers weights over dp×sp: all replicas generate */
+  if (cfg->sample_tokens <= 0 || (rs->grid.dp_rank != 0 && cfg->zero < 3)) return;
   FILE *out = rs->rt->world_rank == 0 ? stdout : NULL;
   progress_print(&rs->pg, "---- sample at step %lld ----\n", (long long)step);
   sampler_generate_text(&rs->mdl, cfg->sample_prompt, cfg->sample_tokens, 0,
@@ -473,14 +515,15 @@ int trainer_run(const config *cfg, const runtime *rt) {
   model_shape shape = {cfg->n_layer, cfg->n_head, cfg->d_model, cfg->vocab_size, cfg->seq_len};
   const model_options options = {.tp = &rs->grid.tp,
                                  .seq_shard = cfg->tp_seq_shard,
-                                 .windowed_grads = cfg->zero >= 2};
+                                 .windowed_grads = cfg->zero >= 2,
+                                 .windowed_params = cfg->zero >= 3};
   model_create(&rs->mdl, rs->be, shape, cfg->micro_batch_size, cfg->seq_len, &options);
   float *host_params = xmalloc(rs->mdl.reg.n_local_total * sizeof *host_params, "initial parameters");
   param_init_all(&rs->mdl.reg, (uint64_t)cfg->seed, host_params);
-  rs->be->act_from_host(rs->mdl.params, host_params, rs->mdl.reg.n_local_total);
+  model_load_params(&rs->mdl, host_params);
   adamw_settings adam = {cfg->beta1, cfg->beta2, cfg->adam_eps, cfg->weight_decay, cfg->grad_clip};
   optimizer_create(&rs->opt, rs->be, &rs->mdl, host_params, adam,
-                   cfg->zero >= 1 ? &rs->grid.dp_sp : NULL, cfg->zero >= 2);
+                   cfg->zero >= 1 ? &rs->grid.dp_sp : NULL, cfg->zero);
   free(host_params);
   float *host_grads = rs->be->host_pointer(rs->mdl.grads);
   ENSURE(host_grads, "the %s backend's gradients are not host-addressable", rs->be->name);
@@ -492,6 +535,12 @@ int trainer_run(const config *cfg, const runtime *rt) {
                       rs->be->host_pointer(rs->opt.shard_grads), largest);
     rs->window_hooks = (grad_window_hooks){rs, window_done, window_reuse};
     rs->mdl.window_hooks = &rs->window_hooks;
+  }
+  if (cfg->zero >= 3) {
+    param_gather_create(&rs->pgather, &rs->grid.dp_sp, rs->opt.shard_counts, rs->opt.shard_displs,
+                        rs->be->host_pointer(rs->opt.compute_shard));
+    rs->param_hooks = (param_window_hooks){rs, need_block};
+    rs->mdl.param_hooks = &rs->param_hooks;
   }
   const size_t bucket_elems = (size_t)25 << 20 >> 2; /* 25 MiB of fp32, as DDP's default */
   if (cfg->zero < 2)
@@ -587,6 +636,7 @@ int trainer_run(const config *cfg, const runtime *rt) {
   free(rs->targets);
   grad_sync_free(&rs->sync);
   if (cfg->zero >= 2) shard_sync_free(&rs->ssync);
+  if (cfg->zero >= 3) param_gather_free(&rs->pgather);
   optimizer_free(&rs->opt);
   model_free(&rs->mdl);
   dataset_close(&rs->train_ds);

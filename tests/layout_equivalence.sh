@@ -64,6 +64,9 @@ layout 4 "--tp 2 --zero 1"  # dp2 x tp2, ZeRO-1
 layout 2 "--zero 2"      # dp2, ZeRO-2
 layout 4 "--zero 2"      # dp4, ZeRO-2
 layout 4 "--tp 2 --zero 2"  # dp2 x tp2, ZeRO-2
+layout 2 "--zero 3"      # dp2, ZeRO-3
+layout 4 "--zero 3"      # dp4, ZeRO-3
+layout 4 "--tp 2 --zero 3"  # dp2 x tp2, ZeRO-3
 layout 2 "--tp 2 --tp-seq-shard"  # tp2, Megatron sequence parallelism
 layout 8 "--tp 4 --tp-seq-shard --zero 1"  # dp2 x tp4, sequence-sharded, ZeRO-1
 finish

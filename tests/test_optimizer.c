@@ -37,7 +37,7 @@ static void test_adamw_and_clipping(void) {
   adamw_settings settings = {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1,
                              .grad_clip = 1.0};
   optimizer opt;
-  optimizer_create(&opt, be, &m, init, settings, NULL, false);
+  optimizer_create(&opt, be, &m, init, settings, NULL, 0);
   float *grads = be->host_pointer(m.grads);
   for (size_t i = 0; i < n; i++) grads[i] = (i % 2 ? 1.0f : -2.0f) * (float)(1 + i % 3);
   double sum_sq = 0;

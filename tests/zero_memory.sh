@@ -5,6 +5,7 @@
 #   stage 0: weights 4Ψ (compute) + 4Ψ (fp32 master), gradients 4Ψ, Adam 8Ψ
 #   stage 1: weights 4Ψ + 4Ψ/D, gradients 4Ψ, Adam 8Ψ/D
 #   stage 2: weights 4Ψ + 4Ψ/D, gradients 4Ψ/D + 4(Ψ_outer + 2Ψ_block), Adam 8Ψ/D
+#   stage 3: weights 4Ψ/D + 4(Ψ_outer + 2Ψ_block) + 4Ψ/D, gradients and Adam as stage 2
 # where Ψ/D is rank 0's share: ⌊Ψ/D⌋, plus one when D does not divide Ψ, and
 # stage 2's gradient buffers besides the shard are the embeddings and final
 # norm (Ψ_outer, kept over the micro-batches) and two one-block windows.
@@ -15,7 +16,7 @@
 cfg="$TESTS_SRCDIR/equiv.ini"
 prep_corpus "$work/data" 30000
 field() { sed -n "s/.*\"$1\":\\([0-9]*\\).*/\\1/p" "$2" | head -n 1; }
-for zero in 0 1 2; do
+for zero in 0 1 2 3; do
   for flags in "" "--tp 2"; do
     # shellcheck disable=SC2086
     $RUN_MPI 4 120 "$TESSERA" train -c "$cfg" --data "$work/data" --steps 1 --n_layer 4 --zero $zero $flags \
@@ -29,7 +30,9 @@ for zero in 0 1 2; do
     block=$(( (12 * h * h + 7 * h) / tp + 6 * h ))
     grads=$((4 * psi))
     [ "$zero" -ge 2 ] && grads=$(( 4 * shard + 4 * (psi - L * block + 2 * block) ))
-    want="$((4 * psi + 4 * shard)) $grads $((8 * shard))"
+    weights=$((4 * psi + 4 * shard))
+    [ "$zero" -ge 3 ] && weights=$(( 4 * shard + 4 * (psi - L * block + 2 * block) + 4 * shard ))
+    want="$weights $grads $((8 * shard))"
     got="$(field mem_weights "$work/m.jsonl") $(field mem_grads "$work/m.jsonl") $(field mem_optimizer "$work/m.jsonl")"
     [ "$got" = "$want" ] && pass "zero $zero $flags: weights, gradients, optimizer bytes = $got (Ψ = $psi, D = $D)" \
       || fail "zero $zero $flags: reported $got, formula $want (Ψ = $psi, D = $D)"
