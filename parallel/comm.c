@@ -232,6 +232,41 @@ void comm_broadcast(comm *c, void *buffer, size_t n_bytes, int root) {
   count(c, COMM_BROADCAST, n_bytes);
 }
 
+void comm_broadcast_start(comm *c, void *buffer, size_t n_bytes, int root, comm_request *req) {
+  ENSURE(n_bytes <= MAX_PIECE, "non-blocking broadcast of %zu bytes is too large", n_bytes);
+  if (begin(c, COMM_BROADCAST, req))
+    MPI_CHECK(MPI_Ibcast(buffer, (int)n_bytes, MPI_BYTE, root, c->mpi, &req->mpi));
+  count(c, COMM_BROADCAST, n_bytes);
+}
+
+void comm_send_f32_start(comm *c, const float *buffer, size_t n_elems, int peer, int tag,
+                         comm_request *req) {
+  ENSURE(n_elems <= MAX_PIECE, "message of %zu elements is too large", n_elems);
+  if (begin(c, COMM_SENDRECV, req))
+    MPI_CHECK(MPI_Isend(buffer, (int)n_elems, MPI_FLOAT, peer, tag, c->mpi, &req->mpi));
+  count(c, COMM_SENDRECV, n_elems * sizeof(float));
+}
+
+void comm_recv_f32_start(comm *c, float *buffer, size_t n_elems, int peer, int tag,
+                         comm_request *req) {
+  ENSURE(n_elems <= MAX_PIECE, "message of %zu elements is too large", n_elems);
+  if (begin(c, COMM_SENDRECV, req))
+    MPI_CHECK(MPI_Irecv(buffer, (int)n_elems, MPI_FLOAT, peer, tag, c->mpi, &req->mpi));
+  c->counters.calls[COMM_SENDRECV]++;
+}
+
+void comm_send_f32(comm *c, const float *buffer, size_t n_elems, int peer, int tag) {
+  comm_request req;
+  comm_send_f32_start(c, buffer, n_elems, peer, tag, &req);
+  comm_wait(&req);
+}
+
+void comm_recv_f32(comm *c, float *buffer, size_t n_elems, int peer, int tag) {
+  comm_request req;
+  comm_recv_f32_start(c, buffer, n_elems, peer, tag, &req);
+  comm_wait(&req);
+}
+
 void comm_barrier(comm *c) {
   comm_request req;
   if (begin(c, COMM_BARRIER, &req)) MPI_CHECK(MPI_Ibarrier(c->mpi, &req.mpi));

@@ -105,6 +105,16 @@ void comm_reduce_scatter_sum_f32_start(comm *c, const float *in, float *out, con
  * in[r·n_per_rank ...]. Counted bytes: the input size (size · n_per_rank · 4). */
 void comm_reduce_scatter_sum_f32(comm *c, const float *in, float *out, size_t n_per_rank);
 void comm_broadcast(comm *c, void *buffer, size_t n_bytes, int root);
+void comm_broadcast_start(comm *c, void *buffer, size_t n_bytes, int root, comm_request *req);
+/* Point to point (pipeline stages, rings): peers are ranks of the group; a
+ * call with the same tag pairs a send with a receive. Counted bytes: the
+ * message, on the sending side only. */
+void comm_send_f32(comm *c, const float *buffer, size_t n_elems, int peer, int tag);
+void comm_recv_f32(comm *c, float *buffer, size_t n_elems, int peer, int tag);
+void comm_send_f32_start(comm *c, const float *buffer, size_t n_elems, int peer, int tag,
+                         comm_request *req);
+void comm_recv_f32_start(comm *c, float *buffer, size_t n_elems, int peer, int tag,
+                         comm_request *req);
 void comm_barrier(comm *c);
 void comm_wait(comm_request *req);
 /* Lets MPI progress outstanding requests (call between compute phases). */

@@ -50,4 +50,28 @@ act_full=$(sed -n 's/.*"mem_activations":\([0-9]*\).*/\1/p' "$work/m.jsonl")
 act_seq=$(sed -n 's/.*"mem_activations":\([0-9]*\).*/\1/p' "$work/s.jsonl")
 [ "$act_seq" -lt "$act_full" ] && pass "activations per rank: $act_full bytes -> $act_seq with --tp-seq-shard" \
   || fail "activations did not shrink with --tp-seq-shard ($act_full -> $act_seq)"
+
+# ZeRO 2 and 3 on dp 2, 4 blocks, micro-batches per step m = 8 / (2·2) = 2;
+# Ψ_block = 12h² + 13h elements, Ψ_outer = Ψ − 4Ψ_block; bytes per step:
+#   stage 2: reduce-scatter of every block per micro-batch (m·L·4Ψ_block),
+#            of the embeddings and final norm once (4Ψ_outer), all-gather of
+#            the updated weights (4Ψ), loss + token check (16), norm (16)
+#   stage 3: the same reduce-scatters, then gathers of blocks: L in the first
+#            forward, L−2 in every later pass (the windows still hold two
+#            blocks), so (2L − 2 + 2(m−1)(L−2))·4Ψ_block, and the embeddings
+#            and final norm after the step (4Ψ_outer) instead of the weights
+L=4; m=2; block=$(( 12 * h * h + 13 * h ))
+for zero in 2 3; do
+  $RUN_MPI 2 120 "$TESSERA" train -c "$cfg" --data "$work/data" --zero $zero --n_layer $L --steps 2 \
+    --metrics "$work/z$zero.jsonl" > "$work/out" 2>&1 || { cat "$work/out"; fail "zero $zero run"; continue; }
+  psi=$(sed -n 's/.*"params_local":\([0-9]*\).*/\1/p' "$work/z$zero.jsonl")
+  outer=$(( psi - L * block ))
+  if [ $zero -eq 2 ]; then want=$(( m * L * 4 * block + 4 * outer + 4 * psi + 32 ))
+  else want=$(( m * L * 4 * block + 4 * outer + (2 * L - 2 + 2 * (m - 1) * (L - 2)) * 4 * block + 4 * outer + 32 )); fi
+  for step in 1 2; do
+    got=$(grep "^{\"step\":$step,\"loss\"" "$work/z$zero.jsonl" | sed -n 's/.*"comm_bytes_dp_sp":\([0-9]*\).*/\1/p')
+    [ "$got" = "$want" ] && pass "ZeRO $zero step $step: dp x sp bytes $got = formula" \
+      || fail "ZeRO $zero step $step: dp x sp bytes $got, formula $want"
+  done
+done
 finish

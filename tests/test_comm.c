@@ -1,0 +1,153 @@
+/* test_comm — every call of the communication layer on a real MPI job
+ * (run by tests/comm_ops.sh on 1, 3 and 4 ranks): results against values
+ * each rank can compute alone, and the counters against the documented
+ * byte rules (all-reduce: the buffer; all-gather: the gathered result;
+ * reduce-scatter: the input; broadcast: the buffer; send: the message). */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "comm.h"
+#include "grid.h"
+#include "runtime.h"
+#include "testing.h"
+
+static float value(int rank, size_t i) { return (float)(rank + 1) * 0.5f + (float)i; }
+
+int main(int argc, char **argv) {
+  runtime rt;
+  runtime_init(&argc, &argv, &rt);
+  comm c;
+  comm_create(&c, MPI_COMM_WORLD, "test");
+  const int P = c.size, r = c.rank;
+  const size_t n = 7;
+  float buf[64], out[256];
+
+  /* all-reduce, blocking and non-blocking: Σ_r value(r, i) */
+  for (size_t i = 0; i < n; i++) buf[i] = value(r, i);
+  comm_allreduce_sum_f32(&c, buf, n);
+  int bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    float want = 0;
+    for (int q = 0; q < P; q++) want += value(q, i);
+    bad += buf[i] != want;
+  }
+  CHECK(bad == 0, "allreduce sum");
+  for (size_t i = 0; i < n; i++) buf[i] = value(r, i);
+  comm_request req;
+  comm_allreduce_sum_f32_start(&c, buf, n, &req);
+  comm_wait(&req);
+  bad = 0;
+  for (size_t i = 0; i < n; i++) /* Σ_q ((q+1)/2 + i) = P(P+1)/4 + P·i, exact in float */
+    bad += buf[i] != (float)(P * (P + 1)) / 4.0f + (float)P * (float)i;
+  CHECK(bad == 0, "non-blocking allreduce");
+  float mx = (float)r;
+  comm_allreduce_max_f32(&c, &mx, 1);
+  CHECK(mx == (float)(P - 1), "allreduce max");
+  CHECK(c.counters.calls[COMM_ALLREDUCE] == 3 &&
+            c.counters.bytes[COMM_ALLREDUCE] == (2 * n + 1) * sizeof(float),
+        "allreduce counters: %llu calls, %llu bytes", (unsigned long long)c.counters.calls[COMM_ALLREDUCE],
+        (unsigned long long)c.counters.bytes[COMM_ALLREDUCE]);
+
+  /* all-gather of equal blocks, and in place of uneven blocks */
+  for (size_t i = 0; i < 3; i++) buf[i] = value(r, i);
+  comm_allgather_f32(&c, buf, out, 3);
+  bad = 0;
+  for (int q = 0; q < P; q++)
+    for (size_t i = 0; i < 3; i++) bad += out[q * 3 + i] != value(q, i);
+  CHECK(bad == 0, "allgather");
+  int counts[16], displs[16], total = 0;
+  for (int q = 0; q < P; q++) counts[q] = q + 1, displs[q] = total, total += q + 1;
+  for (int i = 0; i < counts[r]; i++) out[displs[r] + i] = value(r, (size_t)i);
+  comm_allgatherv_inplace_f32(&c, out, counts, displs);
+  bad = 0;
+  for (int q = 0; q < P; q++)
+    for (int i = 0; i < counts[q]; i++) bad += out[displs[q] + i] != value(q, (size_t)i);
+  CHECK(bad == 0, "allgatherv in place");
+  CHECK(c.counters.bytes[COMM_ALLGATHER] == (3 * (size_t)P + (size_t)total) * sizeof(float),
+        "allgather counters");
+
+  /* reduce-scatter: rank r gets Σ_q value(q, r·2 + i) */
+  for (int i = 0; i < 2 * P; i++) buf[i] = value(r, (size_t)i);
+  float mine[2];
+  comm_reduce_scatter_sum_f32(&c, buf, mine, 2);
+  bad = 0;
+  for (int i = 0; i < 2; i++) {
+    float want = 0;
+    for (int q = 0; q < P; q++) want += value(q, (size_t)(r * 2 + i));
+    bad += mine[i] != want;
+  }
+  CHECK(bad == 0, "reduce_scatter");
+  /* uneven, non-blocking: rank q receives counts[q] = q + 1 elements */
+  for (int i = 0; i < total; i++) buf[i] = value(r, (size_t)i);
+  comm_reduce_scatter_sum_f32_start(&c, buf, out, counts, &req);
+  comm_wait(&req);
+  bad = 0;
+  for (int i = 0; i < counts[r]; i++) {
+    float want = 0;
+    for (int q = 0; q < P; q++) want += value(q, (size_t)(displs[r] + i));
+    bad += out[i] != want;
+  }
+  CHECK(bad == 0, "uneven reduce_scatter");
+  CHECK(c.counters.bytes[COMM_REDUCE_SCATTER] == (2 * (size_t)P + (size_t)total) * sizeof(float),
+        "reduce_scatter counters");
+
+  /* broadcast, blocking and not */
+  int64_t word = r == P - 1 ? 4242 : -1;
+  comm_broadcast(&c, &word, sizeof word, P - 1);
+  CHECK(word == 4242, "broadcast");
+  word = r == 0 ? 77 : -1;
+  comm_broadcast_start(&c, &word, sizeof word, 0, &req);
+  comm_wait(&req);
+  CHECK(word == 77, "non-blocking broadcast");
+
+  /* a ring of sends: every rank sends to r+1 and receives from r−1 */
+  if (P > 1) {
+    float msg[5], got[5];
+    for (int i = 0; i < 5; i++) msg[i] = value(r, (size_t)i);
+    comm_request send_req;
+    comm_recv_f32_start(&c, got, 5, (r + P - 1) % P, 9, &req);
+    comm_send_f32_start(&c, msg, 5, (r + 1) % P, 9, &send_req);
+    comm_wait(&req);
+    comm_wait(&send_req);
+    bad = 0;
+    for (int i = 0; i < 5; i++) bad += got[i] != value((r + P - 1) % P, (size_t)i);
+    CHECK(bad == 0, "ring send/recv");
+    if (r == 0) comm_send_f32(&c, msg, 5, 1, 3);
+    if (r == 1) {
+      comm_recv_f32(&c, got, 5, 0, 3);
+      CHECK(got[4] == value(0, 4), "blocking send/recv");
+    }
+    CHECK(c.counters.bytes[COMM_SENDRECV] == (5 + (r == 0 ? 5 : 0)) * sizeof(float),
+          "send counters count the sender's messages");
+  }
+  /* every call got the next sequence number */
+  const uint64_t calls_before = c.next_seq;
+  comm_barrier(&c);
+  CHECK(c.next_seq == calls_before + 1, "sequence numbers advance per call");
+
+  /* the grid: coordinates round-trip and groups have the right sizes */
+  if (P == 4) {
+    grid_shape shape;
+    char err[256];
+    CHECK(grid_check_shape(4, 2, 1, 1, &shape, err, sizeof err) == 0 && shape.dp == 2, "4 = tp2 x dp2");
+    CHECK(grid_check_shape(4, 3, 1, 1, &shape, err, sizeof err) == 1 && strstr(err, "3 or 6"),
+          "4 ranks do not split by tp 3: %s", err);
+    grid_check_shape(4, 2, 1, 1, &shape, err, sizeof err);
+    grid g;
+    grid_create(&g, shape);
+    CHECK(g.tp.size == 2 && g.dp.size == 2 && g.dp_sp.size == 2 && g.pp.size == 1, "group sizes");
+    CHECK(g.tp_rank == r % 2 && g.dp_rank == r / 2, "tp is the innermost coordinate");
+    int tp_rank, sp_rank, dp_rank, pp_rank;
+    grid_coordinates(&shape, r, &tp_rank, &sp_rank, &dp_rank, &pp_rank);
+    CHECK(grid_world_rank(&shape, tp_rank, sp_rank, dp_rank, pp_rank) == r, "coordinates round-trip");
+    grid_free(&g);
+  }
+  comm_free(&c);
+  int failures = testing_n_failures;
+  MPI_Allreduce(MPI_IN_PLACE, &failures, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  runtime_finalize();
+  if (r == 0) printf("test_comm on %d ranks: ", P);
+  return r == 0 ? test_summary("test_comm") : (failures ? 1 : 0);
+}
