@@ -59,6 +59,27 @@ void optimizer_gather_master(const optimizer *opt, float *host) {
     comm_allgatherv_inplace_f32(opt->shard_group, host, opt->shard_counts, opt->shard_displs);
 }
 
+static void gather_range(const optimizer *opt, const f32_t *range, float *host) {
+  opt->be->f32_to_host(host + opt->shard_start, range, opt->shard_elems);
+  if (opt->shard_group)
+    comm_allgatherv_inplace_f32(opt->shard_group, host, opt->shard_counts, opt->shard_displs);
+}
+
+void optimizer_gather_moments(const optimizer *opt, float *host_m, float *host_v) {
+  gather_range(opt, opt->m, host_m);
+  gather_range(opt, opt->v, host_v);
+}
+
+void optimizer_load(optimizer *opt, const float *host_master, const float *host_m,
+                    const float *host_v, int64_t step) {
+  const backend *be = opt->be;
+  be->f32_from_host(opt->master, host_master + opt->shard_start, opt->shard_elems);
+  be->f32_from_host(opt->m, host_m + opt->shard_start, opt->shard_elems);
+  be->f32_from_host(opt->v, host_v + opt->shard_start, opt->shard_elems);
+  if (opt->compute_shard) be->act_from_host(opt->compute_shard, host_master + opt->shard_start, opt->shard_elems);
+  opt->step = step;
+}
+
 double optimizer_grad_norm(const optimizer *opt, const model *mdl) {
   double sums[2] = {0, 0}; /* replicated over tp, split over tp */
   if (!opt->shard_grads) {

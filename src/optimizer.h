@@ -57,6 +57,12 @@ void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const
 /* Gathers the whole fp32 master copy into host (n_elems floats) on every
  * rank of the shard group (collective over it). */
 void optimizer_gather_master(const optimizer *opt, float *host);
+/* The same for the Adam moments (checkpoints). */
+void optimizer_gather_moments(const optimizer *opt, float *host_m, float *host_v);
+/* Restores the state from whole host buffers (each rank keeps its range);
+ * step is the number of optimizer steps already taken. */
+void optimizer_load(optimizer *opt, const float *host_master, const float *host_m,
+                    const float *host_v, int64_t step);
 void optimizer_free(optimizer *opt);
 
 /* ‖g‖₂ of the model's (already reduced) gradient. Tensor-parallel shards

@@ -127,10 +127,9 @@ static void check_layout(const config *cfg, int world_size) {
                     "not divisible by %d; choose a seq_len that is a multiple of --tp",
                     cfg->tp, cfg->seq_len, cfg->tp);
 
-  if (cfg->save_dir[0] || cfg->save_every > 0 || cfg->resume[0])
-    fail_collective(EXIT_USER_ERROR,
-                    "checkpoints (--save-dir, --save-every, --resume) are not available yet in this "
-                    "build; remove those options");
+  if (cfg->save_every > 0 && !cfg->save_dir[0])
+    fail_collective(EXIT_USER_ERROR, "--save-every %lld needs --save-dir DIR",
+                    (long long)cfg->save_every);
   const int dp = shape.dp;
   if (cfg->batch_size % (dp * cfg->micro_batch_size) != 0) {
     int unit = dp * cfg->micro_batch_size;

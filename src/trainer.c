@@ -9,6 +9,7 @@
 #include "backend.h"
 #include "batch_loader.h"
 #include "build_info.h"
+#include "checkpoint.h"
 #include "comm.h"
 #include "fail.h"
 #include "grad_sync.h"
@@ -549,9 +550,11 @@ int trainer_run(const config *cfg, const runtime *rt) {
   rs->inputs = xmalloc(step_tokens * sizeof(int32_t), "step inputs");
   rs->targets = xmalloc(step_tokens * sizeof(int32_t), "step targets");
 
+  const int64_t resumed_step = cfg->resume[0] ? checkpoint_resume(cfg, &rs->grid, &rs->mdl, &rs->opt) : 0;
+  if (rs->opt.compute_shard) refresh_outer_params(rs); /* ZeRO 3: from the loaded shards */
   /* opened only now that the input is known to be good: a refused run
-   * never truncates the metrics of an earlier one */
-  if (rt->world_rank == 0 && metrics_open(&rs->mx, cfg->metrics, 0, err, sizeof err) != 0) {
+   * never truncates the metrics of an earlier one; a resumed run appends */
+  if (rt->world_rank == 0 && metrics_open(&rs->mx, cfg->metrics, resumed_step > 0, err, sizeof err) != 0) {
     int64_t failed = 1;
     comm_allreduce_max_i64(&rs->grid.world, &failed, 1);
     fail_collective(EXIT_USER_ERROR, "%s", err);
@@ -566,10 +569,13 @@ int trainer_run(const config *cfg, const runtime *rt) {
   rs->peak_flops_total = peak;
   report_start(rs);
 
-  progress_start(&rs->pg, rt->world_rank == 0, cfg->progress, 1, cfg->steps);
+  const int64_t last_step = cfg->stop_at_step > 0 && cfg->stop_at_step < cfg->steps ? cfg->stop_at_step
+                                                                                   : cfg->steps;
+  progress_start(&rs->pg, rt->world_rank == 0, cfg->progress, resumed_step + 1, last_step);
   double train_seconds = 0, last_val = NAN, last_loss = NAN;
   comm_totals comm_before = comm_now(rs);
-  for (int64_t step = 1; step <= cfg->steps; step++) {
+  double train_steps_run = 0;
+  for (int64_t step = resumed_step + 1; step <= last_step; step++) {
     step_result r = train_step(rs, step);
     train_seconds += r.seconds;
     last_loss = r.loss;
@@ -579,20 +585,32 @@ int trainer_run(const config *cfg, const runtime *rt) {
       fail_collective(EXIT_INTERNAL_ERROR,
                       "loss is %g at step %lld: training diverged; lower lr or raise warmup_steps",
                       r.loss, (long long)step);
-    bool last = step == cfg->steps;
+    train_steps_run++;
+    bool last = step == last_step;
     if ((cfg->val_every > 0 && step % cfg->val_every == 0) || last) {
       last_val = validate(rs);
       report_validation(rs, step, last_val);
     }
     if (cfg->sample_every > 0 && step % cfg->sample_every == 0 && !last) print_sample(rs, step);
+    if (cfg->save_dir[0] && ((cfg->save_every > 0 && step % cfg->save_every == 0) || last)) {
+      checkpoint_stats saved = checkpoint_save(cfg, &rs->grid, &rs->mdl, &rs->opt, step);
+      progress_print(&rs->pg, "checkpoint: step %lld, %.1f MB in %.2f s (%.2f GB/s)\n",
+                     (long long)step, saved.bytes / 1e6, saved.seconds,
+                     saved.bytes / 1e9 / (saved.seconds > 0 ? saved.seconds : 1e-9));
+      metrics_begin(&rs->mx);
+      metrics_int(&rs->mx, "step", step);
+      metrics_num(&rs->mx, "checkpoint_bytes", saved.bytes);
+      metrics_num(&rs->mx, "checkpoint_s", saved.seconds);
+      metrics_end(&rs->mx);
+    }
     comm_before = comm_now(rs); /* validation and samples are not the step's traffic */
   }
   progress_finish(&rs->pg);
-  print_sample(rs, cfg->steps);
+  print_sample(rs, last_step);
   if (cfg->dump_params[0]) dump_parameters(rs, cfg->dump_params);
 
   /* summary */
-  const double tokens = (double)cfg->steps * cfg->batch_size * cfg->seq_len;
+  const double tokens = train_steps_run * cfg->batch_size * cfg->seq_len;
   const double tokens_per_s = train_seconds > 0 ? tokens / train_seconds : 0;
   const double mfu = model_flops_per_token(&rs->mdl.shape, cfg->seq_len) * tokens_per_s /
                      rs->peak_flops_total;
@@ -614,7 +632,7 @@ int trainer_run(const config *cfg, const runtime *rt) {
                  "done: %lld steps in %s | final loss %.4f | val loss %s | %.0f tok/s | MFU "
                  "%.1f%% | memory %.1f MiB/rank (peak resident %.1f MiB) | communicated %.1f MiB/rank, "
                  "%.2f s waiting\n",
-                 (long long)cfg->steps, elapsed_text, last_loss, val_text, tokens_per_s, 100 * mfu,
+                 (long long)(last_step - resumed_step), elapsed_text, last_loss, val_text, tokens_per_s, 100 * mfu,
                  mem_total / 1048576.0, peak_rss / 1048576.0, comm_bytes / 1048576.0, comm_seconds);
   metrics *mx = &rs->mx;
   metrics_begin(mx);

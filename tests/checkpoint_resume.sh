@@ -1,0 +1,81 @@
+#!/bin/sh
+# checkpoint_resume — universal checkpoints (DESIGN.md principle 6):
+#  * 20 steps uninterrupted vs 10 steps in layout A, saved, then 10 more
+#    resumed in layout B, for several (A, B) pairs that change the world size,
+#    tp and the ZeRO stage: steps 11..20 give the same losses (1e-5 relative)
+#    and the final logical parameters agree (1e-4 relative L2), the
+#    tolerances of tests/layout_equivalence.sh and for the same reason;
+#  * h5dump reads a tensor without tessera, and it matches the parameter dump;
+#  * a truncated newest checkpoint is reported and `--resume auto` uses the
+#    one before; flipped bytes inside a tensor fail its checksum (exit 2);
+#    another model shape and a missing path are user errors (exit 1).
+. "$TESTS_SRCDIR/lib.sh"
+
+cfg="$TESTS_SRCDIR/equiv.ini"
+COMPARE=${COMPARE_PARAMS:-$(dirname "$TESSERA")/tests/compare_params}
+prep_corpus "$work/data" 60000
+train() { np=$1; shift; $RUN_MPI "$np" 120 "$TESSERA" train -c "$cfg" --data "$work/data" "$@"; }
+
+train 1 --metrics "$work/full.jsonl" --dump_params "$work/full.params" > "$work/full.out" 2>&1 \
+  || { cat "$work/full.out"; fail "uninterrupted run"; finish; }
+losses "$work/full.jsonl" | tail -n 10 > "$work/full.tail"
+
+pair() { # NAME NP_A "FLAGS_A" NP_B "FLAGS_B"
+  name=$1; dir="$work/$name"
+  # shellcheck disable=SC2086
+  train "$2" $3 --save-dir "$dir" --save-every 5 --stop_at_step 10 --metrics "$dir.jsonl" \
+    > "$dir.a.out" 2>&1 || { fail "$name: first half"; sed 's/^/    /' "$dir.a.out" | tail -n 5; return; }
+  # shellcheck disable=SC2086
+  train "$4" $5 --save-dir "$dir" --resume auto --metrics "$dir.jsonl" --dump_params "$dir.params" \
+    > "$dir.b.out" 2>&1 || { fail "$name: resumed half"; sed 's/^/    /' "$dir.b.out" | tail -n 5; return; }
+  grep -q 'resumed from .*step_00000010.h5 at step 10' "$dir.b.out" || fail "$name: did not resume at step 10"
+  losses "$dir.jsonl" > "$dir.losses"
+  [ "$(wc -l < "$dir.losses")" -eq 20 ] || fail "$name: metrics should hold steps 1..20 once"
+  tail -n 10 "$dir.losses" > "$dir.tail"
+  d=$(max_rel_diff "$dir.tail" "$work/full.tail")
+  p=$("$COMPARE" "$dir.params" "$work/full.params" 1e-4); ok=$?
+  awk -v d="$d" 'BEGIN { exit !(d <= 1e-5) }' && [ $ok -eq 0 ] \
+    && pass "$name: steps 11-20 losses $d, parameters: $p" \
+    || fail "$name: losses $d (tolerance 1e-5), parameters: $p (tolerance 1e-4)"
+}
+pair dp2_zero1_to_tp2_dp2_zero3 2 "--zero 1" 4 "--tp 2 --zero 3"
+pair one_to_dp4 1 "" 4 ""
+pair tp4_to_one 4 "--tp 4 --tp-seq-shard" 1 ""
+
+# read back without tessera
+ck="$work/one_to_dp4/step_00000020.h5"
+if command -v h5dump > /dev/null; then
+  got=$(h5dump -d /params/wte/weight -s 0,0 -c 1,1 "$ck" | sed -n 's/^ *(0,0): *//p')
+  want=$(od -A n -t f4 -N 4 "$work/one_to_dp4.params" | tr -d ' ')
+  awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-6 * (b < 0 ? -b : b) + 1e-7) }' \
+    && pass "h5dump reads wte[0,0] = $got (tessera: $want)" || fail "h5dump read '$got', tessera '$want'"
+fi
+
+# faults
+dir="$work/one_to_dp4"
+head -c 2000 "$dir/step_00000020.h5" > "$dir/cut.h5" && mv "$dir/cut.h5" "$dir/step_00000020.h5"
+train 1 --save-dir "$dir" --resume auto --steps 21 --metrics "$work/f.jsonl" > "$work/f.out" 2>&1
+grep -q 'warning: checkpoint .*step_00000020.h5.*not a readable HDF5 file' "$work/f.out" \
+  && grep -q 'resumed from .*step_00000010.h5 at step 10' "$work/f.out" \
+  && pass "a truncated newest checkpoint is reported and the one before it is used" \
+  || { fail "truncated newest checkpoint"; tail -n 5 "$work/f.out"; }
+
+# flip bytes inside wte's weights: find them by their values (the final
+# parameter dump holds the same fp32 numbers as the last checkpoint)
+flip="$work/tp4_to_one/step_00000020.h5"
+pattern=$(od -A n -t x1 -N 8 "$work/tp4_to_one.params" | tr -s ' ' | sed 's/^ //; s/ $//; s/ /\\x/g; s/^/\\x/')
+offset=$(LC_ALL=C grep -obUaP "$pattern" "$flip" | head -n 1 | cut -d: -f1)
+[ -n "$offset" ] || fail "could not find wte's bytes in the checkpoint"
+printf '\377\377\377\377' | dd of="$flip" bs=1 seek="${offset:-0}" conv=notrunc 2> /dev/null
+train 2 --resume "$flip" --metrics "$work/g.jsonl" > "$work/g.out" 2> "$work/g.err"; status=$?
+[ $status -eq 2 ] && one_error_line "$work/g.err" && grep -q 'damaged' "$work/g.err" \
+  && pass "flipped bytes: $(grep '^tessera: error' "$work/g.err" | cut -c1-100)" \
+  || { fail "flipped bytes: status $status"; cat "$work/g.err"; }
+
+train 2 --resume "$work/tp4_to_one/step_00000010.h5" --d_model 64 --metrics "$work/h.jsonl" > /dev/null 2> "$work/h.err"; status=$?
+[ $status -eq 1 ] && one_error_line "$work/h.err" && grep -q 'd_model 32 in the checkpoint, 64 now' "$work/h.err" \
+  && pass "another model shape is refused, listing the difference" || { fail "model shape: $status"; cat "$work/h.err"; }
+train 2 --resume "$work/nowhere.h5" --metrics "$work/i.jsonl" > /dev/null 2> "$work/i.err"; status=$?
+[ $status -eq 1 ] && one_error_line "$work/i.err" && grep -q 'nowhere.h5' "$work/i.err" \
+  && pass "a missing checkpoint is a user error" || { fail "missing checkpoint: $status"; cat "$work/i.err"; }
+finish
