@@ -24,7 +24,8 @@ enum exit_status {
   EXIT_OK = 0,
   EXIT_USER_ERROR = 1,    /* config, layout, command line, input that the user can fix */
   EXIT_IO_ERROR = 2,      /* a file could not be read or written, data is corrupt */
-  EXIT_INTERNAL_ERROR = 3 /* a library call failed, an invariant broke */
+  EXIT_INTERNAL_ERROR = 3, /* a library call failed, an invariant broke */
+  EXIT_STOPPED = 4         /* stopped by SIGTERM/SIGUSR1 after saving: resubmit with --resume auto */
 };
 
 typedef struct fail_hooks {

@@ -91,6 +91,8 @@ static const key_spec key_table[] = {
   {"save_every", "run", KEY_INT64, FIELD(save_every), "0", 0, BIG, NULL, "checkpoint every N steps"},
   {"resume", "run", KEY_STRING, FIELD(resume), "", 0, 0, NULL,
    "auto (the newest complete checkpoint in save_dir, or a fresh start) or a checkpoint file"},
+  {"keep", "run", KEY_INT, FIELD(keep), "0", 0, 1 << 20, NULL,
+   "keep only the newest K checkpoints in save_dir (0: keep all)"},
   {"stop_at_step", "run", KEY_INT64, FIELD(stop_at_step), "0", 0, BIG, NULL,
    "end this run after that step, keeping the schedule of `steps` (0: run to `steps`)"},
   {"watchdog", "run", KEY_DOUBLE, FIELD(watchdog), "0", 0, 1e9, NULL,

@@ -49,6 +49,7 @@ typedef struct config {
   int64_t save_every;
   char resume[4096];
   int64_t stop_at_step;
+  int keep;
   char dump_params[4096];
   double watchdog;
 } config;

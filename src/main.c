@@ -15,8 +15,8 @@ static void print_usage(FILE *out) {
           "commands:\n"
           "  train    train a model (run under mpirun/srun for several ranks)\n"
           "  prep     turn text files into a token dataset (PREFIX.bin + PREFIX.idx)\n"
-          "  sample   generate text from a checkpoint (not available yet)\n"
-          "  ckpt     inspect or verify a checkpoint (not available yet)\n\n"
+          "  ckpt     inspect (info) or check (verify) a checkpoint\n"
+          "  sample   generate text from a checkpoint (not available yet)\n\n"
           "  tessera <command> --help   options of a command\n"
           "  tessera --version          version and build (MPI, BLAS, HDF5, CUDA)\n");
 }
@@ -37,9 +37,9 @@ int main(int argc, char **argv) {
   }
   if (strcmp(command, "train") == 0) return train_command(argc - 1, argv + 1);
   if (strcmp(command, "prep") == 0) return prep_command(argc - 1, argv + 1);
-  if (strcmp(command, "sample") == 0 || strcmp(command, "ckpt") == 0)
-    fail_collective(EXIT_USER_ERROR,
-                    "`tessera %s` needs checkpoints, which this build does not have yet", command);
+  if (strcmp(command, "ckpt") == 0) return ckpt_command(argc - 1, argv + 1);
+  if (strcmp(command, "sample") == 0)
+    fail_collective(EXIT_USER_ERROR, "`tessera sample` is not available in this build yet");
   fail_collective(EXIT_USER_ERROR, "unknown command '%s' (commands: train, prep, sample, ckpt)",
                   command);
 }

@@ -26,12 +26,10 @@ static act_t *param_at(const model *m, act_t *base, const char *name) {
   return act_at(m->be, base, p->offset);
 }
 
-static void register_parameters(model *m) {
-  const model_shape *s = &m->shape;
+void model_register(registry *reg, const model_shape *s) {
   const int64_t C = s->d_model, NH = s->n_head, HS = s->d_model / s->n_head;
   /* GPT-2: residual output projections scaled by 1/sqrt(2·n_layer) */
   const double std = 0.02, residual_std = 0.02 / sqrt(2.0 * s->n_layer);
-  registry *reg = &m->reg;
   registry_add_padded(reg, "wte", 2, (int64_t[]){s->vocab_size, C}, 0, INIT_NORMAL, std, true, -1);
   registry_add(reg, "wpe", 2, (int64_t[]){s->seq_len, C}, -1, INIT_NORMAL, std, false, -1);
   for (int l = 0; l < s->n_layer; l++) {
@@ -182,7 +180,7 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
   m->C_local = shape.d_model / m->tp_size;
   m->NH_local = shape.n_head / m->tp_size;
   registry_init(&m->reg, tp_rank, m->tp_size);
-  register_parameters(m);
+  model_register(&m->reg, &m->shape);
   const param_spec *wte = registry_find(&m->reg, "wte");
   m->V_local = (int)wte->local_shape[0];
   m->V_valid = (int)wte->local_valid;

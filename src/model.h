@@ -134,6 +134,10 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
  * parameters, only the embeddings and final norm are kept). */
 void model_load_params(model *m, const float *host);
 
+/* Adds the model's parameters, in their flat order, to reg (whose tp rank
+ * and size decide the shards). */
+void model_register(registry *reg, const model_shape *shape);
+
 /* Zeroes every gradient the model keeps between micro-batches. */
 void model_zero_grads(model *m);
 

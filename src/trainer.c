@@ -1,7 +1,9 @@
 /* trainer — see trainer.h. */
 #include "trainer.h"
 
+#include <dirent.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,53 @@ typedef struct run_state {
   double peak_flops_total;    /* over all ranks */
   memory_report memory;
 } run_state;
+
+/* ---------------------------------------------------------------- signals */
+
+/* Set by SIGTERM or SIGUSR1 (Slurm's warning before the time limit): the run
+ * saves at the next step boundary and exits with EXIT_STOPPED. A signal
+ * handler can only reach file-scope state, hence this one static. */
+static volatile sig_atomic_t stop_requested;
+
+static void request_stop(int signal_number) {
+  (void)signal_number;
+  stop_requested = 1;
+}
+
+static void install_stop_handlers(void) {
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_handler = request_stop;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, NULL);
+  sigaction(SIGUSR1, &action, NULL);
+}
+
+/* Deletes all but the newest `keep` step_*.h5 files in dir (rank 0). */
+static void prune_checkpoints(const char *dir, int keep) {
+  enum { MAX_FILES = 4096 };
+  long long steps[MAX_FILES];
+  int n = 0;
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d)) && n < MAX_FILES) {
+    long long step;
+    char tail[8];
+    if (sscanf(e->d_name, "step_%lld.h%7s", &step, tail) == 2 && strcmp(tail, "5") == 0)
+      steps[n++] = step;
+  }
+  closedir(d);
+  for (int i = 0; i < n; i++) {
+    int newer = 0;
+    for (int j = 0; j < n; j++) newer += steps[j] > steps[i];
+    if (newer >= keep) {
+      char path[4400];
+      snprintf(path, sizeof path, "%s/step_%08lld.h5", dir, steps[i]);
+      if (remove(path) != 0) fprintf(stderr, "tessera: warning: could not remove old checkpoint %s\n", path);
+    }
+  }
+}
 
 /* ---------------------------------------------------------------- set-up */
 
@@ -575,7 +624,9 @@ int trainer_run(const config *cfg, const runtime *rt) {
   double train_seconds = 0, last_val = NAN, last_loss = NAN;
   comm_totals comm_before = comm_now(rs);
   double train_steps_run = 0;
-  for (int64_t step = resumed_step + 1; step <= last_step; step++) {
+  install_stop_handlers();
+  bool stopped = false;
+  for (int64_t step = resumed_step + 1; step <= last_step && !stopped; step++) {
     step_result r = train_step(rs, step);
     train_seconds += r.seconds;
     last_loss = r.loss;
@@ -586,7 +637,11 @@ int trainer_run(const config *cfg, const runtime *rt) {
                       "loss is %g at step %lld: training diverged; lower lr or raise warmup_steps",
                       r.loss, (long long)step);
     train_steps_run++;
-    bool last = step == last_step;
+    /* a signal on any rank stops every rank after the same step */
+    int64_t stop = stop_requested;
+    comm_allreduce_max_i64(&rs->grid.world, &stop, 1);
+    stopped = stop != 0;
+    bool last = step == last_step || stopped;
     if ((cfg->val_every > 0 && step % cfg->val_every == 0) || last) {
       last_val = validate(rs);
       report_validation(rs, step, last_val);
@@ -602,7 +657,12 @@ int trainer_run(const config *cfg, const runtime *rt) {
       metrics_num(&rs->mx, "checkpoint_bytes", saved.bytes);
       metrics_num(&rs->mx, "checkpoint_s", saved.seconds);
       metrics_end(&rs->mx);
+      if (cfg->keep > 0 && rt->world_rank == 0) prune_checkpoints(cfg->save_dir, cfg->keep);
     }
+    if (stopped)
+      progress_print(&rs->pg, "stopped by a signal after step %lld%s; exit status %d\n", (long long)step,
+                     cfg->save_dir[0] ? ", checkpoint saved: resubmit with --resume auto" : "",
+                     EXIT_STOPPED);
     comm_before = comm_now(rs); /* validation and samples are not the step's traffic */
   }
   progress_finish(&rs->pg);
@@ -661,5 +721,5 @@ int trainer_run(const config *cfg, const runtime *rt) {
   if (rs->separate_val) dataset_close(&rs->val_ds);
   grid_free(&rs->grid);
   free(rs);
-  return EXIT_OK;
+  return stopped ? EXIT_STOPPED : EXIT_OK;
 }

@@ -78,4 +78,29 @@ train 2 --resume "$work/tp4_to_one/step_00000010.h5" --d_model 64 --metrics "$wo
 train 2 --resume "$work/nowhere.h5" --metrics "$work/i.jsonl" > /dev/null 2> "$work/i.err"; status=$?
 [ $status -eq 1 ] && one_error_line "$work/i.err" && grep -q 'nowhere.h5' "$work/i.err" \
   && pass "a missing checkpoint is a user error" || { fail "missing checkpoint: $status"; cat "$work/i.err"; }
+
+# tessera ckpt: info and verify
+good="$work/dp2_zero1_to_tp2_dp2_zero3/step_00000020.h5"
+"$TESSERA" ckpt info "$good" > "$work/info.out" 2>&1 && grep -q 'saved by: 4 ranks = dp 2 x tp 2, ZeRO 3' "$work/info.out" \
+  && grep -q 'layers.1.attn.wqkv  *\[3, 4, 8, 32\]' "$work/info.out" \
+  && pass "ckpt info shows the saved layout and logical shapes" || { fail "ckpt info"; cat "$work/info.out"; }
+"$TESSERA" ckpt verify "$good" > "$work/verify.out" 2>&1 && grep -q 'every checksum good' "$work/verify.out" \
+  && pass "ckpt verify passes a good checkpoint" || { fail "ckpt verify on a good file"; cat "$work/verify.out"; }
+"$TESSERA" ckpt verify "$flip" > /dev/null 2> "$work/verify.err"; status=$?
+[ $status -eq 2 ] && grep -q 'damaged' "$work/verify.err" && pass "ckpt verify finds the flipped bytes (exit 2)" \
+  || { fail "ckpt verify on a damaged file: $status"; cat "$work/verify.err"; }
+
+# SIGUSR1 (Slurm's warning signal): save at the step boundary, exit 4; --keep 2
+sig="$work/signalled"
+$RUN_MPI 2 120 "$TESSERA" train -c "$cfg" --data "$work/data" --steps 100000 --save-dir "$sig" \
+  --save-every 25 --keep 2 --metrics "$sig.jsonl" > "$sig.out" 2>&1 &
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+  [ -f "$sig/step_00000075.h5" ] && break; sleep 1
+done
+pkill -USR1 -f "^$TESSERA train.*$sig" ; wait $!; status=$?
+n=$(ls "$sig" | grep -c '^step_.*\.h5$')
+stop_step=$(sed -n 's/^stopped by a signal after step \([0-9]*\).*/\1/p' "$sig.out")
+[ $status -eq 4 ] && [ -n "$stop_step" ] && [ -f "$sig/$(printf 'step_%08d.h5' "$stop_step")" ] && [ "$n" -eq 2 ] \
+  && pass "SIGUSR1: saved at step $stop_step, exit 4, $n checkpoints kept" \
+  || { fail "SIGUSR1: status $status, stop step '$stop_step', $n checkpoints"; tail -n 5 "$sig.out"; ls "$sig"; }
 finish
