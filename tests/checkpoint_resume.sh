@@ -103,4 +103,18 @@ stop_step=$(sed -n 's/^stopped by a signal after step \([0-9]*\).*/\1/p' "$sig.o
 [ $status -eq 4 ] && [ -n "$stop_step" ] && [ -f "$sig/$(printf 'step_%08d.h5' "$stop_step")" ] && [ "$n" -eq 2 ] \
   && pass "SIGUSR1: saved at step $stop_step, exit 4, $n checkpoints kept" \
   || { fail "SIGUSR1: status $status, stop step '$stop_step', $n checkpoints"; tail -n 5 "$sig.out"; ls "$sig"; }
+
+# tessera sample: the checkpoint's model, the trainer's sampler: the text the
+# run printed at its last step comes back from the file (seed = seed + step)
+smp="$work/sampled"
+train 1 --steps 3 --save-dir "$smp" --sample_tokens 40 --sample_prompt "The" --metrics "$smp.jsonl" \
+  > "$smp.out" 2>&1 || fail "sampling run"
+sed -n '/^---- sample at step 3 ----$/,/^----$/p' "$smp.out" | sed '1d;$d' > "$smp.train.txt"
+"$TESSERA" sample --ckpt "$smp/step_00000003.h5" --prompt "The" --tokens 40 --seed 14 > "$smp.file.txt" 2>&1
+[ -s "$smp.train.txt" ] && cmp -s "$smp.train.txt" "$smp.file.txt" \
+  && pass "tessera sample reproduces the run's own sample from the checkpoint" \
+  || { fail "tessera sample differs from the run's sample"; cat "$smp.train.txt" "$smp.file.txt"; }
+"$TESSERA" sample --ckpt "$work/nowhere.h5" > /dev/null 2> "$work/s.err"; status=$?
+[ $status -eq 1 ] && one_error_line "$work/s.err" && pass "sample: a missing checkpoint is a user error" \
+  || fail "sample with a missing checkpoint: $status"
 finish

@@ -1,0 +1,68 @@
+/* sample_command — `tessera sample --ckpt PATH --prompt TEXT [--tokens N]
+ * [--top-k K] [--seed S]`: generate text from a checkpoint on one process
+ * with the CPU backend. The checkpoint's logical tensors are the model
+ * whatever layout trained it, so one rank reads them whole. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "checkpoint_file.h"
+#include "commands.h"
+#include "fail.h"
+#include "model.h"
+#include "sampler.h"
+
+static int64_t attr_or_fail(ckpt_file *f, const char *name) {
+  int64_t v = 0;
+  if (ckpt_attr_read_i64(f, name, &v) != 0)
+    fail_collective(EXIT_IO_ERROR, "checkpoint '%s' lacks the attribute %s", f->path, name);
+  return v;
+}
+
+int sample_command(int argc, char **argv) {
+  const char *ckpt = NULL, *prompt = "The ";
+  int n_tokens = 200, top_k = 0;
+  long long seed = 1;
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+      printf("usage: tessera sample --ckpt PATH [--prompt TEXT] [--tokens N] [--top-k K] [--seed S]\n");
+      return EXIT_OK;
+    }
+    if (!value) fail_collective(EXIT_USER_ERROR, "sample: option '%s' needs a value", arg);
+    if (strcmp(arg, "--ckpt") == 0) ckpt = value;
+    else if (strcmp(arg, "--prompt") == 0) prompt = value;
+    else if (strcmp(arg, "--tokens") == 0) n_tokens = atoi(value);
+    else if (strcmp(arg, "--top-k") == 0) top_k = atoi(value);
+    else if (strcmp(arg, "--seed") == 0) seed = atoll(value);
+    else fail_collective(EXIT_USER_ERROR, "sample: unknown option '%s' (see `tessera sample --help`)", arg);
+    i++;
+  }
+  if (!ckpt) fail_collective(EXIT_USER_ERROR, "sample: name a checkpoint with --ckpt PATH");
+  if (n_tokens < 0) fail_collective(EXIT_USER_ERROR, "sample: --tokens must be >= 0");
+  char err[4400];
+  ckpt_file f;
+  int status = ckpt_file_open(&f, ckpt, MPI_COMM_NULL, err, sizeof err);
+  if (status) fail_collective(status, "%s", err);
+  model_shape shape = {(int)attr_or_fail(&f, "n_layer"), (int)attr_or_fail(&f, "n_head"),
+                       (int)attr_or_fail(&f, "d_model"), (int)attr_or_fail(&f, "vocab_size"),
+                       (int)attr_or_fail(&f, "seq_len")};
+  model m;
+  model_create(&m, backend_cpu(), shape, 1, shape.seq_len, NULL);
+  float *host = xcalloc(m.reg.n_local_total, sizeof *host, "checkpoint weights");
+  for (int k = 0; k < m.reg.n_params; k++) { /* one rank: local shards are the logical tensors */
+    const param_spec *p = &m.reg.params[k];
+    char tensor[REGISTRY_NAME_BYTES + 32];
+    snprintf(tensor, sizeof tensor, "params/%s/weight", p->name);
+    int64_t start[4] = {0, 0, 0, 0};
+    if (ckpt_tensor_read(&f, tensor, p->n_dims, start, p->shape, host + p->offset, err, sizeof err))
+      fail_collective(EXIT_IO_ERROR, "%s", err);
+  }
+  ckpt_file_close(&f);
+  model_load_params(&m, host);
+  free(host);
+  sampler_generate_text(&m, prompt, n_tokens, top_k, (uint64_t)seed, stdout);
+  model_free(&m);
+  return EXIT_OK;
+}
