@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "build_info.h"
 #include "checkpoint_file.h"
@@ -102,8 +103,20 @@ checkpoint_stats checkpoint_save(const config *cfg, grid *g, model *m, optimizer
 
   double bytes = 0;
   float *gathered = NULL;
+  /* test-only crash point (never set in production): TESSERA_FAULT_SAVE=
+   * "RANK:STEP" kills world rank RANK halfway through the save of STEP */
+  int fault_rank = -1;
+  long long fault_step = -1;
+  const char *fault = getenv("TESSERA_FAULT_SAVE");
+  if (fault && sscanf(fault, "%d:%lld", &fault_rank, &fault_step) != 2) fault_rank = -1;
   for (int k = 0; k < reg->n_params; k++) {
     const param_spec *p = &reg->params[k];
+    if (k == reg->n_params / 2 && fault_rank == g->world_rank && fault_step == step) {
+      fprintf(stderr, "tessera: rank %d: injected fault: dying in the save of step %lld\n",
+              g->world_rank, (long long)step);
+      fflush(stderr);
+      _exit(9);
+    }
     for (int s = 0; s < 3; s++) {
       char path[REGISTRY_NAME_BYTES + 32];
       snprintf(path, sizeof path, "params/%s/%s", p->name, state_names[s]);

@@ -10,6 +10,8 @@
  * tp rank's hyperslab. A resume reads in any layout: each rank reads its own
  * tp shard's hyperslabs and keeps its ZeRO range. Training continues exactly
  * (the data order and learning rate are pure functions of the step).
+ * Test hook: TESSERA_FAULT_SAVE="RANK:STEP" kills a rank halfway through a
+ * save, to show that the previous checkpoint survives.
  */
 #ifndef TESSERA_CHECKPOINT_H
 #define TESSERA_CHECKPOINT_H

@@ -117,4 +117,18 @@ sed -n '/^---- sample at step 3 ----$/,/^----$/p' "$smp.out" | sed '1d;$d' > "$s
 "$TESSERA" sample --ckpt "$work/nowhere.h5" > /dev/null 2> "$work/s.err"; status=$?
 [ $status -eq 1 ] && one_error_line "$work/s.err" && pass "sample: a missing checkpoint is a user error" \
   || fail "sample with a missing checkpoint: $status"
+
+# a rank killed in the middle of a save: the previous checkpoint stays
+# `latest`, the half-written file is never taken for a checkpoint, and
+# `--resume auto` continues from the previous one
+crash="$work/crash"
+TESSERA_FAULT_SAVE=1:10 $RUN_MPI 2 120 "$TESSERA" train -c "$cfg" --data "$work/data" --save-dir "$crash" \
+  --save-every 5 --metrics "$crash.jsonl" > "$crash.out" 2>&1; status=$?
+[ $status -ne 0 ] && [ $status -ne 124 ] && grep -q 'injected fault: dying in the save of step 10' "$crash.out" \
+  && [ "$(cat "$crash/latest")" = "step_00000005.h5" ] && [ ! -e "$crash/step_00000010.h5" ] \
+  && pass "killed mid-save: job ended ($status), latest still step 5, no step-10 file" \
+  || { fail "killed mid-save: status $status, latest $(cat "$crash/latest" 2>/dev/null)"; ls -a "$crash"; }
+train 1 --save-dir "$crash" --resume auto --metrics "$crash.jsonl" > "$crash.b.out" 2>&1 \
+  && grep -q 'resumed from .*step_00000005.h5 at step 5' "$crash.b.out" \
+  && pass "resume auto after the crash continues from step 5" || { fail "resume after the crash"; tail -n 3 "$crash.b.out"; }
 finish
