@@ -2,6 +2,7 @@
 #include "checkpoint.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,6 +158,10 @@ checkpoint_stats checkpoint_save(const config *cfg, grid *g, model *m, optimizer
   }
   comm_barrier(&g->world);
   if (g->world_rank == 0) {
+    /* on disk before it gets its final name */
+    int fd = open(tmp_path, O_RDONLY);
+    if (fd < 0 || fsync(fd) != 0) failed = 1;
+    if (fd >= 0) close(fd);
     char latest_tmp[4300], latest[4200];
     snprintf(latest_tmp, sizeof latest_tmp, "%s/.latest.tmp", cfg->save_dir);
     snprintf(latest, sizeof latest, "%s/latest", cfg->save_dir);
@@ -246,6 +251,8 @@ static void resolve(const config *cfg, const grid *g, char *path, size_t path_by
 }
 
 int64_t checkpoint_resume(const config *cfg, grid *g, model *m, optimizer *opt) {
+  const double start_time = progress_now();
+  double bytes_read = 0;
   char path[4600], err[4400];
   resolve(cfg, g, path, sizeof path);
   if (!path[0]) return 0;
@@ -284,6 +291,9 @@ int64_t checkpoint_resume(const config *cfg, grid *g, model *m, optimizer *opt) 
       snprintf(tensor, sizeof tensor, "params/%s/%s", p->name, state_names[s]);
       if (ckpt_tensor_read(&f, tensor, p->n_dims, start, count, state[s] + p->offset, err, sizeof err))
         bad = 1;
+      int64_t n_read = 1;
+      for (int d = 0; d < p->n_dims; d++) n_read *= count[d];
+      bytes_read += (double)n_read * sizeof(float);
     }
   }
   int64_t step = 0, optimizer_step = 0;
@@ -295,6 +305,9 @@ int64_t checkpoint_resume(const config *cfg, grid *g, model *m, optimizer *opt) 
   model_load_params(m, state[0]);
   optimizer_load(opt, state[0], state[1], state[2], optimizer_step);
   for (int s = 0; s < 3; s++) free(state[s]);
-  if (g->world_rank == 0) printf("resumed from %s at step %lld\n", path, (long long)step);
+  const double seconds = progress_now() - start_time;
+  if (g->world_rank == 0)
+    printf("resumed from %s at step %lld (read %.1f MB per rank in %.2f s, %.2f GB/s)\n", path,
+           (long long)step, bytes_read / 1e6, seconds, bytes_read / 1e9 / (seconds > 0 ? seconds : 1e-9));
   return step;
 }
