@@ -183,8 +183,9 @@ void ckpt_tensor_write(ckpt_file *f, const char *path, int n_dims, const int64_t
   for (int d = 0; d < n_dims; d++) off[d] = (hsize_t)start[d], cnt[d] = (hsize_t)count[d], n *= cnt[d];
   hid_t mem_space;
   if (has_data && n > 0) {
+    /* memory shaped like the hyperslab: HDF5's fast same-shape copy path */
     H5_CHECK(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, off, NULL, cnt, NULL));
-    mem_space = H5Screate_simple(1, &n, NULL);
+    mem_space = H5Screate_simple(n_dims, cnt, NULL);
   } else {
     H5_CHECK(H5Sselect_none(file_space));
     hsize_t one = 1;
@@ -236,7 +237,7 @@ int ckpt_tensor_read(ckpt_file *f, const char *path, int n_dims, const int64_t *
   for (int d = 0; d < n_dims; d++) off[d] = (hsize_t)start[d], cnt[d] = (hsize_t)count[d], n *= cnt[d];
   int status = 0;
   if (n > 0) {
-    hid_t mem_space = H5Screate_simple(1, &n, NULL);
+    hid_t mem_space = H5Screate_simple(n_dims, cnt, NULL);
     H5Sselect_hyperslab(file_space, H5S_SELECT_SET, off, NULL, cnt, NULL);
     if (H5Dread(dset, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, data) < 0) {
       snprintf(err, err_bytes,
