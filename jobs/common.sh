@@ -29,7 +29,7 @@ build_tessera() {
   [ -x configure ] || { echo "== autoreconf"; autoreconf -fi > /dev/null 2>&1 || autoreconf -fi; }
   [ -f Makefile ] || { echo "== configure"; ./configure -q "$@"; }
   echo "== make"
-  make -j"$(nproc)" > /dev/null
+  make -j"$(nproc --all)" > /dev/null
 }
 
 # The bundled corpus: every English fortune file (entries split at "%"
