@@ -41,6 +41,8 @@ pair() { # NAME NP_A "FLAGS_A" NP_B "FLAGS_B"
 pair dp2_zero1_to_tp2_dp2_zero3 2 "--zero 1" 4 "--tp 2 --zero 3"
 pair one_to_dp4 1 "" 4 ""
 pair tp4_to_one 4 "--tp 4 --tp-seq-shard" 1 ""
+pair eight_to_four 8 "--tp 2 --zero 3" 4 ""       # 8 -> 4 ranks, tp2 -> tp1, ZeRO 3 -> 0
+pair one_to_eight 1 "" 8 "--tp 4 --zero 2"        # 1 -> 8 ranks
 
 # read back without tessera
 ck="$work/one_to_dp4/step_00000020.h5"
