@@ -2,10 +2,12 @@
 #include "checkpoint_file.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "build_config.h"
+#include "crc32c.h"
 #include "fail.h"
 
 /* The HDF5 checking macro: the call, HDF5's innermost message, abort. */
@@ -86,14 +88,21 @@ void ckpt_file_close(ckpt_file *f) {
   f->file = 0;
 }
 
-static void write_attr(ckpt_file *f, const char *name, hid_t type, const void *value) {
-  hid_t space = H5Screate(H5S_SCALAR);
-  if (H5Aexists(f->file, name) > 0) H5_CHECK(H5Adelete(f->file, name));
-  hid_t attr = H5Acreate2(f->file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+/* Attribute `name` of object `obj`: a scalar (n 0) or a vector of n values. */
+static void write_attr_on(ckpt_file *f, hid_t obj, const char *name, hid_t type, hsize_t n,
+                          const void *value) {
+  hid_t space = n ? H5Screate_simple(1, &n, NULL) : H5Screate(H5S_SCALAR);
+  H5_CHECK(space);
+  if (H5Aexists(obj, name) > 0) H5_CHECK(H5Adelete(obj, name));
+  hid_t attr = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
   H5_CHECK(attr);
   H5_CHECK(H5Awrite(attr, type, value));
   H5_CHECK(H5Aclose(attr));
   H5_CHECK(H5Sclose(space));
+}
+
+static void write_attr(ckpt_file *f, const char *name, hid_t type, const void *value) {
+  write_attr_on(f, f->file, name, type, 0, value);
 }
 
 void ckpt_attr_write_i64(ckpt_file *f, const char *name, int64_t value) {
@@ -144,18 +153,101 @@ int ckpt_attr_read_str(ckpt_file *f, const char *name, char *value, size_t value
   return status;
 }
 
+/* ------------------------------------------------------------ tiling */
+
+#define TILE_TARGET_ELEMENTS ((int64_t)1 << 20)
+
+typedef struct box {
+  int64_t lo[4], hi[4]; /* half-open, per dimension */
+} box;
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+ckpt_tiling ckpt_tiling_for(int n_dims, const int64_t *shape, int split_dim, int64_t shard_extent) {
+  ckpt_tiling t = {split_dim, split_dim >= 0 ? shard_extent : 0, 1};
+  int64_t inner = 1;
+  for (int d = 1; d < n_dims; d++)
+    inner *= d == split_dim && shard_extent < shape[d] ? shard_extent : shape[d];
+  t.rows = inner >= TILE_TARGET_ELEMENTS ? 1 : TILE_TARGET_ELEMENTS / inner;
+  if (split_dim == 0 && t.rows > shard_extent) t.rows = shard_extent;
+  return t;
+}
+
+static int64_t shard_count(const ckpt_tiling *t, const int64_t *shape) {
+  return t->split_dim < 0 ? 1 : ceil_div(shape[t->split_dim], t->shard_extent);
+}
+
+static int64_t blocks_per_shard(const ckpt_tiling *t, const int64_t *shape) {
+  int64_t rows = t->split_dim == 0 && t->shard_extent < shape[0] ? t->shard_extent : shape[0];
+  return ceil_div(rows, t->rows);
+}
+
+int64_t ckpt_tiling_slots(const ckpt_tiling *t, int n_dims, const int64_t *shape) {
+  (void)n_dims;
+  return shard_count(t, shape) * blocks_per_shard(t, shape);
+}
+
+/* The box of tile `slot`; false when the slot lies past the tensor's end. */
+static bool tile_box(const ckpt_tiling *t, int n_dims, const int64_t *shape, int64_t slot, box *b) {
+  const int64_t per_shard = blocks_per_shard(t, shape), shard = slot / per_shard, block = slot % per_shard;
+  for (int d = 0; d < n_dims; d++) b->lo[d] = 0, b->hi[d] = shape[d];
+  const int sd = t->split_dim;
+  if (sd >= 0) {
+    b->lo[sd] = shard * t->shard_extent;
+    b->hi[sd] = b->lo[sd] + t->shard_extent < shape[sd] ? b->lo[sd] + t->shard_extent : shape[sd];
+  }
+  const int64_t first = b->lo[0], end = b->hi[0];
+  b->lo[0] = first + block * t->rows;
+  b->hi[0] = b->lo[0] + t->rows < end ? b->lo[0] + t->rows : end;
+  return b->lo[0] < b->hi[0] && (sd < 0 || b->lo[sd] < b->hi[sd]);
+}
+
+static int64_t box_elements(const box *b, int n_dims) {
+  int64_t n = 1;
+  for (int d = 0; d < n_dims; d++) n *= b->hi[d] - b->lo[d];
+  return n;
+}
+
+/* The intersection of a and b; false when empty. */
+static bool box_overlap(const box *a, const box *b, int n_dims, box *out) {
+  for (int d = 0; d < n_dims; d++) {
+    out->lo[d] = a->lo[d] > b->lo[d] ? a->lo[d] : b->lo[d];
+    out->hi[d] = a->hi[d] < b->hi[d] ? a->hi[d] : b->hi[d];
+    if (out->lo[d] >= out->hi[d]) return false;
+  }
+  return true;
+}
+
+/* Copies region `part` from src (row-major over src_box) to dst (row-major
+ * over dst_box): contiguous runs along the last dimension. */
+static void copy_part(const float *src, const box *src_box, float *dst, const box *dst_box,
+                      const box *part, int n_dims) {
+  const int last = n_dims - 1;
+  const int64_t run = part->hi[last] - part->lo[last];
+  int64_t idx[4];
+  for (int d = 0; d < n_dims; d++) idx[d] = part->lo[d];
+  for (;;) {
+    int64_t so = 0, dof = 0;
+    for (int d = 0; d < n_dims; d++) {
+      so = so * (src_box->hi[d] - src_box->lo[d]) + idx[d] - src_box->lo[d];
+      dof = dof * (dst_box->hi[d] - dst_box->lo[d]) + idx[d] - dst_box->lo[d];
+    }
+    memcpy(dst + dof, src + so, (size_t)run * sizeof *dst);
+    int d = last - 1;
+    while (d >= 0 && ++idx[d] == part->hi[d]) idx[d] = part->lo[d], d--;
+    if (d < 0) return;
+  }
+}
+
+/* ------------------------------------------------------------ tensors */
+
 void ckpt_tensor_create(ckpt_file *f, const char *path, int n_dims, const int64_t *shape) {
-  hsize_t dims[4], chunk[4];
-  /* chunks of about a million elements, cut along the first dimension */
-  hsize_t inner = 1;
-  for (int d = 0; d < n_dims; d++) dims[d] = chunk[d] = (hsize_t)shape[d];
-  for (int d = 1; d < n_dims; d++) inner *= dims[d];
-  hsize_t rows = inner >= (1u << 20) ? 1 : (1u << 20) / inner;
-  if (rows < chunk[0]) chunk[0] = rows;
+  hsize_t dims[4];
+  for (int d = 0; d < n_dims; d++) dims[d] = (hsize_t)shape[d];
   hid_t space = H5Screate_simple(n_dims, dims, NULL);
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-  H5_CHECK(H5Pset_chunk(dcpl, n_dims, chunk));
-  H5_CHECK(H5Pset_fletcher32(dcpl));
+  H5_CHECK(H5Pset_layout(dcpl, H5D_CONTIGUOUS));
+  H5_CHECK(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER)); /* every element gets written */
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1));
   hid_t dset = H5Dcreate2(f->file, path, H5T_IEEE_F32LE, space, lcpl, dcpl, H5P_DEFAULT);
@@ -174,8 +266,9 @@ static hid_t transfer_plist(ckpt_file *f) {
   return dxpl;
 }
 
-void ckpt_tensor_write(ckpt_file *f, const char *path, int n_dims, const int64_t *start,
-                       const int64_t *count, const float *data, bool has_data) {
+void ckpt_tensor_write(ckpt_file *f, const char *path, int n_dims, const int64_t *shape,
+                       const ckpt_tiling *tiling, const int64_t *start, const int64_t *count,
+                       const float *data, bool has_data, uint32_t *crcs) {
   hid_t dset = H5Dopen2(f->file, path, H5P_DEFAULT);
   H5_CHECK(dset);
   hid_t file_space = H5Dget_space(dset);
@@ -197,6 +290,33 @@ void ckpt_tensor_write(ckpt_file *f, const char *path, int n_dims, const int64_t
   H5Pclose(dxpl);
   H5Sclose(mem_space);
   H5Sclose(file_space);
+  H5_CHECK(H5Dclose(dset));
+  if (!has_data || n == 0) return;
+
+  /* the CRC of each tile of this shard: a contiguous run of the slab */
+  box slab;
+  for (int d = 0; d < n_dims; d++) slab.lo[d] = start[d], slab.hi[d] = start[d] + count[d];
+  const int64_t row_elements = (int64_t)n / count[0];
+  const int64_t n_slots = ckpt_tiling_slots(tiling, n_dims, shape);
+  int64_t covered = 0;
+  for (int64_t slot = 0; slot < n_slots; slot++) {
+    box tile, part;
+    if (!tile_box(tiling, n_dims, shape, slot, &tile) || !box_overlap(&tile, &slab, n_dims, &part)) continue;
+    const int64_t elements = box_elements(&tile, n_dims);
+    ENSURE(box_elements(&part, n_dims) == elements, "%s: slab is not a whole shard of its tiling", path);
+    crcs[slot] = crc32c(data + (tile.lo[0] - start[0]) * row_elements, (size_t)elements * sizeof *data);
+    covered += elements;
+  }
+  ENSURE(covered == (int64_t)n, "%s: slab is not a whole shard of its tiling", path);
+}
+
+void ckpt_tensor_write_checksums(ckpt_file *f, const char *path, const ckpt_tiling *tiling,
+                                 const uint32_t *crcs, int64_t n_slots) {
+  hid_t dset = H5Dopen2(f->file, path, H5P_DEFAULT);
+  H5_CHECK(dset);
+  const int64_t geometry[3] = {tiling->split_dim, tiling->shard_extent, tiling->rows};
+  write_attr_on(f, dset, "checksum_tiling", H5T_STD_I64LE, 3, geometry);
+  write_attr_on(f, dset, "crc32c", H5T_STD_U32LE, (hsize_t)n_slots, crcs);
   H5_CHECK(H5Dclose(dset));
 }
 
@@ -222,6 +342,33 @@ int ckpt_tensor_shape(ckpt_file *f, const char *path, int *n_dims, int64_t shape
   return 0;
 }
 
+/* Reads a vector attribute of exactly n elements; 0 or -1. */
+static int read_vector_attr(hid_t obj, const char *name, hid_t mem_type, hssize_t n, void *value) {
+  if (H5Aexists(obj, name) <= 0) return -1;
+  hid_t attr = H5Aopen(obj, name, H5P_DEFAULT);
+  if (attr < 0) return -1;
+  hid_t space = H5Aget_space(attr);
+  int ok = H5Sget_simple_extent_npoints(space) == n && H5Aread(attr, mem_type, value) >= 0;
+  H5Sclose(space);
+  H5Aclose(attr);
+  return ok ? 0 : -1;
+}
+
+/* Reads box b of the dataset into contiguous memory; 0 or -1. */
+static int read_box(hid_t dset, const box *b, int n_dims, float *out) {
+  hsize_t off[4], cnt[4];
+  for (int d = 0; d < n_dims; d++) off[d] = (hsize_t)b->lo[d], cnt[d] = (hsize_t)(b->hi[d] - b->lo[d]);
+  hid_t file_space = H5Dget_space(dset);
+  hid_t mem_space = H5Screate_simple(n_dims, cnt, NULL);
+  int status = H5Sselect_hyperslab(file_space, H5S_SELECT_SET, off, NULL, cnt, NULL) >= 0 &&
+                       H5Dread(dset, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, out) >= 0
+                   ? 0
+                   : -1;
+  H5Sclose(mem_space);
+  H5Sclose(file_space);
+  return status;
+}
+
 int ckpt_tensor_read(ckpt_file *f, const char *path, int n_dims, const int64_t *start,
                      const int64_t *count, float *data, char *err, size_t err_bytes) {
   int file_dims = 0;
@@ -232,22 +379,53 @@ int ckpt_tensor_read(ckpt_file *f, const char *path, int n_dims, const int64_t *
     return EXIT_IO_ERROR;
   }
   hid_t dset = H5Dopen2(f->file, path, H5P_DEFAULT);
-  hid_t file_space = H5Dget_space(dset);
-  hsize_t off[4], cnt[4], n = 1;
-  for (int d = 0; d < n_dims; d++) off[d] = (hsize_t)start[d], cnt[d] = (hsize_t)count[d], n *= cnt[d];
-  int status = 0;
-  if (n > 0) {
-    hid_t mem_space = H5Screate_simple(n_dims, cnt, NULL);
-    H5Sselect_hyperslab(file_space, H5S_SELECT_SET, off, NULL, cnt, NULL);
-    if (H5Dread(dset, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, data) < 0) {
-      snprintf(err, err_bytes,
-               "checkpoint '%s' is damaged: tensor %s fails its checksum or cannot be read", f->path,
-               path);
-      status = EXIT_IO_ERROR;
-    }
-    H5Sclose(mem_space);
+  int64_t geometry[3];
+  ckpt_tiling tiling = {0, 0, 0};
+  int64_t n_slots = -1;
+  uint32_t *crcs = NULL;
+  int status = EXIT_IO_ERROR;
+  if (read_vector_attr(dset, "checksum_tiling", H5T_NATIVE_INT64, 3, geometry) == 0) {
+    tiling = (ckpt_tiling){(int)geometry[0], geometry[1], geometry[2]};
+    bool sane = tiling.split_dim >= -1 && tiling.split_dim < n_dims && tiling.rows > 0 &&
+                (tiling.split_dim < 0 || tiling.shard_extent > 0);
+    if (sane) n_slots = ckpt_tiling_slots(&tiling, n_dims, shape);
   }
-  H5Sclose(file_space);
+  if (n_slots > 0 && n_slots < ((int64_t)1 << 24)) {
+    crcs = xmalloc((size_t)n_slots * sizeof *crcs, "checksum table");
+    if (read_vector_attr(dset, "crc32c", H5T_NATIVE_UINT32, n_slots, crcs) == 0) status = 0;
+  }
+  if (status) {
+    snprintf(err, err_bytes, "checkpoint '%s' is damaged: tensor %s lacks its checksums", f->path, path);
+  } else {
+    /* every tile the request touches is read whole, checked, and the part
+     * inside the request kept */
+    box want, tile, part;
+    for (int d = 0; d < n_dims; d++) want.lo[d] = start[d], want.hi[d] = start[d] + count[d];
+    float *buffer = NULL;
+    size_t buffer_elements = 0;
+    for (int64_t slot = 0; slot < n_slots && status == 0; slot++) {
+      if (!tile_box(&tiling, n_dims, shape, slot, &tile) || !box_overlap(&tile, &want, n_dims, &part)) continue;
+      const size_t elements = (size_t)box_elements(&tile, n_dims);
+      /* the tile is exactly the request: read straight into place */
+      const bool whole = box_elements(&part, n_dims) == (int64_t)elements &&
+                         box_elements(&want, n_dims) == (int64_t)elements;
+      if (!whole && elements > buffer_elements) {
+        free(buffer);
+        buffer = xmalloc(elements * sizeof *buffer, "checkpoint tile");
+        buffer_elements = elements;
+      }
+      float *into = whole ? data : buffer;
+      if (read_box(dset, &tile, n_dims, into) != 0 || crc32c(into, elements * sizeof *into) != crcs[slot]) {
+        snprintf(err, err_bytes, "checkpoint '%s' is damaged: tensor %s fails its checksum (tile %lld) or cannot be read",
+                 f->path, path, (long long)slot);
+        status = EXIT_IO_ERROR;
+      } else if (!whole) {
+        copy_part(buffer, &tile, data, &want, &part, n_dims);
+      }
+    }
+    free(buffer);
+  }
+  free(crcs);
   H5Dclose(dset);
   return status;
 }

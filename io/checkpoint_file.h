@@ -3,10 +3,11 @@
  * A checkpoint is one HDF5 file holding the logical model: every parameter as
  * datasets of its logical shape under /params/<name>/ (weight, adam_m,
  * adam_v; fp32), and attributes on the root group for the run's state. The
- * format is doc/checkpoint-format.md. Datasets are chunked with HDF5's
- * Fletcher-32 checksum filter, so a flipped byte makes the read of that
- * chunk fail (verified on every load), and the root attribute `complete` is
- * written last: a file without it was never finished.
+ * format is doc/checkpoint-format.md. Datasets are contiguous and carry the
+ * CRC-32C of each tile (ckpt_tiling) as attributes, verified on every read,
+ * and the root attribute `complete` is written last: a file without it was
+ * never finished. (HDF5's own Fletcher-32 filter needs chunked storage,
+ * which parallel HDF5 fills at creation: every byte written twice.)
  *
  * With a parallel HDF5 build the file is opened by a communicator and ranks
  * write their hyperslabs collectively (ranks without data select nothing);
@@ -48,14 +49,42 @@ int ckpt_attr_read_i64(ckpt_file *f, const char *name, int64_t *value);
 int ckpt_attr_read_f64(ckpt_file *f, const char *name, double *value);
 int ckpt_attr_read_str(ckpt_file *f, const char *name, char *value, size_t value_bytes);
 
-/* Creates dataset `path` (intermediate groups too) of the logical shape. */
+/* How a tensor is cut into checksum tiles. The saving layout's shards along
+ * split_dim (shard_extent indices each; split_dim -1: one shard, the whole
+ * tensor) are each cut into blocks of `rows` indices along dimension 0
+ * (within the shard when split_dim is 0). A tile is therefore contiguous both
+ * in a writer's shard and in the file's row-major order, and one writer
+ * computes each tile's CRC-32C. A reader reads whole tiles, checks them and
+ * keeps the part it needs. */
+typedef struct ckpt_tiling {
+  int split_dim;
+  int64_t shard_extent;
+  int64_t rows;
+} ckpt_tiling;
+
+/* The tiling of a tensor whose shards along split_dim hold shard_extent
+ * indices: row blocks of about 2^20 elements. */
+ckpt_tiling ckpt_tiling_for(int n_dims, const int64_t *shape, int split_dim, int64_t shard_extent);
+/* Number of checksum slots of the tensor (some may be unused). */
+int64_t ckpt_tiling_slots(const ckpt_tiling *t, int n_dims, const int64_t *shape);
+
+/* Creates dataset `path` (intermediate groups too) of the logical shape:
+ * contiguous fp32, no fill pass (every element gets written). */
 void ckpt_tensor_create(ckpt_file *f, const char *path, int n_dims, const int64_t *shape);
-/* Writes the hyperslab [start, start + count) from contiguous data. In a
- * collective file every rank calls, has_data false selecting nothing. */
-void ckpt_tensor_write(ckpt_file *f, const char *path, int n_dims, const int64_t *start,
-                       const int64_t *count, const float *data, bool has_data);
-/* Reads a hyperslab; returns 0, or EXIT_IO_ERROR with err set when the
- * dataset is missing, has another shape rank, or fails its checksum. */
+/* Writes the hyperslab [start, start + count) from contiguous data: one
+ * whole shard of `tiling`, whose tiles' CRCs are stored into crcs (slots of
+ * other shards untouched). In a collective file every rank calls, has_data
+ * false selecting nothing. */
+void ckpt_tensor_write(ckpt_file *f, const char *path, int n_dims, const int64_t *shape,
+                       const ckpt_tiling *tiling, const int64_t *start, const int64_t *count,
+                       const float *data, bool has_data, uint32_t *crcs);
+/* Stores the tiling and every tile's CRC as attributes of the dataset (in a
+ * collective file, every rank with the same values). */
+void ckpt_tensor_write_checksums(ckpt_file *f, const char *path, const ckpt_tiling *tiling,
+                                 const uint32_t *crcs, int64_t n_slots);
+/* Reads a hyperslab, checking the CRC of every tile it touches; returns 0,
+ * or EXIT_IO_ERROR with err set when the dataset is missing, has another
+ * shape rank or lacks its checksums, or a tile fails its checksum. */
 int ckpt_tensor_read(ckpt_file *f, const char *path, int n_dims, const int64_t *start,
                      const int64_t *count, float *data, char *err, size_t err_bytes);
 /* The dataset's shape; -1 when it does not exist. */

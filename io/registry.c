@@ -50,14 +50,12 @@ static const param_spec *add(registry *reg, const char *name, int n_dims, const 
              "parameter %s: dim %d (%lld) not divisible by tp %d", name, d, (long long)shape[d],
              reg->tp_size);
       p->local_shape[d] = (shape[d] + reg->tp_size - 1) / reg->tp_size;
-      p->local_start = p->local_shape[d] * reg->tp_rank;
-      int64_t valid = shape[d] - p->local_start;
-      p->local_valid = valid < 0 ? 0 : valid > p->local_shape[d] ? p->local_shape[d] : valid;
     }
     p->n_logical *= shape[d];
     p->n_local *= (size_t)p->local_shape[d];
   }
   if (tp_split_dim < 0) p->local_valid = n_dims ? shape[0] : 1;
+  else *p = registry_shard_of_tp_rank(p, reg->tp_rank);
   p->offset = reg->n_local_total;
   reg->n_local_total += p->n_local;
   return p;
@@ -102,4 +100,15 @@ int64_t registry_logical_index(const param_spec *p, size_t local_index) {
   int64_t logical = 0;
   for (int d = 0; d < p->n_dims; d++) logical = logical * p->shape[d] + coords[d];
   return logical;
+}
+
+param_spec registry_shard_of_tp_rank(const param_spec *p, int r) {
+  param_spec shard = *p;
+  if (p->tp_split_dim >= 0) {
+    const int64_t extent = p->local_shape[p->tp_split_dim];
+    shard.local_start = extent * r;
+    const int64_t valid = p->shape[p->tp_split_dim] - shard.local_start;
+    shard.local_valid = valid < 0 ? 0 : valid > extent ? extent : valid;
+  }
+  return shard;
 }

@@ -69,6 +69,10 @@ bool registry_is_padding(const param_spec *p, size_t local_index);
 
 const param_spec *registry_find(const registry *reg, const char *name);
 
+/* The spec as tp rank r holds it: p with local_start and local_valid of
+ * rank r's shard (offsets unchanged). Writers of other ranks' shards use it. */
+param_spec registry_shard_of_tp_rank(const param_spec *p, int r);
+
 /* Logical (row-major, global) element index of this rank's local element i. */
 int64_t registry_logical_index(const param_spec *p, size_t local_index);
 

@@ -2,8 +2,11 @@
 #include "checkpoint.h"
 
 #include <dirent.h>
-#include <fcntl.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,8 @@
 #include "checkpoint_file.h"
 #include "fail.h"
 #include "progress.h"
+
+#define FORMAT_VERSION 2
 
 static const char *const state_names[3] = {"weight", "adam_m", "adam_v"};
 
@@ -30,23 +35,62 @@ static void shard_slab(const param_spec *p, int64_t start[4], int64_t count[4]) 
   }
 }
 
-/* The spec tp rank r holds of p (for the serial writer, which writes every
- * tp rank's hyperslab). */
-static param_spec spec_of_rank(const param_spec *p, int r) {
-  param_spec shard = *p;
-  if (p->tp_split_dim >= 0) {
-    int64_t extent = p->local_shape[p->tp_split_dim];
-    shard.local_start = extent * r;
-    int64_t valid = p->shape[p->tp_split_dim] - shard.local_start;
-    shard.local_valid = valid < 0 ? 0 : valid > extent ? extent : valid;
-  }
-  return shard;
+/* Checksum tiles follow the saving layout's tp shards, so each tile has one writer. */
+static ckpt_tiling tiling_of(const param_spec *p) {
+  const int sd = p->tp_split_dim;
+  return ckpt_tiling_for(p->n_dims, p->shape, sd, sd >= 0 ? p->local_shape[sd] : 0);
 }
 
-static void write_attributes(ckpt_file *f, const config *cfg, const grid *g, const optimizer *opt,
-                             int64_t step) {
+/* ---------------------------------------------------------------- the job */
+
+/* Everything a writer needs, captured at the step boundary so that the
+ * background thread reads nothing the training loop changes. */
+typedef struct save_job {
+  int64_t step, optimizer_step;
+  char final_path[4200], tmp_path[4300];
+  double start_time;
+  int status; /* 0, or the exit status of a failure described in err */
+  char err[4600];
+  checkpoint_stats stats;
+} save_job;
+
+struct checkpoint_saver {
+  const config *cfg;
+  grid *g;
+  model *m;
+  optimizer *opt;
+  bool async;
+  bool single_writer;  /* world rank 0 writes every region (serial HDF5 or async) */
+  bool first_replica;  /* dp, sp and pp rank 0: holds the tp shards that get written */
+  float *state[3];     /* this rank's tp shard, gathered over its ZeRO group */
+  float *shards[3];    /* single writer: every tp shard; shard r of param k at tp·offset + r·n_local */
+  float *scratch;      /* other first-replica tp ranks: receive buffer of the tp gather */
+  size_t staging_bytes;
+  save_job job;
+  pthread_t thread;
+  bool in_flight;      /* a background write was started and not yet joined */
+  atomic_bool written; /* set by the background thread when it is done */
+  bool unreported;     /* `report` holds a finished background save poll has not returned yet */
+  checkpoint_stats report;
+};
+
+/* the test-only crash point: TESSERA_FAULT_SAVE="RANK:STEP" */
+static void maybe_inject_fault(const grid *g, int64_t step) {
+  int fault_rank = -1;
+  long long fault_step = -1;
+  const char *fault = getenv("TESSERA_FAULT_SAVE");
+  if (!fault || sscanf(fault, "%d:%lld", &fault_rank, &fault_step) != 2) return;
+  if (fault_rank != g->world_rank || fault_step != step) return;
+  fprintf(stderr, "tessera: rank %d: injected fault: dying in the save of step %lld\n", g->world_rank,
+          (long long)step);
+  fflush(stderr);
+  _exit(9);
+}
+
+static void write_attributes(ckpt_file *f, const config *cfg, const grid *g, const save_job *job) {
+  const int64_t step = job->step;
   ckpt_attr_write_str(f, "format", "tessera-checkpoint");
-  ckpt_attr_write_i64(f, "format_version", 1);
+  ckpt_attr_write_i64(f, "format_version", FORMAT_VERSION);
   ckpt_attr_write_str(f, "tessera_version", build_info_version());
   ckpt_attr_write_i64(f, "step", step);
   ckpt_attr_write_i64(f, "tokens", step * (int64_t)cfg->batch_size * cfg->seq_len);
@@ -57,7 +101,7 @@ static void write_attributes(ckpt_file *f, const config *cfg, const grid *g, con
   ckpt_attr_write_i64(f, "d_model", cfg->d_model);
   ckpt_attr_write_i64(f, "vocab_size", cfg->vocab_size);
   ckpt_attr_write_i64(f, "seq_len", cfg->seq_len);
-  ckpt_attr_write_i64(f, "optimizer_step", opt->step);
+  ckpt_attr_write_i64(f, "optimizer_step", job->optimizer_step);
   ckpt_attr_write_f64(f, "beta1", cfg->beta1);
   ckpt_attr_write_f64(f, "beta2", cfg->beta2);
   ckpt_attr_write_f64(f, "adam_eps", cfg->adam_eps);
@@ -74,107 +118,331 @@ static void write_attributes(ckpt_file *f, const config *cfg, const grid *g, con
   ckpt_attr_write_i64(f, "saved_zero", cfg->zero);
 }
 
-checkpoint_stats checkpoint_save(const config *cfg, grid *g, model *m, optimizer *opt, int64_t step) {
-  const double start_time = progress_now();
-  const registry *reg = &m->reg;
-  const size_t n = reg->n_local_total;
-  float *state[3];
-  for (int s = 0; s < 3; s++) state[s] = xmalloc(n * sizeof(float), "checkpoint staging");
-  optimizer_gather_master(opt, state[0]); /* over dp×sp: the ZeRO ranges */
-  optimizer_gather_moments(opt, state[1], state[2]);
+/* Starts the kernel writing the file's dirty pages to disk without waiting,
+ * so the final fsync finds little left to do (Linux; elsewhere a no-op). */
+static void start_writeback(int fd) {
+#ifdef SYNC_FILE_RANGE_WRITE
+  if (fd >= 0) sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#else
+  (void)fd;
+#endif
+}
 
-  char final_path[4200], tmp_path[4300], err[4400];
-  snprintf(final_path, sizeof final_path, "%s/step_%08lld.h5", cfg->save_dir, (long long)step);
-  snprintf(tmp_path, sizeof tmp_path, "%s/.step_%08lld.h5.tmp", cfg->save_dir, (long long)step);
+/* Rank 0, after the file is closed: on disk, renamed into place, `latest`
+ * pointed at it, old checkpoints pruned. Returns 0 or fills job->err. */
+static void prune_checkpoints(const char *dir, int keep);
+static int put_in_place(const config *cfg, save_job *job, int fd) {
+  int failed = fd < 0 || fsync(fd) != 0;
+  if (fd >= 0) close(fd);
+  char latest_tmp[4300], latest[4200];
+  snprintf(latest_tmp, sizeof latest_tmp, "%s/.latest.tmp", cfg->save_dir);
+  snprintf(latest, sizeof latest, "%s/latest", cfg->save_dir);
+  FILE *lf = NULL;
+  if (failed || rename(job->tmp_path, job->final_path) != 0 || !(lf = fopen(latest_tmp, "w")) ||
+      fprintf(lf, "step_%08lld.h5\n", (long long)job->step) < 0 || fclose(lf) != 0 ||
+      rename(latest_tmp, latest) != 0) {
+    snprintf(job->err, sizeof job->err, "cannot put checkpoint '%s' in place: %s", job->final_path,
+             strerror(errno));
+    return EXIT_IO_ERROR;
+  }
+  if (cfg->keep > 0) prune_checkpoints(cfg->save_dir, cfg->keep);
+  return 0;
+}
+
+static double tensor_bytes(const registry *reg) {
+  double bytes = 0;
+  for (int k = 0; k < reg->n_params; k++) bytes += 3.0 * (double)reg->params[k].n_logical * sizeof(float);
+  return bytes;
+}
+
+/* ------------------------------------------------------- single writer */
+
+/* World rank 0 writes every region from s->shards; no MPI calls, so it can
+ * run on the background thread. Fills job->status, err and stats. */
+static void write_single(checkpoint_saver *s, save_job *job) {
+  const registry *reg = &s->m->reg;
+  const int tp = s->g->shape.tp;
+  ckpt_file f;
+  const double write_start = progress_now();
+  job->status = ckpt_file_create(&f, job->tmp_path, MPI_COMM_NULL, job->err, sizeof job->err);
+  if (job->status) return;
+  const int fd = open(job->tmp_path, O_RDONLY);
+  write_attributes(&f, s->cfg, s->g, job);
+  uint32_t *crcs = NULL;
+  for (int k = 0; k < reg->n_params; k++) {
+    const param_spec *p = &reg->params[k];
+    if (k == reg->n_params / 2) maybe_inject_fault(s->g, job->step);
+    const ckpt_tiling tiling = tiling_of(p);
+    const int64_t n_slots = ckpt_tiling_slots(&tiling, p->n_dims, p->shape);
+    crcs = realloc(crcs, (size_t)n_slots * sizeof *crcs);
+    ENSURE(crcs, "out of memory for the checksums of %s", p->name);
+    const int n_shards = p->tp_split_dim >= 0 ? tp : 1;
+    for (int st = 0; st < 3; st++) {
+      char path[REGISTRY_NAME_BYTES + 32];
+      snprintf(path, sizeof path, "params/%s/%s", p->name, state_names[st]);
+      ckpt_tensor_create(&f, path, p->n_dims, p->shape);
+      memset(crcs, 0, (size_t)n_slots * sizeof *crcs);
+      for (int r = 0; r < n_shards; r++) {
+        const param_spec shard = registry_shard_of_tp_rank(p, r);
+        int64_t start[4], count[4];
+        shard_slab(&shard, start, count);
+        const float *data = s->shards[st] + (size_t)tp * p->offset + (size_t)r * p->n_local;
+        ckpt_tensor_write(&f, path, p->n_dims, p->shape, &tiling, start, count, data, true, crcs);
+      }
+      ckpt_tensor_write_checksums(&f, path, &tiling, crcs, n_slots);
+    }
+    start_writeback(fd);
+  }
+  free(crcs);
+  ckpt_attr_write_i64(&f, "complete", 1); /* last: a file without it was never finished */
+  ckpt_file_close(&f);
+  const double sync_start = progress_now();
+  job->stats.write_seconds = sync_start - write_start;
+  job->status = put_in_place(s->cfg, job, fd);
+  job->stats.sync_seconds = progress_now() - sync_start;
+}
+
+static void *background_writer(void *arg) {
+  checkpoint_saver *s = arg;
+  sigset_t all; /* signals are the training thread's to handle */
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL);
+  write_single(s, &s->job);
+  s->job.stats.seconds = progress_now() - s->job.start_time;
+  atomic_store(&s->written, true);
+  return NULL;
+}
+
+/* ------------------------------------------------------- collective writer */
+
+/* Parallel HDF5: the first replica's tp ranks write their own shards, every
+ * rank taking part in each collective call. */
+static void write_collective(checkpoint_saver *s, save_job *job) {
+  grid *g = s->g;
+  const registry *reg = &s->m->reg;
+  ckpt_file f;
+  const double write_start = progress_now();
+  int64_t bad = ckpt_file_create(&f, job->tmp_path, g->world.mpi, job->err, sizeof job->err) != 0;
+  comm_allreduce_max_i64(&g->world, &bad, 1);
+  if (bad) fail_collective(EXIT_IO_ERROR, "cannot create checkpoint file '%s'", job->tmp_path);
+  const int fd = g->world_rank == 0 ? open(job->tmp_path, O_RDONLY) : -1;
+  write_attributes(&f, s->cfg, g, job);
+  uint32_t *crcs = NULL;
+  int64_t *crcs_wide = NULL;
+  for (int k = 0; k < reg->n_params; k++) {
+    const param_spec *p = &reg->params[k];
+    if (k == reg->n_params / 2) maybe_inject_fault(g, job->step);
+    const ckpt_tiling tiling = tiling_of(p);
+    const int64_t n_slots = ckpt_tiling_slots(&tiling, p->n_dims, p->shape);
+    crcs = realloc(crcs, (size_t)n_slots * sizeof *crcs);
+    crcs_wide = realloc(crcs_wide, (size_t)n_slots * sizeof *crcs_wide);
+    ENSURE(crcs && crcs_wide, "out of memory for the checksums of %s", p->name);
+    /* a tensor every tp rank holds whole is written by tp rank 0 only */
+    const bool has_data = s->first_replica && (p->tp_split_dim >= 0 || g->tp_rank == 0);
+    int64_t start[4], count[4];
+    shard_slab(p, start, count);
+    for (int st = 0; st < 3; st++) {
+      char path[REGISTRY_NAME_BYTES + 32];
+      snprintf(path, sizeof path, "params/%s/%s", p->name, state_names[st]);
+      ckpt_tensor_create(&f, path, p->n_dims, p->shape);
+      memset(crcs, 0, (size_t)n_slots * sizeof *crcs);
+      ckpt_tensor_write(&f, path, p->n_dims, p->shape, &tiling, start, count, s->state[st] + p->offset,
+                        has_data, crcs);
+      /* each tile has one writer and zeros elsewhere: the maximum is its CRC */
+      for (int64_t i = 0; i < n_slots; i++) crcs_wide[i] = crcs[i];
+      comm_allreduce_max_i64(&g->world, crcs_wide, (size_t)n_slots);
+      for (int64_t i = 0; i < n_slots; i++) crcs[i] = (uint32_t)crcs_wide[i];
+      ckpt_tensor_write_checksums(&f, path, &tiling, crcs, n_slots);
+    }
+    start_writeback(fd);
+  }
+  free(crcs);
+  free(crcs_wide);
+  ckpt_attr_write_i64(&f, "complete", 1); /* last: a file without it was never finished */
+  ckpt_file_close(&f);
+  comm_barrier(&g->world);
+  const double sync_start = progress_now();
+  job->stats.write_seconds = sync_start - write_start;
+  if (g->world_rank == 0) job->status = put_in_place(s->cfg, job, fd);
+  job->stats.sync_seconds = progress_now() - sync_start;
+}
+
+/* ---------------------------------------------------------------- saver */
+
+/* Writes one byte per page, so the pages exist now rather than at the first
+ * save (volatile: the compiler may not drop the stores). */
+static void touch_pages(void *buffer, size_t n_bytes) {
+  volatile char *bytes = buffer;
+  for (size_t i = 0; i < n_bytes; i += 4096) bytes[i] = 0;
+}
+
+/* Allocated and touched once, when the run starts, and kept: no save pays
+ * for fresh pages (the first-touch faults cost as much as the write itself
+ * on the machine of doc/performance.md). */
+static void allocate_staging(checkpoint_saver *s) {
+  const registry *reg = &s->m->reg;
+  const size_t n = reg->n_local_total;
+  const int tp = s->g->shape.tp;
+  const bool gathers = s->single_writer && s->first_replica && tp > 1;
+  for (int st = 0; st < 3; st++) {
+    s->state[st] = xmalloc(n * sizeof(float), "checkpoint staging");
+    touch_pages(s->state[st], n * sizeof(float));
+    s->staging_bytes += n * sizeof(float);
+    s->shards[st] = s->state[st]; /* one tp shard: the writer's view is its own state */
+    if (gathers && s->g->world_rank == 0) {
+      s->shards[st] = xmalloc(n * (size_t)tp * sizeof(float), "checkpoint staging of every tp shard");
+      touch_pages(s->shards[st], n * (size_t)tp * sizeof(float));
+      s->staging_bytes += n * (size_t)tp * sizeof(float);
+    }
+  }
+  if (gathers && s->g->world_rank != 0) {
+    size_t largest = 0;
+    for (int k = 0; k < reg->n_params; k++)
+      if (reg->params[k].n_local > largest) largest = reg->params[k].n_local;
+    s->scratch = xmalloc(largest * (size_t)tp * sizeof(float), "checkpoint tp gather");
+    touch_pages(s->scratch, largest * (size_t)tp * sizeof(float));
+  }
+}
+
+checkpoint_saver *checkpoint_saver_create(const config *cfg, grid *g, model *m, optimizer *opt) {
+  checkpoint_saver *s = xcalloc(1, sizeof *s, "checkpoint saver");
+  s->cfg = cfg, s->g = g, s->m = m, s->opt = opt;
+  s->async = cfg->async_save;
+  s->single_writer = s->async || !ckpt_file_parallel_available();
+  s->first_replica = g->dp_rank == 0 && g->sp_rank == 0 && g->pp_rank == 0;
+  atomic_init(&s->written, false);
+  allocate_staging(s);
+  return s;
+}
+
+size_t checkpoint_saver_staging_bytes(const checkpoint_saver *s) { return s->staging_bytes; }
+
+/* Collective: the state into host memory, as the writers need it. */
+static void stage(checkpoint_saver *s) {
+  optimizer_gather_master(s->opt, s->state[0]); /* over dp×sp: the ZeRO ranges */
+  optimizer_gather_moments(s->opt, s->state[1], s->state[2]);
+  const int tp = s->g->shape.tp;
+  if (!s->single_writer || !s->first_replica || tp == 1) return;
+  const registry *reg = &s->m->reg;
+  const bool writer = s->g->world_rank == 0;
+  for (int k = 0; k < reg->n_params; k++) {
+    const param_spec *p = &reg->params[k];
+    for (int st = 0; st < 3; st++) {
+      float *into = writer ? s->shards[st] + (size_t)tp * p->offset : s->scratch;
+      if (p->tp_split_dim >= 0) comm_allgather_f32(&s->g->tp, s->state[st] + p->offset, into, p->n_local);
+      else if (writer) memcpy(into, s->state[st] + p->offset, p->n_local * sizeof *into);
+    }
+  }
+}
+
+void checkpoint_saver_finish(checkpoint_saver *s) {
+  int64_t bad = 0;
+  if (s->in_flight) {
+    ENSURE(pthread_join(s->thread, NULL) == 0, "cannot join the checkpoint writer thread");
+    s->in_flight = false;
+    s->unreported = s->job.status == 0;
+    s->report = s->job.stats;
+    bad = s->job.status;
+  }
+  comm_allreduce_max_i64(&s->g->world, &bad, 1);
+  if (bad) fail_collective((int)bad, "%s", s->job.err[0] ? s->job.err : "the background checkpoint save failed");
+}
+
+bool checkpoint_saver_poll(checkpoint_saver *s, checkpoint_stats *done) {
+  if (s->in_flight && atomic_load(&s->written) && s->job.status == 0) {
+    /* finished: join now (it is only returning) and report once */
+    ENSURE(pthread_join(s->thread, NULL) == 0, "cannot join the checkpoint writer thread");
+    s->in_flight = false;
+    s->unreported = true;
+    s->report = s->job.stats;
+  }
+  if (!s->unreported) return false;
+  s->unreported = false;
+  *done = s->report;
+  return true;
+}
+
+checkpoint_stats checkpoint_save(checkpoint_saver *s, int64_t step) {
+  const config *cfg = s->cfg;
+  grid *g = s->g;
+  checkpoint_saver_finish(s); /* one save at a time; its report stays for poll */
+
+  save_job *job = &s->job;
+  memset(job, 0, sizeof *job);
+  job->start_time = progress_now();
+  job->step = step;
+  job->optimizer_step = s->opt->step;
+  job->stats.step = step;
+  job->stats.bytes = tensor_bytes(&s->m->reg);
+  snprintf(job->final_path, sizeof job->final_path, "%s/step_%08lld.h5", cfg->save_dir, (long long)step);
+  snprintf(job->tmp_path, sizeof job->tmp_path, "%s/.step_%08lld.h5.tmp", cfg->save_dir, (long long)step);
   int64_t failed = 0;
   if (g->world_rank == 0 && mkdir(cfg->save_dir, 0755) != 0 && errno != EEXIST) failed = 1;
   comm_allreduce_max_i64(&g->world, &failed, 1);
   if (failed) fail_collective(EXIT_IO_ERROR, "cannot create checkpoint directory '%s'", cfg->save_dir);
 
-  const bool collective = ckpt_file_parallel_available();
-  const bool first_replica = g->dp_rank == 0 && g->sp_rank == 0 && g->pp_rank == 0;
-  const bool writes_file = collective || g->world_rank == 0;
-  ckpt_file f;
-  int status = 0;
-  if (writes_file) status = ckpt_file_create(&f, tmp_path, collective ? g->world.mpi : MPI_COMM_NULL, err, sizeof err);
-  int64_t bad = status != 0;
-  comm_allreduce_max_i64(&g->world, &bad, 1);
-  if (bad) fail_collective(EXIT_IO_ERROR, "cannot create checkpoint file '%s'", tmp_path);
-  if (writes_file) write_attributes(&f, cfg, g, opt, step);
+  stage(s);
+  job->stats.stage_seconds = progress_now() - job->start_time;
 
-  double bytes = 0;
-  float *gathered = NULL;
-  /* test-only crash point (never set in production): TESSERA_FAULT_SAVE=
-   * "RANK:STEP" kills world rank RANK halfway through the save of STEP */
-  int fault_rank = -1;
-  long long fault_step = -1;
-  const char *fault = getenv("TESSERA_FAULT_SAVE");
-  if (fault && sscanf(fault, "%d:%lld", &fault_rank, &fault_step) != 2) fault_rank = -1;
-  for (int k = 0; k < reg->n_params; k++) {
-    const param_spec *p = &reg->params[k];
-    if (k == reg->n_params / 2 && fault_rank == g->world_rank && fault_step == step) {
-      fprintf(stderr, "tessera: rank %d: injected fault: dying in the save of step %lld\n",
-              g->world_rank, (long long)step);
-      fflush(stderr);
-      _exit(9);
+  if (s->async) {
+    job->stats.blocking_seconds = job->stats.stage_seconds;
+    if (g->world_rank == 0) {
+      atomic_store(&s->written, false);
+      ENSURE(pthread_create(&s->thread, NULL, background_writer, s) == 0,
+             "cannot start the checkpoint writer thread");
+      s->in_flight = true;
     }
-    for (int s = 0; s < 3; s++) {
-      char path[REGISTRY_NAME_BYTES + 32];
-      snprintf(path, sizeof path, "params/%s/%s", p->name, state_names[s]);
-      const float *local = state[s] + p->offset;
-      int64_t start[4], count[4];
-      if (collective) {
-        ckpt_tensor_create(&f, path, p->n_dims, p->shape);
-        /* one writer per region: the first replica's tp ranks; a tensor every
-         * tp rank holds whole is written by tp rank 0 only */
-        bool has_data = first_replica && (p->tp_split_dim >= 0 || g->tp_rank == 0);
-        shard_slab(p, start, count);
-        ckpt_tensor_write(&f, path, p->n_dims, start, count, local, has_data);
-      } else {
-        /* serial HDF5: world rank 0 writes every tp rank's hyperslab */
-        const int tp = g->shape.tp, n_shards = p->tp_split_dim >= 0 ? tp : 1;
-        if (first_replica && n_shards > 1) {
-          gathered = realloc(gathered, p->n_local * (size_t)tp * sizeof *gathered);
-          ENSURE(gathered, "out of memory gathering %s", p->name);
-          comm_allgather_f32(&g->tp, local, gathered, p->n_local);
-        }
-        if (g->world_rank == 0) {
-          ckpt_tensor_create(&f, path, p->n_dims, p->shape);
-          for (int r = 0; r < n_shards; r++) {
-            param_spec shard = spec_of_rank(p, r);
-            shard_slab(&shard, start, count);
-            ckpt_tensor_write(&f, path, p->n_dims, start, count,
-                              n_shards > 1 ? gathered + (size_t)r * p->n_local : local, true);
-          }
-        }
-      }
-      bytes += (double)p->n_logical * sizeof(float);
+    checkpoint_stats staged = job->stats;
+    staged.seconds = staged.blocking_seconds = staged.stage_seconds;
+    return staged;
+  }
+  if (s->single_writer) {
+    if (g->world_rank == 0) write_single(s, job);
+  } else {
+    write_collective(s, job);
+  }
+  int64_t status = job->status;
+  comm_allreduce_max_i64(&g->world, &status, 1);
+  if (status) fail_collective((int)status, "%s", job->err[0] ? job->err : "a rank could not write the checkpoint");
+  job->stats.seconds = job->stats.blocking_seconds = progress_now() - job->start_time;
+  return job->stats;
+}
+
+void checkpoint_saver_free(checkpoint_saver *s) {
+  if (!s) return;
+  ENSURE(!s->in_flight, "checkpoint saver freed with a save in flight");
+  for (int st = 0; st < 3; st++) {
+    if (s->shards[st] != s->state[st]) free(s->shards[st]);
+    free(s->state[st]);
+  }
+  free(s->scratch);
+  free(s);
+}
+
+/* Keeps the newest `keep` step_*.h5 files of dir. */
+static void prune_checkpoints(const char *dir, int keep) {
+  enum { MAX_FILES = 4096 };
+  long long steps[MAX_FILES];
+  int n = 0;
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d)) && n < MAX_FILES) {
+    long long step;
+    char tail[8];
+    if (sscanf(e->d_name, "step_%lld.h%7s", &step, tail) == 2 && strcmp(tail, "5") == 0)
+      steps[n++] = step;
+  }
+  closedir(d);
+  for (int i = 0; i < n; i++) {
+    int newer = 0;
+    for (int j = 0; j < n; j++) newer += steps[j] > steps[i];
+    if (newer >= keep) {
+      char path[4400];
+      snprintf(path, sizeof path, "%s/step_%08lld.h5", dir, steps[i]);
+      if (remove(path) != 0) fprintf(stderr, "tessera: warning: could not remove old checkpoint %s\n", path);
     }
   }
-  free(gathered);
-  if (writes_file) {
-    ckpt_attr_write_i64(&f, "complete", 1); /* last: a file without it was never finished */
-    ckpt_file_close(&f);
-  }
-  comm_barrier(&g->world);
-  if (g->world_rank == 0) {
-    /* on disk before it gets its final name */
-    int fd = open(tmp_path, O_RDONLY);
-    if (fd < 0 || fsync(fd) != 0) failed = 1;
-    if (fd >= 0) close(fd);
-    char latest_tmp[4300], latest[4200];
-    snprintf(latest_tmp, sizeof latest_tmp, "%s/.latest.tmp", cfg->save_dir);
-    snprintf(latest, sizeof latest, "%s/latest", cfg->save_dir);
-    FILE *lf = NULL;
-    if (rename(tmp_path, final_path) != 0 || !(lf = fopen(latest_tmp, "w")) ||
-        fprintf(lf, "step_%08lld.h5\n", (long long)step) < 0 || fclose(lf) != 0 ||
-        rename(latest_tmp, latest) != 0)
-      failed = 1;
-  }
-  comm_allreduce_max_i64(&g->world, &failed, 1);
-  if (failed) fail_collective(EXIT_IO_ERROR, "cannot put checkpoint '%s' in place", final_path);
-  for (int s = 0; s < 3; s++) free(state[s]);
-  return (checkpoint_stats){bytes, progress_now() - start_time};
 }
 
 /* ---------------------------------------------------------------- resume */
@@ -185,7 +453,19 @@ static int verify_file(const char *path, char *err, size_t err_bytes) {
   ckpt_file f;
   int status = ckpt_file_open(&f, path, MPI_COMM_NULL, err, err_bytes);
   if (status) return status;
-  int64_t complete = 0;
+  int64_t complete = 0, version = 0;
+  char format[64] = "";
+  if (ckpt_attr_read_str(&f, "format", format, sizeof format) != 0 || strcmp(format, "tessera-checkpoint") != 0) {
+    snprintf(err, err_bytes, "'%s' is an HDF5 file but not a tessera checkpoint", path);
+    ckpt_file_close(&f);
+    return EXIT_IO_ERROR;
+  }
+  if (ckpt_attr_read_i64(&f, "format_version", &version) != 0 || version != FORMAT_VERSION) {
+    snprintf(err, err_bytes, "checkpoint '%s' has format version %lld; this tessera reads version %d",
+             path, (long long)version, FORMAT_VERSION);
+    ckpt_file_close(&f);
+    return EXIT_IO_ERROR;
+  }
   if (ckpt_attr_read_i64(&f, "complete", &complete) != 0 || complete != 1) {
     snprintf(err, err_bytes, "checkpoint '%s' is incomplete (no `complete` marker): the save was interrupted", path);
     ckpt_file_close(&f);

@@ -1,21 +1,30 @@
 /* checkpoint — saving and resuming the logical model (DESIGN.md principle 6).
  *
- * A save writes DIR/step_NNNNNNNN.h5 under a temporary name, closes it,
- * renames it into place and only then points DIR/latest at it, so a crash at
- * any moment leaves the previous checkpoint usable. The file holds every
- * parameter's fp32 master weights and Adam moments in their logical shapes
- * (io/checkpoint_file.h, doc/checkpoint-format.md), written once: by the
- * first data-parallel replica's tp ranks, each its own hyperslab, with
- * parallel HDF5 (collective I/O); with serial HDF5, world rank 0 writes every
- * tp rank's hyperslab. A resume reads in any layout: each rank reads its own
- * tp shard's hyperslabs and keeps its ZeRO range. Training continues exactly
- * (the data order and learning rate are pure functions of the step).
- * Test hook: TESSERA_FAULT_SAVE="RANK:STEP" kills a rank halfway through a
- * save, to show that the previous checkpoint survives.
+ * A save writes DIR/step_NNNNNNNN.h5 under a temporary name, flushes it to
+ * disk, renames it into place and only then points DIR/latest at it, so a
+ * crash at any moment leaves the previous checkpoint usable. The file holds
+ * every parameter's fp32 master weights and Adam moments in their logical
+ * shapes (io/checkpoint_file.h, doc/checkpoint-format.md), each region
+ * written once:
+ *   - parallel HDF5, synchronous save: the first data-parallel replica's tp
+ *     ranks each write their own shard with collective I/O;
+ *   - serial HDF5, or --async-save: world rank 0 is the one writer; the
+ *     first replica's tp ranks send it their shards at the step boundary.
+ * With --async-save the state is copied to host memory at the step boundary
+ * (the only part training waits for) and rank 0's background thread writes
+ * the file while training goes on; that thread makes no MPI calls. The next
+ * save, or the end of the run, waits for it first.
+ *
+ * A resume reads in any layout: each rank reads its own tp shard's
+ * hyperslabs and keeps its ZeRO range. Training continues exactly (the data
+ * order and learning rate are pure functions of the step).
+ * Test hook: TESSERA_FAULT_SAVE="RANK:STEP" kills a rank halfway through the
+ * writing of a save, to show that the previous checkpoint survives.
  */
 #ifndef TESSERA_CHECKPOINT_H
 #define TESSERA_CHECKPOINT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -24,11 +33,36 @@
 #include "optimizer.h"
 
 typedef struct checkpoint_stats {
-  double bytes, seconds;
+  int64_t step;
+  double bytes;            /* logical bytes in the file */
+  double seconds;          /* from the step boundary until the file is in place */
+  double blocking_seconds; /* of those, how long training waited */
+  double stage_seconds;    /* gathering the state into host memory */
+  double write_seconds;    /* HDF5: creating, writing, closing */
+  double sync_seconds;     /* fsync, rename, `latest` */
 } checkpoint_stats;
 
-/* Collective over the world: saves the state after `step` into cfg->save_dir. */
-checkpoint_stats checkpoint_save(const config *cfg, grid *g, model *m, optimizer *opt, int64_t step);
+typedef struct checkpoint_saver checkpoint_saver;
+
+/* Allocates and touches the host staging copy (12 bytes per local
+ * parameter; rank 0 of a single-writer save holds every tp shard), kept for
+ * the whole run. */
+checkpoint_saver *checkpoint_saver_create(const config *cfg, grid *g, model *m, optimizer *opt);
+size_t checkpoint_saver_staging_bytes(const checkpoint_saver *s);
+void checkpoint_saver_free(checkpoint_saver *s);
+
+/* Collective over the world: saves the state after `step` into
+ * cfg->save_dir. Synchronous: returns when the file is in place. Async:
+ * returns once the state is staged (stats.seconds is then only the staging
+ * time; the write is reported by checkpoint_saver_poll). */
+checkpoint_stats checkpoint_save(checkpoint_saver *s, int64_t step);
+
+/* Local: true once for each background save that has finished, on the rank
+ * that wrote it, with its statistics. */
+bool checkpoint_saver_poll(checkpoint_saver *s, checkpoint_stats *done);
+
+/* Collective: waits for a background save; a failed one ends the job. */
+void checkpoint_saver_finish(checkpoint_saver *s);
 
 /* Collective: resolves cfg->resume ("auto": DIR/latest, else the newest
  * complete file; a damaged newest one is reported and skipped), checks the

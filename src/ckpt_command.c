@@ -4,8 +4,8 @@
  * info prints the run state stored in the attributes, the layout that saved
  * it and every tensor with its shape. verify checks the format marker and
  * the `complete` marker, that every tensor the model's shape calls for is
- * there with its logical shape, and reads every byte of every tensor, which
- * makes HDF5 check each chunk's Fletcher-32 checksum. Exit status 0 when the
+ * there with its logical shape, and reads every byte of every tensor,
+ * checking each tile's CRC-32C. Exit status 0 when the
  * checkpoint is good, 2 when it is damaged or incomplete, 1 for a bad path.
  */
 #include <stdio.h>

@@ -73,7 +73,7 @@ static const key_spec key_table[] = {
    "text the samples start from"},
 
   {"backend", "run", KEY_CHOICE, FIELD(backend), "auto", 0, 0, "auto|cpu|cuda",
-   "compute backend (auto: cuda when a GPU is present, else cpu)"},
+   "compute backend (auto: cpu until training on cuda is wired; cuda: refused with a message)"},
   {"tp", "run", KEY_INT, FIELD(tp), "1", 1, 1 << 16, NULL, "tensor-parallel ranks"},
   {"pp", "run", KEY_INT, FIELD(pp), "1", 1, 1 << 16, NULL, "pipeline stages"},
   {"sp", "run", KEY_INT, FIELD(sp), "1", 1, 1 << 16, NULL, "sequence-parallel ranks"},
@@ -91,6 +91,9 @@ static const key_spec key_table[] = {
   {"save_every", "run", KEY_INT64, FIELD(save_every), "0", 0, BIG, NULL, "checkpoint every N steps"},
   {"resume", "run", KEY_STRING, FIELD(resume), "", 0, 0, NULL,
    "auto (the newest complete checkpoint in save_dir, or a fresh start) or a checkpoint file"},
+  {"async_save", "run", KEY_BOOL, FIELD(async_save), "false", 0, 0, NULL,
+   "copy the state to host memory at the step boundary and write the checkpoint from a "
+   "background thread while training goes on"},
   {"keep", "run", KEY_INT, FIELD(keep), "0", 0, 1 << 20, NULL,
    "keep only the newest K checkpoints in save_dir (0: keep all)"},
   {"stop_at_step", "run", KEY_INT64, FIELD(stop_at_step), "0", 0, BIG, NULL,

@@ -48,6 +48,7 @@ typedef struct config {
   char save_dir[4096];
   int64_t save_every;
   char resume[4096];
+  bool async_save;
   int64_t stop_at_step;
   int keep;
   char dump_params[4096];

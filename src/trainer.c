@@ -1,7 +1,6 @@
 /* trainer — see trainer.h. */
 #include "trainer.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -75,30 +74,36 @@ static void install_stop_handlers(void) {
   sigaction(SIGUSR1, &action, NULL);
 }
 
-/* Deletes all but the newest `keep` step_*.h5 files in dir (rank 0). */
-static void prune_checkpoints(const char *dir, int keep) {
-  enum { MAX_FILES = 4096 };
-  long long steps[MAX_FILES];
-  int n = 0;
-  DIR *d = opendir(dir);
-  if (!d) return;
-  struct dirent *e;
-  while ((e = readdir(d)) && n < MAX_FILES) {
-    long long step;
-    char tail[8];
-    if (sscanf(e->d_name, "step_%lld.h%7s", &step, tail) == 2 && strcmp(tail, "5") == 0)
-      steps[n++] = step;
-  }
-  closedir(d);
-  for (int i = 0; i < n; i++) {
-    int newer = 0;
-    for (int j = 0; j < n; j++) newer += steps[j] > steps[i];
-    if (newer >= keep) {
-      char path[4400];
-      snprintf(path, sizeof path, "%s/step_%08lld.h5", dir, steps[i]);
-      if (remove(path) != 0) fprintf(stderr, "tessera: warning: could not remove old checkpoint %s\n", path);
-    }
-  }
+/* ---------------------------------------------------------------- saves */
+
+typedef struct save_totals {
+  int count;
+  double bytes, seconds, blocking_seconds;
+} save_totals;
+
+/* One line per finished save (bytes, time, GB/s and where the time went) and
+ * a metrics record. */
+static void report_checkpoint(run_state *rs, const checkpoint_stats *st, save_totals *totals,
+                              const char *where) {
+  const double seconds = st->seconds > 0 ? st->seconds : 1e-9;
+  progress_print(&rs->pg,
+                 "checkpoint: step %lld, %.1f MB in %.2f s (%.2f GB/s)%s: staging %.2f s, writing %.2f s, "
+                 "flush and rename %.2f s\n",
+                 (long long)st->step, st->bytes / 1e6, st->seconds, st->bytes / 1e9 / seconds, where,
+                 st->stage_seconds, st->write_seconds, st->sync_seconds);
+  metrics_begin(&rs->mx);
+  metrics_int(&rs->mx, "step", st->step);
+  metrics_num(&rs->mx, "checkpoint_bytes", st->bytes);
+  metrics_num(&rs->mx, "checkpoint_s", st->seconds);
+  metrics_num(&rs->mx, "checkpoint_blocking_s", st->blocking_seconds);
+  metrics_num(&rs->mx, "checkpoint_stage_s", st->stage_seconds);
+  metrics_num(&rs->mx, "checkpoint_write_s", st->write_seconds);
+  metrics_num(&rs->mx, "checkpoint_sync_s", st->sync_seconds);
+  metrics_end(&rs->mx);
+  totals->count++;
+  totals->bytes += st->bytes;
+  totals->seconds += st->seconds;
+  totals->blocking_seconds += st->blocking_seconds;
 }
 
 /* ---------------------------------------------------------------- set-up */
@@ -524,13 +529,7 @@ static void dump_parameters(run_state *rs, const char *path) {
       float *logical = xcalloc((size_t)p->n_logical, sizeof *logical, "parameter dump");
       const int n_shards = p->tp_split_dim >= 0 ? tp : 1;
       for (int r = 0; r < n_shards; r++) {
-        param_spec shard = *p; /* the spec as tp rank r holds it */
-        if (p->tp_split_dim >= 0) {
-          int64_t extent = p->local_shape[p->tp_split_dim];
-          shard.local_start = extent * r;
-          int64_t valid = p->shape[p->tp_split_dim] - shard.local_start;
-          shard.local_valid = valid < 0 ? 0 : valid > extent ? extent : valid;
-        }
+        const param_spec shard = registry_shard_of_tp_rank(p, r);
         for (size_t i = 0; i < p->n_local; i++)
           if (!registry_is_padding(&shard, i))
             logical[registry_logical_index(&shard, i)] = shards[(size_t)r * p->n_local + i];
@@ -551,8 +550,9 @@ int trainer_run(const config *cfg, const runtime *rt) {
   run_state *rs = xcalloc(1, sizeof *rs, "run state");
   rs->cfg = cfg;
   rs->rt = rt;
-  rs->be = cfg->backend == BACKEND_CHOICE_CUDA ? backend_cuda() : backend_cpu();
-  if (cfg->backend == BACKEND_CHOICE_AUTO && backend_cuda()) rs->be = backend_cuda();
+  /* the trainer communicates host buffers: CPU until the CUDA path is wired
+   * (train_command refuses --backend cuda with a message) */
+  rs->be = backend_cpu();
   grid_shape shape_of_grid;
   char err[4300];
   if (grid_check_shape(rt->world_size, cfg->tp, cfg->pp, cfg->sp, &shape_of_grid, err, sizeof err))
@@ -625,6 +625,14 @@ int trainer_run(const config *cfg, const runtime *rt) {
   comm_totals comm_before = comm_now(rs);
   double train_steps_run = 0;
   install_stop_handlers();
+  checkpoint_saver *saver = NULL;
+  if (cfg->save_dir[0]) {
+    const double start = progress_now();
+    saver = checkpoint_saver_create(cfg, &rs->grid, &rs->mdl, &rs->opt);
+    progress_print(&rs->pg, "checkpoint staging: %.1f MB of host memory on rank 0, prepared in %.2f s\n",
+                   checkpoint_saver_staging_bytes(saver) / 1e6, progress_now() - start);
+  }
+  save_totals saves = {0};
   bool stopped = false;
   for (int64_t step = resumed_step + 1; step <= last_step && !stopped; step++) {
     step_result r = train_step(rs, step);
@@ -647,23 +655,28 @@ int trainer_run(const config *cfg, const runtime *rt) {
       report_validation(rs, step, last_val);
     }
     if (cfg->sample_every > 0 && step % cfg->sample_every == 0 && !last) print_sample(rs, step);
-    if (cfg->save_dir[0] && ((cfg->save_every > 0 && step % cfg->save_every == 0) || last)) {
-      checkpoint_stats saved = checkpoint_save(cfg, &rs->grid, &rs->mdl, &rs->opt, step);
-      progress_print(&rs->pg, "checkpoint: step %lld, %.1f MB in %.2f s (%.2f GB/s)\n",
-                     (long long)step, saved.bytes / 1e6, saved.seconds,
-                     saved.bytes / 1e9 / (saved.seconds > 0 ? saved.seconds : 1e-9));
-      metrics_begin(&rs->mx);
-      metrics_int(&rs->mx, "step", step);
-      metrics_num(&rs->mx, "checkpoint_bytes", saved.bytes);
-      metrics_num(&rs->mx, "checkpoint_s", saved.seconds);
-      metrics_end(&rs->mx);
-      if (cfg->keep > 0 && rt->world_rank == 0) prune_checkpoints(cfg->save_dir, cfg->keep);
+    if (saver && ((cfg->save_every > 0 && step % cfg->save_every == 0) || last)) {
+      checkpoint_stats saved = checkpoint_save(saver, step);
+      if (cfg->async_save) {
+        progress_print(&rs->pg, "checkpoint: step %lld staged in %.2f s; writing in the background\n",
+                       (long long)step, saved.stage_seconds);
+      } else {
+        report_checkpoint(rs, &saved, &saves, "");
+      }
     }
+    checkpoint_stats written;
+    if (saver && checkpoint_saver_poll(saver, &written)) report_checkpoint(rs, &written, &saves, " in the background");
     if (stopped)
       progress_print(&rs->pg, "stopped by a signal after step %lld%s; exit status %d\n", (long long)step,
                      cfg->save_dir[0] ? ", checkpoint saved: resubmit with --resume auto" : "",
                      EXIT_STOPPED);
     comm_before = comm_now(rs); /* validation and samples are not the step's traffic */
+  }
+  if (saver) {
+    checkpoint_stats written;
+    checkpoint_saver_finish(saver); /* the last background save is on disk before we exit */
+    if (checkpoint_saver_poll(saver, &written)) report_checkpoint(rs, &written, &saves, " in the background");
+    checkpoint_saver_free(saver);
   }
   progress_finish(&rs->pg);
   print_sample(rs, last_step);
@@ -694,6 +707,10 @@ int trainer_run(const config *cfg, const runtime *rt) {
                  "%.2f s waiting\n",
                  (long long)(last_step - resumed_step), elapsed_text, last_loss, val_text, tokens_per_s, 100 * mfu,
                  mem_total / 1048576.0, peak_rss / 1048576.0, comm_bytes / 1048576.0, comm_seconds);
+  if (saves.count > 0)
+    progress_print(&rs->pg, "checkpoints: %d saved, %.2f GB, %.2f s writing, training waited %.2f s%s\n",
+                   saves.count, saves.bytes / 1e9, saves.seconds, saves.blocking_seconds,
+                   cfg->async_save ? " (async)" : "");
   metrics *mx = &rs->mx;
   metrics_begin(mx);
   metrics_str(mx, "event", "end");
@@ -707,6 +724,8 @@ int trainer_run(const config *cfg, const runtime *rt) {
   metrics_int(mx, "peak_rss", peak_rss);
   metrics_int(mx, "comm_bytes", (int64_t)comm_bytes);
   metrics_num(mx, "comm_s", comm_seconds);
+  metrics_int(mx, "checkpoints", saves.count);
+  metrics_num(mx, "checkpoint_blocking_s", saves.blocking_seconds);
   metrics_end(mx);
   metrics_close(mx);
 

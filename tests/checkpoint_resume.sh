@@ -8,7 +8,10 @@
 #  * h5dump reads a tensor without tessera, and it matches the parameter dump;
 #  * a truncated newest checkpoint is reported and `--resume auto` uses the
 #    one before; flipped bytes inside a tensor fail its checksum (exit 2);
-#    another model shape and a missing path are user errors (exit 1).
+#    a file without its `complete` marker is refused (exit 2); another model
+#    shape and a missing path are user errors (exit 1);
+#  * --async-save: a resume pair saved by the background writer, SIGUSR1
+#    during async saves, and the writer killed in the middle of a file.
 . "$TESTS_SRCDIR/lib.sh"
 
 cfg="$TESTS_SRCDIR/equiv.ini"
@@ -43,6 +46,7 @@ pair one_to_dp4 1 "" 4 ""
 pair tp4_to_one 4 "--tp 4 --tp-seq-shard" 1 ""
 pair eight_to_four 8 "--tp 2 --zero 3" 4 ""       # 8 -> 4 ranks, tp2 -> tp1, ZeRO 3 -> 0
 pair one_to_eight 1 "" 8 "--tp 4 --zero 2"        # 1 -> 8 ranks
+pair async_tp2_dp2_to_one 4 "--tp 2 --async-save" 1 ""  # written by rank 0's background thread
 
 # read back without tessera
 ck="$work/one_to_dp4/step_00000020.h5"
@@ -92,10 +96,21 @@ good="$work/dp2_zero1_to_tp2_dp2_zero3/step_00000020.h5"
 [ $status -eq 2 ] && grep -q 'damaged' "$work/verify.err" && pass "ckpt verify finds the flipped bytes (exit 2)" \
   || { fail "ckpt verify on a damaged file: $status"; cat "$work/verify.err"; }
 
-# SIGUSR1 (Slurm's warning signal): save at the step boundary, exit 4; --keep 2
+# a file without the `complete` marker (a save that never finished) is refused
+nc="$work/no_complete.h5"
+cp "$work/tp4_to_one/step_00000020.h5" "$nc" && "$STRIP_ATTRIBUTE" "$nc" complete || fail "strip_attribute"
+train 1 --resume "$nc" --metrics "$work/nc.jsonl" > "$work/nc.out" 2> "$work/nc.err"; status=$?
+[ $status -eq 2 ] && one_error_line "$work/nc.err" && grep -q 'incomplete (no `complete` marker)' "$work/nc.err" \
+  && pass "missing complete marker: $(grep '^tessera: error' "$work/nc.err" | cut -c1-90)" \
+  || { fail "missing complete marker: status $status"; cat "$work/nc.err"; }
+"$TESSERA" ckpt verify "$nc" > /dev/null 2>&1; status=$?
+[ $status -eq 2 ] && pass "ckpt verify refuses the incomplete file (exit 2)" || fail "ckpt verify of an incomplete file: $status"
+
+# SIGUSR1 (Slurm's warning signal): save at the step boundary, exit 4; --keep 2;
+# with --async-save, so the exit also waits for the background writer
 sig="$work/signalled"
 $RUN_MPI 2 120 "$TESSERA" train -c "$cfg" --data "$work/data" --steps 100000 --save-dir "$sig" \
-  --save-every 25 --keep 2 --metrics "$sig.jsonl" > "$sig.out" 2>&1 &
+  --save-every 25 --keep 2 --async-save --metrics "$sig.jsonl" > "$sig.out" 2>&1 &
 for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
   [ -f "$sig/step_00000075.h5" ] && break; sleep 1
 done
@@ -123,8 +138,11 @@ sed -n '/^---- sample at step 3 ----$/,/^----$/p' "$smp.out" | sed '1d;$d' > "$s
 # a rank killed in the middle of a save: the previous checkpoint stays
 # `latest`, the half-written file is never taken for a checkpoint, and
 # `--resume auto` continues from the previous one
+# (parallel HDF5: rank 1, one of the collective writers; serial HDF5: rank 0,
+# the one writer)
 crash="$work/crash"
-TESSERA_FAULT_SAVE=1:10 $RUN_MPI 2 120 "$TESSERA" train -c "$cfg" --data "$work/data" --save-dir "$crash" \
+victim=1; "$TESSERA" --version | grep -q 'HDF5: .*(serial)' && victim=0
+TESSERA_FAULT_SAVE=$victim:10 $RUN_MPI 2 120 "$TESSERA" train -c "$cfg" --data "$work/data" --save-dir "$crash" \
   --save-every 5 --metrics "$crash.jsonl" > "$crash.out" 2>&1; status=$?
 [ $status -ne 0 ] && [ $status -ne 124 ] && grep -q 'injected fault: dying in the save of step 10' "$crash.out" \
   && [ "$(cat "$crash/latest")" = "step_00000005.h5" ] && [ ! -e "$crash/step_00000010.h5" ] \
@@ -133,4 +151,13 @@ TESSERA_FAULT_SAVE=1:10 $RUN_MPI 2 120 "$TESSERA" train -c "$cfg" --data "$work/
 train 1 --save-dir "$crash" --resume auto --metrics "$crash.jsonl" > "$crash.b.out" 2>&1 \
   && grep -q 'resumed from .*step_00000005.h5 at step 5' "$crash.b.out" \
   && pass "resume auto after the crash continues from step 5" || { fail "resume after the crash"; tail -n 3 "$crash.b.out"; }
+# the same with --async-save: rank 0's background writer dies mid-file
+crash="$work/crash_async"
+TESSERA_FAULT_SAVE=0:10 $RUN_MPI 2 120 "$TESSERA" train -c "$cfg" --data "$work/data" --save-dir "$crash" \
+  --save-every 5 --async-save --metrics "$crash.jsonl" > "$crash.out" 2>&1; status=$?
+[ $status -ne 0 ] && [ $status -ne 124 ] && grep -q 'injected fault: dying in the save of step 10' "$crash.out" \
+  && [ "$(cat "$crash/latest")" = "step_00000005.h5" ] && [ ! -e "$crash/step_00000010.h5" ] \
+  && "$TESSERA" ckpt verify "$crash/step_00000005.h5" > /dev/null \
+  && pass "async writer killed mid-save: job ended ($status), latest still step 5 and it verifies" \
+  || { fail "async writer killed mid-save: status $status, latest $(cat "$crash/latest" 2>/dev/null)"; ls -a "$crash"; }
 finish

@@ -1,0 +1,123 @@
+/* test_checkpoint_file — the HDF5 tensor store under the checkpoints:
+ *  - CRC-32C against its published check value and the extend property;
+ *  - a tensor written shard by shard (split along dimension 1, a short last
+ *    shard, as a padded split leaves it) reads back exactly through
+ *    hyperslabs that cut across tiles and shards (bit-exact: no arithmetic);
+ *  - one flipped byte in the file makes every read touching its tile fail,
+ *    while reads of other tiles still succeed;
+ *  - a dataset without its checksums is reported as damaged.
+ * Runs in one process, no MPI job: serial file access in either HDF5 build. */
+#include <fcntl.h>
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint_file.h"
+#include "crc32c.h"
+#include "testing.h"
+
+enum { ROWS = 37, COLS = 2600, SHARD = 1000 }; /* shards of 1000, 1000 and 600 columns */
+
+static float value_at(int64_t r, int64_t c) { return (float)(r * 10000 + c) * 0.25f; }
+
+/* reads rows [r0, r1) x columns [c0, c1) and compares with value_at */
+static int read_and_compare(ckpt_file *f, const char *path, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
+                            char *err, size_t err_bytes) {
+  const int64_t start[2] = {r0, c0}, count[2] = {r1 - r0, c1 - c0};
+  float *got = malloc((size_t)(count[0] * count[1]) * sizeof *got);
+  int status = ckpt_tensor_read(f, path, 2, start, count, got, err, err_bytes);
+  int wrong = 0;
+  for (int64_t r = 0; status == 0 && r < count[0]; r++)
+    for (int64_t c = 0; c < count[1]; c++) wrong += got[r * count[1] + c] != value_at(r0 + r, c0 + c);
+  free(got);
+  return status ? -1 : wrong;
+}
+
+int main(int argc, char **argv) {
+  MPI_Init(&argc, &argv);
+  CHECK(crc32c("123456789", 9) == 0xE3069283u, "crc32c check value: %08x", crc32c("123456789", 9));
+  const char text[] = "tessera writes universal checkpoints";
+  CHECK(crc32c_extend(crc32c(text, 10), text + 10, sizeof text - 10) == crc32c(text, sizeof text),
+        "crc32c_extend continues a CRC");
+  unsigned char odd[1003];
+  for (size_t i = 0; i < sizeof odd; i++) odd[i] = (unsigned char)(i * 7 + 3);
+  uint32_t whole = crc32c(odd, sizeof odd), split = crc32c_extend(crc32c(odd, 5), odd + 5, sizeof odd - 5);
+  CHECK(whole == split, "crc32c over a length not a multiple of 8: %08x vs %08x", whole, split);
+
+  char path_template[] = "/tmp/tessera-ckpt-XXXXXX";
+  int fd = mkstemp(path_template);
+  CHECK(fd >= 0, "temporary file");
+  close(fd);
+  char err[4600];
+  const int64_t shape[2] = {ROWS, COLS};
+  const ckpt_tiling tiling = ckpt_tiling_for(2, shape, 1, SHARD);
+  CHECK(tiling.rows == (1 << 20) / SHARD || tiling.rows >= ROWS, "tile rows %lld", (long long)tiling.rows);
+  const int64_t n_slots = ckpt_tiling_slots(&tiling, 2, shape);
+  CHECK(n_slots == 3 * ((ROWS + tiling.rows - 1) / tiling.rows), "%lld checksum slots", (long long)n_slots);
+
+  /* small tiles (3 rows) so reads cross tile boundaries within a shard */
+  const ckpt_tiling small = {1, SHARD, 3};
+  const int64_t n_small = ckpt_tiling_slots(&small, 2, shape);
+  ckpt_file f;
+  CHECK(ckpt_file_create(&f, path_template, MPI_COMM_NULL, err, sizeof err) == 0, "create: %s", err);
+  ckpt_tensor_create(&f, "params/t/weight", 2, shape);
+  ckpt_tensor_create(&f, "params/t/bare", 2, shape);
+  uint32_t *crcs = calloc((size_t)n_small, sizeof *crcs);
+  for (int64_t s = 0; s * SHARD < COLS; s++) {
+    const int64_t c0 = s * SHARD, width = c0 + SHARD <= COLS ? SHARD : COLS - c0;
+    float *shard = malloc((size_t)(ROWS * width) * sizeof *shard);
+    for (int64_t r = 0; r < ROWS; r++)
+      for (int64_t c = 0; c < width; c++) shard[r * width + c] = value_at(r, c0 + c);
+    const int64_t start[2] = {0, c0}, count[2] = {ROWS, width};
+    ckpt_tensor_write(&f, "params/t/weight", 2, shape, &small, start, count, shard, true, crcs);
+    ckpt_tensor_write(&f, "params/t/bare", 2, shape, &small, start, count, shard, true, crcs);
+    free(shard);
+  }
+  int filled = 0;
+  for (int64_t i = 0; i < n_small; i++) filled += crcs[i] != 0;
+  CHECK(filled == n_small, "every tile got a CRC (%d of %lld)", filled, (long long)n_small);
+  ckpt_tensor_write_checksums(&f, "params/t/weight", &small, crcs, n_small);
+  ckpt_file_close(&f);
+
+  CHECK(ckpt_file_open(&f, path_template, MPI_COMM_NULL, err, sizeof err) == 0, "open: %s", err);
+  const int64_t boxes[][4] = {{0, ROWS, 0, COLS}, {0, ROWS, 1000, 2000}, {2, 9, 950, 1050},
+                              {36, 37, 2599, 2600}, {4, 5, 0, 2600}, {0, 3, 0, 1000}};
+  for (size_t i = 0; i < sizeof boxes / sizeof boxes[0]; i++) {
+    const int64_t *b = boxes[i];
+    int wrong = read_and_compare(&f, "params/t/weight", b[0], b[1], b[2], b[3], err, sizeof err);
+    CHECK(wrong == 0, "rows %lld-%lld, columns %lld-%lld: %d wrong values (%s)", (long long)b[0],
+          (long long)b[1], (long long)b[2], (long long)b[3], wrong, wrong < 0 ? err : "");
+  }
+  CHECK(read_and_compare(&f, "params/t/bare", 0, 3, 0, 10, err, sizeof err) < 0 && strstr(err, "lacks its checksums"),
+        "a dataset without checksums is damaged: '%s'", err);
+
+  /* flip a byte of element (10, 1500): shard 1, tile rows 9-11 */
+  hid_t dset = H5Dopen2(f.file, "params/t/weight", H5P_DEFAULT);
+  haddr_t offset = H5Dget_offset(dset);
+  H5Dclose(dset);
+  ckpt_file_close(&f);
+  CHECK(offset != HADDR_UNDEF, "contiguous dataset has a file offset");
+  fd = open(path_template, O_RDWR);
+  const off_t at = (off_t)offset + (off_t)((10 * COLS + 1500) * sizeof(float)) + 1;
+  unsigned char byte;
+  CHECK(pread(fd, &byte, 1, at) == 1, "read the byte");
+  byte ^= 0x40;
+  CHECK(pwrite(fd, &byte, 1, at) == 1, "flip the byte");
+  close(fd);
+  CHECK(ckpt_file_open(&f, path_template, MPI_COMM_NULL, err, sizeof err) == 0, "reopen: %s", err);
+  CHECK(read_and_compare(&f, "params/t/weight", 10, 11, 1400, 1600, err, sizeof err) < 0 &&
+            strstr(err, "fails its checksum"),
+        "a read covering the flipped byte fails: '%s'", err);
+  CHECK(read_and_compare(&f, "params/t/weight", 9, 10, 1000, 1001, err, sizeof err) < 0,
+        "any read touching the damaged tile fails");
+  CHECK(read_and_compare(&f, "params/t/weight", 0, 9, 0, COLS, err, sizeof err) == 0,
+        "rows of undamaged tiles still read: %s", err);
+  CHECK(read_and_compare(&f, "params/t/weight", 9, 12, 0, 1000, err, sizeof err) == 0,
+        "the same rows of another shard still read: %s", err);
+  ckpt_file_close(&f);
+  free(crcs);
+  unlink(path_template);
+  MPI_Finalize();
+  return test_summary("test_checkpoint_file");
+}
