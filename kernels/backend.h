@@ -97,11 +97,13 @@ typedef struct backend {
    * qkv is [B, T, 3, NH, HS] (C = NH*HS); out is [B, T, NH, HS].
    * `saved` holds what the backward needs; its size in f32 elements is
    * attention_saved_elems(B, T, NH) (the CPU backend keeps probabilities,
-   * a flash kernel keeps log-sum-exp rows). Backward overwrites dqkv. */
+   * a flash kernel keeps log-sum-exp rows). The backward also gets the
+   * forward's `out` (a flash backward needs rowsum(dout ⊙ out)); it
+   * overwrites dqkv. */
   size_t (*attention_saved_elems)(int B, int T, int NH);
   void (*attention_forward)(act_t *out, f32_t *saved, const act_t *qkv, int B, int T, int C,
                             int NH);
-  void (*attention_backward)(act_t *dqkv, const act_t *dout, const act_t *qkv,
+  void (*attention_backward)(act_t *dqkv, const act_t *dout, const act_t *out, const act_t *qkv,
                              const f32_t *saved, int B, int T, int C, int NH);
 
   /* ---- softmax cross-entropy over a vocabulary split in shards ----

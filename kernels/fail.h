@@ -20,6 +20,13 @@
 #ifndef TESSERA_FAIL_H
 #define TESSERA_FAIL_H
 
+/* C11's _Noreturn, spelled so that CUDA C++ files can include this header */
+#ifdef __cplusplus
+#define TESSERA_NORETURN [[noreturn]]
+#else
+#define TESSERA_NORETURN _Noreturn
+#endif
+
 enum exit_status {
   EXIT_OK = 0,
   EXIT_USER_ERROR = 1,    /* config, layout, command line, input that the user can fix */
@@ -37,12 +44,12 @@ typedef struct fail_hooks {
 void fail_install_hooks(const fail_hooks *hooks);
 
 /* Every rank knows the error: rank 0 prints "tessera: error: <message>". */
-_Noreturn void fail_collective(int exit_status, const char *fmt, ...)
+TESSERA_NORETURN void fail_collective(int exit_status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Only this rank knows: it prints "tessera: rank R: file:line: <message>" and
  * aborts the job. */
-_Noreturn void fail_local_at(int exit_status, const char *file, int line, const char *fmt, ...)
+TESSERA_NORETURN void fail_local_at(int exit_status, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 #define fail_local(status, ...) fail_local_at((status), __FILE__, __LINE__, __VA_ARGS__)
 

@@ -430,7 +430,7 @@ static void block_backward(model *m, int l, const act_t *res_in, int B, int T) {
   /* attention */
   gather_rows(m, m->d_full, m->d_resid, Nl, C);
   linear_backward(be, m->d_atty, g->wo, g->bo, m->d_full, a->atty, p->wo, N, Cl, C);
-  be->attention_backward(m->d_qkv, m->d_atty, a->qkv, a->att_saved, B, T, Cl, m->NH_local);
+  be->attention_backward(m->d_qkv, m->d_atty, a->atty, a->qkv, a->att_saved, B, T, Cl, m->NH_local);
   linear_backward(be, m->d_btc, g->wqkv, g->bqkv, m->d_qkv, a->ln1, p->wqkv, N, C, 3 * Cl);
   sum_rows(m, m->d_ln, m->d_btc, Nl, C);
   norm_backward(m, m->d_resid, g->ln1_w, g->ln1_b, m->d_ln, res_in, p->ln1_w, a->ln1_mean,

@@ -146,6 +146,10 @@ static void check_layout(const config *cfg, int world_size) {
   if (cfg->backend == BACKEND_CHOICE_CUDA && !backend_cuda())
     fail_collective(EXIT_USER_ERROR,
                     "--backend cuda: this build or machine has no CUDA backend; use --backend cpu");
+  if (cfg->backend == BACKEND_CHOICE_CUDA)
+    fail_collective(EXIT_USER_ERROR,
+                    "--backend cuda: the CUDA kernels are built, but training on them (device buffers "
+                    "through the gradient and ZeRO communication) is not in this release; use --backend cpu");
 }
 
 int train_command(int argc, char **argv) {

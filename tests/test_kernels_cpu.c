@@ -292,7 +292,7 @@ static void test_attention(void) {
   CHECK(worst_rowsum < 1e-6, "probability rows sum to 1 (%g)", worst_rowsum);
   float *R = random_array(n_out, -1, 1), *dqkv = random_array(n_qkv, 7, 8);
   att_fwd(&c, out);
-  be->attention_backward(A(dqkv), CA(R), CA(c.qkv), F32(c.saved), c.B, c.T, c.C, c.NH);
+  be->attention_backward(A(dqkv), CA(R), CA(out), CA(c.qkv), F32(c.saved), c.B, c.T, c.C, c.NH);
   CHECK_GRAD(fd_relative_error(att_fwd, &c, c.qkv, n_qkv, R, n_out, dqkv), "attention dqkv (overwrites)");
   free(c.qkv); free(c.saved); free(out); free(R); free(dqkv);
 }

@@ -65,8 +65,9 @@ void cpu_attention_forward(act_t *out, f32_t *saved, const act_t *qkv, int B, in
     }
 }
 
-void cpu_attention_backward(act_t *dqkv, const act_t *dout, const act_t *qkv, const f32_t *saved,
-                            int B, int T, int C, int NH) {
+void cpu_attention_backward(act_t *dqkv, const act_t *dout, const act_t *out, const act_t *qkv,
+                            const f32_t *saved, int B, int T, int C, int NH) {
+  (void)out; /* the saved probabilities give everything */
   const int HS = C / NH, ld_qkv = 3 * C;
   const float scale = 1.0f / sqrtf((float)HS);
   float *dp = xmalloc((size_t)T * T * sizeof *dp, "attention backward scratch");

@@ -35,8 +35,8 @@ void cpu_layernorm_backward(act_t *dinp, act_t *dweight, act_t *dbias, const act
 
 size_t cpu_attention_saved_elems(int B, int T, int NH);
 void cpu_attention_forward(act_t *out, f32_t *saved, const act_t *qkv, int B, int T, int C, int NH);
-void cpu_attention_backward(act_t *dqkv, const act_t *dout, const act_t *qkv, const f32_t *saved,
-                            int B, int T, int C, int NH);
+void cpu_attention_backward(act_t *dqkv, const act_t *dout, const act_t *out, const act_t *qkv,
+                            const f32_t *saved, int B, int T, int C, int NH);
 
 void cpu_crossentropy_max(f32_t *row_max, const act_t *logits, int N, int V, int V_stride);
 void cpu_crossentropy_sumexp(f32_t *stats, const act_t *logits, const f32_t *row_max,

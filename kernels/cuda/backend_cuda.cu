@@ -1,0 +1,169 @@
+/* backend_cuda — the CUDA backend's table: bf16 activations, weights and
+ * gradients (act_t), fp32 master weights, moments and statistics (f32_t),
+ * every buffer in device memory and every op on one stream. Host transfers
+ * of act_t convert on the device (fp32 <-> bf16), so the host only ever
+ * sees fp32. host_pointer is NULL: communication stages through the host
+ * (or NCCL, parallel/).
+ *
+ * Device choice: each rank takes the GPU of its node-local rank (from the
+ * launcher's environment: Open MPI, Slurm, MPICH/PMI), modulo the GPUs the
+ * node has. The kernels layer makes no MPI calls, so the environment is the
+ * source.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_common.cuh"
+
+static cudaStream_t stream;
+static cublasHandle_t blas;
+static void *scratch;
+static size_t scratch_bytes;
+
+cudaStream_t cuda_stream(void) { return stream; }
+cublasHandle_t cuda_blas(void) { return blas; }
+
+void *cuda_scratch(size_t n_bytes) {
+  if (n_bytes > scratch_bytes) {
+    if (scratch) CUDA_CHECK(cudaFreeAsync(scratch, stream));
+    CUDA_CHECK(cudaMallocAsync(&scratch, n_bytes, stream));
+    scratch_bytes = n_bytes;
+  }
+  return scratch;
+}
+
+static void *device_buffer(size_t n_bytes, const char *what) {
+  void *p = NULL;
+  cudaError_t status = cudaMalloc(&p, n_bytes ? n_bytes : 256);
+  if (status == cudaErrorMemoryAllocation)
+    fail_local(EXIT_USER_ERROR, "out of GPU memory allocating %.1f MiB for %s", (double)n_bytes / (1 << 20), what);
+  CUDA_CHECK(status);
+  return p;
+}
+
+static act_t *alloc_act(size_t n, const char *what) { return (act_t *)device_buffer(n * sizeof(bf16), what); }
+static f32_t *alloc_f32(size_t n, const char *what) { return (f32_t *)device_buffer(n * sizeof(float), what); }
+static ids_t *alloc_ids(size_t n, const char *what) { return (ids_t *)device_buffer(n * sizeof(int32_t), what); }
+static void free_buffer(void *buffer) {
+  if (buffer) CUDA_CHECK(cudaFree(buffer));
+}
+static void zero_act(act_t *x, size_t n) { CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof(bf16), stream)); }
+static void zero_f32(f32_t *x, size_t n) { CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof(float), stream)); }
+
+__global__ void widen_kernel(float *dst, const bf16 *src, size_t n) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    dst[i] = load(src, i);
+}
+__global__ void narrow_kernel(bf16 *dst, const float *src, size_t n) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    store(dst, i, src[i]);
+}
+
+void cuda_cast_f32_to_act(act_t *dst, const f32_t *src, size_t n) {
+  if (!n) return;
+  narrow_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(as_bf16(dst), as_f32(src), n);
+  CUDA_CHECK_LAUNCH();
+}
+
+static void act_from_host(act_t *dst, const float *src, size_t n) {
+  if (!n) return;
+  float *staging = (float *)cuda_scratch(n * sizeof(float));
+  CUDA_CHECK(cudaMemcpyAsync(staging, src, n * sizeof(float), cudaMemcpyHostToDevice, stream));
+  narrow_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(as_bf16(dst), staging, n);
+  CUDA_CHECK_LAUNCH();
+  CUDA_CHECK(cudaStreamSynchronize(stream)); /* src may be reused at once */
+}
+static void act_to_host(float *dst, const act_t *src, size_t n) {
+  if (!n) return;
+  float *staging = (float *)cuda_scratch(n * sizeof(float));
+  widen_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(staging, as_bf16(src), n);
+  CUDA_CHECK_LAUNCH();
+  CUDA_CHECK(cudaMemcpyAsync(dst, staging, n * sizeof(float), cudaMemcpyDeviceToHost, stream));
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+static void f32_from_host(f32_t *dst, const float *src, size_t n) {
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, stream));
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+static void f32_to_host(float *dst, const f32_t *src, size_t n) {
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream));
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+static void ids_from_host(ids_t *dst, const int32_t *src, size_t n) {
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+static void *host_pointer(void *buffer) {
+  (void)buffer;
+  return NULL;
+}
+static void synchronize(void) { CUDA_CHECK(cudaStreamSynchronize(stream)); }
+
+static const backend cuda_backend = {
+    .name = "cuda",
+    .kind = BACKEND_CUDA,
+    .act_elem_bytes = sizeof(bf16),
+    .alloc_act = alloc_act,
+    .alloc_f32 = alloc_f32,
+    .alloc_ids = alloc_ids,
+    .free_buffer = free_buffer,
+    .zero_act = zero_act,
+    .zero_f32 = zero_f32,
+    .act_from_host = act_from_host,
+    .act_to_host = act_to_host,
+    .f32_from_host = f32_from_host,
+    .f32_to_host = f32_to_host,
+    .ids_from_host = ids_from_host,
+    .host_pointer = host_pointer,
+    .cast_f32_to_act = cuda_cast_f32_to_act,
+    .synchronize = synchronize,
+    .gemm = cuda_gemm,
+    .bias_add = cuda_bias_add,
+    .bias_backward = cuda_bias_backward,
+    .add = cuda_add,
+    .accumulate = cuda_accumulate,
+    .scale = cuda_scale,
+    .gelu_forward = cuda_gelu_forward,
+    .gelu_backward = cuda_gelu_backward,
+    .embedding_forward = cuda_embedding_forward,
+    .embedding_backward = cuda_embedding_backward,
+    .layernorm_forward = cuda_layernorm_forward,
+    .layernorm_backward = cuda_layernorm_backward,
+    .attention_saved_elems = cuda_attention_saved_elems,
+    .attention_forward = cuda_attention_forward,
+    .attention_backward = cuda_attention_backward,
+    .crossentropy_max = cuda_crossentropy_max,
+    .crossentropy_sumexp = cuda_crossentropy_sumexp,
+    .crossentropy_finish = cuda_crossentropy_finish,
+    .adamw = cuda_adamw,
+    .sum_squares = cuda_sum_squares,
+};
+
+/* the launcher's node-local rank, or 0 */
+static int node_local_rank(void) {
+  static const char *const names[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID",
+                                      "PMI_LOCAL_RANK"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    const char *value = getenv(names[i]);
+    if (value && *value) return atoi(value);
+  }
+  return 0;
+}
+
+extern "C" const backend *backend_cuda(void) {
+  static int state = 0; /* 0: not tried, 1: ready, -1: no GPU */
+  if (state == 0) {
+    int n_devices = 0;
+    if (cudaGetDeviceCount(&n_devices) != cudaSuccess || n_devices == 0) {
+      cudaGetLastError(); /* clear the sticky "no device" error */
+      state = -1;
+    } else {
+      CUDA_CHECK(cudaSetDevice(node_local_rank() % n_devices));
+      CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+      CUBLAS_CHECK(cublasCreate(&blas));
+      CUBLAS_CHECK(cublasSetStream(blas, stream));
+      state = 1;
+    }
+  }
+  return state == 1 ? &cuda_backend : NULL;
+}
