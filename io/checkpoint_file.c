@@ -1,13 +1,17 @@
 /* checkpoint_file — see checkpoint_file.h. */
 #include "checkpoint_file.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "build_config.h"
 #include "crc32c.h"
+#include "direct_writer.h"
 #include "fail.h"
 
 /* The HDF5 checking macro: the call, HDF5's innermost message, abort. */
@@ -46,22 +50,35 @@ static hid_t access_plist(MPI_Comm comm, ckpt_file *f) {
   return fapl;
 }
 
+#define DIRECT_ALIGN DIRECT_WRITER_ALIGN  /* file offsets and lengths of O_DIRECT writes */
+#define DIRECT_MIN_BYTES ((size_t)1 << 20) /* smaller tensors go through HDF5 */
+
 int ckpt_file_create(ckpt_file *f, const char *path, MPI_Comm comm, char *err, size_t err_bytes) {
   memset(f, 0, sizeof *f);
+  f->buffered_fd = -1;
   snprintf(f->path, sizeof f->path, "%s", path);
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors are ours to report */
   hid_t fapl = access_plist(comm, f);
+  /* every object of 64 KiB or more starts on a 4 KiB boundary */
+  H5_CHECK(H5Pset_alignment(fapl, (hsize_t)1 << 16, DIRECT_ALIGN));
   f->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
   H5Pclose(fapl);
   if (f->file < 0) {
     snprintf(err, err_bytes, "cannot create checkpoint file '%s'", path);
     return EXIT_IO_ERROR;
   }
+  f->buffered_fd = open(path, O_WRONLY);
+  if (f->buffered_fd < 0) {
+    snprintf(err, err_bytes, "cannot open checkpoint file '%s' for writing: %s", path, strerror(errno));
+    return EXIT_IO_ERROR;
+  }
+  f->direct = direct_writer_open(path);
   return 0;
 }
 
 int ckpt_file_open(ckpt_file *f, const char *path, MPI_Comm comm, char *err, size_t err_bytes) {
   memset(f, 0, sizeof *f);
+  f->buffered_fd = -1;
   snprintf(f->path, sizeof f->path, "%s", path);
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   struct stat st;
@@ -81,11 +98,40 @@ int ckpt_file_open(ckpt_file *f, const char *path, MPI_Comm comm, char *err, siz
 }
 
 void ckpt_file_close(ckpt_file *f) {
+  if (f->direct) {
+    const int error = direct_writer_close(f->direct);
+    f->direct = NULL;
+    if (error) fail_local(EXIT_IO_ERROR, "writing checkpoint '%s' failed: %s", f->path, strerror(error));
+  }
+  if (f->buffered_fd >= 0 && close(f->buffered_fd) != 0)
+    fail_local(EXIT_IO_ERROR, "writing checkpoint '%s' failed: %s", f->path, strerror(errno));
+  f->buffered_fd = -1;
   if (f->file > 0) {
     H5_CHECK(H5Fflush(f->file, H5F_SCOPE_GLOBAL));
     H5_CHECK(H5Fclose(f->file));
   }
   f->file = 0;
+}
+
+static void pwrite_all(ckpt_file *f, int fd, const char *data, size_t bytes, off_t offset) {
+  while (bytes > 0) {
+    ssize_t done = pwrite(fd, data, bytes, offset);
+    if (done < 0 && errno == EINTR) continue;
+    if (done <= 0) fail_local(EXIT_IO_ERROR, "writing checkpoint '%s' failed: %s", f->path, strerror(errno));
+    data += done, bytes -= (size_t)done, offset += done;
+  }
+}
+
+/* bytes at file offset: the unaligned head and tail buffered, the 4 KiB
+ * middle with O_DIRECT (all buffered where O_DIRECT cannot be had) */
+static void write_run(ckpt_file *f, const char *data, size_t bytes, off_t offset) {
+  size_t head = (size_t)((DIRECT_ALIGN - offset % DIRECT_ALIGN) % DIRECT_ALIGN);
+  if (head > bytes || !f->direct) head = bytes;
+  pwrite_all(f, f->buffered_fd, data, head, offset);
+  data += head, bytes -= head, offset += (off_t)head;
+  const size_t middle = bytes / DIRECT_ALIGN * DIRECT_ALIGN;
+  if (middle) direct_writer_write(f->direct, data, middle, offset);
+  pwrite_all(f, f->buffered_fd, data + middle, bytes - middle, offset + (off_t)middle);
 }
 
 /* Attribute `name` of object `obj`: a scalar (n 0) or a vector of n values. */
@@ -248,6 +294,7 @@ void ckpt_tensor_create(ckpt_file *f, const char *path, int n_dims, const int64_
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
   H5_CHECK(H5Pset_layout(dcpl, H5D_CONTIGUOUS));
   H5_CHECK(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER)); /* every element gets written */
+  H5_CHECK(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY)); /* a file offset now, for the direct path */
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1));
   hid_t dset = H5Dcreate2(f->file, path, H5T_IEEE_F32LE, space, lcpl, dcpl, H5P_DEFAULT);
@@ -266,30 +313,57 @@ static hid_t transfer_plist(ckpt_file *f) {
   return dxpl;
 }
 
+/* Whether a writer's hyperslab (one range along split_dim, the other
+ * dimensions whole) is one contiguous run of the row-major tensor: when it
+ * is the whole tensor, or every dimension before the split has extent 1.
+ * Depends on the shape and the tiling only, so every rank of a collective
+ * file decides the same. */
+static bool slab_is_run(const int64_t *shape, const ckpt_tiling *tiling) {
+  const int sd = tiling->split_dim;
+  if (sd < 0 || tiling->shard_extent >= shape[sd]) return true; /* the whole tensor */
+  for (int d = 0; d < sd; d++)
+    if (shape[d] != 1) return false;
+  return true; /* a range of the split dimension, full ones after it */
+}
+
 void ckpt_tensor_write(ckpt_file *f, const char *path, int n_dims, const int64_t *shape,
                        const ckpt_tiling *tiling, const int64_t *start, const int64_t *count,
                        const float *data, bool has_data, uint32_t *crcs) {
   hid_t dset = H5Dopen2(f->file, path, H5P_DEFAULT);
   H5_CHECK(dset);
-  hid_t file_space = H5Dget_space(dset);
   hsize_t off[4], cnt[4], n = 1;
+  int64_t n_logical = 1;
   for (int d = 0; d < n_dims; d++) off[d] = (hsize_t)start[d], cnt[d] = (hsize_t)count[d], n *= cnt[d];
-  hid_t mem_space;
-  if (has_data && n > 0) {
-    /* memory shaped like the hyperslab: HDF5's fast same-shape copy path */
-    H5_CHECK(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, off, NULL, cnt, NULL));
-    mem_space = H5Screate_simple(n_dims, cnt, NULL);
+  for (int d = 0; d < n_dims; d++) n_logical *= shape[d];
+  const bool direct = f->buffered_fd >= 0 && (size_t)n_logical * sizeof(float) >= DIRECT_MIN_BYTES &&
+                      slab_is_run(shape, tiling);
+  if (direct) {
+    if (has_data && n > 0) {
+      const haddr_t base = H5Dget_offset(dset);
+      ENSURE(base != HADDR_UNDEF, "%s: dataset has no file offset", path);
+      int64_t first = 0; /* row-major index of the slab's first element */
+      for (int d = 0; d < n_dims; d++) first = first * shape[d] + start[d];
+      write_run(f, (const char *)data, (size_t)n * sizeof(float), (off_t)(base + (haddr_t)first * sizeof(float)));
+    }
   } else {
-    H5_CHECK(H5Sselect_none(file_space));
-    hsize_t one = 1;
-    mem_space = H5Screate_simple(1, &one, NULL);
-    H5_CHECK(H5Sselect_none(mem_space));
+    hid_t file_space = H5Dget_space(dset);
+    hid_t mem_space;
+    if (has_data && n > 0) {
+      /* memory shaped like the hyperslab: HDF5's fast same-shape copy path */
+      H5_CHECK(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, off, NULL, cnt, NULL));
+      mem_space = H5Screate_simple(n_dims, cnt, NULL);
+    } else {
+      H5_CHECK(H5Sselect_none(file_space));
+      hsize_t one = 1;
+      mem_space = H5Screate_simple(1, &one, NULL);
+      H5_CHECK(H5Sselect_none(mem_space));
+    }
+    hid_t dxpl = transfer_plist(f);
+    H5_CHECK(H5Dwrite(dset, H5T_NATIVE_FLOAT, mem_space, file_space, dxpl, data));
+    H5Pclose(dxpl);
+    H5Sclose(mem_space);
+    H5Sclose(file_space);
   }
-  hid_t dxpl = transfer_plist(f);
-  H5_CHECK(H5Dwrite(dset, H5T_NATIVE_FLOAT, mem_space, file_space, dxpl, data));
-  H5Pclose(dxpl);
-  H5Sclose(mem_space);
-  H5Sclose(file_space);
   H5_CHECK(H5Dclose(dset));
   if (!has_data || n == 0) return;
 

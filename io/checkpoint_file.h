@@ -11,7 +11,16 @@
  *
  * With a parallel HDF5 build the file is opened by a communicator and ranks
  * write their hyperslabs collectively (ranks without data select nothing);
- * with serial HDF5 one process writes and any number read. Errors of HDF5
+ * with serial HDF5 one process writes and any number read.
+ *
+ * The bytes of large tensors whose hyperslab is one contiguous run of the
+ * file bypass HDF5 and the page cache: datasets are allocated at creation
+ * on 4 KiB boundaries, so their file offsets are fixed (H5Dget_offset), and
+ * the writer sends the 4 KiB-aligned middle of each run with O_DIRECT
+ * (io/direct_writer.h: copies into aligned buffers overlap the writes; the
+ * head and tail, and file systems without O_DIRECT, go through an ordinary
+ * descriptor). HDF5 still writes
+ * every byte of metadata; the file is an ordinary HDF5 file. Errors of HDF5
  * calls go through the one error path (H5_CHECK); reads of a damaged file
  * return an error instead, so the caller can fall back to an older file.
  */
@@ -28,6 +37,9 @@ typedef struct ckpt_file {
   hid_t file;
   bool collective; /* opened by a communicator (parallel HDF5) */
   char path[4096];
+  /* the direct path for tensor bytes (files being written): */
+  struct direct_writer *direct; /* O_DIRECT, or NULL where the file system refuses it */
+  int buffered_fd;              /* the unaligned head and tail of each tensor */
 } ckpt_file;
 
 /* True when this build can open one file from many processes. */
@@ -74,7 +86,10 @@ void ckpt_tensor_create(ckpt_file *f, const char *path, int n_dims, const int64_
 /* Writes the hyperslab [start, start + count) from contiguous data: one
  * whole shard of `tiling`, whose tiles' CRCs are stored into crcs (slots of
  * other shards untouched). In a collective file every rank calls, has_data
- * false selecting nothing. */
+ * false selecting nothing. A hyperslab that is one contiguous run of a
+ * tensor of at least 1 MiB goes by the direct path (no collective call);
+ * the choice depends only on the shape and the slab's form, so every rank
+ * makes the same one. */
 void ckpt_tensor_write(ckpt_file *f, const char *path, int n_dims, const int64_t *shape,
                        const ckpt_tiling *tiling, const int64_t *start, const int64_t *count,
                        const float *data, bool has_data, uint32_t *crcs);

@@ -227,34 +227,47 @@ static void write_collective(checkpoint_saver *s, save_job *job) {
   if (bad) fail_collective(EXIT_IO_ERROR, "cannot create checkpoint file '%s'", job->tmp_path);
   const int fd = g->world_rank == 0 ? open(job->tmp_path, O_RDONLY) : -1;
   write_attributes(&f, s->cfg, g, job);
-  uint32_t *crcs = NULL;
-  int64_t *crcs_wide = NULL;
+  /* every dataset's tiles in one table, so one reduction gathers the CRCs */
+  int64_t n_slots_total = 0;
+  for (int k = 0; k < reg->n_params; k++) {
+    const ckpt_tiling tiling = tiling_of(&reg->params[k]);
+    n_slots_total += 3 * ckpt_tiling_slots(&tiling, reg->params[k].n_dims, reg->params[k].shape);
+  }
+  uint32_t *crcs = xcalloc((size_t)n_slots_total, sizeof *crcs, "checkpoint checksums");
+  int64_t slot = 0;
   for (int k = 0; k < reg->n_params; k++) {
     const param_spec *p = &reg->params[k];
     if (k == reg->n_params / 2) maybe_inject_fault(g, job->step);
     const ckpt_tiling tiling = tiling_of(p);
     const int64_t n_slots = ckpt_tiling_slots(&tiling, p->n_dims, p->shape);
-    crcs = realloc(crcs, (size_t)n_slots * sizeof *crcs);
-    crcs_wide = realloc(crcs_wide, (size_t)n_slots * sizeof *crcs_wide);
-    ENSURE(crcs && crcs_wide, "out of memory for the checksums of %s", p->name);
     /* a tensor every tp rank holds whole is written by tp rank 0 only */
     const bool has_data = s->first_replica && (p->tp_split_dim >= 0 || g->tp_rank == 0);
     int64_t start[4], count[4];
     shard_slab(p, start, count);
-    for (int st = 0; st < 3; st++) {
+    for (int st = 0; st < 3; st++, slot += n_slots) {
       char path[REGISTRY_NAME_BYTES + 32];
       snprintf(path, sizeof path, "params/%s/%s", p->name, state_names[st]);
       ckpt_tensor_create(&f, path, p->n_dims, p->shape);
-      memset(crcs, 0, (size_t)n_slots * sizeof *crcs);
       ckpt_tensor_write(&f, path, p->n_dims, p->shape, &tiling, start, count, s->state[st] + p->offset,
-                        has_data, crcs);
-      /* each tile has one writer and zeros elsewhere: the maximum is its CRC */
-      for (int64_t i = 0; i < n_slots; i++) crcs_wide[i] = crcs[i];
-      comm_allreduce_max_i64(&g->world, crcs_wide, (size_t)n_slots);
-      for (int64_t i = 0; i < n_slots; i++) crcs[i] = (uint32_t)crcs_wide[i];
-      ckpt_tensor_write_checksums(&f, path, &tiling, crcs, n_slots);
+                        has_data, crcs + slot);
     }
     start_writeback(fd);
+  }
+  /* each tile has one writer and zeros elsewhere: the maximum is its CRC */
+  int64_t *crcs_wide = xmalloc((size_t)n_slots_total * sizeof *crcs_wide, "checkpoint checksums");
+  for (int64_t i = 0; i < n_slots_total; i++) crcs_wide[i] = crcs[i];
+  comm_allreduce_max_i64(&g->world, crcs_wide, (size_t)n_slots_total);
+  slot = 0;
+  for (int k = 0; k < reg->n_params; k++) {
+    const param_spec *p = &reg->params[k];
+    const ckpt_tiling tiling = tiling_of(p);
+    const int64_t n_slots = ckpt_tiling_slots(&tiling, p->n_dims, p->shape);
+    for (int st = 0; st < 3; st++, slot += n_slots) {
+      char path[REGISTRY_NAME_BYTES + 32];
+      snprintf(path, sizeof path, "params/%s/%s", p->name, state_names[st]);
+      for (int64_t i = 0; i < n_slots; i++) crcs[slot + i] = (uint32_t)crcs_wide[slot + i];
+      ckpt_tensor_write_checksums(&f, path, &tiling, crcs + slot, n_slots);
+    }
   }
   free(crcs);
   free(crcs_wide);
