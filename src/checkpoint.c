@@ -61,9 +61,12 @@ struct checkpoint_saver {
   optimizer *opt;
   bool async;
   bool single_writer;  /* world rank 0 writes every region (serial HDF5 or async) */
-  bool first_replica;  /* dp, sp and pp rank 0: holds the tp shards that get written */
-  float *state[3];     /* this rank's tp shard, gathered over its ZeRO group */
-  float *shards[3];    /* single writer: every tp shard; shard r of param k at tp·offset + r·n_local */
+  bool first_replica;  /* dp and sp rank 0: holds the tp shards that get written */
+  registry whole;      /* every tensor of the model, as this rank's tp would shard it */
+  int *owner;          /* per tensor of `whole`: the pipeline stage that writes it */
+  float *state[3];     /* this rank's tp shard of its stage, gathered over its ZeRO group */
+  float *shards[3];    /* single writer: every tp shard of every stage; shard r of tensor k of
+                        * `whole` at tp·offset + r·n_local */
   float *scratch;      /* other first-replica tp ranks: receive buffer of the tp gather */
   size_t staging_bytes;
   save_job job;
@@ -115,6 +118,8 @@ static void write_attributes(ckpt_file *f, const config *cfg, const grid *g, con
   ckpt_attr_write_i64(f, "saved_world", g->world_size);
   ckpt_attr_write_i64(f, "saved_tp", g->shape.tp);
   ckpt_attr_write_i64(f, "saved_dp", g->shape.dp);
+  ckpt_attr_write_i64(f, "saved_pp", g->shape.pp);
+  ckpt_attr_write_i64(f, "saved_sp", g->shape.sp);
   ckpt_attr_write_i64(f, "saved_zero", cfg->zero);
 }
 
@@ -160,7 +165,7 @@ static double tensor_bytes(const registry *reg) {
 /* World rank 0 writes every region from s->shards; no MPI calls, so it can
  * run on the background thread. Fills job->status, err and stats. */
 static void write_single(checkpoint_saver *s, save_job *job) {
-  const registry *reg = &s->m->reg;
+  const registry *reg = &s->whole;
   const int tp = s->g->shape.tp;
   ckpt_file f;
   const double write_start = progress_now();
@@ -219,7 +224,7 @@ static void *background_writer(void *arg) {
  * rank taking part in each collective call. */
 static void write_collective(checkpoint_saver *s, save_job *job) {
   grid *g = s->g;
-  const registry *reg = &s->m->reg;
+  const registry *reg = &s->whole;
   ckpt_file f;
   const double write_start = progress_now();
   int64_t bad = ckpt_file_create(&f, job->tmp_path, g->world.mpi, job->err, sizeof job->err) != 0;
@@ -240,16 +245,18 @@ static void write_collective(checkpoint_saver *s, save_job *job) {
     if (k == reg->n_params / 2) maybe_inject_fault(g, job->step);
     const ckpt_tiling tiling = tiling_of(p);
     const int64_t n_slots = ckpt_tiling_slots(&tiling, p->n_dims, p->shape);
-    /* a tensor every tp rank holds whole is written by tp rank 0 only */
-    const bool has_data = s->first_replica && (p->tp_split_dim >= 0 || g->tp_rank == 0);
+    /* the owning stage's first replica writes; a tensor every tp rank
+     * holds whole is written by tp rank 0 only */
+    const bool has_data = s->first_replica && s->owner[k] == g->pp_rank && (p->tp_split_dim >= 0 || g->tp_rank == 0);
+    const param_spec *local = has_data ? registry_find(&s->m->reg, p->name) : NULL;
     int64_t start[4], count[4];
     shard_slab(p, start, count);
     for (int st = 0; st < 3; st++, slot += n_slots) {
       char path[REGISTRY_NAME_BYTES + 32];
       snprintf(path, sizeof path, "params/%s/%s", p->name, state_names[st]);
       ckpt_tensor_create(&f, path, p->n_dims, p->shape);
-      ckpt_tensor_write(&f, path, p->n_dims, p->shape, &tiling, start, count, s->state[st] + p->offset,
-                        has_data, crcs + slot);
+      ckpt_tensor_write(&f, path, p->n_dims, p->shape, &tiling, start, count,
+                        local ? s->state[st] + local->offset : s->state[st], has_data, crcs + slot);
     }
     start_writeback(fd);
   }
@@ -291,27 +298,27 @@ static void touch_pages(void *buffer, size_t n_bytes) {
 
 /* Allocated and touched once, when the run starts, and kept: no save pays
  * for fresh pages (the first-touch faults cost as much as the write itself
- * on the machine of doc/performance.md). */
+ * on the machine of doc/performance.md). The single writer's copy holds
+ * every tp shard of every pipeline stage. */
 static void allocate_staging(checkpoint_saver *s) {
-  const registry *reg = &s->m->reg;
-  const size_t n = reg->n_local_total;
+  const size_t n = s->m->reg.n_local_total, n_whole = s->whole.n_local_total;
   const int tp = s->g->shape.tp;
-  const bool gathers = s->single_writer && s->first_replica && tp > 1;
+  const bool gathers = s->single_writer && s->first_replica && (tp > 1 || s->g->shape.pp > 1);
   for (int st = 0; st < 3; st++) {
     s->state[st] = xmalloc(n * sizeof(float), "checkpoint staging");
     touch_pages(s->state[st], n * sizeof(float));
     s->staging_bytes += n * sizeof(float);
-    s->shards[st] = s->state[st]; /* one tp shard: the writer's view is its own state */
+    s->shards[st] = s->state[st]; /* one tp shard, one stage: the writer's view is its own state */
     if (gathers && s->g->world_rank == 0) {
-      s->shards[st] = xmalloc(n * (size_t)tp * sizeof(float), "checkpoint staging of every tp shard");
-      touch_pages(s->shards[st], n * (size_t)tp * sizeof(float));
-      s->staging_bytes += n * (size_t)tp * sizeof(float);
+      s->shards[st] = xmalloc(n_whole * (size_t)tp * sizeof(float), "checkpoint staging of every shard");
+      touch_pages(s->shards[st], n_whole * (size_t)tp * sizeof(float));
+      s->staging_bytes += n_whole * (size_t)tp * sizeof(float);
     }
   }
-  if (gathers && s->g->world_rank != 0) {
+  if (gathers && s->g->world_rank != 0 && tp > 1) {
     size_t largest = 0;
-    for (int k = 0; k < reg->n_params; k++)
-      if (reg->params[k].n_local > largest) largest = reg->params[k].n_local;
+    for (int k = 0; k < s->whole.n_params; k++)
+      if (s->whole.params[k].n_local > largest) largest = s->whole.params[k].n_local;
     s->scratch = xmalloc(largest * (size_t)tp * sizeof(float), "checkpoint tp gather");
     touch_pages(s->scratch, largest * (size_t)tp * sizeof(float));
   }
@@ -322,7 +329,10 @@ checkpoint_saver *checkpoint_saver_create(const config *cfg, grid *g, model *m, 
   s->cfg = cfg, s->g = g, s->m = m, s->opt = opt;
   s->async = cfg->async_save;
   s->single_writer = s->async || !ckpt_file_parallel_available();
-  s->first_replica = g->dp_rank == 0 && g->sp_rank == 0 && g->pp_rank == 0;
+  s->first_replica = g->dp_rank == 0 && g->sp_rank == 0;
+  model_whole_registry(m, &s->whole);
+  s->owner = xmalloc((size_t)s->whole.n_params * sizeof *s->owner, "checkpoint owners");
+  model_owner_stages(m, &s->whole, s->owner); /* collective over pp */
   atomic_init(&s->written, false);
   allocate_staging(s);
   return s;
@@ -330,20 +340,33 @@ checkpoint_saver *checkpoint_saver_create(const config *cfg, grid *g, model *m, 
 
 size_t checkpoint_saver_staging_bytes(const checkpoint_saver *s) { return s->staging_bytes; }
 
-/* Collective: the state into host memory, as the writers need it. */
+/* Collective: the state into host memory, as the writers need it. For the
+ * single writer, each tensor's owning stage gathers its tp shards (over tp)
+ * and, if that stage is not world rank 0's, sends them to it over pp. */
 static void stage(checkpoint_saver *s) {
   optimizer_gather_master(s->opt, s->state[0]); /* over dp×sp: the ZeRO ranges */
   optimizer_gather_moments(s->opt, s->state[1], s->state[2]);
-  const int tp = s->g->shape.tp;
-  if (!s->single_writer || !s->first_replica || tp == 1) return;
-  const registry *reg = &s->m->reg;
-  const bool writer = s->g->world_rank == 0;
-  for (int k = 0; k < reg->n_params; k++) {
-    const param_spec *p = &reg->params[k];
+  grid *g = s->g;
+  const int tp = g->shape.tp;
+  if (!s->single_writer || !s->first_replica || (tp == 1 && g->shape.pp == 1)) return;
+  const bool writer = g->world_rank == 0;
+  enum { STAGING_TAG = 1 }; /* one pair of ranks, messages in loop order */
+  for (int k = 0; k < s->whole.n_params; k++) {
+    const param_spec *w = &s->whole.params[k];
+    const bool split = w->tp_split_dim >= 0;
+    const size_t n_sent = split ? w->n_local * (size_t)tp : w->n_local;
+    const param_spec *local = s->owner[k] == g->pp_rank ? registry_find(&s->m->reg, w->name) : NULL;
     for (int st = 0; st < 3; st++) {
-      float *into = writer ? s->shards[st] + (size_t)tp * p->offset : s->scratch;
-      if (p->tp_split_dim >= 0) comm_allgather_f32(&s->g->tp, s->state[st] + p->offset, into, p->n_local);
-      else if (writer) memcpy(into, s->state[st] + p->offset, p->n_local * sizeof *into);
+      float *into = writer ? s->shards[st] + (size_t)tp * w->offset : s->scratch;
+      if (local) {
+        const float *mine = s->state[st] + local->offset;
+        if (tp > 1 && split) comm_allgather_f32(&g->tp, mine, into, local->n_local);
+        else if (writer) memcpy(into, mine, local->n_local * sizeof *into);
+        if (s->owner[k] != 0 && g->tp_rank == 0)
+          comm_send_f32(&g->pp, split && tp > 1 ? into : mine, n_sent, 0, STAGING_TAG);
+      } else if (writer) {
+        comm_recv_f32(&g->pp, into, n_sent, s->owner[k], STAGING_TAG);
+      }
     }
   }
 }
@@ -386,7 +409,7 @@ checkpoint_stats checkpoint_save(checkpoint_saver *s, int64_t step) {
   job->step = step;
   job->optimizer_step = s->opt->step;
   job->stats.step = step;
-  job->stats.bytes = tensor_bytes(&s->m->reg);
+  job->stats.bytes = tensor_bytes(&s->whole);
   snprintf(job->final_path, sizeof job->final_path, "%s/step_%08lld.h5", cfg->save_dir, (long long)step);
   snprintf(job->tmp_path, sizeof job->tmp_path, "%s/.step_%08lld.h5.tmp", cfg->save_dir, (long long)step);
   int64_t failed = 0;
@@ -429,6 +452,8 @@ void checkpoint_saver_free(checkpoint_saver *s) {
     free(s->state[st]);
   }
   free(s->scratch);
+  free(s->owner);
+  registry_free(&s->whole);
   free(s);
 }
 

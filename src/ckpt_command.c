@@ -54,7 +54,7 @@ int ckpt_command(int argc, char **argv) {
   const int64_t complete = attr_i64(&f, "complete");
   registry reg;
   registry_init(&reg, 0, 1);
-  model_register(&reg, &shape);
+  model_register(&reg, &shape, NULL);
 
   if (!verify) {
     struct stat st;
@@ -68,9 +68,10 @@ int ckpt_command(int argc, char **argv) {
            (long long)attr_i64(&f, "data_position"), (long long)attr_i64(&f, "optimizer_step"));
     printf("model: %d layers, %d heads, d_model %d, vocab %d, seq_len %d\n", shape.n_layer,
            shape.n_head, shape.d_model, shape.vocab_size, shape.seq_len);
-    printf("saved by: %lld ranks = dp %lld x tp %lld, ZeRO %lld\n", (long long)attr_i64(&f, "saved_world"),
-           (long long)attr_i64(&f, "saved_dp"), (long long)attr_i64(&f, "saved_tp"),
-           (long long)attr_i64(&f, "saved_zero"));
+    printf("saved by: %lld ranks = dp %lld x tp %lld x pp %lld x sp %lld, ZeRO %lld\n",
+           (long long)attr_i64(&f, "saved_world"), (long long)attr_i64(&f, "saved_dp"),
+           (long long)attr_i64(&f, "saved_tp"), (long long)attr_i64(&f, "saved_pp"),
+           (long long)attr_i64(&f, "saved_sp"), (long long)attr_i64(&f, "saved_zero"));
   }
   int64_t n_params = 0;
   for (int k = 0; k < reg.n_params; k++) {

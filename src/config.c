@@ -78,6 +78,17 @@ static const key_spec key_table[] = {
   {"pp", "run", KEY_INT, FIELD(pp), "1", 1, 1 << 16, NULL, "pipeline stages"},
   {"sp", "run", KEY_INT, FIELD(sp), "1", 1, 1 << 16, NULL, "sequence-parallel ranks"},
   {"zero", "run", KEY_INT, FIELD(zero), "0", 0, 3, NULL, "ZeRO stage 0|1|2|3"},
+  {"pp_schedule", "run", KEY_CHOICE, FIELD(pp_schedule), "1f1b", 0, 0, "gpipe|1f1b|interleaved",
+   "pipeline schedule: GPipe (all forwards, then all backwards), 1F1B (PipeDream-flush) or "
+   "interleaved 1F1B over --pp-virtual chunks per stage"},
+  {"pp_virtual", "run", KEY_INT, FIELD(pp_virtual), "1", 1, 64, NULL,
+   "model chunks per pipeline stage (the interleaved schedule needs 2 or more)"},
+  {"pp_layers", "run", KEY_STRING, FIELD(pp_layers), "", 0, 0, NULL,
+   "layers per pipeline chunk in order, e.g. 3,4,4,3 (empty: balanced by compute, counting the "
+   "embedding and the head)"},
+  {"recompute", "run", KEY_CHOICE, FIELD(recompute), "none", 0, 0, "none|selective|full",
+   "activation recomputation: none, selective (the attention core is recomputed in the "
+   "backward) or full (each block's forward is recomputed in its backward)"},
   {"tp_seq_shard", "run", KEY_BOOL, FIELD(tp_seq_shard), "false", 0, 0, NULL,
    "Megatron sequence parallelism in the norm regions: shard activations along the sequence "
    "over tp (all-gather / reduce-scatter instead of all-reduce)"},

@@ -19,6 +19,9 @@
 
 typedef enum backend_choice { BACKEND_CHOICE_AUTO, BACKEND_CHOICE_CPU, BACKEND_CHOICE_CUDA } backend_choice;
 typedef enum progress_choice { PROGRESS_AUTO, PROGRESS_ON, PROGRESS_OFF } progress_choice;
+/* the same order as pipe_schedule_kind and recompute_kind */
+typedef enum pp_schedule_choice { PP_SCHEDULE_GPIPE, PP_SCHEDULE_1F1B, PP_SCHEDULE_INTERLEAVED } pp_schedule_choice;
+typedef enum recompute_choice { RECOMPUTE_CHOICE_NONE, RECOMPUTE_CHOICE_SELECTIVE, RECOMPUTE_CHOICE_FULL } recompute_choice;
 
 typedef struct config {
   /* [model] */
@@ -42,6 +45,10 @@ typedef struct config {
   backend_choice backend;
   int tp, pp, sp, zero;
   bool tp_seq_shard;
+  int pp_schedule;       /* pp_schedule_choice */
+  int pp_virtual;        /* model chunks per stage (interleaved schedule) */
+  char pp_layers[4096];  /* explicit layers per chunk, "3,4,4,3"; empty: balanced */
+  int recompute;         /* recompute_choice */
   char metrics[4096];
   progress_choice progress;
   double peak_tflops;    /* 0: measure sgemm peak at start-up */

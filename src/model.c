@@ -1,6 +1,6 @@
-/* model — see model.h. Each block's forward and backward sit side by side;
- * the backward mirrors the forward line by line in reverse. Linear layers
- * compute out[N, OC] = inp[N, IC] · Wᵀ + b with W stored [OC, IC]. */
+/* model — see model.h. This file builds a stage (registry, buffers, slots)
+ * and drives a chunk through the embedding, its blocks (model_block.c) and
+ * the head; each forward sits beside its backward. */
 #include "model.h"
 
 #include <math.h>
@@ -9,16 +9,21 @@
 #include <string.h>
 
 #include "fail.h"
+#include "model_internal.h"
 
-struct block_params {
-  act_t *ln1_w, *ln1_b, *wqkv, *bqkv, *wo, *bo, *ln2_w, *ln2_b, *w1, *b1, *w2, *b2;
-};
+/* The tied embedding's gradient travels between the pipeline's ends with
+ * this tag; pipeline activations use tags below 2·(number of chunks). */
+#define TIED_GRAD_TAG 32000
 
-/* What one block's backward needs from its forward (one micro-batch). */
-struct block_acts {
-  act_t *ln1, *qkv, *atty, *res2, *ln2, *fch, *fch_gelu, *res3;
-  f32_t *ln1_mean, *ln1_rstd, *ln2_mean, *ln2_rstd, *att_saved;
-};
+model_stage model_stage_whole(int n_layer) {
+  model_stage st;
+  memset(&st, 0, sizeof st);
+  st.n_chunks = 1;
+  st.chunk_first_layer[0] = 0;
+  st.chunk_n_layers[0] = n_layer;
+  st.has_embedding = st.has_head = true;
+  return st;
+}
 
 static act_t *param_at(const model *m, act_t *base, const char *name) {
   const param_spec *p = registry_find(&m->reg, name);
@@ -26,68 +31,73 @@ static act_t *param_at(const model *m, act_t *base, const char *name) {
   return act_at(m->be, base, p->offset);
 }
 
-void model_register(registry *reg, const model_shape *s) {
+static void register_block(registry *reg, const model_shape *s, int l) {
   const int64_t C = s->d_model, NH = s->n_head, HS = s->d_model / s->n_head;
   /* GPT-2: residual output projections scaled by 1/sqrt(2·n_layer) */
   const double std = 0.02, residual_std = 0.02 / sqrt(2.0 * s->n_layer);
-  registry_add_padded(reg, "wte", 2, (int64_t[]){s->vocab_size, C}, 0, INIT_NORMAL, std, true, -1);
-  registry_add(reg, "wpe", 2, (int64_t[]){s->seq_len, C}, -1, INIT_NORMAL, std, false, -1);
-  for (int l = 0; l < s->n_layer; l++) {
-    char name[REGISTRY_NAME_BYTES];
+  char name[REGISTRY_NAME_BYTES];
 #define ADD(suffix, n_dims, shape, split, init, init_std, decay)                       \
   snprintf(name, sizeof name, "layers.%d.%s", l, suffix);                                \
   registry_add(reg, name, n_dims, (int64_t[])shape, split, init, init_std, decay, l)
 #define SHAPE(...) {__VA_ARGS__}
-    ADD("ln1.weight", 1, SHAPE(C), -1, INIT_ONES, 0, false);
-    ADD("ln1.bias", 1, SHAPE(C), -1, INIT_ZEROS, 0, false);
-    ADD("attn.wqkv", 4, SHAPE(3, NH, HS, C), 1, INIT_NORMAL, std, true);
-    ADD("attn.bqkv", 3, SHAPE(3, NH, HS), 1, INIT_ZEROS, 0, false);
-    ADD("attn.wo", 3, SHAPE(C, NH, HS), 1, INIT_NORMAL, residual_std, true);
-    ADD("attn.bo", 1, SHAPE(C), -1, INIT_ZEROS, 0, false);
-    ADD("ln2.weight", 1, SHAPE(C), -1, INIT_ONES, 0, false);
-    ADD("ln2.bias", 1, SHAPE(C), -1, INIT_ZEROS, 0, false);
-    ADD("mlp.w1", 2, SHAPE(4 * C, C), 0, INIT_NORMAL, std, true);
-    ADD("mlp.b1", 1, SHAPE(4 * C), 0, INIT_ZEROS, 0, false);
-    ADD("mlp.w2", 2, SHAPE(C, 4 * C), 1, INIT_NORMAL, residual_std, true);
-    ADD("mlp.b2", 1, SHAPE(C), -1, INIT_ZEROS, 0, false);
+  ADD("ln1.weight", 1, SHAPE(C), -1, INIT_ONES, 0, false);
+  ADD("ln1.bias", 1, SHAPE(C), -1, INIT_ZEROS, 0, false);
+  ADD("attn.wqkv", 4, SHAPE(3, NH, HS, C), 1, INIT_NORMAL, std, true);
+  ADD("attn.bqkv", 3, SHAPE(3, NH, HS), 1, INIT_ZEROS, 0, false);
+  ADD("attn.wo", 3, SHAPE(C, NH, HS), 1, INIT_NORMAL, residual_std, true);
+  ADD("attn.bo", 1, SHAPE(C), -1, INIT_ZEROS, 0, false);
+  ADD("ln2.weight", 1, SHAPE(C), -1, INIT_ONES, 0, false);
+  ADD("ln2.bias", 1, SHAPE(C), -1, INIT_ZEROS, 0, false);
+  ADD("mlp.w1", 2, SHAPE(4 * C, C), 0, INIT_NORMAL, std, true);
+  ADD("mlp.b1", 1, SHAPE(4 * C), 0, INIT_ZEROS, 0, false);
+  ADD("mlp.w2", 2, SHAPE(C, 4 * C), 1, INIT_NORMAL, residual_std, true);
+  ADD("mlp.b2", 1, SHAPE(C), -1, INIT_ZEROS, 0, false);
 #undef ADD
 #undef SHAPE
-  }
-  registry_add(reg, "lnf.weight", 1, (int64_t[]){C}, -1, INIT_ONES, 0, false, -1);
-  registry_add(reg, "lnf.bias", 1, (int64_t[]){C}, -1, INIT_ZEROS, 0, false, -1);
 }
 
+void model_register(registry *reg, const model_shape *s, const model_stage *stage) {
+  const model_stage whole = model_stage_whole(s->n_layer);
+  if (!stage) stage = &whole;
+  const int64_t C = s->d_model;
+  if (stage->has_embedding || stage->has_head)
+    registry_add_padded(reg, "wte", 2, (int64_t[]){s->vocab_size, C}, 0, INIT_NORMAL, 0.02, true, -1);
+  if (stage->has_embedding)
+    registry_add(reg, "wpe", 2, (int64_t[]){s->seq_len, C}, -1, INIT_NORMAL, 0.02, false, -1);
+  for (int c = 0; c < stage->n_chunks; c++)
+    for (int i = 0; i < stage->chunk_n_layers[c]; i++) register_block(reg, s, stage->chunk_first_layer[c] + i);
+  if (stage->has_head) {
+    registry_add(reg, "lnf.weight", 1, (int64_t[]){C}, -1, INIT_ONES, 0, false, -1);
+    registry_add(reg, "lnf.bias", 1, (int64_t[]){C}, -1, INIT_ZEROS, 0, false, -1);
+  }
+}
+
+/* Block j's tensors at their offsets in a flat buffer. */
 static void bind_block_params(model *m, act_t *base, block_params *out) {
-  for (int l = 0; l < m->shape.n_layer; l++) {
-    char name[REGISTRY_NAME_BYTES];
-#define BIND(field, suffix)                                  \
-  snprintf(name, sizeof name, "layers.%d.%s", l, suffix);     \
-  out[l].field = param_at(m, base, name)
-    BIND(ln1_w, "ln1.weight"); BIND(ln1_b, "ln1.bias");
-    BIND(wqkv, "attn.wqkv"); BIND(bqkv, "attn.bqkv");
-    BIND(wo, "attn.wo"); BIND(bo, "attn.bo");
-    BIND(ln2_w, "ln2.weight"); BIND(ln2_b, "ln2.bias");
-    BIND(w1, "mlp.w1"); BIND(b1, "mlp.b1");
-    BIND(w2, "mlp.w2"); BIND(b2, "mlp.b2");
-#undef BIND
+  for (int j = 0; j < m->n_local_layers; j++) {
+    act_t **fields[BLOCK_N_PARAMS] = {&out[j].ln1_w, &out[j].ln1_b, &out[j].wqkv, &out[j].bqkv,
+                                      &out[j].wo,    &out[j].bo,    &out[j].ln2_w, &out[j].ln2_b,
+                                      &out[j].w1,    &out[j].b1,    &out[j].w2,    &out[j].b2};
+    for (int k = 0; k < BLOCK_N_PARAMS; k++) {
+      char name[REGISTRY_NAME_BYTES];
+      snprintf(name, sizeof name, "layers.%d.%s", m->layer_ids[j], block_param_names[k]);
+      *fields[k] = param_at(m, base, name);
+    }
   }
 }
 
-/* Binds block l's tensors into window l mod 2, as if the window were the
+/* Binds block j's tensors into window j mod 2, as if the window were the
  * flat buffer shifted to the block's first element. */
 static void bind_block_windows(model *m, act_t *windows[2], block_params *out) {
-  static const char *names[12] = {"ln1.weight", "ln1.bias", "attn.wqkv", "attn.bqkv",
-                                  "attn.wo",    "attn.bo",  "ln2.weight", "ln2.bias",
-                                  "mlp.w1",     "mlp.b1",   "mlp.w2",     "mlp.b2"};
-  for (int l = 0; l < m->shape.n_layer; l++) {
-    block_params *b = &out[l];
-    act_t **fields[12] = {&b->ln1_w, &b->ln1_b, &b->wqkv, &b->bqkv, &b->wo, &b->bo,
-                          &b->ln2_w, &b->ln2_b, &b->w1,   &b->b1,   &b->w2, &b->b2};
-    const size_t block_start = m->block_start0 + (size_t)l * m->block_elems;
-    for (int k = 0; k < 12; k++) {
+  for (int j = 0; j < m->n_local_layers; j++) {
+    block_params *b = &out[j];
+    act_t **fields[BLOCK_N_PARAMS] = {&b->ln1_w, &b->ln1_b, &b->wqkv, &b->bqkv, &b->wo, &b->bo,
+                                      &b->ln2_w, &b->ln2_b, &b->w1,   &b->b1,   &b->w2, &b->b2};
+    const size_t block_start = m->block_start0 + (size_t)j * m->block_elems;
+    for (int k = 0; k < BLOCK_N_PARAMS; k++) {
       char name[REGISTRY_NAME_BYTES];
-      snprintf(name, sizeof name, "layers.%d.%s", l, names[k]);
-      *fields[k] = act_at(m->be, windows[l % 2], registry_find(&m->reg, name)->offset - block_start);
+      snprintf(name, sizeof name, "layers.%d.%s", m->layer_ids[j], block_param_names[k]);
+      *fields[k] = act_at(m->be, windows[j % 2], registry_find(&m->reg, name)->offset - block_start);
     }
   }
 }
@@ -110,6 +120,49 @@ static f32_t *carve_f32(carver *c, size_t n) {
   c->f32_elems += n;
   return p;
 }
+static size_t carved_bytes(const carver *c) {
+  return c->act_elems * c->be->act_elem_bytes + c->f32_elems * sizeof(float);
+}
+
+/* One block's activations: the fields `keep` says a slot keeps are carved,
+ * the others taken from the shared scratch set. */
+typedef enum keep_kind { KEEP_ALL, KEEP_BUT_CORE, KEEP_OUTPUT, KEEP_SCRATCH_OF } keep_kind;
+
+static void carve_block_acts(model *m, carver *c, block_acts *a, const block_acts *scratch,
+                             keep_kind keep) {
+  const size_t BT = (size_t)m->max_B * m->max_T, C = (size_t)m->shape.d_model, Cl = (size_t)m->C_local;
+  const size_t BTl = m->seq_shard ? BT / (size_t)m->tp_size : BT;
+  /* which fields this set carves: KEEP_SCRATCH_OF carves what the slots do
+   * not keep under the model's recompute mode */
+  bool core, rest, output;
+  switch (keep) {
+    case KEEP_ALL: core = rest = output = true; break;
+    case KEEP_BUT_CORE: core = false, rest = output = true; break;
+    case KEEP_OUTPUT: core = rest = false, output = true; break;
+    default:
+      core = m->recompute != RECOMPUTE_NONE;
+      rest = m->recompute == RECOMPUTE_FULL;
+      output = false;
+  }
+  if (scratch) *a = *scratch;
+  if (rest) {
+    a->ln1 = carve_act(c, BT * C);
+    a->qkv = carve_act(c, BT * 3 * Cl);
+    a->res2 = carve_act(c, BTl * C);
+    a->ln2 = carve_act(c, BT * C);
+    a->fch = carve_act(c, BT * 4 * Cl);
+    a->fch_gelu = carve_act(c, BT * 4 * Cl);
+    a->ln1_mean = carve_f32(c, BTl);
+    a->ln1_rstd = carve_f32(c, BTl);
+    a->ln2_mean = carve_f32(c, BTl);
+    a->ln2_rstd = carve_f32(c, BTl);
+  }
+  if (core) {
+    a->atty = carve_act(c, BT * Cl);
+    a->att_saved = carve_f32(c, m->be->attention_saved_elems(m->max_B, m->max_T, m->NH_local));
+  }
+  if (output) a->res3 = carve_act(c, BTl * C);
+}
 
 /* Lays out every activation; run once to count, once to assign. */
 static void carve_activations(model *m, carver *c) {
@@ -117,44 +170,42 @@ static void carve_activations(model *m, carver *c) {
   const size_t Cl = (size_t)m->C_local, V = (size_t)m->V_local, BT = B * T;
   /* rows of the residual stream and norm statistics held here */
   const size_t BTl = m->seq_shard ? BT / (size_t)m->tp_size : BT;
-  m->encoded = carve_act(c, BTl * C);
-  for (int l = 0; l < m->shape.n_layer; l++) {
-    block_acts *a = &m->acts[l];
-    a->ln1 = carve_act(c, BT * C);
-    a->qkv = carve_act(c, BT * 3 * Cl);
-    a->atty = carve_act(c, BT * Cl);
-    a->res2 = carve_act(c, BTl * C);
-    a->ln2 = carve_act(c, BT * C);
-    a->fch = carve_act(c, BT * 4 * Cl);
-    a->fch_gelu = carve_act(c, BT * 4 * Cl);
-    a->res3 = carve_act(c, BTl * C);
-    a->ln1_mean = carve_f32(c, BTl);
-    a->ln1_rstd = carve_f32(c, BTl);
-    a->ln2_mean = carve_f32(c, BTl);
-    a->ln2_rstd = carve_f32(c, BTl);
-    a->att_saved = carve_f32(c, m->be->attention_saved_elems((int)B, (int)T, m->NH_local));
+  /* shared: what recomputation does not keep, the head, the backward's scratch */
+  carve_block_acts(m, c, m->scratch_acts, NULL, KEEP_SCRATCH_OF);
+  if (m->stage.has_head) {
+    m->lnf = carve_act(c, BT * C);
+    m->logits = carve_act(c, BT * V);
+    m->lnf_mean = carve_f32(c, BTl);
+    m->lnf_rstd = carve_f32(c, BTl);
+    m->losses = carve_f32(c, BT);
+    m->ce_max = carve_f32(c, BT);
+    m->ce_stats = carve_f32(c, 2 * BT);
   }
-  m->lnf = carve_act(c, BT * C);
-  m->logits = carve_act(c, BT * V);
-  m->lnf_mean = carve_f32(c, BTl);
-  m->lnf_rstd = carve_f32(c, BTl);
-  m->losses = carve_f32(c, BT);
-  m->ce_max = carve_f32(c, BT);
-  m->ce_stats = carve_f32(c, 2 * BT);
-  /* backward scratch, reused by every block */
-  m->d_resid = carve_act(c, BTl * C); /* also the forward's local norm output */
-  m->d_btc = carve_act(c, BT * C);     /* also the forward's partial sums */
+  m->d_resid = carve_act(c, BTl * C);
+  m->d_btc = carve_act(c, BT * C); /* also the forward's partial sums */
   m->d_atty = carve_act(c, BT * Cl);
   m->d_qkv = carve_act(c, BT * 3 * Cl);
   m->d_bt4c = carve_act(c, BT * 4 * Cl);
   if (m->seq_shard) {
     m->d_full = carve_act(c, BT * C);
-    m->d_ln = carve_act(c, BTl * C);
+    m->d_ln = carve_act(c, BTl * C); /* also the forward's local norm output */
     m->ln_grad_scratch = carve_act(c, 2 * C);
   } else { /* without sharding, local rows are all rows: the buffers coincide */
     m->d_full = m->d_resid;
     m->d_ln = m->d_btc;
     m->ln_grad_scratch = NULL;
+  }
+  /* the slots */
+  const keep_kind keep = m->recompute == RECOMPUTE_NONE        ? KEEP_ALL
+                         : m->recompute == RECOMPUTE_SELECTIVE ? KEEP_BUT_CORE
+                                                               : KEEP_OUTPUT;
+  for (int s = 0; s < m->n_slots; s++) {
+    const size_t before = carved_bytes(c);
+    model_slot *slot = &m->slots[s];
+    slot->input = carve_act(c, BTl * C);
+    slot->d_output = carve_act(c, BTl * C);
+    for (int i = 0; i < m->max_chunk_layers; i++) carve_block_acts(m, c, &slot->acts[i], m->scratch_acts, keep);
+    m->slot_activation_bytes = carved_bytes(c) - before;
   }
 }
 
@@ -169,8 +220,12 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
   m->shape = shape;
   m->max_B = max_B;
   m->max_T = max_T;
+  m->stage = options->stage ? *options->stage : model_stage_whole(shape.n_layer);
+  m->recompute = options->recompute;
   m->tp = tp && tp->size > 1 ? tp : NULL;
   m->tp_size = m->tp ? tp->size : 1;
+  m->pp = options->pp && options->pp->size > 1 ? options->pp : NULL;
+  m->tied_copy = m->stage.has_head && !m->stage.has_embedding;
   m->seq_shard = seq_shard && m->tp;
   ENSURE(!m->seq_shard || max_T % m->tp_size == 0, "sequence sharding: tp %d does not divide T %d",
          m->tp_size, max_T);
@@ -179,24 +234,42 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
          "n_head %d / d_model %d not divisible by tp %d", shape.n_head, shape.d_model, m->tp_size);
   m->C_local = shape.d_model / m->tp_size;
   m->NH_local = shape.n_head / m->tp_size;
+
+  /* local blocks: the chunks' layers one after another */
+  ENSURE(m->stage.n_chunks >= 1 && m->stage.n_chunks <= MODEL_MAX_CHUNKS, "%d chunks per stage",
+         m->stage.n_chunks);
+  for (int c = 0; c < m->stage.n_chunks; c++) {
+    ENSURE(m->stage.chunk_n_layers[c] >= 1, "chunk %d holds no layer", c);
+    m->chunk_start[c] = m->n_local_layers;
+    m->n_local_layers += m->stage.chunk_n_layers[c];
+    if (m->stage.chunk_n_layers[c] > m->max_chunk_layers) m->max_chunk_layers = m->stage.chunk_n_layers[c];
+  }
+  m->layer_ids = xmalloc((size_t)m->n_local_layers * sizeof *m->layer_ids, "layer ids");
+  for (int c = 0; c < m->stage.n_chunks; c++)
+    for (int i = 0; i < m->stage.chunk_n_layers[c]; i++)
+      m->layer_ids[m->chunk_start[c] + i] = m->stage.chunk_first_layer[c] + i;
+
   registry_init(&m->reg, tp_rank, m->tp_size);
-  model_register(&m->reg, &m->shape);
+  model_register(&m->reg, &m->shape, &m->stage);
   const param_spec *wte = registry_find(&m->reg, "wte");
-  m->V_local = (int)wte->local_shape[0];
-  m->V_valid = (int)wte->local_valid;
-  m->vocab_start = (int)wte->local_start;
+  if (wte) {
+    m->V_local = (int)wte->local_shape[0];
+    m->V_valid = (int)wte->local_valid;
+    m->vocab_start = (int)wte->local_start;
+  }
   const size_t n_params = m->reg.n_local_total;
-  m->blocks = xcalloc((size_t)shape.n_layer, sizeof *m->blocks, "block pointers");
-  m->block_grads = xcalloc((size_t)shape.n_layer, sizeof *m->block_grads, "block pointers");
-  char first[REGISTRY_NAME_BYTES], second[REGISTRY_NAME_BYTES];
-  snprintf(first, sizeof first, "layers.0.ln1.weight");
-  snprintf(second, sizeof second, "%s", shape.n_layer > 1 ? "layers.1.ln1.weight" : "lnf.weight");
-  m->block_start0 = registry_find(&m->reg, first)->offset;
-  m->block_elems = registry_find(&m->reg, second)->offset - m->block_start0;
-  m->outer_elems = n_params - (size_t)shape.n_layer * m->block_elems;
+  const int L = m->n_local_layers;
+  m->blocks = xcalloc((size_t)L, sizeof *m->blocks, "block pointers");
+  m->block_grads = xcalloc((size_t)L, sizeof *m->block_grads, "block pointers");
+  char name[REGISTRY_NAME_BYTES];
+  snprintf(name, sizeof name, "layers.%d.ln1.weight", m->layer_ids[0]);
+  m->block_start0 = registry_find(&m->reg, name)->offset;
+  const size_t blocks_end = m->stage.has_head ? registry_find(&m->reg, "lnf.weight")->offset : n_params;
+  m->block_elems = (blocks_end - m->block_start0) / (size_t)L;
+  m->outer_elems = n_params - (size_t)L * m->block_elems;
   /* Windowed buffers hold the embeddings then the final norm, back to back,
-   * and blocks alternate between two block-sized windows (block l: window
-   * l mod 2). */
+   * and blocks alternate between two block-sized windows (block j: window
+   * j mod 2). */
   m->windowed_params = options->windowed_params;
   if (!m->windowed_params) {
     m->params = be->alloc_act(n_params, "parameters");
@@ -217,7 +290,13 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
   }
   model_zero_grads(m);
 
-  m->acts = xcalloc((size_t)shape.n_layer, sizeof *m->acts, "activation pointers");
+  m->n_slots = options->n_slots > 0 ? options->n_slots : 1;
+  m->slots = xcalloc((size_t)m->n_slots, sizeof *m->slots, "activation slots");
+  for (int s = 0; s < m->n_slots; s++) {
+    m->slots[s].acts = xcalloc((size_t)m->max_chunk_layers, sizeof(block_acts), "activation pointers");
+    m->slots[s].tokens = be->alloc_ids((size_t)max_B * max_T, "input tokens");
+  }
+  m->scratch_acts = xcalloc(1, sizeof *m->scratch_acts, "activation pointers");
   carver count = {.be = be};
   carve_activations(m, &count);
   carver assign = {.be = be};
@@ -226,9 +305,8 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
   m->arena[0] = assign.act_base;
   m->arena[1] = assign.f32_base;
   carve_activations(m, &assign);
-  m->activation_bytes = count.act_elems * be->act_elem_bytes + count.f32_elems * sizeof(float);
+  m->activation_bytes = carved_bytes(&count);
 
-  m->inputs = be->alloc_ids((size_t)max_B * max_T, "input tokens");
   m->targets = be->alloc_ids((size_t)max_B * max_T, "target tokens");
   m->host_losses = xmalloc((size_t)max_B * max_T * sizeof(float), "losses");
 }
@@ -243,11 +321,16 @@ void model_free(model *m) {
   }
   be->free_buffer(m->arena[0]);
   be->free_buffer(m->arena[1]);
-  be->free_buffer(m->inputs);
+  for (int s = 0; s < m->n_slots; s++) {
+    be->free_buffer(m->slots[s].tokens);
+    free(m->slots[s].acts);
+  }
   be->free_buffer(m->targets);
+  free(m->slots);
+  free(m->scratch_acts);
   free(m->blocks);
   free(m->block_grads);
-  free(m->acts);
+  free(m->layer_ids);
   free(m->host_losses);
   registry_free(&m->reg);
   memset(m, 0, sizeof *m);
@@ -259,7 +342,7 @@ void model_zero_grads(model *m) {
 
 void model_outer_ranges(const model *m, size_t *embeddings_end, size_t *final_norm_start) {
   *embeddings_end = m->block_start0;
-  *final_norm_start = m->block_start0 + (size_t)m->shape.n_layer * m->block_elems;
+  *final_norm_start = m->block_start0 + (size_t)m->n_local_layers * m->block_elems;
 }
 
 /* Where an embedding or final-norm tensor lives in a buffer: at its flat
@@ -269,8 +352,8 @@ static size_t outer_offset(const model *m, const char *name, bool windowed) {
   const param_spec *p = registry_find(&m->reg, name);
   ENSURE(p && p->layer < 0, "no embedding or final-norm parameter %s", name);
   size_t offset = p->offset;
-  if (windowed && offset >= m->block_start0)
-    offset = m->block_start0 + (offset - (m->block_start0 + (size_t)m->shape.n_layer * m->block_elems));
+  const size_t blocks_end = m->block_start0 + (size_t)m->n_local_layers * m->block_elems;
+  if (windowed && offset >= m->block_start0) offset = m->block_start0 + (offset - blocks_end);
   return offset;
 }
 static act_t *outer_grad_at(const model *m, const char *name) {
@@ -292,16 +375,41 @@ void model_load_params(model *m, const float *host) {
                        m->reg.n_local_total - final_norm_start);
 }
 
-/* ZeRO-3: make sure block l's weights are in its window before use. */
-static void need_block(model *m, int l, int next) {
+/* ZeRO-3: make sure block j's weights are in its window before use. */
+static void need_block(model *m, int j, int next) {
   if (m->windowed_params && m->param_hooks)
-    m->param_hooks->need_block(m->param_hooks->context, l, l % 2, m->param_windows[l % 2],
-                               m->block_start0 + (size_t)l * m->block_elems, m->block_elems, next);
+    m->param_hooks->need_block(m->param_hooks->context, j, j % 2, m->param_windows[j % 2],
+                               m->block_start0 + (size_t)j * m->block_elems, m->block_elems, next);
+}
+
+void model_whole_registry(const model *m, registry *whole) {
+  registry_init(whole, m->reg.tp_rank, m->reg.tp_size);
+  model_register(whole, &m->shape, NULL);
+}
+
+void model_owner_stages(const model *m, const registry *whole, int *owner) {
+  int64_t *stage = xmalloc((size_t)whole->n_params * sizeof *stage, "parameter owners");
+  const int64_t me = m->pp ? m->pp->rank : 0;
+  for (int k = 0; k < whole->n_params; k++) {
+    const param_spec *p = &whole->params[k];
+    const bool held = registry_find(&m->reg, p->name) != NULL;
+    stage[k] = held && !(m->tied_copy && strcmp(p->name, "wte") == 0) ? me : -1;
+  }
+  if (m->pp) comm_allreduce_max_i64(m->pp, stage, (size_t)whole->n_params);
+  for (int k = 0; k < whole->n_params; k++) {
+    ENSURE(stage[k] >= 0, "no pipeline stage holds %s", whole->params[k].name);
+    owner[k] = (int)stage[k];
+  }
+  free(stage);
 }
 
 int64_t model_n_params(const model *m) {
+  registry whole;
+  registry_init(&whole, 0, 1);
+  model_register(&whole, &m->shape, NULL);
   int64_t total = 0;
-  for (int i = 0; i < m->reg.n_params; i++) total += m->reg.params[i].n_logical;
+  for (int i = 0; i < whole.n_params; i++) total += whole.params[i].n_logical;
+  registry_free(&whole);
   return total;
 }
 
@@ -313,165 +421,45 @@ double model_flops_per_token(const model_shape *s, int T) {
   return 6.0 * matmul_params + 6.0 * L * T * C;
 }
 
-/* ---- tensor-parallel reductions (Megatron's f and g operators) ---- */
-
-static float *host_of(const model *m, const act_t *x) {
-  float *host = m->be->host_pointer((void *)x);
-  ENSURE(host, "tp communication needs host-addressable activations on the %s backend", m->be->name);
-  return host;
+double model_block_flops(const model_shape *s, int T) {
+  const double C = s->d_model;
+  return 2.0 * 12.0 * C * C + 2.0 * T * C; /* the matrices, and causal QKᵀ and PV */
 }
 
-/* Leaving a row-parallel product: the partial sums over tp of all N rows
- * become this rank's rows — an all-reduce in place (local == partial), or a
- * reduce-scatter into the local rows with sequence sharding. */
-static void sum_rows(model *m, act_t *local, act_t *partial, int N_local, int C) {
-  if (!m->tp) return;
-  if (m->seq_shard)
-    comm_reduce_scatter_sum_f32(m->tp, host_of(m, partial), host_of(m, local), (size_t)N_local * C);
-  else
-    comm_allreduce_sum_f32(m->tp, host_of(m, partial), (size_t)N_local * C);
+double model_head_flops(const model_shape *s) {
+  const double C = s->d_model, V = s->vocab_size;
+  /* the head's product, and the softmax and loss over every logit (about
+   * five operations each: max, exp, sum, the gradient) */
+  return 2.0 * V * C + 5.0 * V;
 }
 
-/* Entering a column-parallel product: every rank needs all N rows — an
- * all-gather of the local rows with sequence sharding, nothing otherwise
- * (full == local). */
-static void gather_rows(model *m, act_t *full, const act_t *local, int N_local, int C) {
-  if (m->seq_shard)
-    comm_allgather_f32(m->tp, host_of(m, local), host_of(m, full), (size_t)N_local * C);
-}
+/* ---- the embedding, forward and backward ---- */
 
-/* LayerNorm backward on this rank's rows. With sequence sharding the weight
- * and bias gradients cover only those rows: they are computed apart, summed
- * over tp, then accumulated, so every tp rank holds the same gradient. */
-static void norm_backward(model *m, act_t *dinp, act_t *dweight, act_t *dbias, const act_t *dout,
-                          const act_t *inp, const act_t *weight, const f32_t *mean,
-                          const f32_t *rstd, int N_local, int C) {
+/* Vocabulary-parallel lookup of all N rows into the slot's input; the
+ * position embedding is added by one tp rank only, so that the sum over the
+ * group holds it once. */
+static void embedding_forward(model *m, model_slot *s, const int32_t *inputs, int B, int T) {
   const backend *be = m->be;
-  if (!m->seq_shard) {
-    be->layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N_local, C);
-    return;
-  }
-  act_t *dw = m->ln_grad_scratch, *db = act_at(be, m->ln_grad_scratch, (size_t)C);
-  be->zero_act(m->ln_grad_scratch, 2 * (size_t)C);
-  be->layernorm_backward(dinp, dw, db, dout, inp, weight, mean, rstd, N_local, C);
-  comm_allreduce_sum_f32(m->tp, host_of(m, m->ln_grad_scratch), 2 * (size_t)C);
-  be->accumulate(dweight, dw, (size_t)C);
-  be->accumulate(dbias, db, (size_t)C);
-}
-
-static int local_rows(const model *m, int N) { return m->seq_shard ? N / m->tp_size : N; }
-
-/* ---- linear layer, forward and backward ---- */
-
-/* out[N, OC] = inp[N, IC] · Wᵀ (+ bias) */
-static void linear_forward(const backend *be, act_t *out, const act_t *inp, const act_t *weight,
-                           const act_t *bias, int N, int IC, int OC) {
-  be->gemm(false, true, N, OC, IC, 1.0f, inp, IC, weight, IC, 0.0f, out, OC);
-  if (bias) be->bias_add(out, bias, N, OC);
-}
-
-/* dinp is overwritten; dweight and dbias accumulate. */
-static void linear_backward(const backend *be, act_t *dinp, act_t *dweight, act_t *dbias,
-                            const act_t *dout, const act_t *inp, const act_t *weight, int N,
-                            int IC, int OC) {
-  if (dinp) be->gemm(false, false, N, IC, OC, 1.0f, dout, OC, weight, IC, 0.0f, dinp, IC);
-  be->gemm(true, false, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dweight, IC);
-  if (dbias) be->bias_backward(dbias, dout, N, OC);
-}
-
-/* ---- one transformer block ----
- * C is the model width, Cl = C/tp this rank's share of heads and of 4C. */
-
-static void block_forward(model *m, int l, const act_t *res_in, int B, int T) {
-  const backend *be = m->be;
-  const int C = m->shape.d_model, Cl = m->C_local, N = B * T, Nl = local_rows(m, N);
-  const size_t NlC = (size_t)Nl * C;
-  const block_params *p = &m->blocks[l];
-  block_acts *a = &m->acts[l];
-  /* scratch while the backward's buffers are idle: local norm output, partial sums */
-  act_t *ln_local = m->seq_shard ? m->d_resid : a->ln1;
-  act_t *partial = m->seq_shard ? m->d_btc : a->res2;
-  be->layernorm_forward(ln_local, a->ln1_mean, a->ln1_rstd, res_in, p->ln1_w, p->ln1_b, Nl, C);
-  gather_rows(m, a->ln1, ln_local, Nl, C);
-  linear_forward(be, a->qkv, a->ln1, p->wqkv, p->bqkv, N, C, 3 * Cl); /* column-parallel */
-  be->attention_forward(a->atty, a->att_saved, a->qkv, B, T, Cl, m->NH_local);
-  linear_forward(be, partial, a->atty, p->wo, NULL, N, Cl, C);         /* row-parallel */
-  sum_rows(m, a->res2, partial, Nl, C);
-  be->bias_add(a->res2, p->bo, Nl, C); /* after the sum: the bias is added once */
-  be->accumulate(a->res2, res_in, NlC);                                  /* residual */
-  ln_local = m->seq_shard ? m->d_resid : a->ln2;
-  partial = m->seq_shard ? m->d_btc : a->res3;
-  be->layernorm_forward(ln_local, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2_w, p->ln2_b, Nl, C);
-  gather_rows(m, a->ln2, ln_local, Nl, C);
-  linear_forward(be, a->fch, a->ln2, p->w1, p->b1, N, C, 4 * Cl);      /* column-parallel */
-  be->gelu_forward(a->fch_gelu, a->fch, (size_t)N * 4 * Cl);
-  linear_forward(be, partial, a->fch_gelu, p->w2, NULL, N, 4 * Cl, C); /* row-parallel */
-  sum_rows(m, a->res3, partial, Nl, C);
-  be->bias_add(a->res3, p->b2, Nl, C);
-  be->accumulate(a->res3, a->res2, NlC);                                 /* residual */
-}
-
-/* On entry m->d_resid holds dL/d(block output) for this rank's rows; on
- * exit dL/d(block input). */
-static void block_backward(model *m, int l, const act_t *res_in, int B, int T) {
-  const backend *be = m->be;
-  const int C = m->shape.d_model, Cl = m->C_local, N = B * T, Nl = local_rows(m, N);
-  const block_params *p = &m->blocks[l];
-  block_params *g = &m->block_grads[l];
-  const block_acts *a = &m->acts[l];
-  /* MLP: the residual passes d_resid straight through; the branch adds to it. */
-  gather_rows(m, m->d_full, m->d_resid, Nl, C);
-  linear_backward(be, m->d_bt4c, g->w2, g->b2, m->d_full, a->fch_gelu, p->w2, N, 4 * Cl, C);
-  be->gelu_backward(m->d_bt4c, a->fch, m->d_bt4c, (size_t)N * 4 * Cl);
-  linear_backward(be, m->d_btc, g->w1, g->b1, m->d_bt4c, a->ln2, p->w1, N, C, 4 * Cl);
-  sum_rows(m, m->d_ln, m->d_btc, Nl, C);
-  norm_backward(m, m->d_resid, g->ln2_w, g->ln2_b, m->d_ln, a->res2, p->ln2_w, a->ln2_mean,
-                a->ln2_rstd, Nl, C);
-  /* attention */
-  gather_rows(m, m->d_full, m->d_resid, Nl, C);
-  linear_backward(be, m->d_atty, g->wo, g->bo, m->d_full, a->atty, p->wo, N, Cl, C);
-  be->attention_backward(m->d_qkv, m->d_atty, a->atty, a->qkv, a->att_saved, B, T, Cl, m->NH_local);
-  linear_backward(be, m->d_btc, g->wqkv, g->bqkv, m->d_qkv, a->ln1, p->wqkv, N, C, 3 * Cl);
-  sum_rows(m, m->d_ln, m->d_btc, Nl, C);
-  norm_backward(m, m->d_resid, g->ln1_w, g->ln1_b, m->d_ln, res_in, p->ln1_w, a->ln1_mean,
-                a->ln1_rstd, Nl, C);
-}
-
-static const act_t *block_input(const model *m, int l) {
-  return l == 0 ? m->encoded : m->acts[l - 1].res3;
-}
-
-/* Embedding, blocks, final norm and head: leaves this rank's vocabulary
- * shard of the logits in m->logits [N, V_local]. */
-static void forward_to_logits(model *m, const int32_t *inputs, int B, int T) {
-  const backend *be = m->be;
-  const int C = m->shape.d_model, N = B * T, Nl = local_rows(m, N);
-  ENSURE(B <= m->max_B && T <= m->max_T, "micro-batch %dx%d exceeds the arena's %dx%d", B, T,
-         m->max_B, m->max_T);
-  ENSURE(N == Nl * (m->seq_shard ? m->tp_size : 1), "sequence sharding: %d rows over tp %d", N,
-         m->tp_size);
-  be->ids_from_host(m->inputs, inputs, (size_t)N);
-  /* vocabulary-parallel lookup of all N rows; the position embedding is added
-   * by one tp rank only, so that the sum over the group holds it once */
+  const int C = m->shape.d_model, N = B * T, Nl = model_local_rows(m, N);
+  be->ids_from_host(s->tokens, inputs, (size_t)N);
   const bool adds_positions = !m->tp || m->tp->rank == 0;
-  act_t *partial = m->seq_shard ? m->d_btc : m->encoded;
-  be->embedding_forward(partial, m->inputs, m->params,
-                        adds_positions ? outer_param_at(m, "wpe") : NULL, B, T, C,
-                        m->vocab_start, m->V_valid);
-  sum_rows(m, m->encoded, partial, Nl, C);
-  for (int l = 0; l < m->shape.n_layer; l++) {
-    need_block(m, l, l + 1 < m->shape.n_layer ? l + 1 : -1);
-    block_forward(m, l, block_input(m, l), B, T);
-  }
-  act_t *lnf_local = m->seq_shard ? m->d_resid : m->lnf;
-  be->layernorm_forward(lnf_local, m->lnf_mean, m->lnf_rstd, block_input(m, m->shape.n_layer),
-                        outer_param_at(m, "lnf.weight"), outer_param_at(m, "lnf.bias"),
-                        Nl, C);
-  gather_rows(m, m->lnf, lnf_local, Nl, C);
-  /* tied head: logits = lnf · wteᵀ, this rank's vocabulary rows */
-  be->gemm(false, true, N, m->V_local, C, 1.0f, m->lnf, C, m->params, C, 0.0f, m->logits,
-           m->V_local);
+  act_t *partial = m->seq_shard ? m->d_btc : s->input;
+  be->embedding_forward(partial, s->tokens, outer_param_at(m, "wte"),
+                        adds_positions ? outer_param_at(m, "wpe") : NULL, B, T, C, m->vocab_start,
+                        m->V_valid);
+  model_sum_rows(m, s->input, partial, Nl, C);
 }
+
+/* From m->d_resid, dL/d(the embedding's output) of this rank's rows; the
+ * lookup's backward reads every row's gradient. */
+static void embedding_backward(model *m, model_slot *s, int B, int T) {
+  const int C = m->shape.d_model, Nl = model_local_rows(m, B * T);
+  model_gather_rows(m, m->d_full, m->d_resid, Nl, C);
+  m->be->embedding_backward(outer_grad_at(m, "wte"), outer_grad_at(m, "wpe"), m->d_full, s->tokens, B,
+                            T, C, m->vocab_start, m->V_valid);
+}
+
+/* ---- the head: final norm, tied output layer, loss ---- */
 
 /* Vocabulary-parallel cross-entropy (kernels/backend.h): losses on every tp
  * rank, and with dloss_scale ≠ 0 the logits become their gradient. */
@@ -491,62 +479,117 @@ static double crossentropy(model *m, const int32_t *targets, int N, float dloss_
   return total;
 }
 
-double model_forward_loss(model *m, const int32_t *inputs, const int32_t *targets, int B, int T) {
-  forward_to_logits(m, inputs, B, T);
-  return crossentropy(m, targets, B * T, 0.0f);
-}
-
-double model_forward_backward(model *m, const int32_t *inputs, const int32_t *targets, int B, int T,
-                              float dloss_scale, grads_ready_fn ready, void *ready_context) {
+/* x: this rank's rows of the last block's output. For PASS_TRAIN the head's
+ * backward runs here too and dL/dx lands in d_x. */
+static double head_forward(model *m, const act_t *x, act_t *d_x, const int32_t *targets, int B, int T,
+                           float dloss_scale, model_pass pass) {
   const backend *be = m->be;
-  const int C = m->shape.d_model, V = m->V_local, N = B * T, L = m->shape.n_layer;
-  forward_to_logits(m, inputs, B, T);
-  double loss_sum = crossentropy(m, targets, N, dloss_scale);
-
-  /* head (tied): dlnf = dlogits · wte (partial over vocabulary shards);
+  const int C = m->shape.d_model, V = m->V_local, N = B * T, Nl = model_local_rows(m, N);
+  const act_t *wte = outer_param_at(m, "wte"), *lnf_w = outer_param_at(m, "lnf.weight");
+  act_t *lnf_local = m->seq_shard ? m->d_ln : m->lnf;
+  be->layernorm_forward(lnf_local, m->lnf_mean, m->lnf_rstd, x, lnf_w, outer_param_at(m, "lnf.bias"),
+                        Nl, C);
+  model_gather_rows(m, m->lnf, lnf_local, Nl, C);
+  /* tied head: logits = lnf · wteᵀ, this rank's vocabulary rows */
+  be->gemm(false, true, N, V, C, 1.0f, m->lnf, C, wte, C, 0.0f, m->logits, V);
+  if (pass == PASS_LOGITS) return 0.0;
+  const double loss_sum = crossentropy(m, targets, N, pass == PASS_TRAIN ? dloss_scale : 0.0f);
+  if (pass != PASS_TRAIN) return loss_sum;
+  /* backward: dlnf = dlogits · wte (partial over vocabulary shards);
    * dwte += dlogitsᵀ · lnf (this rank's rows) */
-  const int Nl = local_rows(m, N);
-  be->gemm(false, false, N, C, V, 1.0f, m->logits, V, m->params, C, 0.0f, m->d_btc, C);
-  be->gemm(true, false, V, C, N, 1.0f, m->logits, V, m->lnf, C, 1.0f, m->grads, C);
-  sum_rows(m, m->d_ln, m->d_btc, Nl, C);
-  be->zero_act(m->d_resid, (size_t)Nl * C);
-  norm_backward(m, m->d_resid, outer_grad_at(m, "lnf.weight"), outer_grad_at(m, "lnf.bias"),
-                m->d_ln, block_input(m, L), outer_param_at(m, "lnf.weight"), m->lnf_mean,
-                m->lnf_rstd, Nl, C);
-  if (ready) ready(ready_context, registry_find(&m->reg, "lnf.weight")->offset);
-  for (int l = L - 1; l >= 0; l--) {
-    const grad_window_hooks *hooks = m->window_hooks;
-    if (m->windowed_grads) { /* take the window back, clean */
-      if (hooks) hooks->window_reuse(hooks->context, l % 2);
-      be->zero_act(m->grad_windows[l % 2], m->block_elems);
-    }
-    need_block(m, l, l - 1);
-    block_backward(m, l, block_input(m, l), B, T);
-    if (m->windowed_grads && hooks)
-      hooks->block_done(hooks->context, l % 2, m->grad_windows[l % 2],
-                        m->block_start0 + (size_t)l * m->block_elems, m->block_elems);
-    if (ready) {
-      char name[REGISTRY_NAME_BYTES];
-      snprintf(name, sizeof name, "layers.%d.ln1.weight", l);
-      ready(ready_context, registry_find(&m->reg, name)->offset);
-    }
-  }
-  /* the embedding's backward reads every row's gradient */
-  gather_rows(m, m->d_full, m->d_resid, Nl, C);
-  be->embedding_backward(m->grads, outer_grad_at(m, "wpe"), m->d_full, m->inputs, B, T, C,
-                         m->vocab_start, m->V_valid);
-  if (ready) ready(ready_context, 0);
+  be->gemm(false, false, N, C, V, 1.0f, m->logits, V, wte, C, 0.0f, m->d_btc, C);
+  be->gemm(true, false, V, C, N, 1.0f, m->logits, V, m->lnf, C, 1.0f, outer_grad_at(m, "wte"), C);
+  model_sum_rows(m, m->d_ln, m->d_btc, Nl, C);
+  be->zero_act(d_x, (size_t)Nl * C);
+  model_norm_backward(m, d_x, outer_grad_at(m, "lnf.weight"), outer_grad_at(m, "lnf.bias"), m->d_ln, x,
+                      lnf_w, m->lnf_mean, m->lnf_rstd, Nl, C);
   return loss_sum;
 }
 
-void model_forward_last_logits(model *m, const int32_t *inputs, int T, float *host_logits) {
-  /* sequence sharding needs T divisible by tp: pad on the right, which a
-   * causal model's position T−1 never sees */
-  int T_run = m->seq_shard ? (T + m->tp_size - 1) / m->tp_size * m->tp_size : T;
-  int32_t *padded = xmalloc((size_t)T_run * sizeof *padded, "padded prompt");
-  for (int t = 0; t < T_run; t++) padded[t] = inputs[t < T ? t : T - 1];
-  forward_to_logits(m, padded, 1, T_run);
-  free(padded);
+/* ---- a chunk on a slot ---- */
+
+size_t model_boundary_elems(const model *m, int B, int T) {
+  return (size_t)model_local_rows(m, B * T) * (size_t)m->shape.d_model;
+}
+act_t *model_slot_input(model *m, int slot) { return m->slots[slot].input; }
+act_t *model_slot_output_grad(model *m, int slot) { return m->slots[slot].d_output; }
+const act_t *model_input_grad(const model *m) { return m->d_resid; }
+const act_t *model_slot_output(const model *m, int slot, int chunk) {
+  return m->slots[slot].acts[m->stage.chunk_n_layers[chunk] - 1].res3;
+}
+
+static void check_micro_batch(const model *m, int slot, int chunk, int B, int T) {
+  ENSURE(B <= m->max_B && T <= m->max_T, "micro-batch %dx%d exceeds the arena's %dx%d", B, T, m->max_B,
+         m->max_T);
+  ENSURE(!m->seq_shard || (B * T) % m->tp_size == 0, "sequence sharding: %d rows over tp %d", B * T,
+         m->tp_size);
+  ENSURE(slot >= 0 && slot < m->n_slots && chunk >= 0 && chunk < m->stage.n_chunks,
+         "slot %d / chunk %d out of range", slot, chunk);
+}
+
+double model_chunk_forward(model *m, int slot, int chunk, const int32_t *inputs,
+                           const int32_t *targets, int B, int T, float dloss_scale, model_pass pass) {
+  check_micro_batch(m, slot, chunk, B, T);
+  model_slot *s = &m->slots[slot];
+  if (chunk == 0 && m->stage.has_embedding) embedding_forward(m, s, inputs, B, T);
+  const act_t *x = s->input;
+  const int j0 = m->chunk_start[chunk], n = m->stage.chunk_n_layers[chunk];
+  for (int i = 0; i < n; i++) {
+    const int j = j0 + i;
+    need_block(m, j, j + 1 < m->n_local_layers ? j + 1 : -1);
+    block_forward(m, j, &s->acts[i], x, B, T);
+    x = s->acts[i].res3;
+  }
+  if (chunk == m->stage.n_chunks - 1 && m->stage.has_head)
+    return head_forward(m, x, s->d_output, targets, B, T, dloss_scale, pass);
+  return 0.0;
+}
+
+void model_chunk_backward(model *m, int slot, int chunk, int B, int T, grads_ready_fn ready,
+                          void *ready_context) {
+  check_micro_batch(m, slot, chunk, B, T);
+  const backend *be = m->be;
+  model_slot *s = &m->slots[slot];
+  const size_t boundary = model_boundary_elems(m, B, T);
+  be->zero_act(m->d_resid, boundary);
+  be->accumulate(m->d_resid, s->d_output, boundary);
+  const int j0 = m->chunk_start[chunk], n = m->stage.chunk_n_layers[chunk];
+  const grad_window_hooks *hooks = m->window_hooks;
+  for (int i = n - 1; i >= 0; i--) {
+    const int j = j0 + i;
+    if (m->windowed_grads) { /* take the window back, clean */
+      if (hooks) hooks->window_reuse(hooks->context, j % 2);
+      be->zero_act(m->grad_windows[j % 2], m->block_elems);
+    }
+    need_block(m, j, j - 1);
+    block_backward(m, j, &s->acts[i], i == 0 ? s->input : s->acts[i - 1].res3, B, T);
+    if (m->windowed_grads && hooks)
+      hooks->block_done(hooks->context, j % 2, m->grad_windows[j % 2],
+                        m->block_start0 + (size_t)j * m->block_elems, m->block_elems);
+    if (ready) ready(ready_context, m->block_start0 + (size_t)j * m->block_elems);
+  }
+  if (chunk == 0 && m->stage.has_embedding) embedding_backward(m, s, B, T);
+}
+
+void model_sum_tied_grads(model *m) {
+  if (!m->pp || !(m->stage.has_embedding || m->stage.has_head)) return;
+  ENSURE(!m->windowed_grads, "a tied embedding across stages needs flat gradients");
+  const param_spec *wte = registry_find(&m->reg, "wte");
+  const int peer = m->stage.has_embedding ? m->pp->size - 1 : 0;
+  float *grad = m->be->host_pointer(act_at(m->be, m->grads, wte->offset));
+  ENSURE(grad, "the tied embedding's gradient must be host-addressable on the %s backend", m->be->name);
+  float *other = xmalloc(wte->n_local * sizeof *other, "tied embedding gradient");
+  comm_request sent, received;
+  comm_recv_f32_start(m->pp, other, wte->n_local, peer, TIED_GRAD_TAG, &received);
+  comm_send_f32_start(m->pp, grad, wte->n_local, peer, TIED_GRAD_TAG, &sent);
+  comm_wait(&received);
+  comm_wait(&sent);
+  /* a + b on one end, b + a on the other: the same float, so the copies stay equal */
+  for (size_t i = 0; i < wte->n_local; i++) grad[i] += other[i];
+  free(other);
+}
+
+void model_copy_last_logits(model *m, int T, float *host_logits) {
   const int Vl = m->V_local;
   float *shard = xmalloc((size_t)Vl * sizeof *shard, "logits shard");
   m->be->act_to_host(shard, act_at(m->be, m->logits, (size_t)(T - 1) * Vl), (size_t)Vl);
@@ -559,4 +602,37 @@ void model_forward_last_logits(model *m, const int32_t *inputs, int T, float *ho
     free(all);
   }
   free(shard);
+}
+
+/* ---- the whole model on one stage ---- */
+
+static void ensure_whole(const model *m) {
+  ENSURE(m->stage.n_chunks == 1 && m->stage.has_embedding && m->stage.has_head,
+         "this call needs the whole model on one stage");
+}
+
+double model_forward_loss(model *m, const int32_t *inputs, const int32_t *targets, int B, int T) {
+  ensure_whole(m);
+  return model_chunk_forward(m, 0, 0, inputs, targets, B, T, 0.0f, PASS_LOSS);
+}
+
+double model_forward_backward(model *m, const int32_t *inputs, const int32_t *targets, int B, int T,
+                              float dloss_scale, grads_ready_fn ready, void *ready_context) {
+  ensure_whole(m);
+  const double loss_sum = model_chunk_forward(m, 0, 0, inputs, targets, B, T, dloss_scale, PASS_TRAIN);
+  model_chunk_backward(m, 0, 0, B, T, ready, ready_context);
+  if (ready) ready(ready_context, 0);
+  return loss_sum;
+}
+
+void model_forward_last_logits(model *m, const int32_t *inputs, int T, float *host_logits) {
+  ensure_whole(m);
+  /* sequence sharding needs T divisible by tp: pad on the right, which a
+   * causal model's position T−1 never sees */
+  int T_run = m->seq_shard ? (T + m->tp_size - 1) / m->tp_size * m->tp_size : T;
+  int32_t *padded = xmalloc((size_t)T_run * sizeof *padded, "padded prompt");
+  for (int t = 0; t < T_run; t++) padded[t] = inputs[t < T ? t : T - 1];
+  model_chunk_forward(m, 0, 0, padded, NULL, 1, T_run, 0.0f, PASS_LOGITS);
+  free(padded);
+  model_copy_last_logits(m, T, host_logits);
 }

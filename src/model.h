@@ -4,10 +4,10 @@
  * blocks, each  x += attn(LN1(x));  x += mlp(LN2(x))  with causal multi-head
  * softmax attention (fused QKV) and a 4·d_model GELU MLP; a final LayerNorm;
  * the output head tied to the token embedding. There is no autograd: each
- * block's forward saves what its backward needs in an activation arena sized
- * once for one micro-batch (B × T tokens), in the style of llm.c. Parameter
- * gradients accumulate (+=) into one flat buffer, so micro-batches of a step
- * add up until the optimizer consumes and zeroes them.
+ * block's forward saves what its backward needs in an activation arena, in
+ * the style of llm.c. Parameter gradients accumulate (+=) into one flat
+ * buffer, so micro-batches of a step add up until the optimizer consumes and
+ * zeroes them.
  *
  * Logical parameter shapes (DESIGN.md principle 1; tp splits noted):
  *   wte [V, C] (split 0)             wpe [T_max, C]
@@ -19,6 +19,26 @@
  *   layers.i.mlp.b2 [C]              lnf.{weight,bias} [C]
  * Parameters are laid out block by block (embeddings first, final norm last)
  * so that one block's parameters are one contiguous range.
+ *
+ * Pipeline stages (issue 7). A model object holds one pipeline stage: V local
+ * chunks of consecutive layers (model_stage; chunk c of stage s is global
+ * chunk c·p + s, Megatron's interleaved placement). The first stage's chunk
+ * 0 begins with the embedding; the last stage's last chunk ends with the
+ * final norm, the tied head and the loss. A stage registers only what it
+ * holds: wte (first and last stage — the tied copy; its gradient is summed
+ * between the two, model_sum_tied_grads), wpe, its blocks, lnf. A chunk's
+ * forward and backward run on a *slot*: the activations of one micro-batch
+ * in flight through one chunk (a pipeline schedule holds several). The head
+ * computes the loss and its own backward already in the forward, so a slot
+ * keeps the gradient entering the chunk's last block (d_output) instead of
+ * the vocabulary-sized logits (Megatron-LM does the same).
+ *
+ * Activation recomputation: `none` keeps every block activation in the slot;
+ * `selective` keeps all but the attention core's (the probabilities or
+ * log-sum-exp rows and the attention output), recomputed from the saved QKV
+ * in the backward (Korthikanti et al.); `full` keeps only each block's
+ * output and recomputes the whole block's forward before its backward. What
+ * is not kept lives once, in shared scratch.
  *
  * Tensor parallelism (Megatron-LM): with a tp group of t ranks each rank holds
  * NH/t heads of the fused QKV (column-parallel) and the matching input
@@ -39,6 +59,7 @@
 #ifndef TESSERA_MODEL_H
 #define TESSERA_MODEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,6 +70,22 @@
 typedef struct model_shape {
   int n_layer, n_head, d_model, vocab_size, seq_len;
 } model_shape;
+
+typedef enum recompute_kind { RECOMPUTE_NONE, RECOMPUTE_SELECTIVE, RECOMPUTE_FULL } recompute_kind;
+
+#define MODEL_MAX_CHUNKS 64
+
+/* The layers one pipeline stage holds. */
+typedef struct model_stage {
+  int n_chunks;                              /* local chunks V */
+  int chunk_first_layer[MODEL_MAX_CHUNKS];   /* global index of local chunk c's first layer */
+  int chunk_n_layers[MODEL_MAX_CHUNKS];      /* layers in local chunk c (>= 1) */
+  bool has_embedding;                        /* local chunk 0 begins with the embedding */
+  bool has_head;                             /* the last local chunk ends with the head and loss */
+} model_stage;
+
+/* The whole model on one stage (no pipeline). */
+model_stage model_stage_whole(int n_layer);
 
 /* Called during the backward pass each time the gradients of every parameter
  * at flat offset >= `offset` are final for this micro-batch, so gradient
@@ -68,10 +105,10 @@ typedef struct grad_window_hooks {
 } grad_window_hooks;
 
 /* Windowed parameters (ZeRO-3): a block's weights are in one of two windows
- * only when needed. Before block `layer` is used `need_block` must fill
- * `window_buf` with the flat range [start, start + n_elems) (or find it
- * there already); `next_layer` is the block used after it (−1: none), which
- * the hook may start fetching into the other window. */
+ * only when needed. Before block `layer` (local index) is used `need_block`
+ * must fill `window_buf` with the flat range [start, start + n_elems) (or
+ * find it there already); `next_layer` is the block used after it (−1:
+ * none), which the hook may start fetching into the other window. */
 typedef struct param_window_hooks {
   void *context;
   void (*need_block)(void *context, int layer, int window, act_t *window_buf, size_t start,
@@ -83,50 +120,70 @@ typedef struct model_options {
   bool seq_shard;       /* --tp-seq-shard */
   bool windowed_grads;  /* ZeRO-2: no full gradient buffer */
   bool windowed_params; /* ZeRO-3: no full weights either (implies windowed_grads) */
+  const model_stage *stage; /* NULL: the whole model */
+  comm *pp;             /* pipeline group (the tied embedding), or NULL */
+  int n_slots;          /* micro-batches in flight at once (0 means 1) */
+  recompute_kind recompute;
 } model_options;
 
 typedef struct block_params block_params;
 typedef struct block_acts block_acts;
+typedef struct model_slot model_slot;
+
+/* What a chunk's forward computes at the head (the last chunk of the last
+ * stage): the loss and its backward (training), the loss only, or the
+ * logits only (generation). */
+typedef enum model_pass { PASS_TRAIN, PASS_LOSS, PASS_LOGITS } model_pass;
 
 typedef struct model {
   const backend *be;
   model_shape shape;
-  registry reg;
+  registry reg;        /* what this stage holds */
+  model_stage stage;
+  int n_local_layers;  /* over all local chunks */
+  int *layer_ids;      /* global layer of local block j */
+  int chunk_start[MODEL_MAX_CHUNKS]; /* local block index of chunk c's first layer */
   comm *tp;            /* tensor-parallel group, or NULL for one rank */
   int tp_size;
+  comm *pp;            /* pipeline group, or NULL for one stage */
+  bool tied_copy;      /* holds wte for the head only; the first stage holds it too */
   int C_local, NH_local; /* this rank's share of d_model and heads */
   int V_local;         /* vocabulary rows held here (padded: the logits' row stride) */
   int V_valid;         /* of those, real vocabulary entries */
   int vocab_start;     /* first vocabulary id held here */
   bool seq_shard;      /* norm regions sharded along the tokens over tp */
+  recompute_kind recompute;
   act_t *params; /* compute weights, flat, registry order */
   act_t *grads;  /* same layout; with windowed gradients only the embeddings and
                   * final norm live here (model_outer_grads) */
   bool windowed_grads;
   act_t *grad_windows[2];
-  size_t block_start0, block_elems; /* flat range of block 0, elements per block */
+  size_t block_start0, block_elems; /* flat range of local block 0, elements per block */
   size_t outer_elems;               /* embeddings + final norm */
   const grad_window_hooks *window_hooks;
   bool windowed_params;
   act_t *param_windows[2];
   const param_window_hooks *param_hooks;
   int max_B, max_T;
-  size_t activation_bytes; /* arena, for the memory report */
+  size_t activation_bytes;      /* every arena, for the memory report */
+  size_t slot_activation_bytes; /* of that, one slot */
   /* internal: pointers into params, grads and the arena */
-  block_params *blocks, *block_grads;
-  block_acts *acts;
-  void *arena[3];
-  act_t *encoded, *lnf, *logits, *d_resid, *d_btc, *d_qkv, *d_atty, *d_bt4c;
+  block_params *blocks, *block_grads; /* per local block */
+  int n_slots, max_chunk_layers;
+  model_slot *slots;
+  block_acts *scratch_acts; /* what recomputation does not keep, shared by the slots */
+  void *arena[2];
+  act_t *lnf, *logits, *d_resid, *d_btc, *d_qkv, *d_atty, *d_bt4c;
   act_t *d_full, *d_ln, *ln_grad_scratch; /* sequence sharding: gathered / local / 2C */
   f32_t *lnf_mean, *lnf_rstd, *losses, *ce_max, *ce_stats;
-  ids_t *inputs, *targets;
+  ids_t *targets;
   float *host_losses;
 } model;
 
-/* Builds the registry and allocates parameters, gradients and an activation
- * arena for micro-batches of up to max_B sequences of up to max_T tokens.
- * options may be NULL (one rank holds the whole model, flat gradients);
- * seq_shard needs tp to divide max_T. */
+/* Builds the registry and allocates parameters, gradients and activation
+ * arenas for micro-batches of up to max_B sequences of up to max_T tokens.
+ * options may be NULL (one rank holds the whole model, flat gradients, one
+ * slot); seq_shard needs tp to divide max_T. */
 void model_create(model *m, const backend *be, model_shape shape, int max_B, int max_T,
                   const model_options *options);
 
@@ -134,9 +191,16 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
  * parameters, only the embeddings and final norm are kept). */
 void model_load_params(model *m, const float *host);
 
-/* Adds the model's parameters, in their flat order, to reg (whose tp rank
- * and size decide the shards). */
-void model_register(registry *reg, const model_shape *shape);
+/* Adds the parameters a stage holds (all of them for stage NULL), in their
+ * flat order, to reg (whose tp rank and size decide the shards). */
+void model_register(registry *reg, const model_shape *shape, const model_stage *stage);
+
+/* The registry of the whole model (every stage's parameters) with this
+ * rank's tp shards, in flat order; and, collectively over the pp group, the
+ * pipeline stage that owns each of its parameters (the first stage for the
+ * tied embedding). owner has whole->n_params entries. */
+void model_whole_registry(const model *m, registry *whole);
+void model_owner_stages(const model *m, const registry *whole, int *owner);
 
 /* Zeroes every gradient the model keeps between micro-batches. */
 void model_zero_grads(model *m);
@@ -149,6 +213,43 @@ void model_free(model *m);
 
 /* Parameter count of the logical model (what a checkpoint would hold). */
 int64_t model_n_params(const model *m);
+
+/* ---- one chunk on one slot (the pipeline runtime's calls) ----
+ * Rows held per micro-batch: model_boundary_elems() = (B·T/t with sequence
+ * sharding, else B·T) × C activations cross a stage boundary. */
+size_t model_boundary_elems(const model *m, int B, int T);
+/* Where the activation entering a chunk goes (a chunk that does not begin
+ * with the embedding receives it here before its forward). */
+act_t *model_slot_input(model *m, int slot);
+/* The chunk's output after its forward (sent to the next chunk). */
+const act_t *model_slot_output(const model *m, int slot, int chunk);
+/* Where the gradient of the chunk's output goes before its backward
+ * (received from the next chunk; the head chunk fills it itself). */
+act_t *model_slot_output_grad(model *m, int slot);
+/* After a chunk's backward: the gradient of its input (sent to the chunk
+ * before). Valid until the next backward. */
+const act_t *model_input_grad(const model *m);
+
+/* Forward of local chunk `chunk` for one micro-batch on `slot`. The first
+ * chunk of the first stage reads inputs (B×T host ids); the head chunk
+ * reads targets and, for PASS_TRAIN, scales the loss gradient by dloss_scale
+ * and leaves dL/d(its last block's output) in the slot. Returns the sum of
+ * the B·T token losses at the head (0 elsewhere, and for PASS_LOGITS). */
+double model_chunk_forward(model *m, int slot, int chunk, const int32_t *inputs,
+                           const int32_t *targets, int B, int T, float dloss_scale, model_pass pass);
+/* Backward of the same; gradients accumulate into m->grads. `ready` (may be
+ * NULL) is told as each block's gradients become final; the embedding's are
+ * final when the first chunk's backward returns. */
+void model_chunk_backward(model *m, int slot, int chunk, int B, int T, grads_ready_fn ready,
+                          void *ready_context);
+/* The tied embedding: the first and last stage add their wte gradients
+ * (collective over the pp group's ends; nothing with one stage). */
+void model_sum_tied_grads(model *m);
+/* After a PASS_LOGITS forward at the head: the logits of position T−1 of
+ * sequence 0, gathered over the tp group (vocab_size floats). */
+void model_copy_last_logits(model *m, int T, float *host_logits);
+
+/* ---- the whole model on one stage ---- */
 
 /* Training pass over one micro-batch: forward, loss and backward.
  * inputs/targets are B×T host token ids. Gradients of the loss
@@ -169,5 +270,10 @@ void model_forward_last_logits(model *m, const int32_t *inputs, int T, float *ho
  * over parameters plus causal attention's QKᵀ and PV, as in the PaLM appendix
  * with the causal half). */
 double model_flops_per_token(const model_shape *shape, int T);
+
+/* Forward FLOPs per token of one block and of the head with its loss, for
+ * balancing pipeline stages. */
+double model_block_flops(const model_shape *shape, int T);
+double model_head_flops(const model_shape *shape);
 
 #endif

@@ -80,17 +80,25 @@ void optimizer_load(optimizer *opt, const float *host_master, const float *host_
   opt->step = step;
 }
 
+/* The last pipeline stage's copy of the tied embedding has the first
+ * stage's gradient (model_sum_tied_grads): it counts there, once. */
+static bool counted_elsewhere(const model *mdl, const param_spec *p) {
+  return mdl->tied_copy && mdl->pp && strcmp(p->name, "wte") == 0;
+}
+
 double optimizer_grad_norm(const optimizer *opt, const model *mdl) {
   double sums[2] = {0, 0}; /* replicated over tp, split over tp */
   if (!opt->shard_grads) {
     for (int k = 0; k < mdl->reg.n_params; k++) {
       const param_spec *p = &mdl->reg.params[k];
+      if (counted_elsewhere(mdl, p)) continue;
       sums[p->tp_split_dim >= 0] += opt->be->sum_squares(act_at(opt->be, mdl->grads, p->offset), p->n_local);
     }
   } else { /* each rank holds its range: sum the ranges over the shard group */
     const size_t lo_shard = opt->shard_start, hi_shard = opt->shard_start + opt->shard_elems;
     for (int k = 0; k < mdl->reg.n_params; k++) {
       const param_spec *p = &mdl->reg.params[k];
+      if (counted_elsewhere(mdl, p)) continue;
       const size_t lo = p->offset > lo_shard ? p->offset : lo_shard;
       const size_t hi = p->offset + p->n_local < hi_shard ? p->offset + p->n_local : hi_shard;
       if (lo < hi)
@@ -99,6 +107,7 @@ double optimizer_grad_norm(const optimizer *opt, const model *mdl) {
     if (opt->shard_group) comm_allreduce_sum_f64(opt->shard_group, sums, 2);
   }
   if (mdl->tp) comm_allreduce_sum_f64(mdl->tp, &sums[1], 1);
+  if (mdl->pp) comm_allreduce_sum_f64(mdl->pp, sums, 2); /* the stages hold different layers */
   return sqrt(sums[0] + sums[1]);
 }
 

@@ -67,7 +67,8 @@ void optimizer_free(optimizer *opt);
 
 /* ‖g‖₂ of the model's (already reduced) gradient. Tensor-parallel shards
  * are summed over the model's tp group; replicated tensors (identical on
- * every tp rank) count once. */
+ * every tp rank) count once; pipeline stages add theirs over the pp group,
+ * the tied embedding counted once. */
 double optimizer_grad_norm(const optimizer *opt, const model *mdl);
 
 /* One AdamW step at learning rate lr given the gradient norm; refreshes

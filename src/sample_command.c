@@ -62,7 +62,8 @@ int sample_command(int argc, char **argv) {
   ckpt_file_close(&f);
   model_load_params(&m, host);
   free(host);
-  sampler_generate_text(&m, prompt, n_tokens, top_k, (uint64_t)seed, stdout);
+  sampler_generate_text(sampler_model_logits, &m, shape.seq_len, shape.vocab_size, prompt, n_tokens, top_k,
+                        (uint64_t)seed, stdout);
   model_free(&m);
   return EXIT_OK;
 }

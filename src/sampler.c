@@ -43,9 +43,13 @@ int sampler_pick(const float *logits, int n, int top_k, double u) {
   return last;
 }
 
-void sampler_generate_text(model *m, const char *prompt, int n_new, int top_k, uint64_t seed,
-                           FILE *out) {
-  const int T_max = m->shape.seq_len, V = m->shape.vocab_size;
+void sampler_model_logits(void *context, const int32_t *tokens, int T, float *logits) {
+  model_forward_last_logits(context, tokens, T, logits);
+}
+
+void sampler_generate_text(sampler_logits_fn logits_of, void *context, int seq_len, int vocab_size,
+                           const char *prompt, int n_new, int top_k, uint64_t seed, FILE *out) {
+  const int T_max = seq_len, V = vocab_size;
   const size_t prompt_bytes = strlen(prompt);
   const size_t capacity = prompt_bytes + (size_t)n_new + 1;
   int32_t *tokens = xmalloc(capacity * sizeof *tokens, "sample tokens");
@@ -56,8 +60,8 @@ void sampler_generate_text(model *m, const char *prompt, int n_new, int top_k, u
   for (size_t i = 0; i < n_tokens; i++)
     if (out && tokenizer_decode(tokens[i], text) > 0 && tokens[i] != TOKENIZER_EOT) fputs(text, out);
   for (int i = 0; i < n_new; i++) {
-    size_t context = n_tokens < (size_t)T_max ? n_tokens : (size_t)T_max;
-    model_forward_last_logits(m, tokens + n_tokens - context, (int)context, logits);
+    size_t n_context = n_tokens < (size_t)T_max ? n_tokens : (size_t)T_max;
+    logits_of(context, tokens + n_tokens - n_context, (int)n_context, logits);
     double u = (double)(hash_mix64(seed * 0x9e3779b97f4a7c15ULL + (uint64_t)i) >> 11) * 0x1.0p-53;
     int32_t next = sampler_pick(logits, V, top_k, u);
     tokens[n_tokens++] = next;

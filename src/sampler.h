@@ -13,11 +13,20 @@
 
 #include "model.h"
 
-/* Encodes prompt with the byte tokenizer, generates n_new tokens, writes the
- * decoded text (prompt included) to out (NULL: generate without printing, as
- * the other tensor-parallel ranks of the printing replica do). */
-void sampler_generate_text(model *m, const char *prompt, int n_new, int top_k, uint64_t seed,
-                           FILE *out);
+/* The logits of position T−1 after a forward over tokens[0..T): a whole
+ * model's model_forward_last_logits, or a pipeline's pass over its stages.
+ * Every rank that takes part gets all vocab_size logits. */
+typedef void (*sampler_logits_fn)(void *context, const int32_t *tokens, int T, float *logits);
+
+/* Adapter: context is a model holding every layer. */
+void sampler_model_logits(void *context, const int32_t *tokens, int T, float *logits);
+
+/* Encodes prompt with the byte tokenizer, generates n_new tokens with a
+ * context of up to seq_len, writes the decoded text (prompt included) to out
+ * (NULL: generate without printing, as the other ranks of the printing
+ * replica do). */
+void sampler_generate_text(sampler_logits_fn logits_of, void *context, int seq_len, int vocab_size,
+                           const char *prompt, int n_new, int top_k, uint64_t seed, FILE *out);
 
 /* Draws an index from softmax(logits[0..n)) restricted to the top_k largest
  * (top_k <= 0: all), using uniform u in [0, 1). */

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "fail.h"
 #include "grid.h"
+#include "pipeline_plan.h"
 #include "runtime.h"
 #include "trainer.h"
 
@@ -99,11 +100,10 @@ static void parse_arguments(int argc, char **argv, config *cfg, bool *print_conf
 
 /* Checks that need the world size: the layout and the batch arithmetic. */
 static void check_layout(const config *cfg, int world_size) {
-  if (cfg->pp > 1 || cfg->sp > 1)
+  if (cfg->sp > 1)
     fail_collective(EXIT_USER_ERROR,
-                    "--pp %d --sp %d: pipeline and sequence parallelism are not available yet in "
-                    "this build — use --pp 1 --sp 1",
-                    cfg->pp, cfg->sp);
+                    "--sp %d: sequence parallelism is not available yet in this build — use --sp 1",
+                    cfg->sp);
   char err[512];
   grid_shape shape;
   if (grid_check_shape(world_size, cfg->tp, cfg->pp, cfg->sp, &shape, err, sizeof err))
@@ -140,6 +140,17 @@ static void check_layout(const config *cfg, int world_size) {
                     cfg->batch_size, dp, cfg->micro_batch_size, unit, lower > 0 ? lower : unit,
                     upper);
   }
+  if (cfg->pp > 1 && cfg->zero >= 2)
+    fail_collective(EXIT_USER_ERROR,
+                    "--zero %d with --pp %d: ZeRO-2 reduce-scatters each block's gradients as its "
+                    "backward ends and ZeRO-3 gathers each block's weights before every use, so with "
+                    "several micro-batches in flight per stage they would repeat that traffic for every "
+                    "micro-batch (DeepSpeed refuses the same pairing); use --zero 1 with a pipeline",
+                    cfg->zero, cfg->pp);
+  pipeline_plan plan;
+  const int status = pipeline_plan_make(&plan, cfg, dp, err, sizeof err);
+  pipeline_plan_free(&plan);
+  if (status) fail_collective(status, "%s", err);
   if (!cfg->data[0])
     fail_collective(EXIT_USER_ERROR,
                     "no training data: pass --data PREFIX (a dataset made by `tessera prep`)");

@@ -22,6 +22,8 @@
 #include "model.h"
 #include "optimizer.h"
 #include "param_init.h"
+#include "pipeline.h"
+#include "pipeline_plan.h"
 #include "progress.h"
 #include "sampler.h"
 #include "token_dataset.h"
@@ -36,6 +38,8 @@ typedef struct run_state {
   const backend *be;
   grid grid;
   model mdl;
+  pipeline_plan plan;    /* the layers of each pipeline chunk and the step's schedule */
+  pipeline pipe;         /* runs the schedule on this stage (one stage: plain accumulation) */
   optimizer opt;
   grad_sync sync;        /* ZeRO 0 and 1: bucketed all-reduce of the flat gradient */
   shard_sync ssync;      /* ZeRO 2: reduce-scatter of gradient windows into shards */
@@ -197,8 +201,20 @@ static void report_start(run_state *rs) {
     printf("model: %d layers, %d heads, d_model %d, vocab %d, seq_len %d: %.2fM parameters\n",
            cfg->n_layer, cfg->n_head, cfg->d_model, cfg->vocab_size, cfg->seq_len,
            (double)model_n_params(m) / 1e6);
-    printf("layout: %d ranks = dp %d x tp %d (pp 1, sp 1), ZeRO stage %d, backend %s\n",
-           rs->rt->world_size, rs->grid.shape.dp, rs->grid.shape.tp, cfg->zero, rs->be->name);
+    printf("layout: %d ranks = dp %d x tp %d x pp %d x sp %d, ZeRO stage %d, backend %s\n",
+           rs->rt->world_size, rs->grid.shape.dp, rs->grid.shape.tp, rs->grid.shape.pp, rs->grid.shape.sp,
+           cfg->zero, rs->be->name);
+    if (rs->grid.shape.pp > 1) {
+      const pipeline_plan *plan = &rs->plan;
+      printf("pipeline: %s schedule, %d stages x %d chunks, %d micro-batches per step; layers per chunk:",
+             pipe_schedule_name(plan->schedule.kind), plan->stages, plan->chunks_per_stage, plan->micro_batches);
+      for (int g = 0; g < plan->stages * plan->chunks_per_stage; g++)
+        printf("%s%d", g ? "," : " ", plan->layers_per_chunk[g]);
+      printf("; bubble by formula %.1f%%\n",
+             100 * pipe_schedule_bubble_formula(plan->stages, plan->micro_batches, plan->chunks_per_stage));
+    }
+    if (cfg->recompute != RECOMPUTE_CHOICE_NONE)
+      printf("activation recomputation: %s\n", cfg->recompute == RECOMPUTE_CHOICE_FULL ? "full" : "selective");
     printf("batch: %d sequences x %d tokens = %lld tokens/step; micro-batch %d, %d accumulation "
            "steps per rank\n",
            cfg->batch_size, cfg->seq_len, (long long)cfg->batch_size * cfg->seq_len,
@@ -223,6 +239,12 @@ static void report_start(run_state *rs) {
   metrics_int(mx, "world", rs->rt->world_size);
   metrics_int(mx, "dp", rs->grid.shape.dp);
   metrics_int(mx, "tp", rs->grid.shape.tp);
+  metrics_int(mx, "pp", rs->grid.shape.pp);
+  metrics_int(mx, "sp", rs->grid.shape.sp);
+  metrics_int(mx, "micro_batches", rs->plan.micro_batches);
+  metrics_num(mx, "bubble_formula",
+              pipe_schedule_bubble_formula(rs->plan.stages, rs->plan.micro_batches, rs->plan.chunks_per_stage));
+  metrics_int(mx, "activation_slots", rs->mdl.n_slots);
   metrics_int(mx, "zero", cfg->zero);
   metrics_int(mx, "params", model_n_params(m));
   metrics_int(mx, "params_local", (int64_t)m->reg.n_local_total);
@@ -310,10 +332,12 @@ static void check_token_ids(run_state *rs, int32_t max_id, int64_t max_sample, c
 
 typedef struct step_result {
   double loss, grad_norm, lr, seconds;
+  double bubble; /* measured idle share of the pipeline, mean over stages */
 } step_result;
 
 static step_result train_step(run_state *rs, int64_t step) {
   const config *cfg = rs->cfg;
+  step_result r;
   const int M = cfg->micro_batch_size, T = cfg->seq_len;
   const size_t micro_tokens = (size_t)M * T;
   double start = progress_now();
@@ -334,18 +358,16 @@ static step_result train_step(run_state *rs, int64_t step) {
   const bool zero2 = rs->opt.shard_grads != NULL;
   model_zero_grads(&rs->mdl);
   if (zero2) rs->be->zero_act(rs->opt.shard_grads, rs->opt.shard_elems);
-  double loss_sum = 0;
-  for (int k = 0; k < rs->accum_steps; k++) {
-    bool last = k == rs->accum_steps - 1;
-    loss_sum += model_forward_backward(&rs->mdl, rs->inputs + k * micro_tokens,
-                                       rs->targets + k * micro_tokens, M, T, dloss_scale,
-                                       last && !zero2 ? grads_ready : NULL, &rs->sync);
-  }
+  /* the schedule's micro-batches; the dp all-reduce of each chunk's
+   * gradients starts during its last backward */
+  double loss_sum = pipeline_train_step(&rs->pipe, rs->inputs, rs->targets, M, T, dloss_scale,
+                                        zero2 ? NULL : grads_ready, &rs->sync);
   if (zero2) finish_shard_gradients(rs);
   else grad_sync_finish(&rs->sync);
   comm_allreduce_sum_f64(&rs->grid.dp_sp, &loss_sum, 1);
+  if (rs->grid.shape.pp > 1) comm_allreduce_sum_f64(&rs->grid.pp, &loss_sum, 1); /* the last stage's */
+  r.bubble = pipeline_measured_bubble(&rs->pipe);
 
-  step_result r;
   r.loss = loss_sum / ((double)cfg->batch_size * T);
   r.grad_norm = optimizer_grad_norm(&rs->opt, &rs->mdl);
   lr_schedule schedule = {cfg->lr, cfg->min_lr, cfg->warmup_steps, cfg->steps};
@@ -380,26 +402,27 @@ static double validate(run_state *rs) {
       if (cfg->zero >= 3) {
         memset(rs->inputs, 0, (size_t)T * sizeof *rs->inputs);
         memset(rs->targets, 0, (size_t)T * sizeof *rs->targets);
-        model_forward_loss(&rs->mdl, rs->inputs, rs->targets, 1, T);
+        pipeline_forward_loss(&rs->pipe, rs->inputs, rs->targets, 1, T);
       }
       continue;
     }
-    sums[0] += model_forward_loss(&rs->mdl, rs->inputs, rs->targets, rows, T);
+    sums[0] += pipeline_forward_loss(&rs->pipe, rs->inputs, rs->targets, rows, T);
     sums[1] += (double)rows * T;
   }
   comm_allreduce_sum_f64(&rs->grid.dp_sp, sums, 2);
   return sums[0] / sums[1];
 }
 
-/* The first model replica generates (all its tp ranks take part in every
- * forward and draw the same tokens); world rank 0 prints. */
+/* The first model replica generates (all its tp ranks and pipeline stages
+ * take part in every forward and draw the same tokens); world rank 0 prints. */
 static void print_sample(run_state *rs, int64_t step) {
   const config *cfg = rs->cfg;
   /* with ZeRO 3 every forward gathers weights over dp×sp: all replicas generate */
   if (cfg->sample_tokens <= 0 || (rs->grid.dp_rank != 0 && cfg->zero < 3)) return;
   FILE *out = rs->rt->world_rank == 0 ? stdout : NULL;
   progress_print(&rs->pg, "---- sample at step %lld ----\n", (long long)step);
-  sampler_generate_text(&rs->mdl, cfg->sample_prompt, cfg->sample_tokens, 0,
+  sampler_generate_text(pipeline_last_logits, &rs->pipe, cfg->seq_len, cfg->vocab_size, cfg->sample_prompt,
+                        cfg->sample_tokens, 0,
                         (uint64_t)cfg->seed + (uint64_t)step, out);
   progress_print(&rs->pg, "----\n");
 }
@@ -443,6 +466,7 @@ static void report_step(run_state *rs, int64_t step, const step_result *r, const
   metrics_num(mx, "tokens_per_s", tokens_per_s);
   metrics_num(mx, "mfu", mfu);
   metrics_num(mx, "ms", 1000 * r->seconds);
+  if (rs->grid.shape.pp > 1) metrics_num(mx, "bubble", r->bubble);
   metrics_int(mx, "tokens", (int64_t)(step * tokens));
   /* per group: the payload this rank handed to collectives during the step */
   comm *groups[GRID_N_GROUPS];
@@ -504,42 +528,56 @@ static int64_t peak_resident_bytes(void) {
 
 /* ---------------------------------------------------------------- params */
 
-/* Writes the logical model — every parameter in registry order, each in its
- * logical row-major layout, fp32, without tp padding — to one raw file. The
- * layout-equivalence tests compare these files between layouts. The first
- * replica's tp ranks gather their shards; world rank 0 writes. */
+/* Writes the logical model — every parameter in the whole model's registry
+ * order, each in its logical row-major layout, fp32, without tp padding —
+ * to one raw file. The layout-equivalence tests compare these files between
+ * layouts. In the first replica each parameter's owning stage gathers its tp
+ * shards on its tp rank 0, which sends the tensor to world rank 0 (pipeline
+ * rank 0 of the same group) to be written. */
 static void dump_parameters(run_state *rs, const char *path) {
   const model *m = &rs->mdl;
-  const int tp = rs->grid.shape.tp;
+  const grid *g = &rs->grid;
+  const int tp = g->shape.tp;
   float *master = xmalloc(m->reg.n_local_total * sizeof *master, "parameter dump");
   optimizer_gather_master(&rs->opt, master); /* ZeRO shards, over dp×sp */
-  if (rs->grid.dp_rank != 0) {
-    free(master);
-    return;
-  }
+  registry whole;
+  model_whole_registry(m, &whole);
+  int *owner = xmalloc((size_t)whole.n_params * sizeof *owner, "parameter dump");
+  model_owner_stages(m, &whole, owner);
   FILE *out = NULL;
-  if (rs->rt->world_rank == 0 && !(out = fopen(path, "wb")))
-    fail_local(EXIT_IO_ERROR, "cannot write parameters to '%s'", path);
-  for (int k = 0; k < m->reg.n_params; k++) {
-    const param_spec *p = &m->reg.params[k];
-    float *shards = xmalloc(p->n_local * (size_t)tp * sizeof *shards, "parameter dump");
-    if (tp > 1 && p->tp_split_dim >= 0) comm_allgather_f32(&rs->grid.tp, master + p->offset, shards, p->n_local);
-    else memcpy(shards, master + p->offset, p->n_local * sizeof *shards);
-    if (out) {
-      float *logical = xcalloc((size_t)p->n_logical, sizeof *logical, "parameter dump");
-      const int n_shards = p->tp_split_dim >= 0 ? tp : 1;
-      for (int r = 0; r < n_shards; r++) {
-        const param_spec shard = registry_shard_of_tp_rank(p, r);
-        for (size_t i = 0; i < p->n_local; i++)
-          if (!registry_is_padding(&shard, i))
-            logical[registry_logical_index(&shard, i)] = shards[(size_t)r * p->n_local + i];
+  if (g->dp_rank == 0 && g->sp_rank == 0) {
+    if (g->world_rank == 0 && !(out = fopen(path, "wb")))
+      fail_local(EXIT_IO_ERROR, "cannot write parameters to '%s'", path);
+    for (int k = 0; k < whole.n_params; k++) {
+      const param_spec *w = &whole.params[k];
+      const bool gathers = owner[k] == g->pp_rank, receives = owner[k] != g->pp_rank && out;
+      if (!gathers && !receives) continue;
+      float *logical = xcalloc((size_t)w->n_logical, sizeof *logical, "parameter dump");
+      if (gathers) {
+        const param_spec *p = registry_find(&m->reg, w->name);
+        float *shards = xmalloc(p->n_local * (size_t)tp * sizeof *shards, "parameter dump");
+        if (tp > 1 && p->tp_split_dim >= 0) comm_allgather_f32(&rs->grid.tp, master + p->offset, shards, p->n_local);
+        else memcpy(shards, master + p->offset, p->n_local * sizeof *shards);
+        const int n_shards = p->tp_split_dim >= 0 ? tp : 1;
+        for (int r = 0; r < n_shards; r++) {
+          const param_spec shard = registry_shard_of_tp_rank(p, r);
+          for (size_t i = 0; i < p->n_local; i++)
+            if (!registry_is_padding(&shard, i))
+              logical[registry_logical_index(&shard, i)] = shards[(size_t)r * p->n_local + i];
+        }
+        free(shards);
+        if (!out && g->tp_rank == 0 && owner[k] != 0)
+          comm_send_f32(&rs->grid.pp, logical, (size_t)w->n_logical, 0, k);
+      } else {
+        comm_recv_f32(&rs->grid.pp, logical, (size_t)w->n_logical, owner[k], k);
       }
-      if (fwrite(logical, sizeof *logical, (size_t)p->n_logical, out) != (size_t)p->n_logical)
+      if (out && fwrite(logical, sizeof *logical, (size_t)w->n_logical, out) != (size_t)w->n_logical)
         fail_local(EXIT_IO_ERROR, "writing parameters to '%s' failed", path);
       free(logical);
     }
-    free(shards);
   }
+  free(owner);
+  registry_free(&whole);
   free(master);
   if (out && fclose(out) != 0) fail_local(EXIT_IO_ERROR, "writing parameters to '%s' failed", path);
 }
@@ -563,11 +601,19 @@ int trainer_run(const config *cfg, const runtime *rt) {
 
   open_data(rs);
   model_shape shape = {cfg->n_layer, cfg->n_head, cfg->d_model, cfg->vocab_size, cfg->seq_len};
+  int status = pipeline_plan_make(&rs->plan, cfg, rs->grid.shape.dp, err, sizeof err);
+  if (status) fail_collective(status, "%s", err); /* train_command checked it already */
+  const model_stage stage = pipeline_plan_stage(&rs->plan, rs->grid.pp_rank);
   const model_options options = {.tp = &rs->grid.tp,
                                  .seq_shard = cfg->tp_seq_shard,
                                  .windowed_grads = cfg->zero >= 2,
-                                 .windowed_params = cfg->zero >= 3};
+                                 .windowed_params = cfg->zero >= 3,
+                                 .stage = &stage,
+                                 .pp = &rs->grid.pp,
+                                 .n_slots = pipeline_slots_needed(&rs->plan.schedule, rs->grid.pp_rank),
+                                 .recompute = (recompute_kind)cfg->recompute};
   model_create(&rs->mdl, rs->be, shape, cfg->micro_batch_size, cfg->seq_len, &options);
+  pipeline_create(&rs->pipe, &rs->mdl, &rs->grid.pp, &rs->plan.schedule);
   float *host_params = xmalloc(rs->mdl.reg.n_local_total * sizeof *host_params, "initial parameters");
   param_init_all(&rs->mdl.reg, (uint64_t)cfg->seed, host_params);
   model_load_params(&rs->mdl, host_params);
@@ -735,6 +781,8 @@ int trainer_run(const config *cfg, const runtime *rt) {
   if (cfg->zero >= 2) shard_sync_free(&rs->ssync);
   if (cfg->zero >= 3) param_gather_free(&rs->pgather);
   optimizer_free(&rs->opt);
+  pipeline_free(&rs->pipe);
+  pipeline_plan_free(&rs->plan);
   model_free(&rs->mdl);
   dataset_close(&rs->train_ds);
   if (rs->separate_val) dataset_close(&rs->val_ds);

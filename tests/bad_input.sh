@@ -39,7 +39,28 @@ expect 1 "missing data" "missing" 2 train -c "$cfg" --data "$work/missing"
 expect 1 "batch not divisible by dp x micro-batch" "batch_size 8 is not divisible by dp 3" 3 \
   train -c "$cfg" --data "$work/data"
 expect 1 "heads do not divide d_model" "n_head" 2 train -c "$cfg" --data "$work/data" --n_head 5
-expect 1 "unimplemented layout" "--pp 2" 2 train -c "$cfg" --data "$work/data" --pp 2
+expect 1 "unimplemented layout" "--sp 2" 2 train -c "$cfg" --data "$work/data" --sp 2
+# pipelines (tiny-test.ini: 2 layers, 4 micro-batches per step on one replica)
+expect 1 "more pipeline stages than layers" "need at least one layer each, but n_layer is 2" 4 \
+  train -c "$cfg" --data "$work/data" --pp 4
+expect 1 "1F1B with fewer micro-batches than stages" "1f1b needs at least as many micro-batches" 2 \
+  train -c "$cfg" --data "$work/data" --pp 2 --micro_batch_size 8
+expect 1 "--pp-layers not summing to n_layer" "sums to 3 layers, but n_layer is 2" 2 \
+  train -c "$cfg" --data "$work/data" --pp 2 --pp-layers 1,2
+expect 1 "--pp-layers with the wrong number of counts" "gives 1 counts" 2 \
+  train -c "$cfg" --data "$work/data" --pp 2 --pp-layers 2
+expect 1 "--pp-layers with an empty chunk" "at least one layer" 2 \
+  train -c "$cfg" --data "$work/data" --pp 2 --pp-layers 2,0
+expect 1 "--pp-virtual without the interleaved schedule" "needs --pp-schedule interleaved" 2 \
+  train -c "$cfg" --data "$work/data" --pp 2 --pp-virtual 2 --n_layer 4
+expect 1 "--pp-virtual on one stage" "needs --pp 2 or more" 1 \
+  train -c "$cfg" --data "$work/data" --pp-virtual 2 --pp-schedule interleaved
+expect 1 "interleaving with micro-batches not a multiple of stages" "multiple of --pp" 2 \
+  train -c "$cfg" --data "$work/data" --pp 2 --pp-virtual 2 --pp-schedule interleaved --n_layer 4 \
+  --micro_batch_size 1 --batch_size 3
+expect 1 "ZeRO-2 with a pipeline" "use --zero 1 with a pipeline" 2 \
+  train -c "$cfg" --data "$work/data" --pp 2 --zero 2
+expect 1 "unknown schedule" "gpipe|1f1b|interleaved" 2 train -c "$cfg" --data "$work/data" --pp 2 --pp-schedule zigzag
 expect 1 "tp does not divide the heads" "n_head = 2.*--tp 2" 3 train -c "$cfg" --data "$work/data" --tp 3
 expect 1 "sequence sharding needs tp | seq_len" "seq_len = 31 is not divisible by 2" 2 \
   train -c "$cfg" --data "$work/data" --tp 2 --tp-seq-shard --seq_len 31

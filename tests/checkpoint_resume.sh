@@ -23,7 +23,8 @@ train 1 --metrics "$work/full.jsonl" --dump_params "$work/full.params" > "$work/
   || { cat "$work/full.out"; fail "uninterrupted run"; finish; }
 losses "$work/full.jsonl" | tail -n 10 > "$work/full.tail"
 
-pair() { # NAME NP_A "FLAGS_A" NP_B "FLAGS_B"
+base=full
+pair() { # NAME NP_A "FLAGS_A" NP_B "FLAGS_B" — against the run $base
   name=$1; dir="$work/$name"
   # shellcheck disable=SC2086
   train "$2" $3 --save-dir "$dir" --save-every 5 --stop_at_step 10 --metrics "$dir.jsonl" \
@@ -35,8 +36,8 @@ pair() { # NAME NP_A "FLAGS_A" NP_B "FLAGS_B"
   losses "$dir.jsonl" > "$dir.losses"
   [ "$(wc -l < "$dir.losses")" -eq 20 ] || fail "$name: metrics should hold steps 1..20 once"
   tail -n 10 "$dir.losses" > "$dir.tail"
-  d=$(max_rel_diff "$dir.tail" "$work/full.tail")
-  p=$("$COMPARE" "$dir.params" "$work/full.params" 1e-4); ok=$?
+  d=$(max_rel_diff "$dir.tail" "$work/$base.tail")
+  p=$("$COMPARE" "$dir.params" "$work/$base.params" 1e-4); ok=$?
   awk -v d="$d" 'BEGIN { exit !(d <= 1e-5) }' && [ $ok -eq 0 ] \
     && pass "$name: steps 11-20 losses $d, parameters: $p" \
     || fail "$name: losses $d (tolerance 1e-5), parameters: $p (tolerance 1e-4)"
@@ -47,6 +48,18 @@ pair tp4_to_one 4 "--tp 4 --tp-seq-shard" 1 ""
 pair eight_to_four 8 "--tp 2 --zero 3" 4 ""       # 8 -> 4 ranks, tp2 -> tp1, ZeRO 3 -> 0
 pair one_to_eight 1 "" 8 "--tp 4 --zero 2"        # 1 -> 8 ranks
 pair async_tp2_dp2_to_one 4 "--tp 2 --async-save" 1 ""  # written by rank 0's background thread
+
+# pipelines, on the 4-layer model of the pipeline suite: each stage writes
+# the tensors it holds (the first stage the tied embedding), any layout reads
+cfg="$TESTS_SRCDIR/pipe-equiv.ini"
+train 1 --metrics "$work/full4.jsonl" --dump_params "$work/full4.params" > "$work/full4.out" 2>&1 \
+  || { cat "$work/full4.out"; fail "uninterrupted 4-layer run"; finish; }
+losses "$work/full4.jsonl" | tail -n 10 > "$work/full4.tail"
+base=full4
+pair pp2_dp2_zero1_to_tp2 4 "--pp 2 --zero 1" 2 "--tp 2"                 # 4 -> 2 ranks
+pair one_to_pp2_interleaved_tp2 1 "" 4 "--pp 2 --pp-schedule interleaved --pp-virtual 2 --tp 2"
+pair pp4_async_to_pp2_gpipe 4 "--pp 4 --async-save" 2 "--pp 2 --pp-schedule gpipe"
+cfg="$TESTS_SRCDIR/equiv.ini"
 
 # read back without tessera
 ck="$work/one_to_dp4/step_00000020.h5"
@@ -87,7 +100,7 @@ train 2 --resume "$work/nowhere.h5" --metrics "$work/i.jsonl" > /dev/null 2> "$w
 
 # tessera ckpt: info and verify
 good="$work/dp2_zero1_to_tp2_dp2_zero3/step_00000020.h5"
-"$TESSERA" ckpt info "$good" > "$work/info.out" 2>&1 && grep -q 'saved by: 4 ranks = dp 2 x tp 2, ZeRO 3' "$work/info.out" \
+"$TESSERA" ckpt info "$good" > "$work/info.out" 2>&1 && grep -q 'saved by: 4 ranks = dp 2 x tp 2 x pp 1 x sp 1, ZeRO 3' "$work/info.out" \
   && grep -q 'layers.1.attn.wqkv  *\[3, 4, 8, 32\]' "$work/info.out" \
   && pass "ckpt info shows the saved layout and logical shapes" || { fail "ckpt info"; cat "$work/info.out"; }
 "$TESSERA" ckpt verify "$good" > "$work/verify.out" 2>&1 && grep -q 'every checksum good' "$work/verify.out" \

@@ -1,0 +1,142 @@
+/* model_block — one pre-norm transformer block, forward and backward side by
+ * side, and the tensor-parallel reductions around it (Megatron's f and g).
+ * The backward mirrors the forward line by line in reverse. Linear layers
+ * compute out[N, OC] = inp[N, IC] · Wᵀ + b with W stored [OC, IC].
+ *
+ * Scratch: the backward's buffers (d_*) are idle between blocks except
+ * d_resid, which carries the gradient of the residual stream. The forward
+ * uses d_ln (this rank's norm output) and d_btc (partial sums) as scratch
+ * under sequence sharding, so a block can be recomputed inside the backward
+ * without touching d_resid. */
+#include <stdlib.h>
+
+#include "fail.h"
+#include "model_internal.h"
+
+const char *const block_param_names[BLOCK_N_PARAMS] = {
+    "ln1.weight", "ln1.bias", "attn.wqkv", "attn.bqkv", "attn.wo", "attn.bo",
+    "ln2.weight", "ln2.bias", "mlp.w1",    "mlp.b1",    "mlp.w2",  "mlp.b2"};
+
+int model_local_rows(const model *m, int N) { return m->seq_shard ? N / m->tp_size : N; }
+
+/* ---- tensor-parallel reductions (Megatron's f and g operators) ---- */
+
+static float *host_of(const model *m, const act_t *x) {
+  float *host = m->be->host_pointer((void *)x);
+  ENSURE(host, "tp communication needs host-addressable activations on the %s backend", m->be->name);
+  return host;
+}
+
+/* Leaving a row-parallel product: the partial sums over tp of all N rows
+ * become this rank's rows — an all-reduce in place (local == partial), or a
+ * reduce-scatter into the local rows with sequence sharding. */
+void model_sum_rows(model *m, act_t *local, act_t *partial, int N_local, int C) {
+  if (!m->tp) return;
+  if (m->seq_shard)
+    comm_reduce_scatter_sum_f32(m->tp, host_of(m, partial), host_of(m, local), (size_t)N_local * C);
+  else
+    comm_allreduce_sum_f32(m->tp, host_of(m, partial), (size_t)N_local * C);
+}
+
+/* Entering a column-parallel product: every rank needs all N rows — an
+ * all-gather of the local rows with sequence sharding, nothing otherwise
+ * (full == local). */
+void model_gather_rows(model *m, act_t *full, const act_t *local, int N_local, int C) {
+  if (m->seq_shard)
+    comm_allgather_f32(m->tp, host_of(m, local), host_of(m, full), (size_t)N_local * C);
+}
+
+/* LayerNorm backward on this rank's rows. With sequence sharding the weight
+ * and bias gradients cover only those rows: they are computed apart, summed
+ * over tp, then accumulated, so every tp rank holds the same gradient. */
+void model_norm_backward(model *m, act_t *dinp, act_t *dweight, act_t *dbias, const act_t *dout,
+                         const act_t *inp, const act_t *weight, const f32_t *mean, const f32_t *rstd,
+                         int N_local, int C) {
+  const backend *be = m->be;
+  if (!m->seq_shard) {
+    be->layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N_local, C);
+    return;
+  }
+  act_t *dw = m->ln_grad_scratch, *db = act_at(be, m->ln_grad_scratch, (size_t)C);
+  be->zero_act(m->ln_grad_scratch, 2 * (size_t)C);
+  be->layernorm_backward(dinp, dw, db, dout, inp, weight, mean, rstd, N_local, C);
+  comm_allreduce_sum_f32(m->tp, host_of(m, m->ln_grad_scratch), 2 * (size_t)C);
+  be->accumulate(dweight, dw, (size_t)C);
+  be->accumulate(dbias, db, (size_t)C);
+}
+
+/* ---- linear layer, forward and backward ---- */
+
+/* out[N, OC] = inp[N, IC] · Wᵀ (+ bias) */
+static void linear_forward(const backend *be, act_t *out, const act_t *inp, const act_t *weight,
+                           const act_t *bias, int N, int IC, int OC) {
+  be->gemm(false, true, N, OC, IC, 1.0f, inp, IC, weight, IC, 0.0f, out, OC);
+  if (bias) be->bias_add(out, bias, N, OC);
+}
+
+/* dinp is overwritten; dweight and dbias accumulate. */
+static void linear_backward(const backend *be, act_t *dinp, act_t *dweight, act_t *dbias,
+                            const act_t *dout, const act_t *inp, const act_t *weight, int N,
+                            int IC, int OC) {
+  if (dinp) be->gemm(false, false, N, IC, OC, 1.0f, dout, OC, weight, IC, 0.0f, dinp, IC);
+  be->gemm(true, false, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dweight, IC);
+  if (dbias) be->bias_backward(dbias, dout, N, OC);
+}
+
+/* ---- one transformer block ----
+ * C is the model width, Cl = C/tp this rank's share of heads and of 4C. */
+
+void block_forward(model *m, int j, block_acts *a, const act_t *res_in, int B, int T) {
+  const backend *be = m->be;
+  const int C = m->shape.d_model, Cl = m->C_local, N = B * T, Nl = model_local_rows(m, N);
+  const size_t NlC = (size_t)Nl * C;
+  const block_params *p = &m->blocks[j];
+  /* with sequence sharding: this rank's norm output and the partial sums */
+  act_t *ln_local = m->seq_shard ? m->d_ln : a->ln1;
+  act_t *partial = m->seq_shard ? m->d_btc : a->res2;
+  be->layernorm_forward(ln_local, a->ln1_mean, a->ln1_rstd, res_in, p->ln1_w, p->ln1_b, Nl, C);
+  model_gather_rows(m, a->ln1, ln_local, Nl, C);
+  linear_forward(be, a->qkv, a->ln1, p->wqkv, p->bqkv, N, C, 3 * Cl); /* column-parallel */
+  be->attention_forward(a->atty, a->att_saved, a->qkv, B, T, Cl, m->NH_local);
+  linear_forward(be, partial, a->atty, p->wo, NULL, N, Cl, C);         /* row-parallel */
+  model_sum_rows(m, a->res2, partial, Nl, C);
+  be->bias_add(a->res2, p->bo, Nl, C); /* after the sum: the bias is added once */
+  be->accumulate(a->res2, res_in, NlC);                                  /* residual */
+  ln_local = m->seq_shard ? m->d_ln : a->ln2;
+  partial = m->seq_shard ? m->d_btc : a->res3;
+  be->layernorm_forward(ln_local, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2_w, p->ln2_b, Nl, C);
+  model_gather_rows(m, a->ln2, ln_local, Nl, C);
+  linear_forward(be, a->fch, a->ln2, p->w1, p->b1, N, C, 4 * Cl);      /* column-parallel */
+  be->gelu_forward(a->fch_gelu, a->fch, (size_t)N * 4 * Cl);
+  linear_forward(be, partial, a->fch_gelu, p->w2, NULL, N, 4 * Cl, C); /* row-parallel */
+  model_sum_rows(m, a->res3, partial, Nl, C);
+  be->bias_add(a->res3, p->b2, Nl, C);
+  be->accumulate(a->res3, a->res2, NlC);                                 /* residual */
+}
+
+void block_backward(model *m, int j, block_acts *a, const act_t *res_in, int B, int T) {
+  const backend *be = m->be;
+  const int C = m->shape.d_model, Cl = m->C_local, N = B * T, Nl = model_local_rows(m, N);
+  const block_params *p = &m->blocks[j];
+  block_params *g = &m->block_grads[j];
+  /* what the slot did not keep: the same computation again, the same bits */
+  if (m->recompute == RECOMPUTE_FULL) block_forward(m, j, a, res_in, B, T);
+  if (m->recompute == RECOMPUTE_SELECTIVE)
+    be->attention_forward(a->atty, a->att_saved, a->qkv, B, T, Cl, m->NH_local);
+  /* MLP: the residual passes d_resid straight through; the branch adds to it. */
+  model_gather_rows(m, m->d_full, m->d_resid, Nl, C);
+  linear_backward(be, m->d_bt4c, g->w2, g->b2, m->d_full, a->fch_gelu, p->w2, N, 4 * Cl, C);
+  be->gelu_backward(m->d_bt4c, a->fch, m->d_bt4c, (size_t)N * 4 * Cl);
+  linear_backward(be, m->d_btc, g->w1, g->b1, m->d_bt4c, a->ln2, p->w1, N, C, 4 * Cl);
+  model_sum_rows(m, m->d_ln, m->d_btc, Nl, C);
+  model_norm_backward(m, m->d_resid, g->ln2_w, g->ln2_b, m->d_ln, a->res2, p->ln2_w, a->ln2_mean,
+                      a->ln2_rstd, Nl, C);
+  /* attention */
+  model_gather_rows(m, m->d_full, m->d_resid, Nl, C);
+  linear_backward(be, m->d_atty, g->wo, g->bo, m->d_full, a->atty, p->wo, N, Cl, C);
+  be->attention_backward(m->d_qkv, m->d_atty, a->atty, a->qkv, a->att_saved, B, T, Cl, m->NH_local);
+  linear_backward(be, m->d_btc, g->wqkv, g->bqkv, m->d_qkv, a->ln1, p->wqkv, N, C, 3 * Cl);
+  model_sum_rows(m, m->d_ln, m->d_btc, Nl, C);
+  model_norm_backward(m, m->d_resid, g->ln1_w, g->ln1_b, m->d_ln, res_in, p->ln1_w, a->ln1_mean,
+                      a->ln1_rstd, Nl, C);
+}
