@@ -74,15 +74,20 @@ typedef struct backend {
   void (*gelu_forward)(act_t *out, const act_t *inp, size_t n_elems);
   void (*gelu_backward)(act_t *dinp, const act_t *inp, const act_t *dout, size_t n_elems);
 
-  /* ---- embedding: out[b,t,:] = wte[tokens[b,t] − vocab_start,:] + wpe[t,:] ----
+  /* ---- embedding: out[n,:] = wte[tokens[n] − vocab_start,:] + wpe[positions[n],:] ----
+   * N rows (tokens), each with its own position id, so a sequence-parallel
+   * rank holding positions [t0, t0 + T) of each sequence passes t0 + t.
    * wte holds the n_vocab rows [vocab_start, vocab_start + n_vocab) of the
    * vocabulary (a tensor-parallel shard); a token outside them contributes a
    * zero row, so the sum over shards is the full lookup. Backward
-   * accumulates into dwte (own rows only) and dwpe. wpe/dwpe may be NULL. */
-  void (*embedding_forward)(act_t *out, const ids_t *tokens, const act_t *wte, const act_t *wpe,
-                            int B, int T, int C, int vocab_start, int n_vocab);
+   * accumulates into dwte (own rows only) and dwpe (rows positions[n]; a
+   * position may repeat). wpe/dwpe may be NULL, and positions is read only
+   * when wpe (dwpe) is not NULL. */
+  void (*embedding_forward)(act_t *out, const ids_t *tokens, const ids_t *positions,
+                            const act_t *wte, const act_t *wpe, int N, int C, int vocab_start,
+                            int n_vocab);
   void (*embedding_backward)(act_t *dwte, act_t *dwpe, const act_t *dout, const ids_t *tokens,
-                             int B, int T, int C, int vocab_start, int n_vocab);
+                             const ids_t *positions, int N, int C, int vocab_start, int n_vocab);
 
   /* ---- LayerNorm over the last dimension C of N rows (eps 1e-5) ----
    * mean and rstd (N each) are saved for the backward. Backward accumulates

@@ -230,6 +230,7 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
 
   m->inputs = be->alloc_ids((size_t)max_B * max_T, "input tokens");
   m->targets = be->alloc_ids((size_t)max_B * max_T, "target tokens");
+  m->positions = be->alloc_ids((size_t)max_B * max_T, "position ids");
   m->host_losses = xmalloc((size_t)max_B * max_T * sizeof(float), "losses");
 }
 
@@ -245,6 +246,7 @@ void model_free(model *m) {
   be->free_buffer(m->arena[1]);
   be->free_buffer(m->inputs);
   be->free_buffer(m->targets);
+  be->free_buffer(m->positions);
   free(m->blocks);
   free(m->block_grads);
   free(m->acts);
@@ -451,12 +453,16 @@ static void forward_to_logits(model *m, const int32_t *inputs, int B, int T) {
   ENSURE(N == Nl * (m->seq_shard ? m->tp_size : 1), "sequence sharding: %d rows over tp %d", N,
          m->tp_size);
   be->ids_from_host(m->inputs, inputs, (size_t)N);
+  int32_t *host_positions = xmalloc((size_t)N * sizeof *host_positions, "position ids");
+  for (int n = 0; n < N; n++) host_positions[n] = n % T; /* row b·T + t is at position t */
+  be->ids_from_host(m->positions, host_positions, (size_t)N);
+  free(host_positions);
   /* vocabulary-parallel lookup of all N rows; the position embedding is added
    * by one tp rank only, so that the sum over the group holds it once */
   const bool adds_positions = !m->tp || m->tp->rank == 0;
   act_t *partial = m->seq_shard ? m->d_btc : m->encoded;
-  be->embedding_forward(partial, m->inputs, m->params,
-                        adds_positions ? outer_param_at(m, "wpe") : NULL, B, T, C,
+  be->embedding_forward(partial, m->inputs, m->positions, m->params,
+                        adds_positions ? outer_param_at(m, "wpe") : NULL, N, C,
                         m->vocab_start, m->V_valid);
   sum_rows(m, m->encoded, partial, Nl, C);
   for (int l = 0; l < m->shape.n_layer; l++) {
@@ -533,8 +539,8 @@ double model_forward_backward(model *m, const int32_t *inputs, const int32_t *ta
   }
   /* the embedding's backward reads every row's gradient */
   gather_rows(m, m->d_full, m->d_resid, Nl, C);
-  be->embedding_backward(m->grads, outer_grad_at(m, "wpe"), m->d_full, m->inputs, B, T, C,
-                         m->vocab_start, m->V_valid);
+  be->embedding_backward(m->grads, outer_grad_at(m, "wpe"), m->d_full, m->inputs, m->positions,
+                         N, C, m->vocab_start, m->V_valid);
   if (ready) ready(ready_context, 0);
   return loss_sum;
 }

@@ -120,6 +120,7 @@ typedef struct model {
   act_t *d_full, *d_ln, *ln_grad_scratch; /* sequence sharding: gathered / local / 2C */
   f32_t *lnf_mean, *lnf_rstd, *losses, *ce_max, *ce_stats;
   ids_t *inputs, *targets;
+  ids_t *positions; /* position id of each row (b·T + t: t), for the embedding */
   float *host_losses;
 } model;
 

@@ -22,10 +22,11 @@ void cpu_gelu_forward(act_t *out, const act_t *inp, size_t n);
 void cpu_gelu_backward(act_t *dinp, const act_t *inp, const act_t *dout, size_t n);
 double cpu_sum_squares(const act_t *x, size_t n);
 
-void cpu_embedding_forward(act_t *out, const ids_t *tokens, const act_t *wte, const act_t *wpe,
-                           int B, int T, int C, int vocab_start, int n_vocab);
-void cpu_embedding_backward(act_t *dwte, act_t *dwpe, const act_t *dout, const ids_t *tokens, int B,
-                            int T, int C, int vocab_start, int n_vocab);
+void cpu_embedding_forward(act_t *out, const ids_t *tokens, const ids_t *positions,
+                           const act_t *wte, const act_t *wpe, int N, int C, int vocab_start,
+                           int n_vocab);
+void cpu_embedding_backward(act_t *dwte, act_t *dwpe, const act_t *dout, const ids_t *tokens,
+                            const ids_t *positions, int N, int C, int vocab_start, int n_vocab);
 
 void cpu_layernorm_forward(act_t *out, f32_t *mean, f32_t *rstd, const act_t *inp,
                            const act_t *weight, const act_t *bias, int N, int C);
