@@ -19,6 +19,9 @@
  *     add); other input gradients are overwritten (=). Each op's comment says
  *     which.
  * Arithmetic on handles goes through act_at()/f32_at(), never through casts.
+ * An op that a backend does not implement yet is NULL in its table (the CUDA
+ * table lacks RMSNorm, SwiGLU, RoPE, block attention and linear attention
+ * for now); a caller that may run on either backend checks before calling.
  */
 #ifndef TESSERA_BACKEND_H
 #define TESSERA_BACKEND_H
@@ -73,16 +76,27 @@ typedef struct backend {
   /* tanh-approximated GELU (GPT-2); backward overwrites dinp */
   void (*gelu_forward)(act_t *out, const act_t *inp, size_t n_elems);
   void (*gelu_backward)(act_t *dinp, const act_t *inp, const act_t *dout, size_t n_elems);
+  /* SwiGLU (Llama's MLP gate): inp is [N, 2H], each row [gate (H) | up (H)];
+   *   out[n, j] = silu(gate[n, j])·up[n, j],  silu(x) = x·σ(x),  out [N, H].
+   * The backward OVERWRITES dinp [N, 2H] (gate and up halves); dinp may
+   * alias inp (each gate/up pair is read before it is written), not dout. */
+  void (*swiglu_forward)(act_t *out, const act_t *inp, int N, int H);
+  void (*swiglu_backward)(act_t *dinp, const act_t *inp, const act_t *dout, int N, int H);
 
-  /* ---- embedding: out[b,t,:] = wte[tokens[b,t] − vocab_start,:] + wpe[t,:] ----
+  /* ---- embedding: out[n,:] = wte[tokens[n] − vocab_start,:] + wpe[positions[n],:] ----
+   * N rows (tokens), each with its own position id, so a sequence-parallel
+   * rank holding positions [t0, t0 + T) of each sequence passes t0 + t.
    * wte holds the n_vocab rows [vocab_start, vocab_start + n_vocab) of the
    * vocabulary (a tensor-parallel shard); a token outside them contributes a
    * zero row, so the sum over shards is the full lookup. Backward
-   * accumulates into dwte (own rows only) and dwpe. wpe/dwpe may be NULL. */
-  void (*embedding_forward)(act_t *out, const ids_t *tokens, const act_t *wte, const act_t *wpe,
-                            int B, int T, int C, int vocab_start, int n_vocab);
+   * accumulates into dwte (own rows only) and dwpe (rows positions[n]; a
+   * position may repeat). wpe/dwpe may be NULL, and positions is read only
+   * when wpe (dwpe) is not NULL. */
+  void (*embedding_forward)(act_t *out, const ids_t *tokens, const ids_t *positions,
+                            const act_t *wte, const act_t *wpe, int N, int C, int vocab_start,
+                            int n_vocab);
   void (*embedding_backward)(act_t *dwte, act_t *dwpe, const act_t *dout, const ids_t *tokens,
-                             int B, int T, int C, int vocab_start, int n_vocab);
+                             const ids_t *positions, int N, int C, int vocab_start, int n_vocab);
 
   /* ---- LayerNorm over the last dimension C of N rows (eps 1e-5) ----
    * mean and rstd (N each) are saved for the backward. Backward accumulates
@@ -92,6 +106,17 @@ typedef struct backend {
   void (*layernorm_backward)(act_t *dinp, act_t *dweight, act_t *dbias, const act_t *dout,
                              const act_t *inp, const act_t *weight, const f32_t *mean,
                              const f32_t *rstd, int N, int C);
+
+  /* ---- RMSNorm over the last dimension C of N rows (eps 1e-5) ----
+   *   rstd[n] = 1/sqrt(mean_c(inp[n,c]²) + eps),  out = inp·rstd[n]·weight[c]
+   * weight may be NULL (no weight: out = inp·rstd). rstd (N, f32) is saved
+   * for the backward. Backward ACCUMULATES into dinp (the residual stream's
+   * gradient, as layernorm_backward) and into dweight (NULL when weight is
+   * NULL). */
+  void (*rmsnorm_forward)(act_t *out, f32_t *rstd, const act_t *inp, const act_t *weight, int N,
+                          int C);
+  void (*rmsnorm_backward)(act_t *dinp, act_t *dweight, const act_t *dout, const act_t *inp,
+                           const act_t *weight, const f32_t *rstd, int N, int C);
 
   /* ---- causal multi-head softmax attention ----
    * qkv is [B, T, 3, NH, HS] (C = NH*HS); out is [B, T, NH, HS].
@@ -105,6 +130,115 @@ typedef struct backend {
                             int NH);
   void (*attention_backward)(act_t *dqkv, const act_t *dout, const act_t *out, const act_t *qkv,
                              const f32_t *saved, int B, int T, int C, int NH);
+
+  /* ---- rotary position embedding (RoPE), in place on qkv rows ----
+   * qkv is [N, 3, NH, HS] (rows [N, 3C]); the q and k parts of every head
+   * are rotated, v is untouched. Half-split pairing (GPT-NeoX, Hugging Face
+   * Llama): for i < HS/2 the pair (x[i], x[i + HS/2]) of a head turns by
+   *   angle = positions[n] · theta^(−2i/HS)         (theta e.g. 10000)
+   *   x[i] ← x[i]·cos − x[i+HS/2]·sin,  x[i+HS/2] ← x[i+HS/2]·cos + x[i]·sin.
+   * HS must be even. The backward rotates dq and dk in place by −angle (the
+   * rotation's transpose); dv is untouched. The CPU backend computes angles
+   * and their cos/sin in double. */
+  void (*rope_forward)(act_t *qkv, const ids_t *positions, int N, int C, int NH, float theta);
+  void (*rope_backward)(act_t *dqkv, const ids_t *positions, int N, int C, int NH, float theta);
+
+  /* ---- softmax attention on blocks of keys (sequence parallelism) ----
+   * FlashAttention's decomposition: a query block meets the key blocks one at
+   * a time (ring attention, or the all-gathered K/V cut in blocks), the
+   * partial results are merged with their log-sum-exp, and the backward
+   * revisits each block with the merged (global) lse. HS = C/NH, scale 1/√HS.
+   *
+   * attention_block_forward: query row (b, i), i < Tq, of head h is at
+   *   q + (b·Tq + i)·ld_q + h·HS; key and value row (b, j), j < Tk, at
+   *   k (v) + (b·Tk + j)·ld_kv + h·HS. So q, k, v may point into a qkv buffer
+   *   (ld 3C) or a packed [B, Tk, 2, NH, HS] K/V buffer (ld 2C, v = k + C).
+   *   Key j is visible to query i iff k_pos0 + j ≤ q_pos0 + i (causal over
+   *   global positions). OVERWRITES
+   *     out f32 [B, Tq, NH, HS] = softmax over the visible keys of q·kᵀ/√HS, times V
+   *     lse f32 [B, NH, Tq]     = log Σ_visible exp(q·kᵀ/√HS)
+   *   A row with no visible key gets lse = −INFINITY and out = 0.
+   * attention_merge: merges a block result (out_b, lse_b) into an
+   *   accumulator (out, lse), in place, per row:
+   *     lse' = max(lse, lse_b) + log1p(exp(−|lse − lse_b|))
+   *     out' = e^{lse − lse'}·out + e^{lse_b − lse'}·out_b
+   *   where lse_b = −∞ leaves the row as it is and lse = −∞ copies the block's
+   *   row (whatever out held). Start from the first block's result or from
+   *   lse = −∞. Merging is commutative and associative up to rounding.
+   * attention_delta: delta f32 [B, NH, T][b,h,i] = Σ_e dout[b,i,h,e]·out[b,i,h,e]
+   *   (OVERWRITTEN), out being the merged output: FlashAttention-2's rowsum.
+   * attention_block_backward: with P = exp(S − lse) for the visible keys (0
+   *   otherwise), S = q·kᵀ/√HS and lse the GLOBAL (merged) one,
+   *     dP = dO·Vᵀ,  dS = P ⊙ (dP − delta),
+   *     dQ += dS·K/√HS,  dK += dSᵀ·Q/√HS,  dV += Pᵀ·dO
+   *   ACCUMULATED into dq (rows like q, stride ld_dq) and dk, dv (rows like
+   *   k, stride ld_dkv); dout is [B, Tq, NH, HS]. Summed over a partition of
+   *   the keys (and of the queries) into blocks, forward (merged) and backward
+   *   equal attention_forward/attention_backward on the whole sequence. */
+  void (*attention_block_forward)(f32_t *out, f32_t *lse, const act_t *q, const act_t *k,
+                                  const act_t *v, int ld_q, int ld_kv, int B, int Tq, int Tk,
+                                  int C, int NH, int q_pos0, int k_pos0);
+  void (*attention_merge)(f32_t *out, f32_t *lse, const f32_t *out_b, const f32_t *lse_b, int B,
+                          int Tq, int C, int NH);
+  void (*attention_delta)(f32_t *delta, const act_t *dout, const act_t *out, int B, int T, int C,
+                          int NH);
+  void (*attention_block_backward)(act_t *dq, act_t *dk, act_t *dv, int ld_dq, int ld_dkv,
+                                   const act_t *dout, const f32_t *delta, const f32_t *lse,
+                                   const act_t *q, const act_t *k, const act_t *v, int ld_q,
+                                   int ld_kv, int B, int Tq, int Tk, int C, int NH, int q_pos0,
+                                   int k_pos0);
+
+  /* ---- causal linear attention with per-head decay, chunkwise ----
+   * qkv is [B, T, 3, NH, HS] (C = NH·HS), out [B, T, NH, HS]; no feature map,
+   * no scale, no normaliser (the model adds a norm after). Per (b, h), with
+   * λ = decay[h] ∈ (0, 1] (decay f32 [NH], or NULL: λ = 1 for every head)
+   * and the state S [HS(d, from k), HS(e, from v)] AFTER each token:
+   *   S_t = λ·S_{t−1} + k_tᵀ v_t,   o_t = q_t·S_t,
+   * i.e. o_t = Σ_{s≤t} λ^{t−s} (q_t·k_s) v_s. States are f32
+   * [B, NH, HS, HS]. The ops work on a "piece": rows of one contiguous range
+   * of T positions of each of the B sequences; i, j below index the piece's
+   * rows from 0, and "zero start" means the state entering the piece is 0.
+   * A whole sequence on one rank is linear_attention_forward alone. A
+   * sequence cut in pieces p0, p1, … (sequence parallelism, LASP) is
+   * forward on each piece, then state_forward with S_in = the combined state
+   * of the earlier pieces (S_in(p+1) = state_combine(S_in(p), M_p, T_p)).
+   *
+   * linear_attention_forward: OVERWRITES out with the piece's output from a
+   *   zero start and state (may be NULL) with the state after the piece's
+   *   last token from a zero start, M = Σ_j λ^{T−1−j} k_jᵀ v_j. Chunkwise:
+   *   chunks of `chunk` rows (≥ 1; T need not be a multiple, the last chunk
+   *   is shorter): intra-chunk ((Q Kᵀ) ⊙ D) V, D_ij = λ^{i−j}[i ≥ j], plus
+   *   inter-chunk diag(λ^{i+1}) Q S_prev; never the T×T form. chunk is a
+   *   speed knob: results agree for every chunk up to fp32 rounding.
+   * linear_attention_state_forward: out += diag(λ^{i+1}) Q S_in: the
+   *   contribution of the state S_in [B, NH, HS, HS] entering the piece.
+   * linear_attention_backward: OVERWRITES dqkv [B, T, 3C] with the gradient
+   *   of the piece's zero-start computation given dout [B, T, C], plus, when
+   *   dstate (G = ∂L/∂(state after the piece's last token), [B, NH, HS, HS])
+   *   is not NULL, the terms through that state:
+   *     dK += diag(λ^{T−1−j}) V Gᵀ,  dV += diag(λ^{T−1−j}) K G.
+   * linear_attention_state_backward: the backward of state_forward:
+   *     dQ += diag(λ^{i+1}) dO S_inᵀ   (ACCUMULATES into the q part of dqkv;
+   *                                    the k and v parts are not touched)
+   *     dstate_in = Σ_i λ^{i+1} q_iᵀ do_i   (OVERWRITTEN: ∂L/∂S_in; may be NULL)
+   * linear_attention_state_combine: state = λ^{n_tokens}·state + piece_state,
+   *   in place, per head (one Horner step of LASP). It serves both scans:
+   *   forward, S_out = λ^{T_p} S_in + M_p chains the states of pieces in
+   *   position order; backward, G_{p−1} = λ^{T_p} G_p + dstate_in(p) chains
+   *   the state gradients from the last piece down (G_p: gradient of the
+   *   state after piece p, T_p its tokens). No separate dstate op exists. */
+  void (*linear_attention_forward)(act_t *out, f32_t *state, const act_t *qkv, const f32_t *decay,
+                                   int B, int T, int C, int NH, int chunk);
+  void (*linear_attention_state_forward)(act_t *out, const act_t *qkv, const f32_t *state_in,
+                                         const f32_t *decay, int B, int T, int C, int NH);
+  void (*linear_attention_backward)(act_t *dqkv, const act_t *dout, const act_t *qkv,
+                                    const f32_t *dstate, const f32_t *decay, int B, int T, int C,
+                                    int NH, int chunk);
+  void (*linear_attention_state_backward)(act_t *dqkv, f32_t *dstate_in, const act_t *dout,
+                                          const act_t *qkv, const f32_t *state_in,
+                                          const f32_t *decay, int B, int T, int C, int NH);
+  void (*linear_attention_state_combine)(f32_t *state, const f32_t *piece_state,
+                                         const f32_t *decay, int n_tokens, int B, int NH, int HS);
 
   /* ---- softmax cross-entropy over a vocabulary split in shards ----
    * logits[N, V_stride] holds this shard's columns: vocabulary ids

@@ -308,6 +308,7 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
   m->activation_bytes = carved_bytes(&count);
 
   m->targets = be->alloc_ids((size_t)max_B * max_T, "target tokens");
+  m->positions = be->alloc_ids((size_t)max_B * max_T, "position ids");
   m->host_losses = xmalloc((size_t)max_B * max_T * sizeof(float), "losses");
 }
 
@@ -326,6 +327,7 @@ void model_free(model *m) {
     free(m->slots[s].acts);
   }
   be->free_buffer(m->targets);
+  be->free_buffer(m->positions);
   free(m->slots);
   free(m->scratch_acts);
   free(m->blocks);
@@ -435,6 +437,18 @@ double model_head_flops(const model_shape *s) {
 
 /* ---- the embedding, forward and backward ---- */
 
+/* The position of every row: row b·T + t holds position t. Uploaded once
+ * per micro-batch shape. */
+static void fill_positions(model *m, int B, int T) {
+  if (m->positions_B == B && m->positions_T == T) return;
+  const int N = B * T;
+  int32_t *host = xmalloc((size_t)N * sizeof *host, "position ids");
+  for (int n = 0; n < N; n++) host[n] = n % T;
+  m->be->ids_from_host(m->positions, host, (size_t)N);
+  free(host);
+  m->positions_B = B, m->positions_T = T;
+}
+
 /* Vocabulary-parallel lookup of all N rows into the slot's input; the
  * position embedding is added by one tp rank only, so that the sum over the
  * group holds it once. */
@@ -442,10 +456,11 @@ static void embedding_forward(model *m, model_slot *s, const int32_t *inputs, in
   const backend *be = m->be;
   const int C = m->shape.d_model, N = B * T, Nl = model_local_rows(m, N);
   be->ids_from_host(s->tokens, inputs, (size_t)N);
+  fill_positions(m, B, T);
   const bool adds_positions = !m->tp || m->tp->rank == 0;
   act_t *partial = m->seq_shard ? m->d_btc : s->input;
-  be->embedding_forward(partial, s->tokens, outer_param_at(m, "wte"),
-                        adds_positions ? outer_param_at(m, "wpe") : NULL, B, T, C, m->vocab_start,
+  be->embedding_forward(partial, s->tokens, m->positions, outer_param_at(m, "wte"),
+                        adds_positions ? outer_param_at(m, "wpe") : NULL, N, C, m->vocab_start,
                         m->V_valid);
   model_sum_rows(m, s->input, partial, Nl, C);
 }
@@ -455,8 +470,9 @@ static void embedding_forward(model *m, model_slot *s, const int32_t *inputs, in
 static void embedding_backward(model *m, model_slot *s, int B, int T) {
   const int C = m->shape.d_model, Nl = model_local_rows(m, B * T);
   model_gather_rows(m, m->d_full, m->d_resid, Nl, C);
-  m->be->embedding_backward(outer_grad_at(m, "wte"), outer_grad_at(m, "wpe"), m->d_full, s->tokens, B,
-                            T, C, m->vocab_start, m->V_valid);
+  fill_positions(m, B, T);
+  m->be->embedding_backward(outer_grad_at(m, "wte"), outer_grad_at(m, "wpe"), m->d_full, s->tokens,
+                            m->positions, B * T, C, m->vocab_start, m->V_valid);
 }
 
 /* ---- the head: final norm, tied output layer, loss ---- */

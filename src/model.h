@@ -177,6 +177,8 @@ typedef struct model {
   act_t *d_full, *d_ln, *ln_grad_scratch; /* sequence sharding: gathered / local / 2C */
   f32_t *lnf_mean, *lnf_rstd, *losses, *ce_max, *ce_stats;
   ids_t *targets;
+  ids_t *positions;            /* position id of each row, for the embedding */
+  int positions_B, positions_T; /* the micro-batch shape `positions` was filled for */
   float *host_losses;
 } model;
 

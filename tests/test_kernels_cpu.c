@@ -167,35 +167,44 @@ static void test_gelu(void) {
 
 /* ----------------------------------------------------------- embedding */
 
-typedef struct emb_ctx { float *wte, *wpe; int32_t *ids; int B, T, C; } emb_ctx;
+typedef struct emb_ctx { float *wte, *wpe; int32_t *ids, *pos; int N, C; } emb_ctx;
 static void emb_fwd(void *p, float *out) {
   emb_ctx *c = p;
-  be->embedding_forward(A(out), (const ids_t *)c->ids, CA(c->wte), CA(c->wpe), c->B, c->T, c->C, 0,
-                        4);
+  be->embedding_forward(A(out), (const ids_t *)c->ids, (const ids_t *)c->pos, CA(c->wte), CA(c->wpe),
+                        c->N, c->C, 0, 4);
 }
 static void test_embedding(void) {
-  emb_ctx c = {.B = 2, .T = 3, .C = 5};
-  const int V = 4, n_out = 30;
+  emb_ctx c = {.N = 6, .C = 5};
+  const int V = 4, n_pos = 5, n_out = 30;
   c.wte = random_array((size_t)V * c.C, -1, 1);
-  c.wpe = random_array((size_t)c.T * c.C, -1, 1);
+  c.wpe = random_array((size_t)n_pos * c.C, -1, 1);
   int32_t ids[6] = {3, 1, 3, 0, 3, 2}; /* repeated ids: the scatter must add */
+  int32_t pos[6] = {2, 3, 4, 2, 3, 4}; /* two rows of positions 2..4 (a piece starting at 2) */
   c.ids = ids;
+  c.pos = pos;
   float *R = random_array(n_out, -1, 1);
-  float *dwte = calloc((size_t)V * c.C, 4), *dwpe = calloc((size_t)c.T * c.C, 4);
-  be->embedding_backward(A(dwte), A(dwpe), CA(R), (const ids_t *)ids, c.B, c.T, c.C, 0, V);
+  float *dwte = calloc((size_t)V * c.C, 4), *dwpe = calloc((size_t)n_pos * c.C, 4);
+  be->embedding_backward(A(dwte), A(dwpe), CA(R), (const ids_t *)ids, (const ids_t *)pos, c.N, c.C, 0, V);
   CHECK_GRAD(fd_relative_error(emb_fwd, &c, c.wte, (size_t)V * c.C, R, n_out, dwte), "embedding dwte");
-  CHECK_GRAD(fd_relative_error(emb_fwd, &c, c.wpe, (size_t)c.T * c.C, R, n_out, dwpe), "embedding dwpe");
-  /* vocabulary shards: rows [0,3) and [3,4) (plus a padding row) sum to the full lookup,
-   * and each shard's backward fills exactly its rows of the full gradient */
+  CHECK_GRAD(fd_relative_error(emb_fwd, &c, c.wpe, (size_t)n_pos * c.C, R, n_out, dwpe), "embedding dwpe");
+  /* explicit positions: row n adds wpe[pos[n]] exactly; rows of unused positions get no gradient */
   float *full = malloc(n_out * 4), *part0 = malloc(n_out * 4), *part1 = malloc(n_out * 4);
   emb_fwd(&c, full);
-  be->embedding_forward(A(part0), (const ids_t *)ids, CA(c.wte), CA(c.wpe), c.B, c.T, c.C, 0, 3);
-  be->embedding_forward(A(part1), (const ids_t *)ids, CA(c.wte + 3 * c.C), NULL, c.B, c.T, c.C, 3, 2);
   double worst = 0;
+  for (int n = 0; n < c.N; n++)
+    for (int k = 0; k < c.C; k++)
+      worst = fmax(worst, fabs(full[n * c.C + k] - (c.wte[ids[n] * c.C + k] + c.wpe[pos[n] * c.C + k])));
+  for (int i = 0; i < 2 * c.C; i++) worst = fmax(worst, fabs(dwpe[i]));
+  CHECK(worst == 0, "row n adds wpe[positions[n]]; unused position rows stay 0 (%g)", worst);
+  /* vocabulary shards: rows [0,3) and [3,4) (plus a padding row) sum to the full lookup,
+   * and each shard's backward fills exactly its rows of the full gradient */
+  be->embedding_forward(A(part0), (const ids_t *)ids, (const ids_t *)pos, CA(c.wte), CA(c.wpe), c.N, c.C, 0, 3);
+  be->embedding_forward(A(part1), (const ids_t *)ids, NULL, CA(c.wte + 3 * c.C), NULL, c.N, c.C, 3, 2);
+  worst = 0;
   for (int i = 0; i < n_out; i++) worst = fmax(worst, fabs(part0[i] + part1[i] - full[i]));
   CHECK(worst < 1e-6, "vocabulary shards sum to the full embedding (%g)", worst);
   float *dshard = calloc(2 * (size_t)c.C, 4);
-  be->embedding_backward(A(dshard), NULL, CA(R), (const ids_t *)ids, c.B, c.T, c.C, 3, 2);
+  be->embedding_backward(A(dshard), NULL, CA(R), (const ids_t *)ids, NULL, c.N, c.C, 3, 2);
   worst = 0;
   for (int i = 0; i < c.C; i++) worst = fmax(worst, fabs(dshard[i] - dwte[3 * c.C + i]));
   for (int i = c.C; i < 2 * c.C; i++) worst = fmax(worst, fabs(dshard[i]));

@@ -156,23 +156,27 @@ static void test_elementwise(void) {
 }
 
 static void test_embedding(void) {
-  const int B = 3, T = 29, C = 41, vocab_start = 100, n_vocab = 57;
-  int32_t tokens[3 * 29];
-  for (int i = 0; i < B * T; i++) tokens[i] = (int32_t)(80 + uniform() * 90); /* some outside the shard */
-  float *wte = random_bf16((size_t)n_vocab * C, -1, 1), *wpe = random_bf16((size_t)T * C, -1, 1);
+  /* positions start at 7 (a sequence-parallel piece) in a table of 40 rows */
+  const int B = 3, T = 29, C = 41, vocab_start = 100, n_vocab = 57, n_pos = 40, pos0 = 7;
+  int32_t tokens[3 * 29], positions[3 * 29];
+  for (int i = 0; i < B * T; i++) {
+    tokens[i] = (int32_t)(80 + uniform() * 90); /* some outside the shard */
+    positions[i] = pos0 + i % T;
+  }
+  float *wte = random_bf16((size_t)n_vocab * C, -1, 1), *wpe = random_bf16((size_t)n_pos * C, -1, 1);
   float *dout = random_bf16((size_t)B * T * C, -1, 1);
-  twin_ids tok = twin_tokens(tokens, (size_t)B * T);
-  twin Wte = twin_act(wte, (size_t)n_vocab * C), Wpe = twin_act(wpe, (size_t)T * C);
+  twin_ids tok = twin_tokens(tokens, (size_t)B * T), pos = twin_tokens(positions, (size_t)B * T);
+  twin Wte = twin_act(wte, (size_t)n_vocab * C), Wpe = twin_act(wpe, (size_t)n_pos * C);
   twin Out = twin_act(dout, (size_t)B * T * C), Dout = twin_act(dout, (size_t)B * T * C);
-  cpu->embedding_forward(Out.c, tok.c, Wte.c, Wpe.c, B, T, C, vocab_start, n_vocab);
-  gpu->embedding_forward(Out.g, tok.g, Wte.g, Wpe.g, B, T, C, vocab_start, n_vocab);
+  cpu->embedding_forward(Out.c, tok.c, pos.c, Wte.c, Wpe.c, B * T, C, vocab_start, n_vocab);
+  gpu->embedding_forward(Out.g, tok.g, pos.g, Wte.g, Wpe.g, B * T, C, vocab_start, n_vocab);
   expect_act("embedding_forward", Out, FWD_TOL);
-  cpu->embedding_backward(Wte.c, Wpe.c, Dout.c, tok.c, B, T, C, vocab_start, n_vocab);
-  gpu->embedding_backward(Wte.g, Wpe.g, Dout.g, tok.g, B, T, C, vocab_start, n_vocab);
+  cpu->embedding_backward(Wte.c, Wpe.c, Dout.c, tok.c, pos.c, B * T, C, vocab_start, n_vocab);
+  gpu->embedding_backward(Wte.g, Wpe.g, Dout.g, tok.g, pos.g, B * T, C, vocab_start, n_vocab);
   expect_act("embedding_backward dwte (accumulates)", Wte, BWD_TOL);
   expect_act("embedding_backward dwpe (accumulates)", Wpe, BWD_TOL);
   free_twin(Wte), free_twin(Wpe), free_twin(Out), free_twin(Dout);
-  cpu->free_buffer(tok.c), gpu->free_buffer(tok.g);
+  cpu->free_buffer(tok.c), gpu->free_buffer(tok.g), cpu->free_buffer(pos.c), gpu->free_buffer(pos.g);
   free(wte), free(wpe), free(dout);
 }
 

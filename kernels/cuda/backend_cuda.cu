@@ -132,6 +132,8 @@ static const backend cuda_backend = {
     .attention_saved_elems = cuda_attention_saved_elems,
     .attention_forward = cuda_attention_forward,
     .attention_backward = cuda_attention_backward,
+    /* swiglu, rmsnorm, rope, block attention and linear attention are not on
+     * CUDA yet: NULL (semantics in backend.h, reference in kernels/cpu) */
     .crossentropy_max = cuda_crossentropy_max,
     .crossentropy_sumexp = cuda_crossentropy_sumexp,
     .crossentropy_finish = cuda_crossentropy_finish,

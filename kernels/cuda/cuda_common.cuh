@@ -79,10 +79,10 @@ void cuda_scale(act_t *x, float factor, size_t n);
 void cuda_gelu_forward(act_t *out, const act_t *inp, size_t n);
 void cuda_gelu_backward(act_t *dinp, const act_t *inp, const act_t *dout, size_t n);
 void cuda_cast_f32_to_act(act_t *dst, const f32_t *src, size_t n);
-void cuda_embedding_forward(act_t *out, const ids_t *tokens, const act_t *wte, const act_t *wpe, int B,
-                            int T, int C, int vocab_start, int n_vocab);
-void cuda_embedding_backward(act_t *dwte, act_t *dwpe, const act_t *dout, const ids_t *tokens, int B,
-                             int T, int C, int vocab_start, int n_vocab);
+void cuda_embedding_forward(act_t *out, const ids_t *tokens, const ids_t *positions, const act_t *wte,
+                            const act_t *wpe, int N, int C, int vocab_start, int n_vocab);
+void cuda_embedding_backward(act_t *dwte, act_t *dwpe, const act_t *dout, const ids_t *tokens,
+                             const ids_t *positions, int N, int C, int vocab_start, int n_vocab);
 void cuda_layernorm_forward(act_t *out, f32_t *mean, f32_t *rstd, const act_t *inp, const act_t *weight,
                             const act_t *bias, int N, int C);
 void cuda_layernorm_backward(act_t *dinp, act_t *dweight, act_t *dbias, const act_t *dout,
