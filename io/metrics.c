@@ -64,6 +64,20 @@ void metrics_str(metrics *mx, const char *key, const char *value) {
   append(mx, "%s\"%s\":\"%s\"", key, escaped);
 }
 
+void metrics_int_array(metrics *mx, const char *key, const int64_t *values, size_t n, size_t stride) {
+  char text[4096];
+  size_t used = 0;
+  text[used++] = '[';
+  for (size_t i = 0; i < n; i++) {
+    const int written = snprintf(text + used, sizeof text - used, "%s%lld", i ? "," : "", (long long)values[i * stride]);
+    ENSURE(written > 0 && (size_t)written < sizeof text - used - 1, "metrics array too long at key %s", key);
+    used += (size_t)written;
+  }
+  text[used++] = ']';
+  text[used] = '\0';
+  append(mx, "%s\"%s\":%s", key, text);
+}
+
 void metrics_end(metrics *mx) {
   if (!mx->file) return;
   if (fprintf(mx->file, "%s}\n", mx->line) < 0 || fflush(mx->file) != 0)

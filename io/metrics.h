@@ -28,6 +28,8 @@ void metrics_begin(metrics *mx);
 void metrics_int(metrics *mx, const char *key, int64_t value);
 void metrics_num(metrics *mx, const char *key, double value);
 void metrics_str(metrics *mx, const char *key, const char *value);
+/* "key":[v0,v1,...] from values[0], values[stride], ... (n of them) */
+void metrics_int_array(metrics *mx, const char *key, const int64_t *values, size_t n, size_t stride);
 /* Writes the line and flushes. */
 void metrics_end(metrics *mx);
 

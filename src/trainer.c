@@ -196,6 +196,13 @@ static void report_start(run_state *rs) {
   };
   const memory_report *mem = &rs->memory;
   const double MiB = 1024.0 * 1024.0;
+  /* stages hold different layers: every stage's figures, for rank 0 to print */
+  const int p = rs->grid.shape.pp;
+  int64_t *stages = xcalloc((size_t)p * 5, sizeof *stages, "memory per stage");
+  int64_t *mine = stages + (size_t)rs->grid.pp_rank * 5;
+  mine[0] = (int64_t)mem->weight_bytes, mine[1] = (int64_t)mem->grad_bytes;
+  mine[2] = (int64_t)mem->optimizer_bytes, mine[3] = (int64_t)mem->activation_bytes, mine[4] = m->n_slots;
+  if (p > 1) comm_allreduce_max_i64(&rs->grid.pp, stages, (size_t)p * 5);
   if (rs->rt->world_rank == 0) {
     build_info_print(stdout);
     printf("model: %d layers, %d heads, d_model %d, vocab %d, seq_len %d: %.2fM parameters\n",
@@ -223,10 +230,15 @@ static void report_start(run_state *rs) {
            (unsigned long long)rs->train_ds.n_tokens, (unsigned long long)rs->loader.train.n_windows,
            (unsigned long long)rs->loader.val.n_windows,
            rs->separate_val ? " (from --val-data)" : "");
-    printf("memory per rank: weights %.1f MiB, gradients %.1f MiB, optimizer %.1f MiB, "
-           "activations %.1f MiB\n",
+    printf("memory per rank%s: weights %.1f MiB, gradients %.1f MiB, optimizer %.1f MiB, "
+           "activations %.1f MiB (%d micro-batch slot%s)\n", p > 1 ? " (pipeline stage 0)" : "",
            mem->weight_bytes / MiB, mem->grad_bytes / MiB, mem->optimizer_bytes / MiB,
-           mem->activation_bytes / MiB);
+           mem->activation_bytes / MiB, m->n_slots, m->n_slots == 1 ? "" : "s");
+    for (int s = 1; s < p; s++) /* stage 0 is the line above */
+      printf("  pipeline stage %d: weights %.1f MiB, gradients %.1f MiB, optimizer %.1f MiB, "
+             "activations %.1f MiB (%lld slots)\n",
+             s, stages[5 * s] / MiB, stages[5 * s + 1] / MiB, stages[5 * s + 2] / MiB, stages[5 * s + 3] / MiB,
+             (long long)stages[5 * s + 4]);
     printf("peak for MFU: %.1f GFLOP/s over %d ranks (%s)\n", rs->peak_flops_total / 1e9,
            rs->rt->world_size, cfg->peak_tflops > 0 ? "configured" : "measured sgemm");
     fflush(stdout);
@@ -254,7 +266,9 @@ static void report_start(run_state *rs) {
   metrics_int(mx, "mem_grads", (int64_t)mem->grad_bytes);
   metrics_int(mx, "mem_optimizer", (int64_t)mem->optimizer_bytes);
   metrics_int(mx, "mem_activations", (int64_t)mem->activation_bytes);
+  if (p > 1) metrics_int_array(mx, "mem_activations_per_stage", stages + 3, (size_t)p, 5);
   metrics_end(mx);
+  free(stages);
 }
 
 /* ---------------------------------------------------------------- steps */
@@ -670,6 +684,8 @@ int trainer_run(const config *cfg, const runtime *rt) {
   double train_seconds = 0, last_val = NAN, last_loss = NAN;
   comm_totals comm_before = comm_now(rs);
   double train_steps_run = 0;
+  double bubble_sum = 0; /* measured pipeline bubble, over the steps after the first (warm-up) */
+  int bubble_steps = 0;
   install_stop_handlers();
   checkpoint_saver *saver = NULL;
   if (cfg->save_dir[0]) {
@@ -684,6 +700,7 @@ int trainer_run(const config *cfg, const runtime *rt) {
     step_result r = train_step(rs, step);
     train_seconds += r.seconds;
     last_loss = r.loss;
+    if (step > resumed_step + 1 || last_step == resumed_step + 1) bubble_sum += r.bubble, bubble_steps++;
     comm_totals comm_after = comm_now(rs);
     report_step(rs, step, &r, &comm_before, &comm_after);
     if (!isfinite(r.loss))
@@ -753,6 +770,14 @@ int trainer_run(const config *cfg, const runtime *rt) {
                  "%.2f s waiting\n",
                  (long long)(last_step - resumed_step), elapsed_text, last_loss, val_text, tokens_per_s, 100 * mfu,
                  mem_total / 1048576.0, peak_rss / 1048576.0, comm_bytes / 1048576.0, comm_seconds);
+  const double bubble_formula =
+      pipe_schedule_bubble_formula(rs->plan.stages, rs->plan.micro_batches, rs->plan.chunks_per_stage);
+  const double bubble_measured = bubble_steps ? bubble_sum / bubble_steps : 0;
+  if (rs->grid.shape.pp > 1)
+    progress_print(&rs->pg,
+                   "pipeline bubble: measured %.1f%% of each step idle (mean over stages and steps after the "
+                   "first), formula (p-1)/(V*m+p-1) = %.1f%%\n",
+                   100 * bubble_measured, 100 * bubble_formula);
   if (saves.count > 0)
     progress_print(&rs->pg, "checkpoints: %d saved, %.2f GB, %.2f s writing, training waited %.2f s%s\n",
                    saves.count, saves.bytes / 1e9, saves.seconds, saves.blocking_seconds,
@@ -770,6 +795,10 @@ int trainer_run(const config *cfg, const runtime *rt) {
   metrics_int(mx, "peak_rss", peak_rss);
   metrics_int(mx, "comm_bytes", (int64_t)comm_bytes);
   metrics_num(mx, "comm_s", comm_seconds);
+  if (rs->grid.shape.pp > 1) {
+    metrics_num(mx, "bubble", bubble_measured);
+    metrics_num(mx, "bubble_formula", bubble_formula);
+  }
   metrics_int(mx, "checkpoints", saves.count);
   metrics_num(mx, "checkpoint_blocking_s", saves.blocking_seconds);
   metrics_end(mx);

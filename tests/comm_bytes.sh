@@ -74,4 +74,26 @@ for zero in 2 3; do
       || fail "ZeRO $zero step $step: dp x sp bytes $got, formula $want"
   done
 done
+
+# Pipelines, 4 blocks, m = 8 / 2 = 4 micro-batches of N·h activations. Stage
+# 0 (world rank 0) sends, per step, the activation leaving each of its chunks
+# that has a successor and the input gradient of each that has a
+# predecessor: plain 1F1B (chunk 0 only) m·N·h floats, interleaved with 2
+# chunks per stage (global chunks 0 and 2) 3·m·N·h; plus its half of the
+# tied embedding's gradient (V·h, V = 257) and three fp64 sums over pp
+# (loss, gradient norm's two parts in one call, measured bubble: 32 bytes).
+V=257; m=4
+for kind in 1f1b interleaved; do
+  chunks=1; flags="--pp-schedule $kind"
+  [ $kind = interleaved ] && chunks=3 && flags="$flags --pp-virtual 2"
+  # shellcheck disable=SC2086
+  $RUN_MPI 2 120 "$TESSERA" train -c "$cfg" --data "$work/data" --pp 2 $flags --n_layer 4 --steps 2 \
+    --metrics "$work/p.jsonl" > "$work/out" 2>&1 || { cat "$work/out"; fail "pp 2 $kind run"; continue; }
+  want=$(( (chunks * m * N * h + V * h) * 4 + 32 ))
+  for step in 1 2; do
+    got=$(grep "^{\"step\":$step,\"loss\"" "$work/p.jsonl" | sed -n 's/.*"comm_bytes_pp":\([0-9]*\).*/\1/p')
+    [ "$got" = "$want" ] && pass "pp 2 $kind step $step: stage 0 sends $got bytes = formula" \
+      || fail "pp 2 $kind step $step: stage 0 pp bytes $got, formula $want"
+  done
+done
 finish
