@@ -73,6 +73,9 @@ typedef struct backend {
   void (*add)(act_t *out, const act_t *a, const act_t *b, size_t n_elems);   /* out = a + b */
   void (*accumulate)(act_t *dst, const act_t *src, size_t n_elems);          /* dst += src */
   void (*scale)(act_t *x, float factor, size_t n_elems);                     /* x *= factor */
+  /* dst[r·ld_dst + c] = src[r·ld_src + c] for r < rows, c < cols: a strided
+   * copy of a column range (K|V out of a fused QKV row, and back) */
+  void (*copy_rows)(act_t *dst, int ld_dst, const act_t *src, int ld_src, int rows, int cols);
   /* tanh-approximated GELU (GPT-2); backward overwrites dinp */
   void (*gelu_forward)(act_t *out, const act_t *inp, size_t n_elems);
   void (*gelu_backward)(act_t *dinp, const act_t *inp, const act_t *dout, size_t n_elems);

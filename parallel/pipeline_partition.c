@@ -19,7 +19,7 @@ static int better(cut_cost a, cut_cost b) {
   return a.squares < b.squares;
 }
 
-int pipe_partition_balanced(int n_layer, int n_chunks, double layer_cost, double first_cost,
+int pipe_partition_balanced(int n_layer, int n_chunks, const double *layer_costs, double first_cost,
                             double last_cost, int *counts, char *err, size_t err_bytes) {
   if (n_chunks < 1 || n_layer < n_chunks) {
     snprintf(err, err_bytes,
@@ -30,6 +30,9 @@ int pipe_partition_balanced(int n_layer, int n_chunks, double layer_cost, double
   }
   /* best[g][l]: the first g chunks hold the first l layers; choice = size of chunk g−1 */
   const size_t stride = (size_t)n_layer + 1;
+  double *prefix = xmalloc(stride * sizeof *prefix, "pipeline partition"); /* cost of layers [0, l) */
+  prefix[0] = 0;
+  for (int l = 0; l < n_layer; l++) prefix[l + 1] = prefix[l] + layer_costs[l];
   cut_cost *best = xmalloc((size_t)(n_chunks + 1) * stride * sizeof *best, "pipeline partition");
   int *choice = xcalloc((size_t)(n_chunks + 1) * stride, sizeof *choice, "pipeline partition");
   for (size_t i = 0; i < (size_t)(n_chunks + 1) * stride; i++) best[i] = (cut_cost){1e300, 1e300};
@@ -39,7 +42,7 @@ int pipe_partition_balanced(int n_layer, int n_chunks, double layer_cost, double
       for (int size = 1; size <= l - (g - 1); size++) {
         const cut_cost before = best[(size_t)(g - 1) * stride + (size_t)(l - size)];
         if (before.largest >= 1e300) continue;
-        double cost = size * layer_cost;
+        double cost = prefix[l] - prefix[l - size];
         if (g == 1) cost += first_cost;
         if (g == n_chunks) cost += last_cost;
         const cut_cost with = {before.largest > cost ? before.largest : cost, before.squares + cost * cost};
@@ -54,6 +57,7 @@ int pipe_partition_balanced(int n_layer, int n_chunks, double layer_cost, double
   }
   free(best);
   free(choice);
+  free(prefix);
   return 0;
 }
 

@@ -16,8 +16,9 @@
 
 #include <stddef.h>
 
-/* counts[g] for g < n_chunks; 0, or -1 with err when n_layer < n_chunks. */
-int pipe_partition_balanced(int n_layer, int n_chunks, double layer_cost, double first_cost,
+/* counts[g] for g < n_chunks given each layer's cost; 0, or -1 with err
+ * when n_layer < n_chunks. */
+int pipe_partition_balanced(int n_layer, int n_chunks, const double *layer_costs, double first_cost,
                             double last_cost, int *counts, char *err, size_t err_bytes);
 
 /* Parses "3,4,4,3" (one count per chunk, in global chunk order); 0, or -1

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "architecture.h"
 #include "build_info.h"
 #include "checkpoint_file.h"
 #include "fail.h"
@@ -99,11 +100,8 @@ static void write_attributes(ckpt_file *f, const config *cfg, const grid *g, con
   ckpt_attr_write_i64(f, "tokens", step * (int64_t)cfg->batch_size * cfg->seq_len);
   ckpt_attr_write_i64(f, "data_position", step * (int64_t)cfg->batch_size);
   ckpt_attr_write_i64(f, "seed", cfg->seed);
-  ckpt_attr_write_i64(f, "n_layer", cfg->n_layer);
-  ckpt_attr_write_i64(f, "n_head", cfg->n_head);
-  ckpt_attr_write_i64(f, "d_model", cfg->d_model);
-  ckpt_attr_write_i64(f, "vocab_size", cfg->vocab_size);
-  ckpt_attr_write_i64(f, "seq_len", cfg->seq_len);
+  const model_shape shape = architecture_from_config(cfg);
+  architecture_write(f, &shape);
   ckpt_attr_write_i64(f, "optimizer_step", job->optimizer_step);
   ckpt_attr_write_f64(f, "beta1", cfg->beta1);
   ckpt_attr_write_f64(f, "beta2", cfg->beta2);
@@ -579,19 +577,12 @@ int64_t checkpoint_resume(const config *cfg, grid *g, model *m, optimizer *opt) 
   if (status) fail_collective(status, "%s", err);
   err[0] = '\0';
 
-  /* the model's shape must match; the layout, batch and schedule may change */
-  const struct { const char *name; int64_t want; } shape[] = {
-      {"n_layer", cfg->n_layer}, {"n_head", cfg->n_head}, {"d_model", cfg->d_model},
-      {"vocab_size", cfg->vocab_size}, {"seq_len", cfg->seq_len}};
-  char differences[1024] = "";
-  for (size_t i = 0; i < sizeof shape / sizeof shape[0]; i++) {
-    int64_t got = -1;
-    if (ckpt_attr_read_i64(&f, shape[i].name, &got) != 0 || got != shape[i].want) {
-      size_t used = strlen(differences);
-      snprintf(differences + used, sizeof differences - used, "%s%s %lld in the checkpoint, %lld now",
-               used ? "; " : "", shape[i].name, (long long)got, (long long)shape[i].want);
-    }
-  }
+  /* the model must match; the layout, batch and schedule may change */
+  model_shape saved;
+  if (architecture_read(&f, &saved, err, sizeof err) != 0) fail_collective(EXIT_IO_ERROR, "%s", err);
+  const model_shape now = architecture_from_config(cfg);
+  char differences[4096] = "";
+  architecture_differences(&saved, &now, differences, sizeof differences);
   if (differences[0])
     fail_collective(EXIT_USER_ERROR, "checkpoint '%s' holds a different model: %s", path, differences);
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "architecture.h"
 #include "checkpoint_file.h"
 #include "commands.h"
 #include "fail.h"
@@ -45,12 +46,9 @@ int ckpt_command(int argc, char **argv) {
   if (status) fail_collective(status, "%s", err);
   if (ckpt_attr_read_str(&f, "format", text, sizeof text) != 0 || strcmp(text, "tessera-checkpoint") != 0)
     fail_collective(EXIT_IO_ERROR, "'%s' is an HDF5 file but not a tessera checkpoint", path);
-  model_shape shape = {(int)attr_i64(&f, "n_layer"), (int)attr_i64(&f, "n_head"),
-                       (int)attr_i64(&f, "d_model"), (int)attr_i64(&f, "vocab_size"),
-                       (int)attr_i64(&f, "seq_len")};
-  if (shape.n_layer < 1 || shape.n_head < 1 || shape.d_model < 1 || shape.vocab_size < 1 ||
-      shape.seq_len < 1 || shape.d_model % shape.n_head)
-    fail_collective(EXIT_IO_ERROR, "checkpoint '%s' has no valid model shape attributes", path);
+  model_shape shape;
+  if (architecture_read(&f, &shape, err, sizeof err) != 0)
+    fail_collective(EXIT_IO_ERROR, "checkpoint '%s' has no valid model shape attributes: %s", path, err);
   const int64_t complete = attr_i64(&f, "complete");
   registry reg;
   registry_init(&reg, 0, 1);
@@ -66,8 +64,10 @@ int ckpt_command(int argc, char **argv) {
     printf("step %lld, %lld tokens, data position %lld samples, optimizer step %lld\n",
            (long long)attr_i64(&f, "step"), (long long)attr_i64(&f, "tokens"),
            (long long)attr_i64(&f, "data_position"), (long long)attr_i64(&f, "optimizer_step"));
-    printf("model: %d layers, %d heads, d_model %d, vocab %d, seq_len %d\n", shape.n_layer,
-           shape.n_head, shape.d_model, shape.vocab_size, shape.seq_len);
+    char arch[4400];
+    architecture_describe(&shape, arch, sizeof arch);
+    printf("model: %d layers, %d heads, d_model %d, vocab %d, seq_len %d; %s\n", shape.n_layer,
+           shape.n_head, shape.d_model, shape.vocab_size, shape.seq_len, arch);
     printf("saved by: %lld ranks = dp %lld x tp %lld x pp %lld x sp %lld, ZeRO %lld\n",
            (long long)attr_i64(&f, "saved_world"), (long long)attr_i64(&f, "saved_dp"),
            (long long)attr_i64(&f, "saved_tp"), (long long)attr_i64(&f, "saved_pp"),

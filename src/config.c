@@ -35,6 +35,25 @@ static const key_spec key_table[] = {
    "vocabulary size (257 for the byte tokenizer)"},
   {"seq_len", "model", KEY_INT, FIELD(seq_len), "128", 1, 1 << 20, NULL,
    "tokens per sequence; also the number of learned positions"},
+  {"attention", "model", KEY_CHOICE, FIELD(attention), "softmax", 0, 0, "softmax|linear|hybrid",
+   "causal softmax attention, linear attention (chunkwise, with decay), or a per-layer mix (layer_pattern)"},
+  {"layer_pattern", "model", KEY_STRING, FIELD(layer_pattern), "", 0, 0, NULL,
+   "hybrid attention: S (softmax) or L (linear) per layer, repeated over the layers, e.g. LLLS"},
+  {"norm", "model", KEY_CHOICE, FIELD(norm), "layernorm", 0, 0, "layernorm|rmsnorm", "the blocks' and final norm"},
+  {"mlp", "model", KEY_CHOICE, FIELD(mlp), "gelu", 0, 0, "gelu|swiglu", "the MLP: GPT-2's GELU or Llama's SwiGLU"},
+  {"position", "model", KEY_CHOICE, FIELD(position), "learned", 0, 0, "learned|rope|none",
+   "positions: learned embeddings, rotary (RoPE) on queries and keys, or none"},
+  {"bias", "model", KEY_BOOL, FIELD(bias), "true", 0, 0, NULL,
+   "biases in the attention and MLP products (GPT-2: true; Llama: false)"},
+  {"ffn_hidden", "model", KEY_INT, FIELD(ffn_hidden), "0", 0, 1 << 24, NULL,
+   "MLP hidden width (0: 4·d_model for GELU, 8·d_model/3 rounded up to 16 for SwiGLU)"},
+  {"linear_decay", "model", KEY_CHOICE, FIELD(linear_decay), "slopes", 0, 0, "none|slopes",
+   "linear attention decay: none, or fixed per-head slopes λ_h = exp(-2^(-decay_base·(h+1)/n_head))"},
+  {"decay_base", "model", KEY_DOUBLE, FIELD(decay_base), "8", 0.001, 1000, NULL,
+   "base of the per-head decay slopes (Lightning Attention and ALiBi use 8)"},
+  {"linear_chunk", "model", KEY_INT, FIELD(linear_chunk), "64", 1, 1 << 16, NULL,
+   "chunk size of the chunkwise linear attention (changes speed, not results)"},
+  {"rope_theta", "model", KEY_DOUBLE, FIELD(rope_theta), "10000", 1, 1e12, NULL, "RoPE base"},
 
   {"batch_size", "train", KEY_INT, FIELD(batch_size), "16", 1, 1 << 24, NULL,
    "global batch in sequences, summed over data-parallel ranks"},
@@ -78,6 +97,9 @@ static const key_spec key_table[] = {
   {"pp", "run", KEY_INT, FIELD(pp), "1", 1, 1 << 16, NULL, "pipeline stages"},
   {"sp", "run", KEY_INT, FIELD(sp), "1", 1, 1 << 16, NULL, "sequence-parallel ranks"},
   {"zero", "run", KEY_INT, FIELD(zero), "0", 0, 3, NULL, "ZeRO stage 0|1|2|3"},
+  {"sp_kind", "run", KEY_CHOICE, FIELD(sp_kind), "allgather", 0, 0, "ring|allgather",
+   "sequence parallelism of the attention: ring (LASP state passing; ring attention with "
+   "zig-zag chunks) or allgather (LASP-2 chunk states; K and V gathered)"},
   {"pp_schedule", "run", KEY_CHOICE, FIELD(pp_schedule), "1f1b", 0, 0, "gpipe|1f1b|interleaved",
    "pipeline schedule: GPipe (all forwards, then all backwards), 1F1B (PipeDream-flush) or "
    "interleaved 1F1B over --pp-virtual chunks per stage"},
@@ -314,6 +336,18 @@ int config_validate(const config *cfg, char *err, size_t err_bytes) {
   }
   if (cfg->min_lr > cfg->lr) {
     snprintf(err, err_bytes, "min_lr = %g is larger than lr = %g", cfg->min_lr, cfg->lr);
+    return EXIT_USER_ERROR;
+  }
+  if (cfg->attention == ATTENTION_HYBRID) {
+    const size_t n = strlen(cfg->layer_pattern);
+    if (n == 0 || n >= 64 || strspn(cfg->layer_pattern, "SL") != n) {
+      snprintf(err, err_bytes,
+               "attention = hybrid needs layer_pattern: 1 to 63 letters S (softmax) or L (linear), e.g. LLLS; got '%s'",
+               cfg->layer_pattern);
+      return EXIT_USER_ERROR;
+    }
+  } else if (cfg->layer_pattern[0]) {
+    snprintf(err, err_bytes, "layer_pattern '%s' is only read with attention = hybrid", cfg->layer_pattern);
     return EXIT_USER_ERROR;
   }
   if (cfg->batch_size % cfg->micro_batch_size != 0) {

@@ -22,10 +22,25 @@ typedef enum progress_choice { PROGRESS_AUTO, PROGRESS_ON, PROGRESS_OFF } progre
 /* the same order as pipe_schedule_kind and recompute_kind */
 typedef enum pp_schedule_choice { PP_SCHEDULE_GPIPE, PP_SCHEDULE_1F1B, PP_SCHEDULE_INTERLEAVED } pp_schedule_choice;
 typedef enum recompute_choice { RECOMPUTE_CHOICE_NONE, RECOMPUTE_CHOICE_SELECTIVE, RECOMPUTE_CHOICE_FULL } recompute_choice;
+typedef enum attention_choice { ATTENTION_SOFTMAX, ATTENTION_LINEAR, ATTENTION_HYBRID } attention_choice;
+/* the same order as norm_kind, mlp_kind, position_kind and sp_kind */
+typedef enum norm_choice { NORM_CHOICE_LAYERNORM, NORM_CHOICE_RMSNORM } norm_choice;
+typedef enum mlp_choice { MLP_CHOICE_GELU, MLP_CHOICE_SWIGLU } mlp_choice;
+typedef enum position_choice { POSITION_CHOICE_LEARNED, POSITION_CHOICE_ROPE, POSITION_CHOICE_NONE } position_choice;
+typedef enum decay_choice { DECAY_CHOICE_NONE, DECAY_CHOICE_SLOPES } decay_choice;
+typedef enum sp_kind_choice { SP_KIND_CHOICE_RING, SP_KIND_CHOICE_ALLGATHER } sp_kind_choice;
 
 typedef struct config {
   /* [model] */
   int n_layer, n_head, d_model, vocab_size, seq_len;
+  int attention;         /* attention_choice */
+  char layer_pattern[4096]; /* hybrid: per-layer S|L, repeated */
+  int norm, mlp, position; /* norm_choice, mlp_choice, position_choice */
+  bool bias;
+  int ffn_hidden;        /* 0: the MLP's default width */
+  int linear_decay;      /* decay_choice */
+  double decay_base, rope_theta;
+  int linear_chunk;
   /* [train] */
   int batch_size;        /* global batch in sequences, over all data-parallel ranks */
   int micro_batch_size;  /* sequences per forward/backward on one rank */
@@ -44,6 +59,7 @@ typedef struct config {
   /* [run] */
   backend_choice backend;
   int tp, pp, sp, zero;
+  int sp_kind;           /* sp_kind_choice */
   bool tp_seq_shard;
   int pp_schedule;       /* pp_schedule_choice */
   int pp_virtual;        /* model chunks per stage (interleaved schedule) */

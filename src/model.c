@@ -25,33 +25,58 @@ model_stage model_stage_whole(int n_layer) {
   return st;
 }
 
-static act_t *param_at(const model *m, act_t *base, const char *name) {
-  const param_spec *p = registry_find(&m->reg, name);
-  ENSURE(p, "no parameter %s", name);
-  return act_at(m->be, base, p->offset);
+model_shape model_shape_gpt2(int n_layer, int n_head, int d_model, int vocab_size, int seq_len) {
+  model_shape s;
+  memset(&s, 0, sizeof s);
+  s.n_layer = n_layer, s.n_head = n_head, s.d_model = d_model, s.vocab_size = vocab_size, s.seq_len = seq_len;
+  return s;
 }
 
+bool model_layer_is_linear(const model_shape *s, int l) {
+  const size_t n = strlen(s->layer_pattern);
+  return n > 0 && s->layer_pattern[(size_t)l % n] == 'L';
+}
+
+int model_ffn_hidden(const model_shape *s) {
+  if (s->ffn_hidden > 0) return s->ffn_hidden;
+  if (s->mlp == MLP_GELU) return 4 * s->d_model;
+  /* SwiGLU's three matrices at about the FLOPs of GELU's two: 2/3 · 4h,
+   * rounded up to a multiple of 16 (Llama rounds to 256 at its sizes) */
+  return (8 * s->d_model / 3 + 15) / 16 * 16;
+}
+
+/* The norms carry a bias only as LayerNorm in a model with biases. */
+static bool norm_has_bias(const model_shape *s) { return s->norm == NORM_LAYERNORM; }
+
 static void register_block(registry *reg, const model_shape *s, int l) {
-  const int64_t C = s->d_model, NH = s->n_head, HS = s->d_model / s->n_head;
+  const int64_t C = s->d_model, NH = s->n_head, HS = s->d_model / s->n_head, F = model_ffn_hidden(s);
   /* GPT-2: residual output projections scaled by 1/sqrt(2·n_layer) */
   const double std = 0.02, residual_std = 0.02 / sqrt(2.0 * s->n_layer);
+  const bool bias = !s->no_bias, swiglu = s->mlp == MLP_SWIGLU;
   char name[REGISTRY_NAME_BYTES];
-#define ADD(suffix, n_dims, shape, split, init, init_std, decay)                       \
-  snprintf(name, sizeof name, "layers.%d.%s", l, suffix);                                \
-  registry_add(reg, name, n_dims, (int64_t[])shape, split, init, init_std, decay, l)
+#define ADD(suffix, n_dims, shape, split, init, init_std, decay)                         \
+  do {                                                                                     \
+    snprintf(name, sizeof name, "layers.%d.%s", l, suffix);                                \
+    registry_add(reg, name, n_dims, (int64_t[])shape, split, init, init_std, decay, l);    \
+  } while (0)
 #define SHAPE(...) {__VA_ARGS__}
   ADD("ln1.weight", 1, SHAPE(C), -1, INIT_ONES, 0, false);
-  ADD("ln1.bias", 1, SHAPE(C), -1, INIT_ZEROS, 0, false);
+  if (norm_has_bias(s)) ADD("ln1.bias", 1, SHAPE(C), -1, INIT_ZEROS, 0, false);
   ADD("attn.wqkv", 4, SHAPE(3, NH, HS, C), 1, INIT_NORMAL, std, true);
-  ADD("attn.bqkv", 3, SHAPE(3, NH, HS), 1, INIT_ZEROS, 0, false);
+  if (bias) ADD("attn.bqkv", 3, SHAPE(3, NH, HS), 1, INIT_ZEROS, 0, false);
   ADD("attn.wo", 3, SHAPE(C, NH, HS), 1, INIT_NORMAL, residual_std, true);
-  ADD("attn.bo", 1, SHAPE(C), -1, INIT_ZEROS, 0, false);
+  if (bias) ADD("attn.bo", 1, SHAPE(C), -1, INIT_ZEROS, 0, false);
   ADD("ln2.weight", 1, SHAPE(C), -1, INIT_ONES, 0, false);
-  ADD("ln2.bias", 1, SHAPE(C), -1, INIT_ZEROS, 0, false);
-  ADD("mlp.w1", 2, SHAPE(4 * C, C), 0, INIT_NORMAL, std, true);
-  ADD("mlp.b1", 1, SHAPE(4 * C), 0, INIT_ZEROS, 0, false);
-  ADD("mlp.w2", 2, SHAPE(C, 4 * C), 1, INIT_NORMAL, residual_std, true);
-  ADD("mlp.b2", 1, SHAPE(C), -1, INIT_ZEROS, 0, false);
+  if (norm_has_bias(s)) ADD("ln2.bias", 1, SHAPE(C), -1, INIT_ZEROS, 0, false);
+  if (swiglu) { /* gate and up rows side by side, split together over tp */
+    ADD("mlp.w1", 3, SHAPE(2, F, C), 1, INIT_NORMAL, std, true);
+    if (bias) ADD("mlp.b1", 2, SHAPE(2, F), 1, INIT_ZEROS, 0, false);
+  } else {
+    ADD("mlp.w1", 2, SHAPE(F, C), 0, INIT_NORMAL, std, true);
+    if (bias) ADD("mlp.b1", 1, SHAPE(F), 0, INIT_ZEROS, 0, false);
+  }
+  ADD("mlp.w2", 2, SHAPE(C, F), 1, INIT_NORMAL, residual_std, true);
+  if (bias) ADD("mlp.b2", 1, SHAPE(C), -1, INIT_ZEROS, 0, false);
 #undef ADD
 #undef SHAPE
 }
@@ -62,17 +87,18 @@ void model_register(registry *reg, const model_shape *s, const model_stage *stag
   const int64_t C = s->d_model;
   if (stage->has_embedding || stage->has_head)
     registry_add_padded(reg, "wte", 2, (int64_t[]){s->vocab_size, C}, 0, INIT_NORMAL, 0.02, true, -1);
-  if (stage->has_embedding)
+  if (stage->has_embedding && s->position == POSITION_LEARNED)
     registry_add(reg, "wpe", 2, (int64_t[]){s->seq_len, C}, -1, INIT_NORMAL, 0.02, false, -1);
   for (int c = 0; c < stage->n_chunks; c++)
     for (int i = 0; i < stage->chunk_n_layers[c]; i++) register_block(reg, s, stage->chunk_first_layer[c] + i);
   if (stage->has_head) {
     registry_add(reg, "lnf.weight", 1, (int64_t[]){C}, -1, INIT_ONES, 0, false, -1);
-    registry_add(reg, "lnf.bias", 1, (int64_t[]){C}, -1, INIT_ZEROS, 0, false, -1);
+    if (norm_has_bias(s)) registry_add(reg, "lnf.bias", 1, (int64_t[]){C}, -1, INIT_ZEROS, 0, false, -1);
   }
 }
 
-/* Block j's tensors at their offsets in a flat buffer. */
+/* Block j's tensors at their offsets in a flat buffer (NULL for the biases
+ * a model without them lacks). */
 static void bind_block_params(model *m, act_t *base, block_params *out) {
   for (int j = 0; j < m->n_local_layers; j++) {
     act_t **fields[BLOCK_N_PARAMS] = {&out[j].ln1_w, &out[j].ln1_b, &out[j].wqkv, &out[j].bqkv,
@@ -81,7 +107,8 @@ static void bind_block_params(model *m, act_t *base, block_params *out) {
     for (int k = 0; k < BLOCK_N_PARAMS; k++) {
       char name[REGISTRY_NAME_BYTES];
       snprintf(name, sizeof name, "layers.%d.%s", m->layer_ids[j], block_param_names[k]);
-      *fields[k] = param_at(m, base, name);
+      const param_spec *spec = registry_find(&m->reg, name);
+      *fields[k] = spec ? act_at(m->be, base, spec->offset) : NULL;
     }
   }
 }
@@ -97,7 +124,8 @@ static void bind_block_windows(model *m, act_t *windows[2], block_params *out) {
     for (int k = 0; k < BLOCK_N_PARAMS; k++) {
       char name[REGISTRY_NAME_BYTES];
       snprintf(name, sizeof name, "layers.%d.%s", m->layer_ids[j], block_param_names[k]);
-      *fields[k] = act_at(m->be, windows[j % 2], registry_find(&m->reg, name)->offset - block_start);
+      const param_spec *spec = registry_find(&m->reg, name);
+      *fields[k] = spec ? act_at(m->be, windows[j % 2], spec->offset - block_start) : NULL;
     }
   }
 }
@@ -130,7 +158,8 @@ typedef enum keep_kind { KEEP_ALL, KEEP_BUT_CORE, KEEP_OUTPUT, KEEP_SCRATCH_OF }
 
 static void carve_block_acts(model *m, carver *c, block_acts *a, const block_acts *scratch,
                              keep_kind keep) {
-  const size_t BT = (size_t)m->max_B * m->max_T, C = (size_t)m->shape.d_model, Cl = (size_t)m->C_local;
+  const int T_local = m->max_T / m->sp_size;
+  const size_t BT = (size_t)m->max_B * T_local, C = (size_t)m->shape.d_model, Cl = (size_t)m->C_local;
   const size_t BTl = m->seq_shard ? BT / (size_t)m->tp_size : BT;
   /* which fields this set carves: KEEP_SCRATCH_OF carves what the slots do
    * not keep under the model's recompute mode */
@@ -150,23 +179,29 @@ static void carve_block_acts(model *m, carver *c, block_acts *a, const block_act
     a->qkv = carve_act(c, BT * 3 * Cl);
     a->res2 = carve_act(c, BTl * C);
     a->ln2 = carve_act(c, BT * C);
-    a->fch = carve_act(c, BT * 4 * Cl);
-    a->fch_gelu = carve_act(c, BT * 4 * Cl);
+    a->fch = carve_act(c, BT * (size_t)m->mlp_in_local);
+    a->fch_gelu = carve_act(c, BT * (size_t)m->ffn_local);
     a->ln1_mean = carve_f32(c, BTl);
     a->ln1_rstd = carve_f32(c, BTl);
     a->ln2_mean = carve_f32(c, BTl);
     a->ln2_rstd = carve_f32(c, BTl);
+    /* the states entering linear attention's pieces (sequence parallelism) */
+    if (m->any_linear && m->sp) a->att_state = carve_f32(c, model_linear_state_elems(m, m->max_B));
   }
   if (core) {
     a->atty = carve_act(c, BT * Cl);
-    a->att_saved = carve_f32(c, m->be->attention_saved_elems(m->max_B, m->max_T, m->NH_local));
+    if (m->any_softmax) a->att_saved = carve_f32(c, model_softmax_saved_elems(m, m->max_B, T_local));
+    if (m->any_linear) {
+      a->att_raw = carve_act(c, BT * Cl);
+      a->att_rstd = carve_f32(c, BT * (size_t)m->NH_local);
+    }
   }
   if (output) a->res3 = carve_act(c, BTl * C);
 }
 
 /* Lays out every activation; run once to count, once to assign. */
 static void carve_activations(model *m, carver *c) {
-  const size_t B = (size_t)m->max_B, T = (size_t)m->max_T, C = (size_t)m->shape.d_model;
+  const size_t B = (size_t)m->max_B, T = (size_t)(m->max_T / m->sp_size), C = (size_t)m->shape.d_model;
   const size_t Cl = (size_t)m->C_local, V = (size_t)m->V_local, BT = B * T;
   /* rows of the residual stream and norm statistics held here */
   const size_t BTl = m->seq_shard ? BT / (size_t)m->tp_size : BT;
@@ -185,7 +220,9 @@ static void carve_activations(model *m, carver *c) {
   m->d_btc = carve_act(c, BT * C); /* also the forward's partial sums */
   m->d_atty = carve_act(c, BT * Cl);
   m->d_qkv = carve_act(c, BT * 3 * Cl);
-  m->d_bt4c = carve_act(c, BT * 4 * Cl);
+  m->d_bt4c = carve_act(c, BT * (size_t)m->mlp_in_local);
+  m->d_ffn_act = m->shape.mlp == MLP_SWIGLU ? carve_act(c, BT * (size_t)m->ffn_local) : NULL;
+  m->d_att_raw = m->any_linear ? carve_act(c, BT * Cl) : NULL;
   if (m->seq_shard) {
     m->d_full = carve_act(c, BT * C);
     m->d_ln = carve_act(c, BTl * C); /* also the forward's local norm output */
@@ -229,11 +266,18 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
   m->seq_shard = seq_shard && m->tp;
   ENSURE(!m->seq_shard || max_T % m->tp_size == 0, "sequence sharding: tp %d does not divide T %d",
          m->tp_size, max_T);
+  ENSURE(shape.d_model % shape.n_head == 0, "n_head %d does not divide d_model %d", shape.n_head, shape.d_model);
   const int tp_rank = m->tp ? tp->rank : 0;
   ENSURE(shape.n_head % m->tp_size == 0 && shape.d_model % m->tp_size == 0,
          "n_head %d / d_model %d not divisible by tp %d", shape.n_head, shape.d_model, m->tp_size);
   m->C_local = shape.d_model / m->tp_size;
   m->NH_local = shape.n_head / m->tp_size;
+  const int F = model_ffn_hidden(&shape);
+  ENSURE(F % m->tp_size == 0, "the MLP width %d is not divisible by tp %d", F, m->tp_size);
+  m->ffn_local = F / m->tp_size;
+  m->mlp_in_local = shape.mlp == MLP_SWIGLU ? 2 * m->ffn_local : m->ffn_local;
+  m->sp = options->sp && options->sp->size > 1 ? options->sp : NULL;
+  m->sp_size = m->sp ? m->sp->size : 1;
 
   /* local blocks: the chunks' layers one after another */
   ENSURE(m->stage.n_chunks >= 1 && m->stage.n_chunks <= MODEL_MAX_CHUNKS, "%d chunks per stage",
@@ -248,6 +292,33 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
   for (int c = 0; c < m->stage.n_chunks; c++)
     for (int i = 0; i < m->stage.chunk_n_layers[c]; i++)
       m->layer_ids[m->chunk_start[c] + i] = m->stage.chunk_first_layer[c] + i;
+  for (int j = 0; j < m->n_local_layers; j++) {
+    if (model_layer_is_linear(&shape, m->layer_ids[j])) m->any_linear = true;
+    else m->any_softmax = true;
+  }
+  /* Sequence parallelism: ring attention over softmax layers balances its
+   * causal work with the zig-zag placement, which then holds for every
+   * layer of the model (linear layers chain their pieces in sequence order). */
+  bool model_has_softmax = false;
+  for (int l = 0; l < shape.n_layer; l++) model_has_softmax |= !model_layer_is_linear(&shape, l);
+  m->placement = m->sp && options->sp_algorithm == SP_RING && model_has_softmax ? SP_ZIGZAG : SP_CONTIGUOUS;
+  if (m->sp) {
+    char err[256];
+    ENSURE(sp_layout_make(&m->layout, m->placement, m->sp_size, m->sp->rank, max_T, err, sizeof err) == 0, "%s",
+           err);
+    sp_attention_create(&m->spa, be, m->sp, options->sp_algorithm, max_B, max_T / m->sp_size, m->C_local,
+                        m->NH_local);
+  }
+  if (m->any_linear && shape.decay_base > 0) { /* λ_h = exp(−2^(−base·(h+1)/NH)) of this rank's heads */
+    float *host = xmalloc((size_t)m->NH_local * sizeof *host, "decay");
+    for (int h = 0; h < m->NH_local; h++) {
+      const int head = tp_rank * m->NH_local + h;
+      host[h] = (float)exp(-pow(2.0, -shape.decay_base * (head + 1) / shape.n_head));
+    }
+    m->decay = be->alloc_f32((size_t)m->NH_local, "linear attention decay");
+    be->f32_from_host(m->decay, host, (size_t)m->NH_local);
+    free(host);
+  }
 
   registry_init(&m->reg, tp_rank, m->tp_size);
   model_register(&m->reg, &m->shape, &m->stage);
@@ -328,6 +399,8 @@ void model_free(model *m) {
   }
   be->free_buffer(m->targets);
   be->free_buffer(m->positions);
+  if (m->decay) be->free_buffer(m->decay);
+  if (m->sp) sp_attention_free(&m->spa);
   free(m->slots);
   free(m->scratch_acts);
   free(m->blocks);
@@ -358,10 +431,14 @@ static size_t outer_offset(const model *m, const char *name, bool windowed) {
   if (windowed && offset >= m->block_start0) offset = m->block_start0 + (offset - blocks_end);
   return offset;
 }
+/* NULL when this stage, or this model, has no such tensor (wpe without
+ * learned positions, lnf.bias without LayerNorm). */
 static act_t *outer_grad_at(const model *m, const char *name) {
+  if (!registry_find(&m->reg, name)) return NULL;
   return act_at(m->be, m->grads, outer_offset(m, name, m->windowed_grads));
 }
 static act_t *outer_param_at(const model *m, const char *name) {
+  if (!registry_find(&m->reg, name)) return NULL;
   return act_at(m->be, m->params, outer_offset(m, name, m->windowed_params));
 }
 
@@ -415,17 +492,25 @@ int64_t model_n_params(const model *m) {
   return total;
 }
 
-double model_flops_per_token(const model_shape *s, int T) {
-  const double C = s->d_model, L = s->n_layer, V = s->vocab_size;
-  /* N counts the matrices a token multiplies through: per block 12·C² (QKV 3C²,
-   * output C², MLP 8C²) plus the tied head V·C; biases and norms are noise. */
-  const double matmul_params = L * 12.0 * C * C + V * C;
-  return 6.0 * matmul_params + 6.0 * L * T * C;
+double model_block_flops(const model_shape *s, int l, int T) {
+  const double C = s->d_model, F = model_ffn_hidden(s), HS = (double)s->d_model / s->n_head;
+  /* the matrices a token multiplies through: QKV 3C², output C², the MLP
+   * 2FC (GELU) or 3FC (SwiGLU), at 2 FLOPs per multiply-add; biases and
+   * norms are noise */
+  const double matrices = 2.0 * (4.0 * C * C + (s->mlp == MLP_SWIGLU ? 3.0 : 2.0) * F * C);
+  if (!model_layer_is_linear(s, l)) return matrices + 2.0 * T * C; /* causal QKᵀ and PV: half of 4TC */
+  /* chunkwise linear attention: the masked chunk (half of 4·chunk·C) and
+   * the state's two products q·S and kᵀv (2·2·HS·C) */
+  const double chunk = s->linear_chunk > 0 ? s->linear_chunk : 64;
+  return matrices + 2.0 * (chunk < T ? chunk : T) * C + 4.0 * HS * C;
 }
 
-double model_block_flops(const model_shape *s, int T) {
-  const double C = s->d_model;
-  return 2.0 * 12.0 * C * C + 2.0 * T * C; /* the matrices, and causal QKᵀ and PV */
+double model_flops_per_token(const model_shape *s, int T) {
+  /* forward and backward: three times the forward (PaLM's appendix: 6N
+   * for the matrices, attention likewise), plus the tied head's 2VC */
+  double forward = 2.0 * s->vocab_size * s->d_model;
+  for (int l = 0; l < s->n_layer; l++) forward += model_block_flops(s, l, T);
+  return 3.0 * forward;
 }
 
 double model_head_flops(const model_shape *s) {
@@ -435,44 +520,62 @@ double model_head_flops(const model_shape *s) {
   return 2.0 * V * C + 5.0 * V;
 }
 
-/* ---- the embedding, forward and backward ---- */
+/* ---- sequence layout and positions ---- */
 
-/* The position of every row: row b·T + t holds position t. Uploaded once
- * per micro-batch shape. */
-static void fill_positions(model *m, int B, int T) {
+/* This rank's pieces of sequences of T tokens (one piece of all T without
+ * sequence parallelism), and the position of every row, uploaded once per
+ * micro-batch shape. */
+static void set_layout(model *m, int B, int T) {
   if (m->positions_B == B && m->positions_T == T) return;
-  const int N = B * T;
+  char err[256];
+  ENSURE(sp_layout_make(&m->layout, m->placement, m->sp_size, m->sp ? m->sp->rank : 0, T, err, sizeof err) == 0,
+         "%s", err);
+  const int N = B * sp_layout_local_tokens(&m->layout);
   int32_t *host = xmalloc((size_t)N * sizeof *host, "position ids");
-  for (int n = 0; n < N; n++) host[n] = n % T;
+  sp_layout_positions(&m->layout, B, host);
   m->be->ids_from_host(m->positions, host, (size_t)N);
   free(host);
   m->positions_B = B, m->positions_T = T;
 }
 
-/* Vocabulary-parallel lookup of all N rows into the slot's input; the
- * position embedding is added by one tp rank only, so that the sum over the
- * group holds it once. */
-static void embedding_forward(model *m, model_slot *s, const int32_t *inputs, int B, int T) {
+int model_local_tokens(const model *m, int T) { return T / m->sp_size; }
+
+int model_sequence_quantum(const model *m) {
+  const int chunks = m->sp_size * (m->placement == SP_ZIGZAG ? 2 : 1);
+  const int tp = m->seq_shard ? m->tp_size : 1;
+  int q = chunks; /* a multiple of the chunk count whose pieces the tp ranks can share */
+  while ((q / chunks) % tp != 0) q += chunks;
+  return q;
+}
+
+void model_take_local(model *m, int B, int T, const int32_t *full, int32_t *local) {
+  set_layout(m, B, T);
+  sp_layout_take(&m->layout, B, full, local);
+}
+
+/* ---- the embedding, forward and backward ---- */
+
+/* Vocabulary-parallel lookup of this rank's rows into the slot's input;
+ * the position embedding is added by one tp rank only, so that the sum over
+ * the group holds it once. */
+static void embedding_forward(model *m, model_slot *s, const int32_t *inputs, int B, int T_local) {
   const backend *be = m->be;
-  const int C = m->shape.d_model, N = B * T, Nl = model_local_rows(m, N);
+  const int C = m->shape.d_model, N = B * T_local, Nl = model_local_rows(m, N);
   be->ids_from_host(s->tokens, inputs, (size_t)N);
-  fill_positions(m, B, T);
   const bool adds_positions = !m->tp || m->tp->rank == 0;
   act_t *partial = m->seq_shard ? m->d_btc : s->input;
   be->embedding_forward(partial, s->tokens, m->positions, outer_param_at(m, "wte"),
-                        adds_positions ? outer_param_at(m, "wpe") : NULL, N, C, m->vocab_start,
-                        m->V_valid);
+                        adds_positions ? outer_param_at(m, "wpe") : NULL, N, C, m->vocab_start, m->V_valid);
   model_sum_rows(m, s->input, partial, Nl, C);
 }
 
 /* From m->d_resid, dL/d(the embedding's output) of this rank's rows; the
  * lookup's backward reads every row's gradient. */
-static void embedding_backward(model *m, model_slot *s, int B, int T) {
-  const int C = m->shape.d_model, Nl = model_local_rows(m, B * T);
+static void embedding_backward(model *m, model_slot *s, int B, int T_local) {
+  const int C = m->shape.d_model, Nl = model_local_rows(m, B * T_local);
   model_gather_rows(m, m->d_full, m->d_resid, Nl, C);
-  fill_positions(m, B, T);
-  m->be->embedding_backward(outer_grad_at(m, "wte"), outer_grad_at(m, "wpe"), m->d_full, s->tokens,
-                            m->positions, B * T, C, m->vocab_start, m->V_valid);
+  m->be->embedding_backward(outer_grad_at(m, "wte"), outer_grad_at(m, "wpe"), m->d_full, s->tokens, m->positions,
+                            B * T_local, C, m->vocab_start, m->V_valid);
 }
 
 /* ---- the head: final norm, tied output layer, loss ---- */
@@ -495,16 +598,16 @@ static double crossentropy(model *m, const int32_t *targets, int N, float dloss_
   return total;
 }
 
-/* x: this rank's rows of the last block's output. For PASS_TRAIN the head's
- * backward runs here too and dL/dx lands in d_x. */
-static double head_forward(model *m, const act_t *x, act_t *d_x, const int32_t *targets, int B, int T,
+/* x: this rank's rows of the last block's output (T_local tokens per
+ * sequence). For PASS_TRAIN the head's backward runs here too and dL/dx
+ * lands in d_x. */
+static double head_forward(model *m, const act_t *x, act_t *d_x, const int32_t *targets, int B, int T_local,
                            float dloss_scale, model_pass pass) {
   const backend *be = m->be;
-  const int C = m->shape.d_model, V = m->V_local, N = B * T, Nl = model_local_rows(m, N);
+  const int C = m->shape.d_model, V = m->V_local, N = B * T_local, Nl = model_local_rows(m, N);
   const act_t *wte = outer_param_at(m, "wte"), *lnf_w = outer_param_at(m, "lnf.weight");
   act_t *lnf_local = m->seq_shard ? m->d_ln : m->lnf;
-  be->layernorm_forward(lnf_local, m->lnf_mean, m->lnf_rstd, x, lnf_w, outer_param_at(m, "lnf.bias"),
-                        Nl, C);
+  model_norm_forward(m, lnf_local, m->lnf_mean, m->lnf_rstd, x, lnf_w, outer_param_at(m, "lnf.bias"), Nl);
   model_gather_rows(m, m->lnf, lnf_local, Nl, C);
   /* tied head: logits = lnf · wteᵀ, this rank's vocabulary rows */
   be->gemm(false, true, N, V, C, 1.0f, m->lnf, C, wte, C, 0.0f, m->logits, V);
@@ -517,15 +620,15 @@ static double head_forward(model *m, const act_t *x, act_t *d_x, const int32_t *
   be->gemm(true, false, V, C, N, 1.0f, m->logits, V, m->lnf, C, 1.0f, outer_grad_at(m, "wte"), C);
   model_sum_rows(m, m->d_ln, m->d_btc, Nl, C);
   be->zero_act(d_x, (size_t)Nl * C);
-  model_norm_backward(m, d_x, outer_grad_at(m, "lnf.weight"), outer_grad_at(m, "lnf.bias"), m->d_ln, x,
-                      lnf_w, m->lnf_mean, m->lnf_rstd, Nl, C);
+  model_norm_backward(m, d_x, outer_grad_at(m, "lnf.weight"), outer_grad_at(m, "lnf.bias"), m->d_ln, x, lnf_w,
+                      m->lnf_mean, m->lnf_rstd, Nl);
   return loss_sum;
 }
 
 /* ---- a chunk on a slot ---- */
 
 size_t model_boundary_elems(const model *m, int B, int T) {
-  return (size_t)model_local_rows(m, B * T) * (size_t)m->shape.d_model;
+  return (size_t)model_local_rows(m, B * model_local_tokens(m, T)) * (size_t)m->shape.d_model;
 }
 act_t *model_slot_input(model *m, int slot) { return m->slots[slot].input; }
 act_t *model_slot_output_grad(model *m, int slot) { return m->slots[slot].d_output; }
@@ -534,36 +637,40 @@ const act_t *model_slot_output(const model *m, int slot, int chunk) {
   return m->slots[slot].acts[m->stage.chunk_n_layers[chunk] - 1].res3;
 }
 
-static void check_micro_batch(const model *m, int slot, int chunk, int B, int T) {
-  ENSURE(B <= m->max_B && T <= m->max_T, "micro-batch %dx%d exceeds the arena's %dx%d", B, T, m->max_B,
-         m->max_T);
-  ENSURE(!m->seq_shard || (B * T) % m->tp_size == 0, "sequence sharding: %d rows over tp %d", B * T,
+/* Checks a micro-batch of B sequences of T tokens and sets this rank's
+ * layout for it; returns its tokens per sequence here. */
+static int begin_micro_batch(model *m, int slot, int chunk, int B, int T) {
+  ENSURE(B <= m->max_B && T <= m->max_T, "micro-batch %dx%d exceeds the arena's %dx%d", B, T, m->max_B, m->max_T);
+  ENSURE(slot >= 0 && slot < m->n_slots && chunk >= 0 && chunk < m->stage.n_chunks, "slot %d / chunk %d out of range",
+         slot, chunk);
+  set_layout(m, B, T);
+  const int T_local = sp_layout_local_tokens(&m->layout);
+  ENSURE(!m->seq_shard || (B * T_local) % m->tp_size == 0, "sequence sharding: %d rows over tp %d", B * T_local,
          m->tp_size);
-  ENSURE(slot >= 0 && slot < m->n_slots && chunk >= 0 && chunk < m->stage.n_chunks,
-         "slot %d / chunk %d out of range", slot, chunk);
+  return T_local;
 }
 
 double model_chunk_forward(model *m, int slot, int chunk, const int32_t *inputs,
                            const int32_t *targets, int B, int T, float dloss_scale, model_pass pass) {
-  check_micro_batch(m, slot, chunk, B, T);
+  const int T_local = begin_micro_batch(m, slot, chunk, B, T);
   model_slot *s = &m->slots[slot];
-  if (chunk == 0 && m->stage.has_embedding) embedding_forward(m, s, inputs, B, T);
+  if (chunk == 0 && m->stage.has_embedding) embedding_forward(m, s, inputs, B, T_local);
   const act_t *x = s->input;
   const int j0 = m->chunk_start[chunk], n = m->stage.chunk_n_layers[chunk];
   for (int i = 0; i < n; i++) {
     const int j = j0 + i;
     need_block(m, j, j + 1 < m->n_local_layers ? j + 1 : -1);
-    block_forward(m, j, &s->acts[i], x, B, T);
+    block_forward(m, j, &s->acts[i], x, B, T_local);
     x = s->acts[i].res3;
   }
   if (chunk == m->stage.n_chunks - 1 && m->stage.has_head)
-    return head_forward(m, x, s->d_output, targets, B, T, dloss_scale, pass);
+    return head_forward(m, x, s->d_output, targets, B, T_local, dloss_scale, pass);
   return 0.0;
 }
 
 void model_chunk_backward(model *m, int slot, int chunk, int B, int T, grads_ready_fn ready,
                           void *ready_context) {
-  check_micro_batch(m, slot, chunk, B, T);
+  const int T_local = begin_micro_batch(m, slot, chunk, B, T);
   const backend *be = m->be;
   model_slot *s = &m->slots[slot];
   const size_t boundary = model_boundary_elems(m, B, T);
@@ -578,13 +685,13 @@ void model_chunk_backward(model *m, int slot, int chunk, int B, int T, grads_rea
       be->zero_act(m->grad_windows[j % 2], m->block_elems);
     }
     need_block(m, j, j - 1);
-    block_backward(m, j, &s->acts[i], i == 0 ? s->input : s->acts[i - 1].res3, B, T);
+    block_backward(m, j, &s->acts[i], i == 0 ? s->input : s->acts[i - 1].res3, B, T_local);
     if (m->windowed_grads && hooks)
       hooks->block_done(hooks->context, j % 2, m->grad_windows[j % 2],
                         m->block_start0 + (size_t)j * m->block_elems, m->block_elems);
     if (ready) ready(ready_context, m->block_start0 + (size_t)j * m->block_elems);
   }
-  if (chunk == 0 && m->stage.has_embedding) embedding_backward(m, s, B, T);
+  if (chunk == 0 && m->stage.has_embedding) embedding_backward(m, s, B, T_local);
 }
 
 void model_sum_tied_grads(model *m) {
@@ -605,19 +712,30 @@ void model_sum_tied_grads(model *m) {
   free(other);
 }
 
-void model_copy_last_logits(model *m, int T, float *host_logits) {
+void model_copy_last_logits(model *m, int B, int t, float *host_logits) {
   const int Vl = m->V_local;
-  float *shard = xmalloc((size_t)Vl * sizeof *shard, "logits shard");
-  m->be->act_to_host(shard, act_at(m->be, m->logits, (size_t)(T - 1) * Vl), (size_t)Vl);
-  if (!m->tp) {
-    memcpy(host_logits, shard, (size_t)m->shape.vocab_size * sizeof *shard);
-  } else { /* shards are consecutive vocabulary ranges; padding sits past V */
-    float *all = xmalloc((size_t)Vl * m->tp_size * sizeof *all, "gathered logits");
+  float *shard = xcalloc((size_t)Vl, sizeof *shard, "logits shard");
+  /* the row of position t of sequence 0: on one sp rank only */
+  const int64_t row = sp_layout_row_of(&m->layout, B, 0, t);
+  if (row >= 0) m->be->act_to_host(shard, act_at(m->be, m->logits, (size_t)row * Vl), (size_t)Vl);
+  float *all = shard;
+  if (m->tp) { /* shards are consecutive vocabulary ranges; padding sits past V */
+    all = xmalloc((size_t)Vl * m->tp_size * sizeof *all, "gathered logits");
     comm_allgather_f32(m->tp, shard, all, (size_t)Vl);
-    memcpy(host_logits, all, (size_t)m->shape.vocab_size * sizeof *all);
-    free(all);
   }
+  memcpy(host_logits, all, (size_t)m->shape.vocab_size * sizeof *all);
+  if (m->sp) { /* from the sp rank that holds the row: the others hold zeros */
+    int64_t holder = row >= 0 ? m->sp->rank : -1;
+    comm_allreduce_max_i64(m->sp, &holder, 1);
+    comm_broadcast(m->sp, host_logits, (size_t)m->shape.vocab_size * sizeof *host_logits, (int)holder);
+  }
+  if (all != shard) free(all);
   free(shard);
+}
+
+int model_padded_length(const model *m, int T) {
+  const int q = model_sequence_quantum(m);
+  return (T + q - 1) / q * q;
 }
 
 /* ---- the whole model on one stage ---- */
@@ -643,12 +761,15 @@ double model_forward_backward(model *m, const int32_t *inputs, const int32_t *ta
 
 void model_forward_last_logits(model *m, const int32_t *inputs, int T, float *host_logits) {
   ensure_whole(m);
-  /* sequence sharding needs T divisible by tp: pad on the right, which a
-   * causal model's position T−1 never sees */
-  int T_run = m->seq_shard ? (T + m->tp_size - 1) / m->tp_size * m->tp_size : T;
+  /* sequence parallelism and sharding need T in whole pieces: pad on the
+   * right, which a causal model's position T−1 never sees */
+  const int T_run = model_padded_length(m, T);
   int32_t *padded = xmalloc((size_t)T_run * sizeof *padded, "padded prompt");
   for (int t = 0; t < T_run; t++) padded[t] = inputs[t < T ? t : T - 1];
-  model_chunk_forward(m, 0, 0, padded, NULL, 1, T_run, 0.0f, PASS_LOGITS);
+  int32_t *local = xmalloc((size_t)T_run * sizeof *local, "prompt rows");
+  model_take_local(m, 1, T_run, padded, local);
+  model_chunk_forward(m, 0, 0, local, NULL, 1, T_run, 0.0f, PASS_LOGITS);
   free(padded);
-  model_copy_last_logits(m, T, host_logits);
+  free(local);
+  model_copy_last_logits(m, 1, T - 1, host_logits);
 }

@@ -66,10 +66,39 @@
 #include "backend.h"
 #include "comm.h"
 #include "registry.h"
+#include "sp_attention.h"
+#include "sp_layout.h"
 
+typedef enum norm_kind { NORM_LAYERNORM, NORM_RMSNORM } norm_kind;
+typedef enum mlp_kind { MLP_GELU, MLP_SWIGLU } mlp_kind;
+typedef enum position_kind { POSITION_LEARNED, POSITION_ROPE, POSITION_NONE } position_kind;
+
+#define MODEL_PATTERN_BYTES 64
+
+/* The logical model: sizes and the choices that change its function (a
+ * checkpoint records all of them; doc/checkpoint-format.md). A zeroed
+ * struct with the five sizes set is GPT-2 (model_shape_gpt2). */
 typedef struct model_shape {
   int n_layer, n_head, d_model, vocab_size, seq_len;
+  int ffn_hidden;          /* MLP hidden width F (0: 4·d_model for GELU, model_default_ffn for SwiGLU) */
+  norm_kind norm;
+  mlp_kind mlp;
+  position_kind position;
+  bool no_bias;            /* drop every bias (Llama); GPT-2 has them */
+  /* attention of layer l: pattern[l mod strlen] is 'S' (softmax) or 'L'
+   * (linear with decay); "" means all softmax */
+  char layer_pattern[MODEL_PATTERN_BYTES];
+  double decay_base;       /* linear attention: λ_h = exp(−2^(−base·(h+1)/n_head)); 0: no decay */
+  double rope_theta;       /* RoPE base (0: 10000) */
+  int linear_chunk;        /* chunk size of the chunkwise linear attention (0: 64); compute only */
 } model_shape;
+
+/* GPT-2 of the given sizes. */
+model_shape model_shape_gpt2(int n_layer, int n_head, int d_model, int vocab_size, int seq_len);
+/* Whether layer l is linear attention. */
+bool model_layer_is_linear(const model_shape *shape, int l);
+/* The MLP hidden width F in effect. */
+int model_ffn_hidden(const model_shape *shape);
 
 typedef enum recompute_kind { RECOMPUTE_NONE, RECOMPUTE_SELECTIVE, RECOMPUTE_FULL } recompute_kind;
 
@@ -124,6 +153,8 @@ typedef struct model_options {
   comm *pp;             /* pipeline group (the tied embedding), or NULL */
   int n_slots;          /* micro-batches in flight at once (0 means 1) */
   recompute_kind recompute;
+  comm *sp;             /* sequence-parallel group, or NULL */
+  sp_kind sp_algorithm; /* how attention crosses it: ring or all-gather */
 } model_options;
 
 typedef struct block_params block_params;
@@ -148,6 +179,15 @@ typedef struct model {
   comm *pp;            /* pipeline group, or NULL for one stage */
   bool tied_copy;      /* holds wte for the head only; the first stage holds it too */
   int C_local, NH_local; /* this rank's share of d_model and heads */
+  int ffn_local;         /* this rank's share of the MLP hidden width F */
+  int mlp_in_local;      /* width of the first MLP product: F/tp (GELU) or 2F/tp (SwiGLU gate|up) */
+  bool any_linear, any_softmax; /* attention kinds among this stage's layers */
+  f32_t *decay;          /* linear attention: λ of this rank's heads, or NULL (no decay) */
+  comm *sp;              /* sequence-parallel group, or NULL for one rank */
+  int sp_size;
+  sp_placement placement; /* contiguous, or zig-zag (ring attention over softmax layers) */
+  sp_attention spa;      /* its workspaces */
+  sp_layout layout;      /* this rank's pieces for the current sequence length */
   int V_local;         /* vocabulary rows held here (padded: the logits' row stride) */
   int V_valid;         /* of those, real vocabulary entries */
   int vocab_start;     /* first vocabulary id held here */
@@ -175,6 +215,7 @@ typedef struct model {
   void *arena[2];
   act_t *lnf, *logits, *d_resid, *d_btc, *d_qkv, *d_atty, *d_bt4c;
   act_t *d_full, *d_ln, *ln_grad_scratch; /* sequence sharding: gathered / local / 2C */
+  act_t *d_ffn_act, *d_att_raw;           /* SwiGLU's activation gradient; linear attention's pre-norm one */
   f32_t *lnf_mean, *lnf_rstd, *losses, *ce_max, *ce_stats;
   ids_t *targets;
   ids_t *positions;            /* position id of each row, for the embedding */
@@ -247,9 +288,21 @@ void model_chunk_backward(model *m, int slot, int chunk, int B, int T, grads_rea
 /* The tied embedding: the first and last stage add their wte gradients
  * (collective over the pp group's ends; nothing with one stage). */
 void model_sum_tied_grads(model *m);
-/* After a PASS_LOGITS forward at the head: the logits of position T−1 of
- * sequence 0, gathered over the tp group (vocab_size floats). */
-void model_copy_last_logits(model *m, int T, float *host_logits);
+/* After a PASS_LOGITS forward at the head over B sequences: the logits of
+ * position t of sequence 0, gathered over the tp group and handed from the
+ * sp rank that holds that position to the others (vocab_size floats). */
+void model_copy_last_logits(model *m, int B, int t, float *host_logits);
+
+/* ---- sequence parallelism: which tokens this rank computes ----
+ * Model calls take T, the whole sequence length, and this rank's
+ * B·model_local_tokens(T) token ids in its row order (parallel/sp_layout.h);
+ * model_take_local picks them from B whole sequences. A sequence length
+ * must be a multiple of model_sequence_quantum (the sp chunks, each
+ * divisible by tp under sequence sharding); model_padded_length rounds up. */
+int model_local_tokens(const model *m, int T);
+void model_take_local(model *m, int B, int T, const int32_t *full, int32_t *local);
+int model_sequence_quantum(const model *m);
+int model_padded_length(const model *m, int T);
 
 /* ---- the whole model on one stage ---- */
 
@@ -268,14 +321,15 @@ double model_forward_loss(model *m, const int32_t *inputs, const int32_t *target
  * must all call this together). */
 void model_forward_last_logits(model *m, const int32_t *inputs, int T, float *host_logits);
 
-/* Model FLOPs per token for one forward+backward (6N + 6·L·T·C: the matmuls
- * over parameters plus causal attention's QKᵀ and PV, as in the PaLM appendix
- * with the causal half). */
+/* Model FLOPs per token for one forward+backward: three times the forward
+ * (GPT-2: 6N + 6·L·T·C, the matmuls over parameters plus causal attention's
+ * QKᵀ and PV, as in the PaLM appendix with the causal half; linear layers
+ * count their chunk and state products instead). */
 double model_flops_per_token(const model_shape *shape, int T);
 
-/* Forward FLOPs per token of one block and of the head with its loss, for
+/* Forward FLOPs per token of block l and of the head with its loss, for
  * balancing pipeline stages. */
-double model_block_flops(const model_shape *shape, int T);
+double model_block_flops(const model_shape *shape, int l, int T);
 double model_head_flops(const model_shape *shape);
 
 #endif

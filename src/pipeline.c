@@ -137,7 +137,7 @@ static void finish_backward_send(pipeline *pl) {
 double pipeline_train_step(pipeline *pl, const int32_t *inputs, const int32_t *targets, int B, int T,
                            float dloss_scale, grads_ready_fn ready, void *ready_context) {
   model *m = pl->m;
-  const size_t boundary = model_boundary_elems(m, B, T), micro_tokens = (size_t)B * T;
+  const size_t boundary = model_boundary_elems(m, B, T), micro_tokens = (size_t)B * model_local_tokens(m, T);
   const double step_start = progress_now();
   double busy = 0, loss_sum = 0;
   int next_post = 0;
@@ -209,14 +209,17 @@ double pipeline_forward_loss(pipeline *pl, const int32_t *inputs, const int32_t 
 void pipeline_last_logits(void *context, const int32_t *tokens, int T, float *logits) {
   pipeline *pl = context;
   model *m = pl->m;
-  /* sequence sharding needs T divisible by tp: pad on the right, which a
-   * causal model's position T−1 never sees */
-  const int T_run = m->seq_shard ? (T + m->tp_size - 1) / m->tp_size * m->tp_size : T;
+  /* sequence parallelism and sharding need T in whole pieces: pad on the
+   * right, which a causal model's position T−1 never sees */
+  const int T_run = model_padded_length(m, T);
   int32_t *padded = xmalloc((size_t)T_run * sizeof *padded, "padded prompt");
+  int32_t *local = xmalloc((size_t)T_run * sizeof *local, "prompt rows");
   for (int t = 0; t < T_run; t++) padded[t] = tokens[t < T ? t : T - 1];
-  forward_through(pl, padded, NULL, 1, T_run, PASS_LOGITS);
+  model_take_local(m, 1, T_run, padded, local);
+  forward_through(pl, local, NULL, 1, T_run, PASS_LOGITS);
   free(padded);
-  if (m->stage.has_head) model_copy_last_logits(m, T, logits);
+  free(local);
+  if (m->stage.has_head) model_copy_last_logits(m, 1, T - 1, logits);
   if (pl->pp) comm_broadcast(pl->pp, logits, (size_t)m->shape.vocab_size * sizeof *logits, pl->stages - 1);
 }
 

@@ -57,7 +57,8 @@ void pipeline_create(pipeline *pl, model *m, comm *pp, const pipe_schedule *sche
 void pipeline_free(pipeline *pl);
 
 /* One training step: the schedule's m micro-batches (inputs/targets hold
- * them back to back, B×T each). Gradients accumulate in the model; `ready`
+ * them back to back: this rank's B·model_local_tokens(T) ids of each, in
+ * its row order). Gradients accumulate in the model; `ready`
  * (may be NULL) hears of each chunk's final gradients during its last
  * backward, then — after the tied embedding's gradients are summed — of
  * offset 0. Returns this stage's loss sum (0 except on the last stage). */

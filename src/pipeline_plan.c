@@ -2,8 +2,10 @@
 #include "pipeline_plan.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "architecture.h"
 #include "fail.h"
 #include "pipeline_partition.h"
 
@@ -25,12 +27,15 @@ int pipeline_plan_make(pipeline_plan *plan, const config *cfg, int dp, char *err
     if (pipe_partition_parse(cfg->pp_layers, cfg->n_layer, n_chunks, plan->layers_per_chunk, err, err_bytes))
       return EXIT_USER_ERROR;
   } else {
-    const model_shape shape = {cfg->n_layer, cfg->n_head, cfg->d_model, cfg->vocab_size, cfg->seq_len};
+    const model_shape shape = architecture_from_config(cfg);
     /* the embedding: a lookup and an add per element of the token's row */
     const double embedding = 2.0 * cfg->d_model;
-    if (pipe_partition_balanced(cfg->n_layer, n_chunks, model_block_flops(&shape, cfg->seq_len), embedding,
-                                model_head_flops(&shape), plan->layers_per_chunk, err, err_bytes))
-      return EXIT_USER_ERROR;
+    double *costs = xmalloc((size_t)cfg->n_layer * sizeof *costs, "layer costs");
+    for (int l = 0; l < cfg->n_layer; l++) costs[l] = model_block_flops(&shape, l, cfg->seq_len);
+    const int status = pipe_partition_balanced(cfg->n_layer, n_chunks, costs, embedding, model_head_flops(&shape),
+                                               plan->layers_per_chunk, err, err_bytes);
+    free(costs);
+    if (status) return EXIT_USER_ERROR;
   }
   if (pipe_schedule_build(&plan->schedule, (pipe_schedule_kind)cfg->pp_schedule, p, plan->micro_batches, V, err,
                           err_bytes))

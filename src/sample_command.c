@@ -6,19 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "architecture.h"
 #include "backend.h"
 #include "checkpoint_file.h"
 #include "commands.h"
 #include "fail.h"
 #include "model.h"
 #include "sampler.h"
-
-static int64_t attr_or_fail(ckpt_file *f, const char *name) {
-  int64_t v = 0;
-  if (ckpt_attr_read_i64(f, name, &v) != 0)
-    fail_collective(EXIT_IO_ERROR, "checkpoint '%s' lacks the attribute %s", f->path, name);
-  return v;
-}
 
 int sample_command(int argc, char **argv) {
   const char *ckpt = NULL, *prompt = "The ";
@@ -45,9 +39,8 @@ int sample_command(int argc, char **argv) {
   ckpt_file f;
   int status = ckpt_file_open(&f, ckpt, MPI_COMM_NULL, err, sizeof err);
   if (status) fail_collective(status, "%s", err);
-  model_shape shape = {(int)attr_or_fail(&f, "n_layer"), (int)attr_or_fail(&f, "n_head"),
-                       (int)attr_or_fail(&f, "d_model"), (int)attr_or_fail(&f, "vocab_size"),
-                       (int)attr_or_fail(&f, "seq_len")};
+  model_shape shape;
+  if (architecture_read(&f, &shape, err, sizeof err) != 0) fail_collective(EXIT_IO_ERROR, "%s", err);
   model m;
   model_create(&m, backend_cpu(), shape, 1, shape.seq_len, NULL);
   float *host = xcalloc(m.reg.n_local_total, sizeof *host, "checkpoint weights");

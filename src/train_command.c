@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "architecture.h"
 #include "backend.h"
 #include "commands.h"
 #include "config.h"
@@ -100,10 +101,6 @@ static void parse_arguments(int argc, char **argv, config *cfg, bool *print_conf
 
 /* Checks that need the world size: the layout and the batch arithmetic. */
 static void check_layout(const config *cfg, int world_size) {
-  if (cfg->sp > 1)
-    fail_collective(EXIT_USER_ERROR,
-                    "--sp %d: sequence parallelism is not available yet in this build — use --sp 1",
-                    cfg->sp);
   char err[512];
   grid_shape shape;
   if (grid_check_shape(world_size, cfg->tp, cfg->pp, cfg->sp, &shape, err, sizeof err))
@@ -121,12 +118,36 @@ static void check_layout(const config *cfg, int world_size) {
                     "use %s",
                     cfg->tp, cfg->n_head, choices);
   }
+  const model_shape arch = architecture_from_config(cfg);
+  if (model_ffn_hidden(&arch) % cfg->tp != 0)
+    fail_collective(EXIT_USER_ERROR,
+                    "ffn_hidden = %d is not divisible by --tp %d: tensor parallelism splits the MLP's hidden "
+                    "width; set ffn_hidden to a multiple of %d",
+                    model_ffn_hidden(&arch), cfg->tp, cfg->tp);
   if (cfg->tp_seq_shard && cfg->tp > 1 && cfg->seq_len % cfg->tp != 0)
     fail_collective(EXIT_USER_ERROR,
                     "--tp-seq-shard shards each sequence over the %d tp ranks, but seq_len = %d is "
                     "not divisible by %d; choose a seq_len that is a multiple of --tp",
                     cfg->tp, cfg->seq_len, cfg->tp);
 
+  if (cfg->sp > 1) {
+    /* ring attention over softmax layers cuts sequences in 2·sp zig-zag chunks */
+    bool softmax = false;
+    for (int l = 0; l < arch.n_layer; l++) softmax |= !model_layer_is_linear(&arch, l);
+    const bool zigzag = cfg->sp_kind == SP_KIND_CHOICE_RING && softmax;
+    const int chunks = cfg->sp * (zigzag ? 2 : 1);
+    if (cfg->seq_len % chunks != 0)
+      fail_collective(EXIT_USER_ERROR,
+                      "--sp %d%s cuts each sequence into %d chunks, but seq_len = %d is not a multiple of %d; "
+                      "choose a seq_len that is%s",
+                      cfg->sp, zigzag ? " with --sp-kind ring (zig-zag over softmax layers)" : "", chunks,
+                      cfg->seq_len, chunks, zigzag ? ", or --sp-kind allgather" : "");
+    if (cfg->tp_seq_shard && cfg->tp > 1 && (cfg->seq_len / cfg->sp) % cfg->tp != 0)
+      fail_collective(EXIT_USER_ERROR,
+                      "--tp-seq-shard shards each rank's %d tokens per sequence (seq_len / --sp) over --tp %d; "
+                      "choose a seq_len that makes them a multiple of %d",
+                      cfg->seq_len / cfg->sp, cfg->tp, cfg->tp);
+  }
   if (cfg->save_every > 0 && !cfg->save_dir[0])
     fail_collective(EXIT_USER_ERROR, "--save-every %lld needs --save-dir DIR",
                     (long long)cfg->save_every);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "architecture.h"
 #include "batch_loader.h"
 #include "build_info.h"
 #include "checkpoint.h"
@@ -52,7 +53,8 @@ typedef struct run_state {
   metrics mx;
   progress pg;
   int accum_steps;
-  int32_t *inputs, *targets; /* the step's micro-batches, accum × M × T */
+  int32_t *inputs, *targets; /* the step's micro-batches: this rank's tokens of each */
+  int32_t *loaded_inputs, *loaded_targets; /* one micro-batch of whole sequences, M × T */
   double peak_flops_total;    /* over all ranks */
   memory_report memory;
 } run_state;
@@ -205,9 +207,15 @@ static void report_start(run_state *rs) {
   if (p > 1) comm_allreduce_max_i64(&rs->grid.pp, stages, (size_t)p * 5);
   if (rs->rt->world_rank == 0) {
     build_info_print(stdout);
-    printf("model: %d layers, %d heads, d_model %d, vocab %d, seq_len %d: %.2fM parameters\n",
+    char arch[4400];
+    architecture_describe(&m->shape, arch, sizeof arch);
+    printf("model: %d layers, %d heads, d_model %d, vocab %d, seq_len %d: %.2fM parameters\n  %s\n",
            cfg->n_layer, cfg->n_head, cfg->d_model, cfg->vocab_size, cfg->seq_len,
-           (double)model_n_params(m) / 1e6);
+           (double)model_n_params(m) / 1e6, arch);
+    if (rs->grid.shape.sp > 1)
+      printf("sequence parallelism: %d ranks, %s, %s chunks of %d tokens\n", rs->grid.shape.sp,
+             cfg->sp_kind == SP_KIND_CHOICE_RING ? "ring (LASP; ring attention)" : "all-gather (LASP-2; K and V gathered)",
+             m->placement == SP_ZIGZAG ? "zig-zag" : "contiguous", cfg->seq_len / m->layout.n_chunks);
     printf("layout: %d ranks = dp %d x tp %d x pp %d x sp %d, ZeRO stage %d, backend %s\n",
            rs->rt->world_size, rs->grid.shape.dp, rs->grid.shape.tp, rs->grid.shape.pp, rs->grid.shape.sp,
            cfg->zero, rs->be->name);
@@ -353,16 +361,18 @@ static step_result train_step(run_state *rs, int64_t step) {
   const config *cfg = rs->cfg;
   step_result r;
   const int M = cfg->micro_batch_size, T = cfg->seq_len;
-  const size_t micro_tokens = (size_t)M * T;
+  const size_t micro_tokens = (size_t)M * model_local_tokens(&rs->mdl, T);
   double start = progress_now();
 
+  /* the same whole sequences on every sp rank of a replica; each keeps its pieces */
   int32_t max_id = -1;
   int64_t max_sample = -1;
   for (int k = 0; k < rs->accum_steps; k++) {
     int64_t sample = -1;
-    int32_t id = batch_load_train(&rs->loader, step, k, rs->inputs + k * micro_tokens,
-                                  rs->targets + k * micro_tokens, &sample);
+    int32_t id = batch_load_train(&rs->loader, step, k, rs->loaded_inputs, rs->loaded_targets, &sample);
     if (id > max_id) max_id = id, max_sample = sample;
+    model_take_local(&rs->mdl, M, T, rs->loaded_inputs, rs->inputs + k * micro_tokens);
+    model_take_local(&rs->mdl, M, T, rs->loaded_targets, rs->targets + k * micro_tokens);
   }
   check_token_ids(rs, max_id, max_sample, cfg->data, "training data");
 
@@ -407,8 +417,12 @@ static double validate(run_state *rs) {
     int64_t start = first + round * M;
     int rows = start < last ? (int)(last - start < M ? last - start : M) : 0;
     int64_t sample = -1;
-    int32_t max_id = rows ? batch_load_val(&rs->loader, start, rows, rs->inputs, rs->targets, &sample)
+    int32_t max_id = rows ? batch_load_val(&rs->loader, start, rows, rs->loaded_inputs, rs->loaded_targets, &sample)
                           : -1;
+    if (rows) {
+      model_take_local(&rs->mdl, rows, T, rs->loaded_inputs, rs->inputs);
+      model_take_local(&rs->mdl, rows, T, rs->loaded_targets, rs->targets);
+    }
     check_token_ids(rs, max_id, sample, rs->separate_val ? cfg->val_data : cfg->data,
                     "validation data");
     if (rows == 0) {
@@ -614,7 +628,7 @@ int trainer_run(const config *cfg, const runtime *rt) {
   rs->accum_steps = cfg->batch_size / (rs->grid.shape.dp * cfg->micro_batch_size);
 
   open_data(rs);
-  model_shape shape = {cfg->n_layer, cfg->n_head, cfg->d_model, cfg->vocab_size, cfg->seq_len};
+  model_shape shape = architecture_from_config(cfg);
   int status = pipeline_plan_make(&rs->plan, cfg, rs->grid.shape.dp, err, sizeof err);
   if (status) fail_collective(status, "%s", err); /* train_command checked it already */
   const model_stage stage = pipeline_plan_stage(&rs->plan, rs->grid.pp_rank);
@@ -625,7 +639,9 @@ int trainer_run(const config *cfg, const runtime *rt) {
                                  .stage = &stage,
                                  .pp = &rs->grid.pp,
                                  .n_slots = pipeline_slots_needed(&rs->plan.schedule, rs->grid.pp_rank),
-                                 .recompute = (recompute_kind)cfg->recompute};
+                                 .recompute = (recompute_kind)cfg->recompute,
+                                 .sp = &rs->grid.sp,
+                                 .sp_algorithm = (sp_kind)cfg->sp_kind};
   model_create(&rs->mdl, rs->be, shape, cfg->micro_batch_size, cfg->seq_len, &options);
   pipeline_create(&rs->pipe, &rs->mdl, &rs->grid.pp, &rs->plan.schedule);
   float *host_params = xmalloc(rs->mdl.reg.n_local_total * sizeof *host_params, "initial parameters");
@@ -658,6 +674,9 @@ int trainer_run(const config *cfg, const runtime *rt) {
   const size_t step_tokens = (size_t)rs->accum_steps * cfg->micro_batch_size * cfg->seq_len;
   rs->inputs = xmalloc(step_tokens * sizeof(int32_t), "step inputs");
   rs->targets = xmalloc(step_tokens * sizeof(int32_t), "step targets");
+  const size_t micro_tokens = (size_t)cfg->micro_batch_size * cfg->seq_len;
+  rs->loaded_inputs = xmalloc(micro_tokens * sizeof(int32_t), "loaded inputs");
+  rs->loaded_targets = xmalloc(micro_tokens * sizeof(int32_t), "loaded targets");
 
   const int64_t resumed_step = cfg->resume[0] ? checkpoint_resume(cfg, &rs->grid, &rs->mdl, &rs->opt) : 0;
   if (rs->opt.compute_shard) refresh_outer_params(rs); /* ZeRO 3: from the loaded shards */
@@ -806,6 +825,8 @@ int trainer_run(const config *cfg, const runtime *rt) {
 
   free(rs->inputs);
   free(rs->targets);
+  free(rs->loaded_inputs);
+  free(rs->loaded_targets);
   grad_sync_free(&rs->sync);
   if (cfg->zero >= 2) shard_sync_free(&rs->ssync);
   if (cfg->zero >= 3) param_gather_free(&rs->pgather);

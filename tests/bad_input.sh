@@ -39,7 +39,19 @@ expect 1 "missing data" "missing" 2 train -c "$cfg" --data "$work/missing"
 expect 1 "batch not divisible by dp x micro-batch" "batch_size 8 is not divisible by dp 3" 3 \
   train -c "$cfg" --data "$work/data"
 expect 1 "heads do not divide d_model" "n_head" 2 train -c "$cfg" --data "$work/data" --n_head 5
-expect 1 "unimplemented layout" "--sp 2" 2 train -c "$cfg" --data "$work/data" --sp 2
+# sequence parallelism (tiny-test.ini: seq_len 32, softmax attention)
+expect 1 "sp chunks not dividing seq_len" "seq_len = 30 is not a multiple of 4" 2 \
+  train -c "$cfg" --data "$work/data" --sp 2 --sp-kind ring --seq_len 30
+expect 1 "sp with sequence sharding" "multiple of 2" 4 \
+  train -c "$cfg" --data "$work/data" --sp 2 --tp 2 --tp-seq-shard --seq_len 34
+expect 1 "hybrid without a pattern" "needs layer_pattern" 1 train -c "$cfg" --data "$work/data" --attention hybrid
+expect 1 "a pattern with other letters" "needs layer_pattern" 1 \
+  train -c "$cfg" --data "$work/data" --attention hybrid --layer_pattern LXS
+expect 1 "a pattern without hybrid" "only read with attention = hybrid" 1 \
+  train -c "$cfg" --data "$work/data" --layer_pattern LS
+expect 1 "unknown norm" "layernorm|rmsnorm" 1 train -c "$cfg" --data "$work/data" --norm batchnorm
+expect 1 "MLP width not divisible by tp" "ffn_hidden = 51 is not divisible by --tp 2" 2 \
+  train -c "$cfg" --data "$work/data" --tp 2 --ffn_hidden 51
 # pipelines (tiny-test.ini: 2 layers, 4 micro-batches per step on one replica)
 expect 1 "more pipeline stages than layers" "need at least one layer each, but n_layer is 2" 4 \
   train -c "$cfg" --data "$work/data" --pp 4

@@ -4,7 +4,8 @@
  *    the chosen cut has the smallest largest chunk cost, and among those the
  *    smallest sum of squares; every chunk holds ≥ 1 layer and they sum to
  *    n_layer;
- *  - known cases: 12 uniform layers on 4 chunks is 3,3,3,3; a head worth
+ *  - known cases: 12 uniform layers on 4 chunks is 3,3,3,3; layers of
+ *    different cost (a hybrid model) are weighed one by one; a head worth
  *    five layers on the last of 4 chunks of 12 layers leaves it fewer layers
  *    (GPT-2 124M's proportions);
  *  - more chunks than layers is refused with a message;
@@ -65,8 +66,10 @@ int main(void) {
     for (int L = 1; L <= 10; L++)
       for (int n = 1; n <= 5 && n <= L; n++) {
         const double layer = costs[c][0], first = costs[c][1], last = costs[c][2];
-        CHECK(pipe_partition_balanced(L, n, layer, first, last, counts, err, sizeof err) == 0, "L %d n %d: %s", L,
-              n, err);
+        double layer_costs[16];
+        for (int i = 0; i < L; i++) layer_costs[i] = layer;
+        CHECK(pipe_partition_balanced(L, n, layer_costs, first, last, counts, err, sizeof err) == 0, "L %d n %d: %s",
+              L, n, err);
         int sum = 0, positive = 1;
         double largest = 0, squares = 0;
         for (int g = 0; g < n; g++) {
@@ -86,15 +89,24 @@ int main(void) {
       }
   printf("balanced partitions checked against brute force: %d\n", cases);
 
-  CHECK(pipe_partition_balanced(12, 4, 1, 0, 0, counts, err, sizeof err) == 0 && counts[0] == 3 && counts[1] == 3 &&
+  const double ones[12] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  CHECK(pipe_partition_balanced(12, 4, ones, 0, 0, counts, err, sizeof err) == 0 && counts[0] == 3 && counts[1] == 3 &&
             counts[2] == 3 && counts[3] == 3,
         "12 uniform layers on 4 chunks: %d,%d,%d,%d", counts[0], counts[1], counts[2], counts[3]);
-  CHECK(pipe_partition_balanced(12, 4, 1, 0, 5, counts, err, sizeof err) == 0 && counts[3] < counts[0],
+  CHECK(pipe_partition_balanced(12, 4, ones, 0, 5, counts, err, sizeof err) == 0 && counts[3] < counts[0],
         "a heavy head leaves the last chunk fewer layers: %d,%d,%d,%d", counts[0], counts[1], counts[2], counts[3]);
   printf("12 layers, head worth 5: %d,%d,%d,%d\n", counts[0], counts[1], counts[2], counts[3]);
-  CHECK(pipe_partition_balanced(3, 4, 1, 0, 0, counts, err, sizeof err) != 0 && strstr(err, "n_layer is 3"),
+  CHECK(pipe_partition_balanced(3, 4, ones, 0, 0, counts, err, sizeof err) != 0 && strstr(err, "n_layer is 3"),
         "more chunks than layers refused: '%s'", err);
 
+  /* a hybrid model: softmax layers (cost 3) every fourth among linear ones
+   * (cost 1): 8 layers LLLSLLLS on 2 chunks split 4,4 (cost 6 each) */
+  const double hybrid[8] = {1, 1, 1, 3, 1, 1, 1, 3};
+  CHECK(pipe_partition_balanced(8, 2, hybrid, 0, 0, counts, err, sizeof err) == 0 && counts[0] == 4 && counts[1] == 4,
+        "per-layer costs: %d,%d", counts[0], counts[1]);
+  const double front[6] = {5, 1, 1, 1, 1, 1};
+  CHECK(pipe_partition_balanced(6, 2, front, 0, 0, counts, err, sizeof err) == 0 && counts[0] == 1 && counts[1] == 5,
+        "a heavy first layer stands alone: %d,%d", counts[0], counts[1]);
   CHECK(pipe_partition_parse("3,4,4,3", 14, 4, counts, err, sizeof err) == 0 && counts[1] == 4 && counts[3] == 3,
         "a good --pp-layers parses");
   const struct { const char *text; int n_layer, n_chunks; const char *says; } bad[] = {

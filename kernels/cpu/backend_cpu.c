@@ -62,6 +62,7 @@ static const backend cpu_backend = {
     .add = cpu_add,
     .accumulate = cpu_accumulate,
     .scale = cpu_scale,
+    .copy_rows = cpu_copy_rows,
     .gelu_forward = cpu_gelu_forward,
     .gelu_backward = cpu_gelu_backward,
     .swiglu_forward = cpu_swiglu_forward,

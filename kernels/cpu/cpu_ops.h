@@ -18,6 +18,7 @@ void cpu_bias_backward(act_t *dbias, const act_t *dout, int N, int C);
 void cpu_add(act_t *out, const act_t *a, const act_t *b, size_t n);
 void cpu_accumulate(act_t *dst, const act_t *src, size_t n);
 void cpu_scale(act_t *x, float factor, size_t n);
+void cpu_copy_rows(act_t *dst, int ld_dst, const act_t *src, int ld_src, int rows, int cols);
 void cpu_gelu_forward(act_t *out, const act_t *inp, size_t n);
 void cpu_gelu_backward(act_t *dinp, const act_t *inp, const act_t *dout, size_t n);
 void cpu_swiglu_forward(act_t *out, const act_t *inp, int N, int H);

@@ -9,6 +9,7 @@
  * before it is written).
  */
 #include <math.h>
+#include <string.h>
 
 #include "cpu_ops.h"
 
@@ -27,6 +28,13 @@ void cpu_accumulate(act_t *dst, const act_t *src, size_t n) {
   const float *s = CF(src);
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; i++) d[i] += s[i];
+}
+
+void cpu_copy_rows(act_t *dst, int ld_dst, const act_t *src, int ld_src, int rows, int cols) {
+  float *d = F(dst);
+  const float *s = CF(src);
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < rows; r++) memcpy(d + (size_t)r * ld_dst, s + (size_t)r * ld_src, (size_t)cols * sizeof *d);
 }
 
 void cpu_scale(act_t *x, float factor, size_t n) {

@@ -1,0 +1,52 @@
+/* sp_attention — see sp_attention.h. This file owns the workspaces; the
+ * algorithms are in sp_softmax.c and sp_linear.c. */
+#include "sp_attention.h"
+
+#include <string.h>
+
+#include "fail.h"
+
+void sp_attention_create(sp_attention *a, const backend *be, comm *group, sp_kind kind, int max_B,
+                         int max_T_local, int C_local, int NH_local) {
+  memset(a, 0, sizeof *a);
+  a->be = be, a->group = group, a->kind = kind;
+  a->max_B = max_B, a->max_T_local = max_T_local, a->C_local = C_local, a->NH_local = NH_local;
+  a->HS = C_local / NH_local;
+  const int P = group->size;
+  const size_t rows = (size_t)max_B * max_T_local, kv = rows * 2 * (size_t)C_local;
+  a->kv_own = be->alloc_act(kv, "sequence-parallel K|V");
+  a->dq_scratch = be->alloc_act(rows * 3 * (size_t)C_local, "sequence-parallel dQ");
+  if (kind == SP_ALLGATHER) {
+    a->kv_all = be->alloc_act(kv * (size_t)P, "gathered K|V");
+    a->dkv_all = be->alloc_act(kv * (size_t)P, "gathered dK|dV");
+  } else {
+    a->kv_b = be->alloc_act(kv, "ring K|V");
+    a->dkv_b = be->alloc_act(kv, "ring dK|dV");
+  }
+  a->kv_a = be->alloc_act(kv, "ring K|V");
+  a->dkv_a = be->alloc_act(kv, "ring dK|dV");
+  a->acc = be->alloc_f32(rows * (size_t)C_local, "attention accumulator");
+  a->out_b = be->alloc_f32(rows * (size_t)C_local, "attention block output");
+  a->lse_b = be->alloc_f32(rows * (size_t)NH_local, "attention block log-sum-exp");
+  a->delta = be->alloc_f32(rows * (size_t)NH_local, "attention delta");
+  const size_t state = (size_t)max_B * NH_local * a->HS * a->HS; /* one piece, every head */
+  a->states = be->alloc_f32(2 * state, "linear attention chunk states");
+  a->states_all = be->alloc_f32(2 * state * (size_t)P, "gathered chunk states");
+  a->state_a = be->alloc_f32(state, "linear attention state");
+  a->state_b = be->alloc_f32(state, "linear attention state");
+}
+
+void sp_attention_free(sp_attention *a) {
+  const backend *be = a->be;
+  void *buffers[] = {a->kv_own, a->kv_a, a->kv_b, a->dkv_a, a->dkv_b, a->kv_all, a->dkv_all, a->acc, a->out_b,
+                     a->lse_b, a->delta, a->dq_scratch, a->states, a->states_all, a->state_a, a->state_b};
+  for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
+    if (buffers[i]) be->free_buffer(buffers[i]);
+  memset(a, 0, sizeof *a);
+}
+
+size_t sp_softmax_saved_elems(int B, int T_local, int NH_local) { return (size_t)B * T_local * NH_local; }
+
+size_t sp_linear_saved_elems(int B, int NH_local, int HS, int n_pieces) {
+  return (size_t)n_pieces * B * NH_local * HS * HS;
+}

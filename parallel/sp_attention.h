@@ -1,0 +1,89 @@
+/* sp_attention — attention over a sequence split across the sp group
+ * (DESIGN.md, "Attention kinds"; the maths: shared notes on linear attention
+ * and sequence parallelism). Every rank holds its pieces of every sequence
+ * (parallel/sp_layout.h: rows piece by piece); these calls compute the
+ * attention of its query rows against the whole causal past, communicating
+ * over the sp group, and their backwards. Compute goes through the backend
+ * (kernels/backend.h); communication through comm, on host-addressable
+ * buffers.
+ *
+ * Softmax attention (FlashAttention's decomposition: per key block an
+ * output and a log-sum-exp row, merged in fp32):
+ *   allgather  K and V of every rank are all-gathered once per layer in
+ *              forward and again in backward; the backward's dK, dV of
+ *              every rank's keys are reduce-scattered home (LASP-2H style).
+ *   ring       K/V blocks travel r → r+1 for sp−1 steps while the current
+ *              one is used; in backward each block's dK, dV travel with it
+ *              and arrive home after sp steps (ring attention). With the
+ *              zig-zag placement every step costs every rank the same.
+ * Linear attention with decay (chunkwise; state S = Σ λ^{t−s} k_sᵀ v_s):
+ *   ring       LASP-1: the state entering each chunk passes from the chunk
+ *              before's owner to the next chunk's owner (the chain of chunks
+ *              in sequence order; with zig-zag it runs up the ranks and back
+ *              down); the gradient of the state passes the other way.
+ *   allgather  LASP-2: every rank's chunk states (computed from zero) are
+ *              all-gathered once per layer and combined with the decay
+ *              (Horner: S = λ^n S + M_u over the earlier chunks); in
+ *              backward the gradients' counterparts likewise. Bytes per
+ *              layer do not depend on the sequence length.
+ * Bytes per rank and layer (w bytes per value, n tokens per piece, P ranks,
+ * P·pieces chunks; doc/design.md states them and tests/comm_bytes.sh
+ * checks them): see the functions' comments.
+ */
+#ifndef TESSERA_SP_ATTENTION_H
+#define TESSERA_SP_ATTENTION_H
+
+#include "backend.h"
+#include "comm.h"
+#include "sp_layout.h"
+
+typedef enum sp_kind { SP_RING, SP_ALLGATHER } sp_kind;
+
+typedef struct sp_attention {
+  const backend *be;
+  comm *group;  /* the sp group */
+  sp_kind kind;
+  int max_B, max_T_local, C_local, NH_local, HS;
+  /* workspaces, sized for the largest micro-batch */
+  act_t *kv_own, *kv_a, *kv_b, *dkv_a, *dkv_b; /* [rows, 2·Cl]: one block of K|V rows */
+  act_t *kv_all, *dkv_all;                     /* allgather: [P, rows, 2·Cl] */
+  f32_t *acc, *out_b, *lse_b, *delta;
+  act_t *dq_scratch;                           /* linear: the state term of dQ */
+  f32_t *states, *states_all, *state_a, *state_b; /* linear: per piece [B, NHl, HS, HS] */
+} sp_attention;
+
+void sp_attention_create(sp_attention *a, const backend *be, comm *group, sp_kind kind, int max_B,
+                         int max_T_local, int C_local, int NH_local);
+void sp_attention_free(sp_attention *a);
+
+/* ---- softmax ----
+ * qkv [rows, 3·Cl] this rank's rows (layout order); out [rows, Cl]. `lse`
+ * (saved for the backward, f32, sp_softmax_saved_elems) holds each query
+ * row's log-sum-exp over its whole past. Backward OVERWRITES dqkv.
+ * Bytes: allgather forward P·rows·2Cl·w gathered (P−1 of them received),
+ * backward the same gather plus a reduce-scatter of P·rows·2Cl·w; ring
+ * forward (P−1)·rows·2Cl·w sent, backward (P−1)·rows·2Cl·w of K|V plus
+ * P·rows·2Cl·w of dK|dV. */
+size_t sp_softmax_saved_elems(int B, int T_local, int NH_local);
+void sp_softmax_forward(sp_attention *a, const sp_layout *l, act_t *out, f32_t *lse, const act_t *qkv, int B);
+void sp_softmax_backward(sp_attention *a, const sp_layout *l, act_t *dqkv, const act_t *dout, const act_t *out,
+                         const f32_t *lse, const act_t *qkv, int B);
+
+/* ---- linear ----
+ * out [rows, Cl] the attention output before the output norm. `state_in`
+ * (saved, f32, sp_linear_saved_elems) holds the state entering each of
+ * this rank's pieces. Backward OVERWRITES dqkv.
+ * Bytes (state s = B·NHl·HS²·4): ring: each chunk's owner sends one state
+ * forward and one state gradient backward (none past the ends); allgather:
+ * P·pieces·s gathered in forward and again in backward. */
+size_t sp_linear_saved_elems(int B, int NH_local, int HS, int n_pieces);
+void sp_linear_forward(sp_attention *a, const sp_layout *l, act_t *out, f32_t *state_in, const act_t *qkv,
+                       const f32_t *decay, int B, int chunk);
+/* The forward again from the saved entering states, without communicating
+ * (selective recomputation). */
+void sp_linear_recompute(sp_attention *a, const sp_layout *l, act_t *out, const f32_t *state_in, const act_t *qkv,
+                         const f32_t *decay, int B, int chunk);
+void sp_linear_backward(sp_attention *a, const sp_layout *l, act_t *dqkv, const act_t *dout, const act_t *qkv,
+                        const f32_t *state_in, const f32_t *decay, int B, int chunk);
+
+#endif
