@@ -435,7 +435,7 @@ static double validate(run_state *rs) {
       continue;
     }
     sums[0] += pipeline_forward_loss(&rs->pipe, rs->inputs, rs->targets, rows, T);
-    sums[1] += (double)rows * T;
+    sums[1] += (double)rows * model_local_tokens(&rs->mdl, T); /* this rank's tokens: sp ranks share sequences */
   }
   comm_allreduce_sum_f64(&rs->grid.dp_sp, sums, 2);
   return sums[0] / sums[1];
