@@ -59,6 +59,25 @@ base=full4
 pair pp2_dp2_zero1_to_tp2 4 "--pp 2 --zero 1" 2 "--tp 2"                 # 4 -> 2 ranks
 pair one_to_pp2_interleaved_tp2 1 "" 4 "--pp 2 --pp-schedule interleaved --pp-virtual 2 --tp 2"
 pair pp4_async_to_pp2_gpipe 4 "--pp 4 --async-save" 2 "--pp 2 --pp-schedule gpipe"
+
+# sequence parallelism, on a hybrid Llama-style model (lr 1e-3: see
+# tests/sequence_equivalence.sh): the checkpoint holds the logical model
+# whatever the sequence split, and records the architecture
+arch="--attention hybrid --layer_pattern LLS --norm rmsnorm --mlp swiglu --position rope --bias false --lr 1e-3 --min_lr 1e-4"
+# shellcheck disable=SC2086
+train 1 $arch --metrics "$work/fullh.jsonl" --dump_params "$work/fullh.params" > "$work/fullh.out" 2>&1 \
+  || { cat "$work/fullh.out"; fail "uninterrupted hybrid run"; finish; }
+losses "$work/fullh.jsonl" | tail -n 10 > "$work/fullh.tail"
+base=fullh
+pair sp2_ring_zero1_to_pp2_tp2 4 "$arch --sp 2 --sp-kind ring --zero 1" 4 "$arch --pp 2 --tp 2"
+pair one_to_sp4_allgather 1 "$arch" 4 "$arch --sp 4"
+# shellcheck disable=SC2086
+train 1 --attention linear --resume "$work/one_to_sp4_allgather/step_00000010.h5" --metrics "$work/a.jsonl" \
+  > /dev/null 2> "$work/a.err"; status=$?
+[ $status -eq 1 ] && one_error_line "$work/a.err" && grep -q 'norm rmsnorm in the checkpoint, layernorm now' "$work/a.err" \
+  && grep -q 'attention per layer LLSL in the checkpoint, LLLL now' "$work/a.err" \
+  && pass "another architecture is refused, listing each difference: $(cut -c1-160 "$work/a.err")" \
+  || { fail "architecture mismatch: status $status"; cat "$work/a.err"; }
 cfg="$TESTS_SRCDIR/equiv.ini"
 
 # read back without tessera

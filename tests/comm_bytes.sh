@@ -96,4 +96,48 @@ for kind in 1f1b interleaved; do
       || fail "pp 2 $kind step $step: stage 0 pp bytes $got, formula $want"
   done
 done
+# Sequence parallelism over 2 ranks (dp 1, so m = 4 micro-batches of B = 2
+# sequences; L = 2, h = 32, 4 heads of 8): bytes this rank hands the sp group
+# per step, m·L times per layer (parallel/sp_attention.h, doc/design.md):
+#   LASP-2 (linear, all-gather): forward and backward each gather P chunk
+#     states of S = B·heads·8² floats: 2·P·S·4 — the same at T = 16 and 32;
+#   LASP (linear, ring), rank 0: one state sent forward, none back: S·4;
+#   ring attention (softmax, zig-zag): rows = B·T/P rows of K|V (2h) sent
+#     P−1 times forward, and backward P−1 times plus dK|dV P times;
+#   K/V all-gather (softmax): P·rows·2h gathered forward and again backward,
+#     and P·rows·2h reduce-scattered.
+P=2; B=2; L=2; m=4; S=$((B * 4 * 8 * 8))
+sp_bytes() { # FILE: the sp bytes of steps 1 and 2, space separated
+  for step in 1 2; do
+    grep "^{\"step\":$step,\"loss\"" "$1" | sed -n 's/.*"comm_bytes_sp":\([0-9]*\).*/\1/p'
+  done | tr '\n' ' ' | sed 's/ $//'
+}
+sp_run() { # NAME FLAGS...
+  name=$1; shift
+  # shellcheck disable=SC2086
+  $RUN_MPI 2 120 "$TESSERA" train -c "$cfg" --data "$work/data" --sp 2 --steps 2 --metrics "$work/$name.jsonl" "$@" \
+    > "$work/out" 2>&1 || { cat "$work/out"; fail "$name run"; }
+}
+sp_run lasp2_16 --attention linear
+sp_run lasp2_32 --attention linear --seq_len 32
+want=$(( m * L * 2 * P * S * 4 ))
+got16=$(sp_bytes "$work/lasp2_16.jsonl"); got32=$(sp_bytes "$work/lasp2_32.jsonl")
+[ "$got16" = "$want $want" ] && [ "$got32" = "$want $want" ] \
+  && pass "LASP-2: sp bytes per step $want at T = 16 and at T = 32 (independent of the sequence length) = formula" \
+  || fail "LASP-2: sp bytes '$got16' (T 16), '$got32' (T 32), formula $want"
+sp_run lasp_ring --attention linear --sp-kind ring
+want=$(( m * L * S * 4 )); got=$(sp_bytes "$work/lasp_ring.jsonl")
+[ "$got" = "$want $want" ] && pass "LASP ring: rank 0 sends $want bytes per step = formula" \
+  || fail "LASP ring: rank 0 sp bytes '$got', formula $want"
+for T in 16 32; do
+  rows=$(( B * T / P ))
+  sp_run ring_$T --sp-kind ring --seq_len $T
+  want=$(( m * L * rows * 2 * h * 4 * ((P - 1) + (P - 1) + P) )); got=$(sp_bytes "$work/ring_$T.jsonl")
+  [ "$got" = "$want $want" ] && pass "ring attention, T = $T: sp bytes per step $want = formula" \
+    || fail "ring attention, T = $T: sp bytes '$got', formula $want"
+  sp_run gather_$T --sp-kind allgather --seq_len $T
+  want=$(( m * L * 3 * P * rows * 2 * h * 4 )); got=$(sp_bytes "$work/gather_$T.jsonl")
+  [ "$got" = "$want $want" ] && pass "K/V all-gather, T = $T: sp bytes per step $want = formula" \
+    || fail "K/V all-gather, T = $T: sp bytes '$got', formula $want"
+done
 finish
