@@ -8,6 +8,7 @@
 static const char *const norm_names[] = {"layernorm", "rmsnorm"};
 static const char *const mlp_names[] = {"gelu", "swiglu"};
 static const char *const position_names[] = {"learned", "rope", "none"};
+static const char *const position_words[] = {"learned positions", "rotary positions", "no positions"};
 
 model_shape architecture_from_config(const config *cfg) {
   model_shape s = model_shape_gpt2(cfg->n_layer, cfg->n_head, cfg->d_model, cfg->vocab_size, cfg->seq_len);
@@ -148,8 +149,8 @@ void architecture_describe(const model_shape *s, char *out, size_t out_bytes) {
   char pattern[4096];
   expanded_pattern(s, pattern, sizeof pattern);
   const char *attention = strchr(pattern, 'L') ? (strchr(pattern, 'S') ? "hybrid" : "linear") : "softmax";
-  snprintf(out, out_bytes, "%s, %s MLP (width %d), %s positions, %s, %s attention%s%s", norm_names[s->norm],
-           s->mlp == MLP_SWIGLU ? "SwiGLU" : "GELU", model_ffn_hidden(s), position_names[s->position],
+  snprintf(out, out_bytes, "%s, %s MLP (width %d), %s, %s, %s attention%s%s", norm_names[s->norm],
+           s->mlp == MLP_SWIGLU ? "SwiGLU" : "GELU", model_ffn_hidden(s), position_words[s->position],
            s->no_bias ? "no biases" : "biases", attention, strchr(pattern, 'L') ? " " : "",
            strchr(pattern, 'L') ? pattern : "");
 }
