@@ -4,7 +4,9 @@
  * inputs of awkward sizes (not multiples of any tile or warp: T = 37, 130,
  * head sizes 24 and 40 padded inside the kernels, chunks that do not divide
  * T, key blocks at position offsets, fully masked ones included).
- * Exits 77 (skip) where the build has no CUDA backend or the machine no GPU.
+ * Exits 77 (skip) where the build has no CUDA backend or the machine no GPU;
+ * tests/cuda_emu/run.sh runs this file against the kernels emulated on the
+ * host (correctness only) where no GPU is at hand.
  *
  * Inputs are rounded to bf16 on the host first, so both backends see the
  * same numbers; what remains is the CUDA side's bf16 storage of outputs
