@@ -19,9 +19,9 @@
  *     add); other input gradients are overwritten (=). Each op's comment says
  *     which.
  * Arithmetic on handles goes through act_at()/f32_at(), never through casts.
- * An op that a backend does not implement yet is NULL in its table (the CUDA
- * table lacks RMSNorm, SwiGLU, RoPE, block attention and linear attention
- * for now); a caller that may run on either backend checks before calling.
+ * An op that a backend does not implement yet is NULL in its table (today
+ * both tables are complete); a caller that may run on either backend checks
+ * before calling.
  */
 #ifndef TESSERA_BACKEND_H
 #define TESSERA_BACKEND_H

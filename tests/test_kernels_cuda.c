@@ -1,16 +1,47 @@
 /* test_kernels_cuda — every CUDA op against the CPU op (the reference that
- * test_kernels_cpu checks against finite differences and plain loops), on
- * random inputs of awkward sizes (not multiples of any tile or warp).
- * Exits 77 (skip) where the build has no CUDA backend or the machine no GPU.
+ * test_kernels_cpu and test_kernels_sp check against finite differences,
+ * plain loops in double and whole-sequence decompositions), on random
+ * inputs of awkward sizes (not multiples of any tile or warp: T = 37, 130,
+ * head sizes 24 and 40 padded inside the kernels, chunks that do not divide
+ * T, key blocks at position offsets, fully masked ones included).
+ * Exits 77 (skip) where the build has no CUDA backend or the machine no GPU;
+ * tests/cuda_emu/run.sh runs this file against the kernels emulated on the
+ * host (correctness only) where no GPU is at hand.
  *
  * Inputs are rounded to bf16 on the host first, so both backends see the
- * same numbers; what remains is the CUDA side's bf16 storage of outputs and
- * intermediates (2^-9 relative per rounding) and fp32 summation order.
- * Tolerance, per output tensor: max|cuda − cpu| ≤ 2e-2 · max|cpu| (1e-2 for
- * forwards whose output is rounded once). A backward stores a few bf16
- * intermediates (P, dS in attention; the dinp accumulator), each costing up
- * to 2^-9 relative; 2e-2 leaves a factor ~2.5 over four such roundings while
- * a wrong index, a missing term or a wrong scale gives errors of order 1.
+ * same numbers; what remains is the CUDA side's bf16 storage of outputs
+ * (bf16 keeps 8 significant bits: one rounding costs up to 2^-8 ≈ 3.9e-3
+ * of the value) and fp32 summation order (~1e-7 relative per operation).
+ * Measure, per output tensor (or per q/k/v part of a qkv gradient):
+ * max|cuda − cpu| / max|cpu|. Where an op ACCUMULATES, both sides first
+ * subtract what the buffer held, so the measure is on what the op added
+ * (its rounding is then relative to |old + added|: the old values are
+ * drawn small enough that this stays under 2·2^-8 of the added part), and
+ * an op that overwrote instead would be off by the old values, of order 1.
+ *
+ *   FWD_TOL 1e-2: outputs rounded to bf16 once (forwards; SwiGLU, RoPE,
+ *     RMSNorm; linear attention, whose products, states and the
+ *     backward's dQ term through the state stay fp32 until one final
+ *     rounding). 2.5× the one-rounding bound.
+ *   BWD_TOL 2e-2: backwards that round once or twice (a gradient accumulated
+ *     into bf16, the layernorm/RMSNorm weight sums; attention's P and dS stay
+ *     fp32), and the linear-attention pieces chained on the device (a piece's
+ *     output and dQ are rounded, then the state term is added: two
+ *     roundings). ≥ 2.5× two roundings.
+ *   RING_TOL 3e-2: softmax attention in query pieces × key blocks on the
+ *     device against the whole sequence on the CPU: dQ accumulates over 3
+ *     key blocks (3 roundings), dK/dV over 2 pieces, and δ comes from the
+ *     merged output rounded to bf16 (one more): up to 5 roundings ≈ 2e-2
+ *     in the worst alignment.
+ *   fp32 outputs, where no bf16 rounding happens, get fp32 tolerances: the
+ *     block attention's out (1e-4) and lse (1e-5 of max|lse|; −∞ rows must
+ *     match exactly), merge (1e-6: the same double weights), δ (1e-5, fp32
+ *     against double over HS exact products), linear-attention states and
+ *     dstate_in (1e-4: sums over ≤ 130 tokens in another order and chunking),
+ *     state_combine (1e-6), RMSNorm's rstd (1e-5: fp32 sum of ≤ 97 squares).
+ * A wrong index, a missing term, a mask off by one position (rows that see
+ * one key change by 50%), a wrong power of λ or scale gives errors of 1e-1
+ * to 1, far above every tolerance.
  */
 #include <math.h>
 #include <stdio.h>
@@ -43,6 +74,13 @@ static float bf16_round(float x) {
 static float *random_bf16(size_t n, float lo, float hi) {
   float *x = malloc((n ? n : 1) * sizeof *x);
   for (size_t i = 0; i < n; i++) x[i] = bf16_round(lo + (hi - lo) * (float)uniform());
+  return x;
+}
+
+/* fp32 values (for f32_t tensors, which neither side rounds) */
+static float *random_array(size_t n, float lo, float hi) {
+  float *x = malloc((n ? n : 1) * sizeof *x);
+  for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)uniform();
   return x;
 }
 
@@ -79,6 +117,12 @@ static twin_ids twin_tokens(const int32_t *host, size_t n) {
 static void free_twin(twin t) { cpu->free_buffer(t.c), gpu->free_buffer(t.g); }
 static void free_twin32(twin32 t) { cpu->free_buffer(t.c), gpu->free_buffer(t.g); }
 
+/* every measured gap is printed, so a run on a GPU shows the margins */
+static void report(const char *what, double gap, double tolerance) {
+  printf("  %-100s %.2e (tolerance %.0e)\n", what, gap, tolerance);
+  CHECK(gap <= tolerance, "%s: max gap %.3g of the largest value (tolerance %g)", what, gap, tolerance);
+}
+
 /* max|g − c| / max|c| */
 static double relative_gap(const float *got, const float *want, size_t n) {
   double gap = 0, scale = 0;
@@ -94,7 +138,7 @@ static void expect_act(const char *what, twin t, double tolerance) {
   cpu->act_to_host(c, t.c, t.n);
   gpu->act_to_host(g, t.g, t.n);
   double gap = relative_gap(g, c, t.n);
-  CHECK(gap <= tolerance, "%s: max gap %.3g of the largest value (tolerance %g)", what, gap, tolerance);
+  report(what, gap, tolerance);
   free(c), free(g);
 }
 static void expect_f32(const char *what, twin32 t, double tolerance) {
@@ -102,12 +146,81 @@ static void expect_f32(const char *what, twin32 t, double tolerance) {
   cpu->f32_to_host(c, t.c, t.n);
   gpu->f32_to_host(g, t.g, t.n);
   double gap = relative_gap(g, c, t.n);
-  CHECK(gap <= tolerance, "%s: max gap %.3g of the largest value (tolerance %g)", what, gap, tolerance);
+  report(what, gap, tolerance);
   free(c), free(g);
 }
 
 #define FWD_TOL 1e-2
 #define BWD_TOL 2e-2
+#define RING_TOL 3e-2
+
+static float *host_act(const backend *be, const act_t *x, size_t n) {
+  float *h = malloc((n ? n : 1) * sizeof *h);
+  be->act_to_host(h, x, n);
+  return h;
+}
+static float *host_f32(const backend *be, const f32_t *x, size_t n) {
+  float *h = malloc((n ? n : 1) * sizeof *h);
+  be->f32_to_host(h, x, n);
+  return h;
+}
+
+/* the measure on columns [first, first + count) of rows of `width` values,
+ * after subtracting `base` (what the buffer held before an accumulating op,
+ * or NULL) from both sides */
+static double part_gap(const float *got, const float *want, const float *base, size_t n, size_t width,
+                       size_t first, size_t count) {
+  double gap = 0, scale = 0;
+  for (size_t i = 0; i < n; i++) {
+    const size_t col = i % width;
+    if (col < first || col >= first + count) continue;
+    if (!isfinite(got[i])) return INFINITY;
+    const double g = (double)got[i] - (base ? base[i] : 0.0), w = (double)want[i] - (base ? base[i] : 0.0);
+    gap = fmax(gap, fabs(g - w));
+    scale = fmax(scale, fabs(w));
+  }
+  return scale > 0 ? gap / scale : gap;
+}
+static void expect_act_part(const char *what, twin t, const float *base, size_t width, size_t first, size_t count,
+                            double tolerance) {
+  float *c = host_act(cpu, t.c, t.n), *g = host_act(gpu, t.g, t.n);
+  report(what, part_gap(g, c, base, t.n, width, first, count), tolerance);
+  free(c), free(g);
+}
+/* what an accumulating op added to the whole buffer */
+static void expect_act_added(const char *what, twin t, const float *base, double tolerance) {
+  expect_act_part(what, t, base, t.n ? t.n : 1, 0, t.n ? t.n : 1, tolerance);
+}
+/* the q, k and v parts of a [rows, 3C] gradient, each against its own largest value */
+static void expect_qkv(const char *what, twin t, const float *base, int C, double tolerance) {
+  static const char *const part[3] = {"q", "k", "v"};
+  for (int p = 0; p < 3; p++) {
+    char name[160];
+    snprintf(name, sizeof name, "%s, %s part", what, part[p]);
+    expect_act_part(name, t, base, 3 * (size_t)C, (size_t)p * C, (size_t)C, tolerance);
+  }
+}
+/* log-sum-exp rows: −∞ exactly where the CPU has −∞, the rest to tolerance·max|finite| */
+static void expect_lse(const char *what, twin32 t, double tolerance) {
+  float *c = host_f32(cpu, t.c, t.n), *g = host_f32(gpu, t.g, t.n);
+  size_t mismatched = 0;
+  double gap = 0, scale = 0;
+  for (size_t i = 0; i < t.n; i++) {
+    const bool c_inf = c[i] == -INFINITY, g_inf = g[i] == -INFINITY;
+    if (c_inf || g_inf || !isfinite(g[i])) {
+      mismatched += !(c_inf && g_inf);
+      continue;
+    }
+    gap = fmax(gap, fabs((double)g[i] - c[i]));
+    scale = fmax(scale, fabs((double)c[i]));
+  }
+  const double rel = scale > 0 ? gap / scale : gap;
+  printf("  %-100s %.2e (tolerance %.0e), %zu -inf rows disagree\n", what, rel, tolerance, mismatched);
+  CHECK(mismatched == 0 && rel <= tolerance,
+        "%s: %zu rows disagree on -inf, max gap %.3g of the largest value (tolerance %g)", what, mismatched, rel,
+        tolerance);
+  free(c), free(g);
+}
 
 static void test_gemm(void) {
   const int M = 37, N = 53, K = 71, pad = 5;
@@ -220,10 +333,428 @@ static void test_attention(int B, int T, int NH, int HS) {
   cpu->attention_backward(Dqkv.c, Dout.c, Out.c, Qkv.c, saved_c, B, T, C, NH);
   gpu->attention_backward(Dqkv.g, Dout.g, Out.g, Qkv.g, saved_g, B, T, C, NH);
   snprintf(what, sizeof what, "attention_backward B %d T %d NH %d HS %d", B, T, NH, HS);
-  expect_act(what, Dqkv, BWD_TOL);
+  expect_qkv(what, Dqkv, NULL, C, BWD_TOL);
   free_twin(Qkv), free_twin(Out), free_twin(Dout), free_twin(Dqkv);
   cpu->free_buffer(saved_c), gpu->free_buffer(saved_g);
   free(qkv), free(dout);
+}
+
+/* ------------------------------------------------ Llama-block elementwise */
+
+static void test_swiglu(void) {
+  const int N = 67, H = 45;
+  const size_t n_in = (size_t)N * 2 * H, n_out = (size_t)N * H;
+  float *x = random_bf16(n_in, -4, 4), *dout = random_bf16(n_out, -1, 1), *garbage = random_bf16(n_in, -9, 9);
+  twin X = twin_act(x, n_in), Dout = twin_act(dout, n_out), Out = twin_act(dout, n_out);
+  twin Dinp = twin_act(garbage, n_in), Alias = twin_act(x, n_in);
+  cpu->swiglu_forward(Out.c, X.c, N, H), gpu->swiglu_forward(Out.g, X.g, N, H);
+  expect_act("swiglu_forward", Out, FWD_TOL);
+  cpu->swiglu_backward(Dinp.c, X.c, Dout.c, N, H), gpu->swiglu_backward(Dinp.g, X.g, Dout.g, N, H);
+  expect_act_part("swiglu_backward dgate (overwrites)", Dinp, NULL, 2 * (size_t)H, 0, (size_t)H, FWD_TOL);
+  expect_act_part("swiglu_backward dup (overwrites)", Dinp, NULL, 2 * (size_t)H, (size_t)H, (size_t)H, FWD_TOL);
+  /* dinp = inp, allowed by the contract */
+  cpu->swiglu_backward(Alias.c, Alias.c, Dout.c, N, H), gpu->swiglu_backward(Alias.g, Alias.g, Dout.g, N, H);
+  expect_act("swiglu_backward with dinp = inp", Alias, FWD_TOL);
+  free_twin(X), free_twin(Dout), free_twin(Out), free_twin(Dinp), free_twin(Alias);
+  free(x), free(dout), free(garbage);
+}
+
+static void test_rmsnorm(int N, int C, bool weighted) {
+  const size_t n = (size_t)N * C;
+  float *x = random_bf16(n, -2, 2), *w = random_bf16(C, 0.5f, 1.5f), *dout = random_bf16(n, -1, 1);
+  float *dinp = random_bf16(n, -0.2f, 0.2f), *dw = random_bf16(C, -0.5f, 0.5f);
+  twin X = twin_act(x, n), W = twin_act(w, C), Out = twin_act(dout, n), Dout = twin_act(dout, n);
+  twin Dinp = twin_act(dinp, n), Dw = twin_act(dw, C);
+  twin32 Rstd = twin_f32(NULL, N);
+  const act_t *wc = weighted ? W.c : NULL, *wg = weighted ? W.g : NULL;
+  char what[128];
+  cpu->rmsnorm_forward(Out.c, Rstd.c, X.c, wc, N, C), gpu->rmsnorm_forward(Out.g, Rstd.g, X.g, wg, N, C);
+  snprintf(what, sizeof what, "rmsnorm_forward N %d C %d %s weight", N, C, weighted ? "with" : "without");
+  expect_act(what, Out, FWD_TOL);
+  expect_f32("rmsnorm rstd", Rstd, 1e-5);
+  cpu->rmsnorm_backward(Dinp.c, weighted ? Dw.c : NULL, Dout.c, X.c, wc, Rstd.c, N, C);
+  gpu->rmsnorm_backward(Dinp.g, weighted ? Dw.g : NULL, Dout.g, X.g, wg, Rstd.g, N, C);
+  snprintf(what, sizeof what, "rmsnorm_backward N %d C %d dinp (accumulates)", N, C);
+  expect_act_added(what, Dinp, dinp, BWD_TOL);
+  if (weighted) expect_act_added("rmsnorm_backward dweight (accumulates)", Dw, dw, BWD_TOL);
+  else expect_act("rmsnorm_backward without weight leaves dweight alone", Dw, 0);
+  free_twin(X), free_twin(W), free_twin(Out), free_twin(Dout), free_twin(Dinp), free_twin(Dw), free_twin32(Rstd);
+  free(x), free(w), free(dout), free(dinp), free(dw);
+}
+
+static void test_rope(int N, int NH, int HS) {
+  const int C = NH * HS;
+  const size_t n = (size_t)N * 3 * C;
+  int32_t *pos = malloc((size_t)N * sizeof *pos);
+  for (int r = 0; r < N; r++) pos[r] = r % 9 == 0 ? 0 : (int32_t)(uniform() * 5000); /* fp32 angles would drift */
+  float *x = random_bf16(n, -1, 1), *dx = random_bf16(n, -1, 1);
+  twin X = twin_act(x, n), Dx = twin_act(dx, n);
+  twin_ids P = twin_tokens(pos, (size_t)N);
+  char what[96];
+  cpu->rope_forward(X.c, P.c, N, C, NH, 10000.0f), gpu->rope_forward(X.g, P.g, N, C, NH, 10000.0f);
+  snprintf(what, sizeof what, "rope_forward N %d NH %d HS %d", N, NH, HS);
+  expect_qkv(what, X, NULL, C, FWD_TOL); /* the v part: untouched on both sides */
+  cpu->rope_backward(Dx.c, P.c, N, C, NH, 10000.0f), gpu->rope_backward(Dx.g, P.g, N, C, NH, 10000.0f);
+  snprintf(what, sizeof what, "rope_backward N %d NH %d HS %d", N, NH, HS);
+  expect_qkv(what, Dx, NULL, C, FWD_TOL);
+  free_twin(X), free_twin(Dx), cpu->free_buffer(P.c), gpu->free_buffer(P.g);
+  free(pos), free(x), free(dx);
+}
+
+/* ------------------------------------------- softmax attention on blocks */
+
+static void test_attention_merge(void) {
+  const int B = 2, Tq = 37, NH = 3, HS = 24, C = NH * HS;
+  const size_t n_out = (size_t)B * Tq * C, n_rows = (size_t)B * NH * Tq;
+  float *out = random_array(n_out, -1, 1), *out_b = random_array(n_out, -1, 1);
+  float *lse = random_array(n_rows, -3, 5), *lse_b = random_array(n_rows, -3, 5);
+  for (size_t r = 0; r < n_rows; r++) { /* r = (b·NH + h)·Tq + i */
+    const bool a_empty = r % 7 == 0, b_empty = r % 5 == 0;
+    const size_t b = r / ((size_t)NH * Tq), h = r / Tq % NH, i = r % Tq, at = (b * Tq + i) * C + h * HS;
+    if (a_empty) lse[r] = -INFINITY;
+    if (b_empty) lse_b[r] = -INFINITY;
+    for (int e = 0; e < HS; e++) {
+      if (a_empty) out[at + e] = b_empty ? 1.0f : NAN; /* garbage that must be replaced, or kept */
+      if (b_empty) out_b[at + e] = NAN;                /* garbage that must be ignored */
+    }
+  }
+  twin32 Out = twin_f32(out, n_out), Lse = twin_f32(lse, n_rows), Ob = twin_f32(out_b, n_out);
+  twin32 Lb = twin_f32(lse_b, n_rows);
+  cpu->attention_merge(Out.c, Lse.c, Ob.c, Lb.c, B, Tq, C, NH);
+  gpu->attention_merge(Out.g, Lse.g, Ob.g, Lb.g, B, Tq, C, NH);
+  expect_f32("attention_merge out (empty rows on either side)", Out, 1e-6);
+  expect_lse("attention_merge lse", Lse, 1e-6);
+  free_twin32(Out), free_twin32(Lse), free_twin32(Ob), free_twin32(Lb);
+  free(out), free(out_b), free(lse), free(lse_b);
+}
+
+static void test_attention_delta(void) {
+  const int B = 2, T = 37, NH = 3, HS = 24, C = NH * HS;
+  const size_t n = (size_t)B * T * C;
+  float *dout = random_bf16(n, -1, 1), *out = random_bf16(n, -1.5f, 1.5f);
+  twin Dout = twin_act(dout, n), Out = twin_act(out, n);
+  twin32 Delta = twin_f32(NULL, (size_t)B * NH * T);
+  cpu->attention_delta(Delta.c, Dout.c, Out.c, B, T, C, NH), gpu->attention_delta(Delta.g, Dout.g, Out.g, B, T, C, NH);
+  expect_f32("attention_delta", Delta, 1e-5);
+  free_twin(Dout), free_twin(Out), free_twin32(Delta);
+  free(dout), free(out);
+}
+
+typedef struct block_case {
+  int B, Tq, Tk, NH, HS, q_pos0, k_pos0;
+  bool in_qkv; /* q, k, v inside one qkv buffer (Tq = Tk, ld 3C); else q [B, Tq, C + 5], K/V packed (ld 2C) */
+} block_case;
+
+/* one query block against one key block: forward, then the backward with
+ * the CPU's lse and δ given to both sides (a block alone: its lse is the
+ * global one), accumulating into small random gradients */
+static void test_attention_block(block_case k) {
+  const int C = k.NH * k.HS, B = k.B, Tq = k.Tq, Tk = k.Tk;
+  const int ld_q = k.in_qkv ? 3 * C : C + 5, ld_kv = k.in_qkv ? 3 * C : 2 * C;
+  const size_t n_q = (size_t)B * Tq * ld_q, n_kv = k.in_qkv ? 0 : (size_t)B * Tk * ld_kv;
+  const size_t n_out = (size_t)B * Tq * C, n_rows = (size_t)B * k.NH * Tq;
+  char what[160], name[320];
+  snprintf(what, sizeof what, "attention_block B %d Tq %d Tk %d NH %d HS %d q_pos0 %d k_pos0 %d%s", B, Tq, Tk, k.NH,
+           k.HS, k.q_pos0, k.k_pos0, k.in_qkv ? " (in qkv)" : " (q padded, packed K/V)");
+  float *q = random_bf16(n_q, -1.5f, 1.5f), *kv = random_bf16(n_kv, -1.5f, 1.5f);
+  float *dout = random_bf16(n_out, -1, 1), *dq0 = random_bf16(n_q, -0.05f, 0.05f);
+  float *dkv0 = random_bf16(n_kv, -0.05f, 0.05f);
+  twin Q = twin_act(q, n_q), KV = twin_act(kv, n_kv), Dout = twin_act(dout, n_out);
+  twin Dq = twin_act(dq0, n_q), Dkv = twin_act(dkv0, n_kv);
+  /* k, v (and dk, dv) inside the qkv buffer or the packed K/V one */
+  const twin kb = k.in_qkv ? Q : KV, dkb = k.in_qkv ? Dq : Dkv;
+  const size_t k_off = k.in_qkv ? (size_t)C : 0, v_off = k.in_qkv ? 2 * (size_t)C : (size_t)C;
+  twin32 Out = twin_f32(NULL, n_out), Lse = twin_f32(NULL, n_rows);
+  cpu->attention_block_forward(Out.c, Lse.c, Q.c, act_at(cpu, kb.c, k_off), act_at(cpu, kb.c, v_off), ld_q, ld_kv, B,
+                               Tq, Tk, C, k.NH, k.q_pos0, k.k_pos0);
+  gpu->attention_block_forward(Out.g, Lse.g, Q.g, act_at(gpu, kb.g, k_off), act_at(gpu, kb.g, v_off), ld_q, ld_kv, B,
+                               Tq, Tk, C, k.NH, k.q_pos0, k.k_pos0);
+  snprintf(name, sizeof name, "%s: forward out", what);
+  expect_f32(name, Out, 1e-4);
+  snprintf(name, sizeof name, "%s: forward lse", what);
+  expect_lse(name, Lse, 1e-5);
+  /* the same lse and δ on both sides */
+  float *lse = host_f32(cpu, Lse.c, n_rows);
+  twin32 Delta = twin_f32(NULL, n_rows);
+  cpu->attention_delta(Delta.c, Dout.c, (const act_t *)Out.c, B, Tq, C, k.NH); /* CPU act_t is f32 */
+  float *delta = host_f32(cpu, Delta.c, n_rows);
+  gpu->f32_from_host(Delta.g, delta, n_rows);
+  gpu->f32_from_host(Lse.g, lse, n_rows);
+  cpu->attention_block_backward(Dq.c, act_at(cpu, dkb.c, k_off), act_at(cpu, dkb.c, v_off), ld_q, ld_kv, Dout.c,
+                                Delta.c, Lse.c, Q.c, act_at(cpu, kb.c, k_off), act_at(cpu, kb.c, v_off), ld_q, ld_kv,
+                                B, Tq, Tk, C, k.NH, k.q_pos0, k.k_pos0);
+  gpu->attention_block_backward(Dq.g, act_at(gpu, dkb.g, k_off), act_at(gpu, dkb.g, v_off), ld_q, ld_kv, Dout.g,
+                                Delta.g, Lse.g, Q.g, act_at(gpu, kb.g, k_off), act_at(gpu, kb.g, v_off), ld_q, ld_kv,
+                                B, Tq, Tk, C, k.NH, k.q_pos0, k.k_pos0);
+  if (k.in_qkv) {
+    snprintf(name, sizeof name, "%s: backward (accumulates)", what);
+    expect_qkv(name, Dq, dq0, C, BWD_TOL);
+  } else {
+    snprintf(name, sizeof name, "%s: backward dq (accumulates; padding untouched)", what);
+    expect_act_added(name, Dq, dq0, BWD_TOL);
+    snprintf(name, sizeof name, "%s: backward dk (accumulates)", what);
+    expect_act_part(name, Dkv, dkv0, 2 * (size_t)C, 0, (size_t)C, BWD_TOL);
+    snprintf(name, sizeof name, "%s: backward dv (accumulates)", what);
+    expect_act_part(name, Dkv, dkv0, 2 * (size_t)C, (size_t)C, (size_t)C, BWD_TOL);
+  }
+  free_twin(Q), free_twin(KV), free_twin(Dout), free_twin(Dq), free_twin(Dkv);
+  free_twin32(Out), free_twin32(Lse), free_twin32(Delta);
+  free(q), free(kv), free(dout), free(dq0), free(dkv0), free(lse), free(delta);
+}
+
+/* rows [t0, t0 + n) of each of B sequences of T rows of W values */
+static void take_rows(float *dst, const float *src, int B, int T, int t0, int n, int W) {
+  for (int b = 0; b < B; b++)
+    memcpy(dst + (size_t)b * n * W, src + ((size_t)b * T + t0) * W, (size_t)n * W * sizeof *dst);
+}
+static void put_rows(float *dst, const float *src, int B, int T, int t0, int n, int W) {
+  for (int b = 0; b < B; b++)
+    memcpy(dst + ((size_t)b * T + t0) * W, src + (size_t)b * n * W, (size_t)n * W * sizeof *dst);
+}
+
+/* Ring attention on the device: queries in pieces, keys in blocks (one of
+ * one row, one fully masked against the first piece), every pair run and
+ * merged, δ from the merged output cast to bf16, every block's backward
+ * with the merged lse; against the CPU's whole-sequence attention. */
+static void test_attention_ring(void) {
+  const int B = 2, T = 130, NH = 2, HS = 24, C = NH * HS;
+  const int n_pieces = 2, piece_len[2] = {60, 70}, n_blocks = 3, block_len[3] = {50, 1, 79};
+  const size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C;
+  float *qkv = random_bf16(n_qkv, -1.5f, 1.5f), *dout = random_bf16(n_out, -1, 1);
+  /* the reference */
+  twin Qkv = twin_act(qkv, n_qkv), Dout = twin_act(dout, n_out), Out = twin_act(dout, n_out);
+  twin Dqkv = twin_act(qkv, n_qkv);
+  f32_t *saved = cpu->alloc_f32(cpu->attention_saved_elems(B, T, NH), "test");
+  cpu->attention_forward(Out.c, saved, Qkv.c, B, T, C, NH);
+  cpu->attention_backward(Dqkv.c, Dout.c, Out.c, Qkv.c, saved, B, T, C, NH);
+  /* the device: K/V blocks packed [B, Tk, 2C] */
+  act_t *kv[3], *dkv[3];
+  int k0[3];
+  for (int u = 0, t = 0; u < n_blocks; t += block_len[u], u++) {
+    const size_t n = (size_t)B * block_len[u];
+    float *rows = malloc(n * 3 * C * sizeof *rows), *packed = malloc(n * 2 * C * sizeof *packed);
+    take_rows(rows, qkv, B, T, t, block_len[u], 3 * C);
+    for (size_t r = 0; r < n; r++) memcpy(packed + r * 2 * C, rows + r * 3 * C + C, 2 * (size_t)C * sizeof *packed);
+    k0[u] = t;
+    kv[u] = gpu->alloc_act(n * 2 * C, "test");
+    dkv[u] = gpu->alloc_act(n * 2 * C, "test");
+    gpu->act_from_host(kv[u], packed, n * 2 * C);
+    gpu->zero_act(dkv[u], n * 2 * C);
+    free(rows), free(packed);
+  }
+  float *out_all = malloc(n_out * sizeof *out_all), *dqkv = calloc(n_qkv, sizeof *dqkv);
+  for (int p = 0, q0 = 0; p < n_pieces; q0 += piece_len[p], p++) {
+    const int Tq = piece_len[p];
+    const size_t rows = (size_t)B * Tq, n_lse = (size_t)B * NH * Tq;
+    float *qp = malloc(rows * 3 * C * sizeof *qp), *dop = malloc(rows * C * sizeof *dop);
+    float *minus_inf = malloc(n_lse * sizeof *minus_inf);
+    for (size_t i = 0; i < n_lse; i++) minus_inf[i] = -INFINITY;
+    take_rows(qp, qkv, B, T, q0, Tq, 3 * C);
+    take_rows(dop, dout, B, T, q0, Tq, C);
+    act_t *q = gpu->alloc_act(rows * 3 * C, "test"), *d_o = gpu->alloc_act(rows * C, "test");
+    act_t *o_act = gpu->alloc_act(rows * C, "test"), *dq = gpu->alloc_act(rows * C, "test");
+    f32_t *acc = gpu->alloc_f32(rows * C, "test"), *lse = gpu->alloc_f32(n_lse, "test");
+    f32_t *ob = gpu->alloc_f32(rows * C, "test"), *lb = gpu->alloc_f32(n_lse, "test");
+    f32_t *delta = gpu->alloc_f32(n_lse, "test");
+    gpu->act_from_host(q, qp, rows * 3 * C);
+    gpu->act_from_host(d_o, dop, rows * C);
+    gpu->f32_from_host(lse, minus_inf, n_lse); /* acc's content is not read where lse = −∞ */
+    gpu->zero_act(dq, rows * C);
+    for (int u = n_blocks - 1; u >= 0; u--) { /* merged in reverse order */
+      gpu->attention_block_forward(ob, lb, q, kv[u], act_at(gpu, kv[u], C), 3 * C, 2 * C, B, Tq, block_len[u], C, NH,
+                                   q0, k0[u]);
+      gpu->attention_merge(acc, lse, ob, lb, B, Tq, C, NH);
+    }
+    gpu->cast_f32_to_act(o_act, acc, rows * C);
+    gpu->attention_delta(delta, d_o, o_act, B, Tq, C, NH);
+    for (int u = 0; u < n_blocks; u++)
+      gpu->attention_block_backward(dq, dkv[u], act_at(gpu, dkv[u], C), C, 2 * C, d_o, delta, lse, q, kv[u],
+                                    act_at(gpu, kv[u], C), 3 * C, 2 * C, B, Tq, block_len[u], C, NH, q0, k0[u]);
+    float *o_host = host_f32(gpu, acc, rows * C), *dq_host = host_act(gpu, dq, rows * C);
+    put_rows(out_all, o_host, B, T, q0, Tq, C);
+    for (int b = 0; b < B; b++)
+      for (int i = 0; i < Tq; i++)
+        memcpy(dqkv + ((size_t)b * T + q0 + i) * 3 * C, dq_host + ((size_t)b * Tq + i) * C, (size_t)C * sizeof *dqkv);
+    gpu->free_buffer(q), gpu->free_buffer(d_o), gpu->free_buffer(o_act), gpu->free_buffer(dq);
+    gpu->free_buffer(acc), gpu->free_buffer(lse), gpu->free_buffer(ob), gpu->free_buffer(lb), gpu->free_buffer(delta);
+    free(qp), free(dop), free(minus_inf), free(o_host), free(dq_host);
+  }
+  for (int u = 0; u < n_blocks; u++) {
+    float *dkv_host = host_act(gpu, dkv[u], (size_t)B * block_len[u] * 2 * C);
+    for (int b = 0; b < B; b++)
+      for (int j = 0; j < block_len[u]; j++)
+        memcpy(dqkv + ((size_t)b * T + k0[u] + j) * 3 * C + C, dkv_host + ((size_t)b * block_len[u] + j) * 2 * C,
+               2 * (size_t)C * sizeof *dqkv);
+    gpu->free_buffer(kv[u]), gpu->free_buffer(dkv[u]);
+    free(dkv_host);
+  }
+  float *out_want = host_act(cpu, Out.c, n_out), *dqkv_want = host_act(cpu, Dqkv.c, n_qkv);
+  report("ring attention on the device (pieces 60, 70 x key blocks 50, 1, 79): merged out vs whole",
+         part_gap(out_all, out_want, NULL, n_out, n_out, 0, n_out), 1e-4);
+  static const char *const ring_part[3] = {"q", "k", "v"};
+  for (int part = 0; part < 3; part++) {
+    char what[160];
+    snprintf(what, sizeof what, "ring attention on the device: summed block backward vs whole, %s part",
+             ring_part[part]);
+    report(what, part_gap(dqkv, dqkv_want, NULL, n_qkv, 3 * (size_t)C, (size_t)part * C, (size_t)C), RING_TOL);
+  }
+  free_twin(Qkv), free_twin(Dout), free_twin(Out), free_twin(Dqkv), cpu->free_buffer(saved);
+  free(qkv), free(dout), free(out_all), free(dqkv), free(out_want), free(dqkv_want);
+}
+
+/* --------------------------------------------------- linear attention */
+
+/* λ_h = exp(−2^(−8(h+1)/NH)), the ALiBi / Lightning slopes (test_kernels_sp.c) */
+static float *slopes(int NH) {
+  float *lambda = malloc((size_t)NH * sizeof *lambda);
+  for (int h = 0; h < NH; h++) lambda[h] = (float)exp(-pow(2.0, -8.0 * (h + 1) / NH));
+  return lambda;
+}
+
+typedef struct linear_case {
+  int B, T, NH, HS, chunk;
+  bool decays, with_dstate;
+} linear_case;
+
+static void test_linear_attention(linear_case k) {
+  const int B = k.B, T = k.T, NH = k.NH, HS = k.HS, C = NH * HS;
+  const size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C, n_state = (size_t)B * NH * HS * HS;
+  char what[128], name[320];
+  snprintf(what, sizeof what, "linear attention B %d T %d NH %d HS %d chunk %d %s", B, T, NH, HS, k.chunk,
+           k.decays ? "slopes" : "no decay");
+  float *qkv = random_bf16(n_qkv, -1, 1), *dout = random_bf16(n_out, -1, 1), *lambda = slopes(NH);
+  float *s_in = random_array(n_state, -1, 1), *g = random_array(n_state, -1, 1), *garbage = random_bf16(n_qkv, -9, 9);
+  float *state_garbage = random_array(n_state, -9, 9);
+  float *out0 = random_bf16(n_out, -1, 1), *dqkv0 = random_bf16(n_qkv, -0.5f, 0.5f);
+  twin Qkv = twin_act(qkv, n_qkv), Dout = twin_act(dout, n_out), Out = twin_act(garbage, n_out);
+  twin Dqkv = twin_act(garbage, n_qkv);
+  twin32 Decay = twin_f32(lambda, (size_t)NH), State = twin_f32(NULL, n_state), Sin = twin_f32(s_in, n_state);
+  twin32 G = twin_f32(g, n_state);
+  const f32_t *dc = k.decays ? Decay.c : NULL, *dg = k.decays ? Decay.g : NULL;
+  /* forward from a zero start, with the final state */
+  cpu->linear_attention_forward(Out.c, State.c, Qkv.c, dc, B, T, C, NH, k.chunk);
+  gpu->linear_attention_forward(Out.g, State.g, Qkv.g, dg, B, T, C, NH, k.chunk);
+  snprintf(name, sizeof name, "%s: forward out", what);
+  expect_act(name, Out, FWD_TOL);
+  snprintf(name, sizeof name, "%s: forward state", what);
+  expect_f32(name, State, 1e-4);
+  /* without the state (the last chunk's state step is skipped) */
+  gpu->act_from_host(Out.g, garbage, n_out);
+  gpu->linear_attention_forward(Out.g, NULL, Qkv.g, dg, B, T, C, NH, k.chunk);
+  snprintf(name, sizeof name, "%s: forward out, state NULL", what);
+  expect_act(name, Out, FWD_TOL);
+  /* the state entering the piece: out += diag(λ^{i+1}) Q S_in */
+  cpu->act_from_host(Out.c, out0, n_out), gpu->act_from_host(Out.g, out0, n_out);
+  cpu->linear_attention_state_forward(Out.c, Qkv.c, Sin.c, dc, B, T, C, NH);
+  gpu->linear_attention_state_forward(Out.g, Qkv.g, Sin.g, dg, B, T, C, NH);
+  snprintf(name, sizeof name, "%s: state_forward (accumulates)", what);
+  expect_act_added(name, Out, out0, FWD_TOL);
+  /* backward from dout and (optionally) the final state's gradient; overwrites */
+  cpu->linear_attention_backward(Dqkv.c, Dout.c, Qkv.c, k.with_dstate ? G.c : NULL, dc, B, T, C, NH, k.chunk);
+  gpu->linear_attention_backward(Dqkv.g, Dout.g, Qkv.g, k.with_dstate ? G.g : NULL, dg, B, T, C, NH, k.chunk);
+  snprintf(name, sizeof name, "%s: backward%s (overwrites)", what, k.with_dstate ? " with dstate" : "");
+  expect_qkv(name, Dqkv, NULL, C, BWD_TOL);
+  /* the state's backward: dQ accumulates, k and v untouched, dstate_in overwritten */
+  twin32 Dsin = twin_f32(state_garbage, n_state);
+  cpu->act_from_host(Dqkv.c, dqkv0, n_qkv), gpu->act_from_host(Dqkv.g, dqkv0, n_qkv);
+  cpu->linear_attention_state_backward(Dqkv.c, Dsin.c, Dout.c, Qkv.c, Sin.c, dc, B, T, C, NH);
+  gpu->linear_attention_state_backward(Dqkv.g, Dsin.g, Dout.g, Qkv.g, Sin.g, dg, B, T, C, NH);
+  snprintf(name, sizeof name, "%s: state_backward dq (accumulates)", what);
+  expect_act_part(name, Dqkv, dqkv0, 3 * (size_t)C, 0, (size_t)C, BWD_TOL);
+  float *after = host_act(gpu, Dqkv.g, n_qkv);
+  size_t kv_moved = 0;
+  for (size_t i = 0; i < n_qkv; i++) kv_moved += i % (3 * (size_t)C) >= (size_t)C && after[i] != dqkv0[i];
+  CHECK(kv_moved == 0, "%s: state_backward leaves the k and v parts alone (%zu moved)", what, kv_moved);
+  snprintf(name, sizeof name, "%s: state_backward dstate_in (overwrites)", what);
+  expect_f32(name, Dsin, 1e-4);
+  /* state_combine: state = λ^T state + piece_state */
+  cpu->f32_from_host(State.c, s_in, n_state), gpu->f32_from_host(State.g, s_in, n_state);
+  cpu->linear_attention_state_combine(State.c, G.c, dc, T, B, NH, HS);
+  gpu->linear_attention_state_combine(State.g, G.g, dg, T, B, NH, HS);
+  snprintf(name, sizeof name, "%s: state_combine", what);
+  expect_f32(name, State, 1e-6);
+  free_twin(Qkv), free_twin(Dout), free_twin(Out), free_twin(Dqkv);
+  free_twin32(Decay), free_twin32(State), free_twin32(Sin), free_twin32(G), free_twin32(Dsin);
+  free(qkv), free(dout), free(lambda), free(s_in), free(g), free(garbage), free(state_garbage), free(out0),
+      free(dqkv0), free(after);
+}
+
+/* A sequence in two pieces on the device (sequence parallelism): forward
+ * per piece, states chained with state_combine, state_forward added;
+ * backward from the last piece down with the dstate chained the same way;
+ * against the CPU's whole sequence. */
+static void test_linear_attention_pieces(void) {
+  const int B = 2, T = 61, NH = 2, HS = 24, C = NH * HS, chunk = 8, len[2] = {25, 36};
+  const size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C, n_state = (size_t)B * NH * HS * HS;
+  float *qkv = random_bf16(n_qkv, -1, 1), *dout = random_bf16(n_out, -1, 1), *lambda = slopes(NH);
+  float *g = random_array(n_state, -1, 1);
+  /* the reference */
+  twin Qkv = twin_act(qkv, n_qkv), Dout = twin_act(dout, n_out), Out = twin_act(dout, n_out);
+  twin Dqkv = twin_act(qkv, n_qkv);
+  twin32 Decay = twin_f32(lambda, (size_t)NH), State = twin_f32(NULL, n_state), G = twin_f32(g, n_state);
+  cpu->linear_attention_forward(Out.c, State.c, Qkv.c, Decay.c, B, T, C, NH, chunk);
+  cpu->linear_attention_backward(Dqkv.c, Dout.c, Qkv.c, G.c, Decay.c, B, T, C, NH, chunk);
+  /* the device */
+  act_t *qp[2], *dop[2], *op[2], *dp[2];
+  f32_t *m = gpu->alloc_f32(n_state, "test"), *s_in1 = gpu->alloc_f32(n_state, "test");
+  f32_t *s = gpu->alloc_f32(n_state, "test"), *ds = gpu->alloc_f32(n_state, "test");
+  f32_t *dl = gpu->alloc_f32(n_state, "test");
+  for (int p = 0, t0 = 0; p < 2; t0 += len[p], p++) {
+    const size_t rows = (size_t)B * len[p];
+    float *h_q = malloc(rows * 3 * C * sizeof *h_q), *h_do = malloc(rows * C * sizeof *h_do);
+    take_rows(h_q, qkv, B, T, t0, len[p], 3 * C);
+    take_rows(h_do, dout, B, T, t0, len[p], C);
+    qp[p] = gpu->alloc_act(rows * 3 * C, "test"), dop[p] = gpu->alloc_act(rows * C, "test");
+    op[p] = gpu->alloc_act(rows * C, "test"), dp[p] = gpu->alloc_act(rows * 3 * C, "test");
+    gpu->act_from_host(qp[p], h_q, rows * 3 * C);
+    gpu->act_from_host(dop[p], h_do, rows * C);
+    free(h_q), free(h_do);
+  }
+  gpu->zero_f32(s, n_state);
+  for (int p = 0; p < 2; p++) {
+    gpu->linear_attention_forward(op[p], m, qp[p], Decay.g, B, len[p], C, NH, chunk);
+    if (p == 1) {
+      float *h = host_f32(gpu, s, n_state); /* S_in of piece 1, kept for its backward */
+      gpu->f32_from_host(s_in1, h, n_state);
+      free(h);
+      gpu->linear_attention_state_forward(op[p], qp[p], s_in1, Decay.g, B, len[p], C, NH);
+    }
+    gpu->linear_attention_state_combine(s, m, Decay.g, len[p], B, NH, HS);
+  }
+  gpu->f32_from_host(ds, g, n_state);
+  for (int p = 1; p >= 0; p--) {
+    gpu->linear_attention_backward(dp[p], dop[p], qp[p], ds, Decay.g, B, len[p], C, NH, chunk);
+    if (p == 1) {
+      gpu->linear_attention_state_backward(dp[p], dl, dop[p], qp[p], s_in1, Decay.g, B, len[p], C, NH);
+      gpu->linear_attention_state_combine(ds, dl, Decay.g, len[p], B, NH, HS);
+    }
+  }
+  float *out = malloc(n_out * sizeof *out), *dqkv = malloc(n_qkv * sizeof *dqkv);
+  for (int p = 0, t0 = 0; p < 2; t0 += len[p], p++) {
+    const size_t rows = (size_t)B * len[p];
+    float *h_o = host_act(gpu, op[p], rows * C), *h_d = host_act(gpu, dp[p], rows * 3 * C);
+    put_rows(out, h_o, B, T, t0, len[p], C);
+    put_rows(dqkv, h_d, B, T, t0, len[p], 3 * C);
+    free(h_o), free(h_d);
+    gpu->free_buffer(qp[p]), gpu->free_buffer(dop[p]), gpu->free_buffer(op[p]), gpu->free_buffer(dp[p]);
+  }
+  float *out_want = host_act(cpu, Out.c, n_out), *dqkv_want = host_act(cpu, Dqkv.c, n_qkv);
+  float *s_got = host_f32(gpu, s, n_state), *s_want = host_f32(cpu, State.c, n_state);
+  report("linear attention in pieces (25, 36) on the device: out vs whole",
+         part_gap(out, out_want, NULL, n_out, n_out, 0, n_out), BWD_TOL);
+  report("linear attention in pieces on the device: chained final state vs whole",
+         part_gap(s_got, s_want, NULL, n_state, n_state, 0, n_state), 1e-4);
+  static const char *const piece_part[3] = {"q", "k", "v"};
+  for (int part = 0; part < 3; part++) {
+    char what[160];
+    snprintf(what, sizeof what, "linear attention in pieces on the device: dqkv vs whole, %s part", piece_part[part]);
+    report(what, part_gap(dqkv, dqkv_want, NULL, n_qkv, 3 * (size_t)C, (size_t)part * C, (size_t)C), BWD_TOL);
+  }
+  gpu->free_buffer(m), gpu->free_buffer(s_in1), gpu->free_buffer(s), gpu->free_buffer(ds), gpu->free_buffer(dl);
+  free_twin(Qkv), free_twin(Dout), free_twin(Out), free_twin(Dqkv);
+  free_twin32(Decay), free_twin32(State), free_twin32(G);
+  free(qkv), free(dout), free(lambda), free(g), free(out), free(dqkv), free(out_want), free(dqkv_want), free(s_got),
+      free(s_want);
 }
 
 static void test_crossentropy(void) {
@@ -276,12 +807,41 @@ int main(void) {
   }
   test_gemm();
   test_elementwise();
+  test_swiglu();
   test_embedding();
   test_layernorm();
-  const int shapes[][4] = {{2, 1, 3, 64}, {2, 37, 3, 64}, {1, 130, 2, 64}, {2, 257, 2, 32}, {1, 300, 4, 16},
-                           {1, 77, 2, 128}};
+  test_rmsnorm(75, 97, true);
+  test_rmsnorm(300, 45, false);
+  test_rope(61, 3, 24);
+  test_rope(37, 2, 64);
+  const int shapes[][4] = {{2, 1, 3, 64},   {2, 37, 3, 64}, {1, 130, 2, 64}, {2, 257, 2, 32},
+                           {1, 300, 4, 16}, {1, 77, 2, 128}, {2, 37, 3, 24}, {1, 130, 2, 40}};
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
     test_attention(shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3]);
+  test_attention_merge();
+  test_attention_delta();
+  const block_case blocks[] = {
+      {2, 37, 37, 3, 24, 0, 0, true},       /* the diagonal block: causal from row 0 */
+      {2, 37, 53, 2, 64, 100, 60, false},   /* partly visible: row 0 sees 41 keys */
+      {1, 130, 130, 2, 64, 0, 130, false},  /* fully masked: lse −∞, out 0, nothing added */
+      {1, 130, 67, 2, 64, 200, 0, false},   /* fully visible */
+      {2, 45, 77, 2, 128, 50, 20, false},   /* several key tiles and key blocks, partial */
+      {1, 37, 150, 3, 40, 10, 20, false},   /* rows 0–9 see nothing; key blocks no query sees */
+      {2, 130, 130, 2, 16, 0, 0, true},     /* head size 16, causal */
+      {1, 70, 200, 2, 32, 150, 0, false},   /* keys over two tiles, partly visible */
+  };
+  for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) test_attention_block(blocks[i]);
+  test_attention_ring();
+  const linear_case linear[] = {
+      {2, 37, 3, 24, 16, true, true},     /* 16 does not divide 37 */
+      {1, 130, 2, 64, 64, true, true},    /* 130 = 2·64 + 2 */
+      {2, 77, 2, 128, 100, false, true},  /* chunk above the kernels' cap, no decay */
+      {1, 130, 2, 40, 7, true, false},    /* many short chunks, no dstate */
+      {2, 5, 2, 32, 3, true, true},       /* T shorter than two chunks */
+      {1, 37, 1, 24, 1, true, true},      /* one row per chunk */
+  };
+  for (size_t i = 0; i < sizeof linear / sizeof linear[0]; i++) test_linear_attention(linear[i]);
+  test_linear_attention_pieces();
   test_crossentropy();
   test_adamw();
   return test_summary("test_kernels_cuda");

@@ -78,6 +78,8 @@ void cuda_accumulate(act_t *dst, const act_t *src, size_t n);
 void cuda_scale(act_t *x, float factor, size_t n);
 void cuda_gelu_forward(act_t *out, const act_t *inp, size_t n);
 void cuda_gelu_backward(act_t *dinp, const act_t *inp, const act_t *dout, size_t n);
+void cuda_swiglu_forward(act_t *out, const act_t *inp, int N, int H);
+void cuda_swiglu_backward(act_t *dinp, const act_t *inp, const act_t *dout, int N, int H);
 void cuda_cast_f32_to_act(act_t *dst, const f32_t *src, size_t n);
 void cuda_embedding_forward(act_t *out, const ids_t *tokens, const ids_t *positions, const act_t *wte,
                             const act_t *wpe, int N, int C, int vocab_start, int n_vocab);
@@ -88,10 +90,34 @@ void cuda_layernorm_forward(act_t *out, f32_t *mean, f32_t *rstd, const act_t *i
 void cuda_layernorm_backward(act_t *dinp, act_t *dweight, act_t *dbias, const act_t *dout,
                              const act_t *inp, const act_t *weight, const f32_t *mean,
                              const f32_t *rstd, int N, int C);
+void cuda_rmsnorm_forward(act_t *out, f32_t *rstd, const act_t *inp, const act_t *weight, int N, int C);
+void cuda_rmsnorm_backward(act_t *dinp, act_t *dweight, const act_t *dout, const act_t *inp, const act_t *weight,
+                           const f32_t *rstd, int N, int C);
 size_t cuda_attention_saved_elems(int B, int T, int NH);
 void cuda_attention_forward(act_t *out, f32_t *saved, const act_t *qkv, int B, int T, int C, int NH);
 void cuda_attention_backward(act_t *dqkv, const act_t *dout, const act_t *out, const act_t *qkv,
                              const f32_t *saved, int B, int T, int C, int NH);
+void cuda_rope_forward(act_t *qkv, const ids_t *positions, int N, int C, int NH, float theta);
+void cuda_rope_backward(act_t *dqkv, const ids_t *positions, int N, int C, int NH, float theta);
+void cuda_attention_block_forward(f32_t *out, f32_t *lse, const act_t *q, const act_t *k, const act_t *v, int ld_q,
+                                  int ld_kv, int B, int Tq, int Tk, int C, int NH, int q_pos0, int k_pos0);
+void cuda_attention_merge(f32_t *out, f32_t *lse, const f32_t *out_b, const f32_t *lse_b, int B, int Tq, int C,
+                          int NH);
+void cuda_attention_delta(f32_t *delta, const act_t *dout, const act_t *out, int B, int T, int C, int NH);
+void cuda_attention_block_backward(act_t *dq, act_t *dk, act_t *dv, int ld_dq, int ld_dkv, const act_t *dout,
+                                   const f32_t *delta, const f32_t *lse, const act_t *q, const act_t *k,
+                                   const act_t *v, int ld_q, int ld_kv, int B, int Tq, int Tk, int C, int NH,
+                                   int q_pos0, int k_pos0);
+void cuda_linear_attention_forward(act_t *out, f32_t *state, const act_t *qkv, const f32_t *decay, int B, int T,
+                                   int C, int NH, int chunk);
+void cuda_linear_attention_state_forward(act_t *out, const act_t *qkv, const f32_t *state_in, const f32_t *decay,
+                                         int B, int T, int C, int NH);
+void cuda_linear_attention_backward(act_t *dqkv, const act_t *dout, const act_t *qkv, const f32_t *dstate,
+                                    const f32_t *decay, int B, int T, int C, int NH, int chunk);
+void cuda_linear_attention_state_backward(act_t *dqkv, f32_t *dstate_in, const act_t *dout, const act_t *qkv,
+                                          const f32_t *state_in, const f32_t *decay, int B, int T, int C, int NH);
+void cuda_linear_attention_state_combine(f32_t *state, const f32_t *piece_state, const f32_t *decay, int n_tokens,
+                                         int B, int NH, int HS);
 void cuda_crossentropy_max(f32_t *row_max, const act_t *logits, int N, int V, int V_stride);
 void cuda_crossentropy_sumexp(f32_t *stats, const act_t *logits, const f32_t *row_max,
                               const ids_t *targets, int N, int V, int V_stride, int vocab_start);

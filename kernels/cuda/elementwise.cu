@@ -1,7 +1,11 @@
-/* elementwise — bias, residual adds, scaling and GELU on bf16 tensors, in
- * fp32 arithmetic. Grid-stride loops: any size, any launch. The bias
- * gradient is a column sum: each block sums a strip of columns over every
- * row in fp32, so no atomics and the result does not depend on timing. */
+/* elementwise — bias, residual adds, scaling, GELU and SwiGLU on bf16
+ * tensors, in fp32 arithmetic. Grid-stride loops: any size, any launch. The
+ * bias gradient is a column sum: each block sums a strip of columns over
+ * every row in fp32, so no atomics and the result does not depend on timing.
+ * SwiGLU (inp rows [gate (H) | up (H)], out = silu(gate)·up) runs one thread
+ * per output element; its backward overwrites dinp, which may alias inp:
+ * the thread that reads a (gate, up) pair is the only one that writes it,
+ * after reading it. σ = 1/(1 + e^{−g}) saturates to 0 or 1, never NaN. */
 #include "cuda_common.cuh"
 
 #define GRID_STRIDE(i, n) \
@@ -32,6 +36,25 @@ __global__ void gelu_backward_kernel(bf16 *dinp, const bf16 *inp, const bf16 *do
     float x = load(inp, i), u = GELU_SCALE * (x + 0.044715f * x * x * x), t = tanhf(u);
     float du = GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
     store(dinp, i, (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du) * load(dout, i));
+  }
+}
+
+__global__ void swiglu_forward_kernel(bf16 *out, const bf16 *inp, size_t n, int H) {
+  GRID_STRIDE(i, n) {
+    const size_t row = i / H, j = i % H;
+    const bf16 *gate = inp + row * 2 * H;
+    const float g = load(gate, j), sig = 1.0f / (1.0f + expf(-g));
+    store(out, i, g * sig * load(gate, H + j));
+  }
+}
+/* no __restrict__: dinp may be inp */
+__global__ void swiglu_backward_kernel(bf16 *dinp, const bf16 *inp, const bf16 *dout, size_t n, int H) {
+  GRID_STRIDE(i, n) {
+    const size_t row = i / H, j = i % H, at = row * 2 * H + j;
+    const float g = load(inp, at), u = load(inp, at + H), d = load(dout, i);
+    const float sig = 1.0f / (1.0f + expf(-g));
+    store(dinp, at, d * u * sig * (1.0f + g * (1.0f - sig)));
+    store(dinp, at + H, d * g * sig);
   }
 }
 
@@ -84,5 +107,18 @@ void cuda_gelu_forward(act_t *out, const act_t *inp, size_t n) {
 void cuda_gelu_backward(act_t *dinp, const act_t *inp, const act_t *dout, size_t n) {
   if (!n) return;
   gelu_backward_kernel<<<blocks_for(n, 256), 256, 0, cuda_stream()>>>(as_bf16(dinp), as_bf16(inp), as_bf16(dout), n);
+  CUDA_CHECK_LAUNCH();
+}
+void cuda_swiglu_forward(act_t *out, const act_t *inp, int N, int H) {
+  const size_t n = (size_t)N * H;
+  if (!n) return;
+  swiglu_forward_kernel<<<blocks_for(n, 256), 256, 0, cuda_stream()>>>(as_bf16(out), as_bf16(inp), n, H);
+  CUDA_CHECK_LAUNCH();
+}
+void cuda_swiglu_backward(act_t *dinp, const act_t *inp, const act_t *dout, int N, int H) {
+  const size_t n = (size_t)N * H;
+  if (!n) return;
+  swiglu_backward_kernel<<<blocks_for(n, 256), 256, 0, cuda_stream()>>>(as_bf16(dinp), as_bf16(inp), as_bf16(dout),
+                                                                        n, H);
   CUDA_CHECK_LAUNCH();
 }

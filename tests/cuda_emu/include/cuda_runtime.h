@@ -1,0 +1,88 @@
+/* A host emulation of the bits of the CUDA runtime the tessera kernels use:
+ * blocks run one after another, the threads of a block as cooperative
+ * fibers (ucontext) that switch at barriers, warp shuffles and __syncwarp. */
+#pragma once
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <functional>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
+#define __restrict__
+
+struct dim3 {
+  unsigned x, y, z;
+  dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct uint3 { unsigned x, y, z; };
+extern uint3 threadIdx, blockIdx;
+extern dim3 blockDim, gridDim;
+struct alignas(16) float4 { float x, y, z, w; };
+
+typedef int cudaError_t;
+enum { cudaSuccess = 0, cudaErrorMemoryAllocation = 2 };
+typedef void *cudaStream_t;
+enum cudaDeviceAttr { cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+enum cudaMemcpyKind { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3 };
+inline const char *cudaGetErrorString(cudaError_t e) { return e ? "emulated error" : "no error"; }
+cudaError_t cudaGetLastError();
+inline cudaError_t cudaGetDevice(int *d) { *d = 0; return cudaSuccess; }
+cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr attr, int device);
+template <typename K> cudaError_t cudaFuncSetAttribute(K *, cudaFuncAttribute, int value);
+inline cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t) { memset(p, v, n); return cudaSuccess; }
+inline cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind, cudaStream_t) {
+  memmove(d, s, n);
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+
+/* math */
+inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+inline float __expf(float x) { return expf(x); }
+inline float __logf(float x) { return logf(x); }
+inline void sincos(double x, double *s, double *c) { *s = sin(x); *c = cos(x); }
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+inline long long min(long long a, long long b) { return a < b ? a : b; }
+inline long long max(long long a, long long b) { return a > b ? a : b; }
+inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
+inline size_t min(size_t a, size_t b) { return a < b ? a : b; }
+
+/* synchronisation and warp operations */
+void __syncthreads();
+void __syncwarp(unsigned mask = 0xffffffffu);
+float __shfl_xor_sync(unsigned mask, float v, int lane_mask, int width = 32);
+double __shfl_xor_sync(unsigned mask, double v, int lane_mask, int width = 32);
+float __shfl_sync(unsigned mask, float v, int src, int width = 32);
+inline float atomicAdd(float *p, float v) { float o = *p; *p = o + v; return o; }
+inline double atomicAdd(double *p, double v) { double o = *p; *p = o + v; return o; }
+
+/* launches: a <<<grid, block, smem, stream>>> rewritten by the build script */
+extern void *emu_dynamic_smem;
+extern size_t emu_dynamic_bytes;
+void emu_launch(dim3 grid, dim3 block, size_t smem_bytes, const std::function<void()> &body);
+
+template <typename K> cudaError_t cudaFuncSetAttribute(K *, cudaFuncAttribute, int value) {
+  extern size_t emu_allowed_smem;
+  emu_allowed_smem = (size_t)value;
+  return cudaSuccess;
+}
+
+/* what backend_cuda.cu and gemm.cu call */
+enum { cudaStreamNonBlocking = 1 };
+inline cudaError_t cudaMalloc(void **p, size_t n) { *p = malloc(n); return *p ? cudaSuccess : cudaErrorMemoryAllocation; }
+inline cudaError_t cudaFree(void *p) { free(p); return cudaSuccess; }
+inline cudaError_t cudaMallocAsync(void **p, size_t n, cudaStream_t) { return cudaMalloc(p, n); }
+inline cudaError_t cudaFreeAsync(void *p, cudaStream_t) { return cudaFree(p); }
+inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { *s = nullptr; return cudaSuccess; }
+inline cudaError_t cudaSetDevice(int) { return cudaSuccess; }
+inline cudaError_t cudaGetDeviceCount(int *n) { *n = 1; return cudaSuccess; }
