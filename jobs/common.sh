@@ -5,9 +5,10 @@
 tessera_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Debian 12 packages: compilers and autotools, Open MPI, OpenBLAS, HDF5 (both
-# the serial and the Open MPI build), gnuplot for plots, and `fortunes`, the
-# plain-text English corpus the quickstart trains on.
-tessera_packages=(build-essential autoconf automake libtool pkg-config
+# the serial and the Open MPI build), gnuplot for plots, `fortunes`, the
+# plain-text English corpus the quickstart trains on, and python3, with
+# which the tests run the CUDA kernels on the host (tests/cuda_emu).
+tessera_packages=(build-essential autoconf automake libtool pkg-config python3
   libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev libhdf5-openmpi-dev hdf5-tools
   gnuplot-nox fortunes)
 

@@ -425,6 +425,15 @@ static void test_elementwise(void) {
   be->scale(A(a), 2.0f, 5);
   CHECK(a[0] == 3.0f, "scale");
   CHECK_CLOSE(be->sum_squares(CA(b), 5), 0.25 + 1 + 4 + 0 + 1, 1e-12, 0, "sum of squares");
+  /* copy_rows: columns [1, 3) of 3 rows of width 4 into columns [2, 4) of rows of width 5 */
+  float src[12], dst[15];
+  for (int i = 0; i < 12; i++) src[i] = (float)i;
+  for (int i = 0; i < 15; i++) dst[i] = -1;
+  be->copy_rows(A(dst + 2), 5, CA(src + 1), 4, 3, 2);
+  int wrong = 0;
+  for (int r = 0; r < 3; r++)
+    for (int c = 0; c < 5; c++) wrong += dst[r * 5 + c] != (c >= 2 && c < 4 ? src[r * 4 + 1 + c - 2] : -1.0f);
+  CHECK(wrong == 0, "copy_rows moves exactly the column range: %d wrong", wrong);
 }
 
 int main(void) {

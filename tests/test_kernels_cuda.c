@@ -251,6 +251,10 @@ static void test_elementwise(void) {
   expect_act("accumulate", Out, FWD_TOL);
   cpu->scale(Out.c, -0.37f, n), gpu->scale(Out.g, -0.37f, n);
   expect_act("scale", Out, FWD_TOL);
+  /* columns [7, 7+20) of X's rows into columns [3, 23) of Out's (the rest keeps scale's rounding) */
+  cpu->copy_rows(act_at(cpu, Out.c, 3), C, act_at(cpu, X.c, 7), C, N - 2, 20);
+  gpu->copy_rows(act_at(gpu, Out.g, 3), C, act_at(gpu, X.g, 7), C, N - 2, 20);
+  expect_act("copy_rows", Out, FWD_TOL);
   cpu->bias_add(Out.c, Bias.c, N, C), gpu->bias_add(Out.g, Bias.g, N, C);
   expect_act("bias_add", Out, FWD_TOL);
   cpu->bias_backward(Bias.c, X.c, N, C), gpu->bias_backward(Bias.g, X.g, N, C);

@@ -123,6 +123,7 @@ static const backend cuda_backend = {
     .add = cuda_add,
     .accumulate = cuda_accumulate,
     .scale = cuda_scale,
+    .copy_rows = cuda_copy_rows,
     .gelu_forward = cuda_gelu_forward,
     .gelu_backward = cuda_gelu_backward,
     .swiglu_forward = cuda_swiglu_forward,

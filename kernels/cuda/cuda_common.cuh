@@ -76,6 +76,7 @@ void cuda_bias_backward(act_t *dbias, const act_t *dout, int N, int C);
 void cuda_add(act_t *out, const act_t *a, const act_t *b, size_t n);
 void cuda_accumulate(act_t *dst, const act_t *src, size_t n);
 void cuda_scale(act_t *x, float factor, size_t n);
+void cuda_copy_rows(act_t *dst, int ld_dst, const act_t *src, int ld_src, int rows, int cols);
 void cuda_gelu_forward(act_t *out, const act_t *inp, size_t n);
 void cuda_gelu_backward(act_t *dinp, const act_t *inp, const act_t *dout, size_t n);
 void cuda_swiglu_forward(act_t *out, const act_t *inp, int N, int H);

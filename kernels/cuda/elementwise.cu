@@ -94,6 +94,13 @@ void cuda_accumulate(act_t *dst, const act_t *src, size_t n) {
   accumulate_kernel<<<blocks_for(n, 256), 256, 0, cuda_stream()>>>(as_bf16(dst), as_bf16(src), n);
   CUDA_CHECK_LAUNCH();
 }
+/* a strided copy is what cudaMemcpy2D does: pitches and width in bytes */
+void cuda_copy_rows(act_t *dst, int ld_dst, const act_t *src, int ld_src, int rows, int cols) {
+  if (rows <= 0 || cols <= 0) return;
+  CUDA_CHECK(cudaMemcpy2DAsync(as_bf16(dst), (size_t)ld_dst * sizeof(bf16), as_bf16(src), (size_t)ld_src * sizeof(bf16),
+                               (size_t)cols * sizeof(bf16), (size_t)rows, cudaMemcpyDeviceToDevice, cuda_stream()));
+}
+
 void cuda_scale(act_t *x, float factor, size_t n) {
   if (!n) return;
   scale_kernel<<<blocks_for(n, 256), 256, 0, cuda_stream()>>>(as_bf16(x), factor, n);
