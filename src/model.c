@@ -382,6 +382,8 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
   m->targets = be->alloc_ids((size_t)max_B * max_T, "target tokens");
   m->positions = be->alloc_ids((size_t)max_B * max_T, "position ids");
   m->host_losses = xmalloc((size_t)max_B * max_T * sizeof(float), "losses");
+  /* kept, not allocated per step: on a GPU a free synchronises the device */
+  if (m->pp && wte) m->tied_peer_grad = be->alloc_act(wte->n_local, "tied embedding gradient");
 }
 
 void model_free(model *m) {
@@ -408,6 +410,7 @@ void model_free(model *m) {
   free(m->block_grads);
   free(m->layer_ids);
   free(m->host_losses);
+  if (m->tied_peer_grad) be->free_buffer(m->tied_peer_grad);
   registry_free(&m->reg);
   memset(m, 0, sizeof *m);
 }
@@ -702,14 +705,12 @@ void model_sum_tied_grads(model *m) {
   const param_spec *wte = registry_find(&m->reg, "wte");
   const int peer = m->stage.has_embedding ? m->pp->size - 1 : 0;
   act_t *grad = act_at(be, m->grads, wte->offset);
-  act_t *other = be->alloc_act(wte->n_local, "tied embedding gradient");
   dcomm_request exchange;
-  dcomm_exchange_act_start(m->pp, be, grad, peer, other, peer, wte->n_local, TIED_GRAD_TAG, &exchange);
+  dcomm_exchange_act_start(m->pp, be, grad, peer, m->tied_peer_grad, peer, wte->n_local, TIED_GRAD_TAG, &exchange);
   dcomm_wait(&exchange);
   /* a + b on one end, b + a on the other: the same float (fp32 addition
    * commutes; on bf16 both ends round the same fp32 sum), so the copies stay equal */
-  be->accumulate(grad, other, wte->n_local);
-  be->free_buffer(other);
+  be->accumulate(grad, m->tied_peer_grad, wte->n_local);
 }
 
 void model_copy_last_logits(model *m, int B, int t, float *host_logits) {

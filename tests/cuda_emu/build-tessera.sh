@@ -57,7 +57,7 @@ cflags="$cflags $blas_cflags $hdf5_cflags -DTESSERA_DATADIR='\"/nonexistent\"'"
     echo "$cc $cflags -c $f -o $obj/c_$(basename "$(dirname "$f")")_$(basename "$f" .c).o"
   done
 } | tr '\n' '\0' | xargs -0 -n 1 -P "${EMU_JOBS:-2}" sh -c 'eval "$0"'
-$cc -fopenmp -o "$out/tessera" "$obj"/*.o "$builddir/libtessera_src.a" "$builddir/libtessera_io.a" \
+$cc $opt -fopenmp -o "$out/tessera" "$obj"/*.o "$builddir/libtessera_src.a" "$builddir/libtessera_io.a" \
   $hdf5_libs $blas_libs $libs -lstdc++ -lm
 rm -rf "$obj"
 echo "$out/tessera"
