@@ -111,8 +111,9 @@ static void device_describe(char *out, size_t out_bytes) {
   CUDA_CHECK(cudaGetDevice(&device));
   CUDA_CHECK(cudaGetDeviceCount(&n));
   CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
-  snprintf(out, out_bytes, "%s, device %d of %d, %.0f GiB", prop.name, device, n,
-           (double)prop.totalGlobalMem / (1 << 30));
+  int used = snprintf(out, out_bytes, "%s, device %d of %d", prop.name, device, n);
+  if (prop.totalGlobalMem > 0 && used > 0 && (size_t)used < out_bytes) /* the emulator has none to report */
+    snprintf(out + used, out_bytes - (size_t)used, ", %.0f GiB", (double)prop.totalGlobalMem / (1 << 30));
 }
 static void device_id(char *out, size_t out_bytes) {
   int device = 0;
