@@ -54,10 +54,24 @@ typedef struct backend {
   void (*f32_to_host)(float *dst, const f32_t *src, size_t n_elems);
   void (*ids_from_host)(ids_t *dst, const int32_t *src, size_t n_elems);
   /* Host view of a buffer for communication, or NULL when the backend's
-   * memory is not host-addressable (then comm stages through the host). */
+   * memory is not host-addressable (then parallel/device_comm stages it
+   * through the host or hands it to NCCL). */
   void *(*host_pointer)(void *buffer);
   void (*cast_f32_to_act)(act_t *dst, const f32_t *src, size_t n_elems);
   void (*synchronize)(void);
+
+  /* ---- the device, for the communication layer and the run's report ----
+   * device_count: GPUs this process sees (0 on the CPU). device_describe:
+   * one line naming what computes ("NVIDIA H100 80GB HBM3, device 1 of 4").
+   * device_id: a string that differs between two physical GPUs of a node
+   * (the PCI bus id), so ranks can tell whether they share one; "host" on
+   * the CPU. stream: the stream every op of this table runs on (a
+   * cudaStream_t), which communication on other streams orders itself
+   * against; NULL on the CPU, where every op has finished when it returns. */
+  int (*device_count)(void);
+  void (*device_describe)(char *out, size_t out_bytes);
+  void (*device_id)(char *out, size_t out_bytes);
+  void *(*stream)(void);
 
   /* ---- linear algebra ---- */
   /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, op(X) = X or Xᵀ.
@@ -287,5 +301,7 @@ static inline ids_t *ids_at(const ids_t *base, size_t n_elems) {
 const backend *backend_cpu(void);
 /* The CUDA backend, or NULL in a build without CUDA or on a machine without a GPU. */
 const backend *backend_cuda(void);
+/* Whether this build has the CUDA backend (whatever the machine has). */
+bool backend_cuda_built(void);
 
 #endif

@@ -78,7 +78,7 @@ static bool begin(comm *c, comm_kind kind, comm_request *req) {
 }
 
 /* The world ranks of a group, for the watchdog's report ("0,1,2,3"). */
-static void describe_members(const comm *c, char *out, size_t out_bytes) {
+void comm_describe_members(const comm *c, char *out, size_t out_bytes) {
   MPI_Group group, world;
   int n = c->size < 16 ? c->size : 16, ranks[16], world_ranks[16];
   for (int i = 0; i < n; i++) ranks[i] = i;
@@ -107,7 +107,7 @@ void comm_wait(comm_request *req) {
       if (done) break;
       if (MPI_Wtime() - start > c->watchdog_s) {
         char members[200];
-        describe_members(c, members, sizeof members);
+        comm_describe_members(c, members, sizeof members);
         fail_local(EXIT_INTERNAL_ERROR,
                    "watchdog: no progress for %.0f s in %s #%llu of group %s (%d ranks: world "
                    "ranks %s); a peer is missing from this collective or has died — the job is "
@@ -132,6 +132,10 @@ static void count(comm *c, comm_kind kind, size_t n_bytes) {
   c->counters.calls[kind]++;
   c->counters.bytes[kind] += n_bytes;
 }
+
+uint64_t comm_take_seq(comm *c) { return c->next_seq++; }
+void comm_count(comm *c, comm_kind kind, size_t n_bytes) { count(c, kind, n_bytes); }
+void comm_charge_seconds(comm *c, comm_kind kind, double seconds) { c->counters.seconds[kind] += seconds; }
 
 /* MPI counts are int: a larger buffer is reduced in pieces. */
 #define MAX_PIECE ((size_t)1 << 30)

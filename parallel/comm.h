@@ -4,8 +4,11 @@
  * way the rest of tessera talks to other ranks. Every call counts itself:
  * calls, payload bytes (the bytes of the buffer handed to the collective, per
  * rank — doc/design.md relates them to bytes on the wire) and seconds spent
- * waiting, per collective kind. Host buffers go through MPI; device buffers
- * will go through NCCL (CUDA issue) behind the same calls.
+ * waiting, per collective kind. These calls take host buffers and go
+ * through MPI; parallel/device_comm.h takes a backend's buffers (act_t,
+ * f32_t) and uses these calls on their host view (CPU), on a host copy
+ * (--comm mpi on a GPU) or NCCL (--comm nccl), counting into the same
+ * counters.
  * Non-blocking calls return a request that comm_wait completes; time is
  * charged to the wait, which is where a rank actually stalls.
  * Counted bytes are the logical tensor a collective produces or consumes
@@ -51,6 +54,8 @@ typedef struct comm_counters {
 
 typedef enum comm_fault { COMM_FAULT_NONE, COMM_FAULT_SKIP, COMM_FAULT_STALL, COMM_FAULT_EXIT } comm_fault;
 
+struct nccl_group;
+
 typedef struct comm {
   MPI_Comm mpi;
   int rank, size;
@@ -60,6 +65,10 @@ typedef struct comm {
   double watchdog_s;   /* 0: wait without a limit */
   comm_fault fault;    /* test-only fault injection (TESSERA_FAULT) */
   uint64_t fault_seq;
+  /* The group's NCCL communicator (parallel/nccl_comm.h), created by
+   * grid_enable_nccl; NULL: device buffers of this group go through MPI,
+   * staged in host memory (parallel/device_comm.h). */
+  struct nccl_group *nccl;
 } comm;
 
 typedef struct comm_request {
@@ -121,6 +130,14 @@ void comm_wait(comm_request *req);
 void comm_poke(comm_request *reqs, int n_reqs);
 
 const char *comm_kind_name(comm_kind kind);
+
+/* For the group's other transport (parallel/nccl_comm): the next sequence
+ * number, the counters (a call and its payload bytes; time waited), and the
+ * group's world ranks for a watchdog report ("0,2,4,6"). */
+uint64_t comm_take_seq(comm *c);
+void comm_count(comm *c, comm_kind kind, size_t n_bytes);
+void comm_charge_seconds(comm *c, comm_kind kind, double seconds);
+void comm_describe_members(const comm *c, char *out, size_t out_bytes);
 uint64_t comm_total_bytes(const comm *c);
 double comm_total_seconds(const comm *c);
 

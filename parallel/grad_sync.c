@@ -6,9 +6,11 @@
 
 #include "fail.h"
 
-void grad_sync_create(grad_sync *gs, comm *group, float *grads, size_t n_elems, size_t bucket_elems) {
+void grad_sync_create(grad_sync *gs, comm *group, const backend *be, act_t *grads, size_t n_elems,
+                      size_t bucket_elems) {
   memset(gs, 0, sizeof *gs);
   gs->group = group;
+  gs->be = be;
   gs->grads = grads;
   gs->n_elems = n_elems;
   if (bucket_elems == 0) bucket_elems = n_elems;
@@ -32,19 +34,19 @@ void grad_sync_free(grad_sync *gs) {
 
 static void start_bucket(grad_sync *gs, int b) {
   size_t lo = gs->bucket_start[b + 1], hi = gs->bucket_start[b];
-  comm_allreduce_sum_f32_start(gs->group, gs->grads + lo, hi - lo, &gs->requests[b]);
+  dcomm_allreduce_sum_act_start(gs->group, gs->be, act_at(gs->be, gs->grads, lo), hi - lo, &gs->requests[b]);
 }
 
 void grad_sync_ready_from(grad_sync *gs, size_t offset) {
   if (gs->group->size == 1) return;
   while (gs->n_started < gs->n_buckets && gs->bucket_start[gs->n_started + 1] >= offset)
     start_bucket(gs, gs->n_started++);
-  comm_poke(gs->requests, gs->n_started);
+  dcomm_poke(gs->requests, gs->n_started);
 }
 
 void grad_sync_finish(grad_sync *gs) {
   if (gs->group->size == 1) return;
   while (gs->n_started < gs->n_buckets) start_bucket(gs, gs->n_started++);
-  for (int b = 0; b < gs->n_buckets; b++) comm_wait(&gs->requests[b]);
+  for (int b = 0; b < gs->n_buckets; b++) dcomm_wait(&gs->requests[b]);
   gs->n_started = 0;
 }

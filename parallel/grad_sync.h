@@ -10,26 +10,33 @@
  * or after o starts its non-blocking all-reduce while the backward continues
  * (the overlap DDP and Megatron use). grad_sync_finish() starts what is left
  * and waits for all. Only the last micro-batch of a step reports readiness;
- * earlier ones just accumulate locally.
+ * earlier ones just accumulate locally. The buffer is the backend's
+ * (act_t): parallel/device_comm reduces it in place on the CPU, through a
+ * host copy per bucket with --comm mpi on a GPU, or with NCCL on the dp×sp
+ * group's stream with --comm nccl.
  */
 #ifndef TESSERA_GRAD_SYNC_H
 #define TESSERA_GRAD_SYNC_H
 
 #include <stddef.h>
 
+#include "backend.h"
 #include "comm.h"
+#include "device_comm.h"
 
 typedef struct grad_sync {
   comm *group;
-  float *grads; /* host-addressable gradient buffer */
+  const backend *be;
+  act_t *grads; /* the flat gradient buffer */
   size_t n_elems;
   int n_buckets;
   size_t *bucket_start; /* bucket b covers [start[b], start[b+1]); b = 0 is the LAST range */
-  comm_request *requests;
+  dcomm_request *requests;
   int n_started;        /* buckets 0..n_started-1 are in flight */
 } grad_sync;
 
-void grad_sync_create(grad_sync *gs, comm *group, float *grads, size_t n_elems, size_t bucket_elems);
+void grad_sync_create(grad_sync *gs, comm *group, const backend *be, act_t *grads, size_t n_elems,
+                      size_t bucket_elems);
 void grad_sync_free(grad_sync *gs);
 /* Every gradient at index >= offset is final: start the buckets that allows. */
 void grad_sync_ready_from(grad_sync *gs, size_t offset);

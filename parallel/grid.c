@@ -6,6 +6,7 @@
 
 #include "fail.h"
 #include "mpi_check.h"
+#include "nccl_comm.h"
 
 void grid_coordinates(const grid_shape *s, int world_rank, int *tp_rank, int *sp_rank,
                       int *dp_rank, int *pp_rank) {
@@ -65,7 +66,16 @@ void grid_set_watchdog(grid *g, double seconds) {
   for (int i = 0; i < GRID_N_GROUPS; i++) comm_set_watchdog(groups[i], seconds);
 }
 
+void grid_enable_nccl(grid *g, void *compute_stream) {
+  comm *groups[] = {&g->tp, &g->sp, &g->dp_sp};
+  for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)
+    if (groups[i]->size > 1) nccl_group_create(groups[i], compute_stream);
+}
+
 void grid_free(grid *g) {
+  comm *groups[GRID_N_GROUPS];
+  grid_groups(g, groups);
+  for (int i = 0; i < GRID_N_GROUPS; i++) nccl_group_free(groups[i]);
   comm_free(&g->dp_sp);
   comm_free(&g->pp);
   comm_free(&g->dp);

@@ -8,7 +8,8 @@
  * parallel_state habit): tp, sp, dp, pp, and dp×sp (the ranks that hold the
  * same weights and see different tokens: gradients of replicated parameters
  * and ZeRO partitions live there). Code that communicates is handed the
- * group it needs, so a signature shows which ranks it talks to.
+ * group it needs, so a signature shows which ranks it talks to. With
+ * `--comm nccl` the grid also owns each group's NCCL communicator.
  */
 #ifndef TESSERA_GRID_H
 #define TESSERA_GRID_H
@@ -42,7 +43,19 @@ void grid_set_watchdog(grid *g, double seconds);
 
 /* Builds every communicator (collective over MPI_COMM_WORLD). */
 void grid_create(grid *g, grid_shape shape);
+/* Frees every communicator, NCCL's included. */
 void grid_free(grid *g);
+
+/* `--comm nccl`: an NCCL communicator for each group whose device buffers
+ * move in collectives or in messages that pair in call order — tp, sp and
+ * dp×sp, where larger than one rank (collective over the world: every rank
+ * calls it, in the same order). compute_stream is the backend's stream.
+ * The pp group keeps MPI (staged through the host): the pipeline pre-posts
+ * its receives and matches them by tag, and a stage's sends and receives
+ * interleave in an order NCCL (which pairs by order, and whose send blocks
+ * its stream until the peer receives) would deadlock on without pairing
+ * each send with the next receive (Megatron's send_forward_recv_backward). */
+void grid_enable_nccl(grid *g, void *compute_stream);
 
 /* Coordinates of a world rank, and back. */
 void grid_coordinates(const grid_shape *shape, int world_rank, int *tp_rank, int *sp_rank,

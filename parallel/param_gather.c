@@ -6,10 +6,11 @@
 
 #include "fail.h"
 
-void param_gather_create(param_gather *pg, comm *group, const int *shard_counts,
-                         const int *shard_displs, const float *shard) {
+void param_gather_create(param_gather *pg, comm *group, const backend *be, const int *shard_counts,
+                         const int *shard_displs, const act_t *shard) {
   memset(pg, 0, sizeof *pg);
   pg->group = group;
+  pg->be = be;
   pg->shard_counts = shard_counts;
   pg->shard_displs = shard_displs;
   pg->shard = shard;
@@ -36,8 +37,8 @@ void param_gather_free(param_gather *pg) {
 
 /* Starts gathering [start, start + n) into dst: rank r contributes the part
  * of its range inside it, at its place relative to start. */
-static void start_gather(param_gather *pg, float *dst, size_t start, size_t n, int *counts,
-                         int *displs, comm_request *req) {
+static void start_gather(param_gather *pg, act_t *dst, size_t start, size_t n, int *counts,
+                         int *displs, dcomm_request *req) {
   const size_t end = start + n;
   for (int r = 0; r < pg->group->size; r++) {
     size_t lo = (size_t)pg->shard_displs[r], hi = lo + (size_t)pg->shard_counts[r];
@@ -48,11 +49,11 @@ static void start_gather(param_gather *pg, float *dst, size_t start, size_t n, i
   }
   const int me = pg->group->rank;
   const size_t own_lo = (size_t)pg->shard_displs[me];
-  const float *send = pg->shard + (start > own_lo ? start - own_lo : 0);
-  comm_allgatherv_f32_start(pg->group, send, counts[me], dst, counts, displs, req);
+  const act_t *send = act_at(pg->be, pg->shard, start > own_lo ? start - own_lo : 0);
+  dcomm_allgatherv_act_start(pg->group, pg->be, send, counts[me], dst, counts, displs, req);
 }
 
-void param_gather_prefetch(param_gather *pg, int window, int layer, float *dst, size_t start,
+void param_gather_prefetch(param_gather *pg, int window, int layer, act_t *dst, size_t start,
                            size_t n) {
   param_window_state *w = &pg->windows[window];
   if (w->holds == layer) return;
@@ -62,28 +63,28 @@ void param_gather_prefetch(param_gather *pg, int window, int layer, float *dst, 
   w->pending = true;
 }
 
-void param_gather_need(param_gather *pg, int window, int layer, float *dst, size_t start, size_t n) {
+void param_gather_need(param_gather *pg, int window, int layer, act_t *dst, size_t start, size_t n) {
   param_window_state *w = &pg->windows[window];
   if (w->holds != layer) {
-    if (w->pending) comm_wait(&w->request); /* a fetch of another block: let it land first */
+    if (w->pending) dcomm_wait(&w->request); /* a fetch of another block: let it land first */
     w->pending = false;
     param_gather_prefetch(pg, window, layer, dst, start, n);
   }
   if (w->pending) {
-    comm_wait(&w->request);
+    dcomm_wait(&w->request);
     w->pending = false;
   }
 }
 
-void param_gather_range(param_gather *pg, float *dst, size_t start, size_t n) {
-  comm_request req;
+void param_gather_range(param_gather *pg, act_t *dst, size_t start, size_t n) {
+  dcomm_request req;
   start_gather(pg, dst, start, n, pg->range_counts, pg->range_displs, &req);
-  comm_wait(&req);
+  dcomm_wait(&req);
 }
 
 void param_gather_invalidate(param_gather *pg) {
   for (int w = 0; w < 2; w++) {
-    if (pg->windows[w].pending) comm_wait(&pg->windows[w].request);
+    if (pg->windows[w].pending) dcomm_wait(&pg->windows[w].request);
     pg->windows[w].pending = false;
     pg->windows[w].holds = -1;
   }

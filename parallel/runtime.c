@@ -57,3 +57,25 @@ void runtime_init(int *argc, char ***argv, runtime *rt) {
 void runtime_finalize(void) {
   if (mpi_is_up()) MPI_CHECK(MPI_Finalize());
 }
+
+bool runtime_devices_distinct(const char *device_id) {
+  enum { ID_BYTES = 64 };
+  char mine[ID_BYTES] = {0};
+  snprintf(mine, sizeof mine, "%s", device_id);
+  int world_rank = 0, local_size = 0;
+  MPI_Comm node;
+  MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &world_rank));
+  MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank, MPI_INFO_NULL, &node));
+  MPI_CHECK(MPI_Comm_size(node, &local_size));
+  char *all = calloc((size_t)local_size, ID_BYTES);
+  if (!all) fail_local(EXIT_INTERNAL_ERROR, "out of memory gathering device ids");
+  MPI_CHECK(MPI_Allgather(mine, ID_BYTES, MPI_CHAR, all, ID_BYTES, MPI_CHAR, node));
+  MPI_CHECK(MPI_Comm_free(&node));
+  int distinct = 1;
+  for (int a = 0; a < local_size; a++)
+    for (int b = a + 1; b < local_size; b++)
+      if (strncmp(all + (size_t)a * ID_BYTES, all + (size_t)b * ID_BYTES, ID_BYTES) == 0) distinct = 0;
+  free(all);
+  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &distinct, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  return distinct != 0;
+}

@@ -10,6 +10,7 @@
 #define TESSERA_RUNTIME_H
 
 #include <mpi.h>
+#include <stdbool.h>
 
 typedef struct runtime {
   int world_rank, world_size;
@@ -19,5 +20,10 @@ typedef struct runtime {
 
 void runtime_init(int *argc, char ***argv, runtime *rt);
 void runtime_finalize(void);
+
+/* Whether, on every node, the ranks' device ids (backend.h: device_id, at
+ * most 63 characters) all differ — every rank has a GPU of its own.
+ * Collective over the world; every rank gets the same answer. */
+bool runtime_devices_distinct(const char *device_id);
 
 #endif

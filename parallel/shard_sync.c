@@ -6,30 +6,30 @@
 
 #include "fail.h"
 
-void shard_sync_create(shard_sync *ss, comm *group, const int *shard_counts,
-                       const int *shard_displs, float *shard_grads, size_t max_range_elems) {
+void shard_sync_create(shard_sync *ss, comm *group, const backend *be, const int *shard_counts,
+                       const int *shard_displs, act_t *shard_grads, size_t max_range_elems) {
   memset(ss, 0, sizeof *ss);
   ss->group = group;
+  ss->be = be;
   ss->shard_counts = shard_counts;
   ss->shard_displs = shard_displs;
   ss->shard_grads = shard_grads;
   const size_t own = (size_t)shard_counts[group->rank];
   for (int s = 0; s < SHARD_SYNC_SLOTS; s++) {
     ss->slots[s].counts = xcalloc((size_t)group->size, sizeof(int), "reduce-scatter counts");
-    ss->slots[s].recv = xmalloc((own < max_range_elems ? own : max_range_elems) * sizeof(float) + 4,
-                                "reduce-scatter buffer");
+    ss->slots[s].recv = be->alloc_act((own < max_range_elems ? own : max_range_elems) + 1, "reduce-scatter buffer");
   }
 }
 
 void shard_sync_free(shard_sync *ss) {
   for (int s = 0; s < SHARD_SYNC_SLOTS; s++) {
     free(ss->slots[s].counts);
-    free(ss->slots[s].recv);
+    if (ss->slots[s].recv) ss->be->free_buffer(ss->slots[s].recv);
   }
   memset(ss, 0, sizeof *ss);
 }
 
-void shard_sync_start(shard_sync *ss, int slot, const float *data, size_t start, size_t n_elems) {
+void shard_sync_start(shard_sync *ss, int slot, const act_t *data, size_t start, size_t n_elems) {
   shard_slot *sl = &ss->slots[slot];
   ENSURE(!sl->busy, "shard_sync slot %d reused before it finished", slot);
   const size_t end = start + n_elems;
@@ -44,20 +44,19 @@ void shard_sync_start(shard_sync *ss, int slot, const float *data, size_t start,
   const size_t own_lo = (size_t)ss->shard_displs[ss->group->rank];
   sl->recv_at = start > own_lo ? start - own_lo : 0;
   sl->n_recv = (size_t)sl->counts[ss->group->rank];
-  comm_reduce_scatter_sum_f32_start(ss->group, data, sl->recv, sl->counts, &sl->request);
+  dcomm_reduce_scatter_sum_act_start(ss->group, ss->be, data, sl->recv, sl->counts, &sl->request);
   sl->busy = true;
 }
 
 void shard_sync_finish(shard_sync *ss, int slot) {
   shard_slot *sl = &ss->slots[slot];
   if (!sl->busy) return;
-  comm_wait(&sl->request);
-  float *dst = ss->shard_grads + sl->recv_at;
-  for (size_t i = 0; i < sl->n_recv; i++) dst[i] += sl->recv[i];
+  dcomm_wait(&sl->request);
+  if (sl->n_recv) ss->be->accumulate(act_at(ss->be, ss->shard_grads, sl->recv_at), sl->recv, sl->n_recv);
   sl->busy = false;
 }
 
-void shard_sync_range(shard_sync *ss, const float *data, size_t start, size_t n_elems) {
+void shard_sync_range(shard_sync *ss, const act_t *data, size_t start, size_t n_elems) {
   shard_sync_start(ss, SHARD_SYNC_SLOTS - 1, data, start, n_elems);
   shard_sync_finish(ss, SHARD_SYNC_SLOTS - 1);
 }

@@ -4,8 +4,8 @@
  * (parallel/sp_layout.h: rows piece by piece); these calls compute the
  * attention of its query rows against the whole causal past, communicating
  * over the sp group, and their backwards. Compute goes through the backend
- * (kernels/backend.h); communication through comm, on host-addressable
- * buffers.
+ * (kernels/backend.h); communication through parallel/device_comm, on the
+ * backend's buffers (host view, host copies or NCCL).
  *
  * Softmax attention (FlashAttention's decomposition: per key block an
  * output and a log-sum-exp row, merged in fp32):

@@ -13,18 +13,14 @@
  * which linear_attention_backward turns into the K and V terms. Both
  * recurrences are one linear_attention_state_combine per step (a copy is a
  * combine with n = 0 into zeros). In the ring, the heavy per-piece work is
- * done before waiting, so only a combine sits on the chain's critical path. */
+ * done before waiting, so only a combine sits on the chain's critical path.
+ * States are f32_t on every backend and move through parallel/device_comm. */
 #include "sp_attention.h"
 
+#include "device_comm.h"
 #include "fail.h"
 
 enum { TAG_STATE = 3, TAG_DSTATE = 4 };
-
-static float *host(const sp_attention *a, const void *x) {
-  float *h = a->be->host_pointer((void *)x);
-  ENSURE(h, "sequence parallelism needs host-addressable buffers on the %s backend", a->be->name);
-  return h;
-}
 
 static size_t state_elems(const sp_attention *a, int B) { return (size_t)B * a->NH_local * a->HS * a->HS; }
 
@@ -53,7 +49,7 @@ void sp_linear_forward(sp_attention *a, const sp_layout *l, act_t *out, f32_t *s
     be->linear_attention_forward(piece_rows(a, out, p, B, n, Cl), f32_at(a->states, (size_t)p * S),
                                  piece_rows(a, qkv, p, B, n, 3 * Cl), decay, B, n, Cl, NHl, chunk);
   if (a->kind == SP_ALLGATHER) {
-    comm_allgather_f32(g, host(a, a->states), host(a, a->states_all), (size_t)l->n_pieces * S);
+    dcomm_allgather_f32(g, be, a->states, a->states_all, (size_t)l->n_pieces * S);
     for (int p = 0; p < l->n_pieces; p++) {
       f32_t *in = f32_at(state_in, (size_t)p * S);
       be->zero_f32(in, S);
@@ -75,10 +71,10 @@ void sp_linear_forward(sp_attention *a, const sp_layout *l, act_t *out, f32_t *s
       if (c + 1 < l->n_chunks) sp_layout_chunk_owner(l, c + 1, &after, &after_piece);
       if (c == 0) be->zero_f32(in, S);
       else if (before == me) combine_into(a, in, a->state_b, NULL, decay, n, B); /* S_out of our chunk c−1 */
-      else comm_recv_f32(g, host(a, in), S, before, TAG_STATE);
+      else dcomm_recv_f32(g, be, in, S, before, TAG_STATE);
       if (after >= 0) {
         combine_into(a, a->state_b, in, f32_at(a->states, (size_t)p * S), decay, n, B);
-        if (after != me) comm_send_f32(g, host(a, a->state_b), S, after, TAG_STATE);
+        if (after != me) dcomm_send_f32(g, be, a->state_b, S, after, TAG_STATE);
       }
     }
   }
@@ -117,7 +113,7 @@ void sp_linear_backward(sp_attention *a, const sp_layout *l, act_t *dqkv, const 
   /* G for each piece: the gradient of the state leaving it (NULL: the last chunk) */
   const f32_t *G[2] = {NULL, NULL};
   if (a->kind == SP_ALLGATHER) {
-    comm_allgather_f32(g, host(a, a->states), host(a, a->states_all), (size_t)l->n_pieces * S);
+    dcomm_allgather_f32(g, be, a->states, a->states_all, (size_t)l->n_pieces * S);
     f32_t *out_of[2] = {a->state_a, a->state_b};
     for (int p = 0; p < l->n_pieces; p++) {
       if (l->piece_chunk[p] == l->n_chunks - 1) continue;
@@ -148,13 +144,13 @@ void sp_linear_backward(sp_attention *a, const sp_layout *l, act_t *dqkv, const 
           f32_t *t = g_in;
           g_in = g_out, g_out = t;
         } else {
-          comm_recv_f32(g, host(a, g_in), S, after, TAG_DSTATE);
+          dcomm_recv_f32(g, be, g_in, S, after, TAG_DSTATE);
         }
         Gc = g_in;
       }
       if (before >= 0) {
         combine_into(a, g_out, Gc, f32_at(a->states, (size_t)p * S), decay, n, B);
-        if (before != me) comm_send_f32(g, host(a, g_out), S, before, TAG_DSTATE);
+        if (before != me) dcomm_send_f32(g, be, g_out, S, before, TAG_DSTATE);
       }
       be->linear_attention_backward(piece_rows(a, dqkv, p, B, n, 3 * Cl), piece_rows(a, dout, p, B, n, Cl),
                                     piece_rows(a, qkv, p, B, n, 3 * Cl), Gc, decay, B, n, Cl, NHl, chunk);

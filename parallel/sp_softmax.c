@@ -8,18 +8,16 @@
  * skipped (causal). The own diagonal block is computed first, straight into
  * the accumulator, so every accumulator row starts with a visible key. The
  * backward recomputes each block's probabilities from the final
- * log-sum-exp (saved) and delta = rowsum(dO ⊙ O). */
+ * log-sum-exp (saved) and delta = rowsum(dO ⊙ O). K|V blocks move through
+ * parallel/device_comm, so the same code runs on host and device buffers;
+ * each ring step's send and receive are one exchange (NCCL would deadlock on
+ * a receive queued ahead of its own send). */
 #include "sp_attention.h"
 
+#include "device_comm.h"
 #include "fail.h"
 
 enum { TAG_KV = 1, TAG_DKV = 2 };
-
-static float *host(const sp_attention *a, const void *x) {
-  float *h = a->be->host_pointer((void *)x);
-  ENSURE(h, "sequence parallelism needs host-addressable buffers on the %s backend", a->be->name);
-  return h;
-}
 
 /* first position of piece p' of rank r */
 static int piece_pos0_of(const sp_layout *l, int r, int p) {
@@ -89,7 +87,7 @@ void sp_softmax_forward(sp_attention *a, const sp_layout *l, act_t *out, f32_t *
   const size_t kv_elems = (size_t)rows * 2 * Cl;
   if (a->kind == SP_ALLGATHER) {
     pack_kv(a, a->kv_own, qkv, rows);
-    comm_allgather_f32(g, host(a, a->kv_own), host(a, a->kv_all), kv_elems);
+    dcomm_allgather_act(g, be, a->kv_own, a->kv_all, kv_elems);
     forward_block(a, l, lse, qkv, act_at(be, a->kv_all, (size_t)me * kv_elems), me, B, true);
     for (int src = 0; src < P; src++)
       if (src != me) forward_block(a, l, lse, qkv, act_at(be, a->kv_all, (size_t)src * kv_elems), src, B, false);
@@ -97,15 +95,12 @@ void sp_softmax_forward(sp_attention *a, const sp_layout *l, act_t *out, f32_t *
     act_t *cur = a->kv_a, *next = a->kv_b;
     pack_kv(a, cur, qkv, rows);
     for (int j = 0; j < P; j++) {
-      comm_request sent, received;
-      if (j < P - 1) { /* the next block travels while this one is used */
-        comm_recv_f32_start(g, host(a, next), kv_elems, (me - 1 + P) % P, TAG_KV, &received);
-        comm_send_f32_start(g, host(a, cur), kv_elems, (me + 1) % P, TAG_KV, &sent);
-      }
+      dcomm_request step;
+      if (j < P - 1) /* the next block travels while this one is used */
+        dcomm_exchange_act_start(g, be, cur, (me + 1) % P, next, (me - 1 + P) % P, kv_elems, TAG_KV, &step);
       forward_block(a, l, lse, qkv, cur, (me - j + P) % P, B, j == 0);
       if (j < P - 1) {
-        comm_wait(&received);
-        comm_wait(&sent);
+        dcomm_wait(&step);
         act_t *t = cur;
         cur = next, next = t;
       }
@@ -130,34 +125,29 @@ void sp_softmax_backward(sp_attention *a, const sp_layout *l, act_t *dqkv, const
   act_t *home; /* this rank's keys' dK|dV, summed over every query */
   if (a->kind == SP_ALLGATHER) {
     pack_kv(a, a->kv_own, qkv, rows);
-    comm_allgather_f32(g, host(a, a->kv_own), host(a, a->kv_all), kv_elems);
+    dcomm_allgather_act(g, be, a->kv_own, a->kv_all, kv_elems);
     be->zero_act(a->dkv_all, kv_elems * (size_t)P);
     for (int src = 0; src < P; src++)
       backward_block(a, l, dqkv, act_at(be, a->dkv_all, (size_t)src * kv_elems), dout, lse, qkv,
                      act_at(be, a->kv_all, (size_t)src * kv_elems), src, B);
-    comm_reduce_scatter_sum_f32(g, host(a, a->dkv_all), host(a, a->dkv_a), kv_elems);
+    dcomm_reduce_scatter_sum_act(g, be, a->dkv_all, a->dkv_a, kv_elems);
     home = a->dkv_a;
   } else {
     act_t *cur = a->kv_a, *next = a->kv_b, *dcur = a->dkv_a, *dnext = a->dkv_b;
     pack_kv(a, cur, qkv, rows);
     be->zero_act(dcur, kv_elems);
     for (int j = 0; j < P; j++) {
-      comm_request kv_sent, kv_received, d_sent, d_received;
-      if (j < P - 1) {
-        comm_recv_f32_start(g, host(a, next), kv_elems, (me - 1 + P) % P, TAG_KV, &kv_received);
-        comm_send_f32_start(g, host(a, cur), kv_elems, (me + 1) % P, TAG_KV, &kv_sent);
-      }
+      dcomm_request kv_step, d_step;
+      if (j < P - 1)
+        dcomm_exchange_act_start(g, be, cur, (me + 1) % P, next, (me - 1 + P) % P, kv_elems, TAG_KV, &kv_step);
       backward_block(a, l, dqkv, dcur, dout, lse, qkv, cur, (me - j + P) % P, B);
       /* the block's dK|dV follow it; after P steps each is home */
-      comm_recv_f32_start(g, host(a, dnext), kv_elems, (me - 1 + P) % P, TAG_DKV, &d_received);
-      comm_send_f32_start(g, host(a, dcur), kv_elems, (me + 1) % P, TAG_DKV, &d_sent);
-      comm_wait(&d_received);
-      comm_wait(&d_sent);
+      dcomm_exchange_act_start(g, be, dcur, (me + 1) % P, dnext, (me - 1 + P) % P, kv_elems, TAG_DKV, &d_step);
+      dcomm_wait(&d_step);
       act_t *t = dcur;
       dcur = dnext, dnext = t;
       if (j < P - 1) {
-        comm_wait(&kv_received);
-        comm_wait(&kv_sent);
+        dcomm_wait(&kv_step);
         t = cur, cur = next, next = t;
       }
     }

@@ -29,8 +29,7 @@ void build_info_print(FILE *out) {
 #endif
   fprintf(out, "  HDF5: %u.%u.%u (%s)\n", h5_major, h5_minor, h5_release, TESSERA_HDF5_KIND);
 #ifdef TESSERA_CUDA_FOUND
-  fprintf(out, "  CUDA: backend built with %s (bf16 kernels, cuBLAS); training on it is not wired yet\n",
-          TESSERA_CUDA_HOME);
+  fprintf(out, "  CUDA: backend built with %s (bf16 kernels, cuBLAS; NCCL for --comm nccl)\n", TESSERA_CUDA_HOME);
 #else
   fprintf(out, "  CUDA: not found (CPU backend only)\n");
 #endif

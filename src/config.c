@@ -92,7 +92,10 @@ static const key_spec key_table[] = {
    "text the samples start from"},
 
   {"backend", "run", KEY_CHOICE, FIELD(backend), "auto", 0, 0, "auto|cpu|cuda",
-   "compute backend (auto: cpu until training on cuda is wired; cuda: refused with a message)"},
+   "compute backend (auto: cuda when this build has it and every rank sees a GPU, else cpu)"},
+  {"comm", "run", KEY_CHOICE, FIELD(comm_path), "auto", 0, 0, "auto|nccl|mpi",
+   "how GPU buffers travel between ranks: nccl (on each group's own stream), mpi (staged through host "
+   "memory; ranks may share a GPU), auto (nccl on cuda when every rank of a node has its own GPU, else mpi)"},
   {"tp", "run", KEY_INT, FIELD(tp), "1", 1, 1 << 16, NULL, "tensor-parallel ranks"},
   {"pp", "run", KEY_INT, FIELD(pp), "1", 1, 1 << 16, NULL, "pipeline stages"},
   {"sp", "run", KEY_INT, FIELD(sp), "1", 1, 1 << 16, NULL, "sequence-parallel ranks"},

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 typedef enum backend_choice { BACKEND_CHOICE_AUTO, BACKEND_CHOICE_CPU, BACKEND_CHOICE_CUDA } backend_choice;
+typedef enum comm_choice { COMM_CHOICE_AUTO, COMM_CHOICE_NCCL, COMM_CHOICE_MPI } comm_choice;
 typedef enum progress_choice { PROGRESS_AUTO, PROGRESS_ON, PROGRESS_OFF } progress_choice;
 /* the same order as pipe_schedule_kind and recompute_kind */
 typedef enum pp_schedule_choice { PP_SCHEDULE_GPIPE, PP_SCHEDULE_1F1B, PP_SCHEDULE_INTERLEAVED } pp_schedule_choice;
@@ -58,6 +59,7 @@ typedef struct config {
   char sample_prompt[256];
   /* [run] */
   backend_choice backend;
+  int comm_path;         /* comm_choice (the key `comm`) */
   int tp, pp, sp, zero;
   int sp_kind;           /* sp_kind_choice */
   bool tp_seq_shard;

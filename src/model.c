@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device_comm.h"
 #include "fail.h"
 #include "model_internal.h"
 
@@ -381,6 +382,8 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
   m->targets = be->alloc_ids((size_t)max_B * max_T, "target tokens");
   m->positions = be->alloc_ids((size_t)max_B * max_T, "position ids");
   m->host_losses = xmalloc((size_t)max_B * max_T * sizeof(float), "losses");
+  /* kept, not allocated per step: on a GPU a free synchronises the device */
+  if (m->pp && wte) m->tied_peer_grad = be->alloc_act(wte->n_local, "tied embedding gradient");
 }
 
 void model_free(model *m) {
@@ -407,6 +410,7 @@ void model_free(model *m) {
   free(m->block_grads);
   free(m->layer_ids);
   free(m->host_losses);
+  if (m->tied_peer_grad) be->free_buffer(m->tied_peer_grad);
   registry_free(&m->reg);
   memset(m, 0, sizeof *m);
 }
@@ -586,10 +590,10 @@ static double crossentropy(model *m, const int32_t *targets, int N, float dloss_
   const backend *be = m->be;
   be->ids_from_host(m->targets, targets, (size_t)N);
   be->crossentropy_max(m->ce_max, m->logits, N, m->V_valid, m->V_local);
-  if (m->tp) comm_allreduce_max_f32(m->tp, be->host_pointer(m->ce_max), (size_t)N);
+  if (m->tp) dcomm_allreduce_max_f32(m->tp, be, m->ce_max, (size_t)N);
   be->crossentropy_sumexp(m->ce_stats, m->logits, m->ce_max, m->targets, N, m->V_valid, m->V_local,
                           m->vocab_start);
-  if (m->tp) comm_allreduce_sum_f32(m->tp, be->host_pointer(m->ce_stats), 2 * (size_t)N);
+  if (m->tp) dcomm_allreduce_sum_f32(m->tp, be, m->ce_stats, 2 * (size_t)N);
   be->crossentropy_finish(m->losses, m->logits, m->ce_max, m->ce_stats, m->targets, N, m->V_valid,
                           m->V_local, m->vocab_start, dloss_scale);
   be->f32_to_host(m->host_losses, m->losses, (size_t)N);
@@ -697,19 +701,16 @@ void model_chunk_backward(model *m, int slot, int chunk, int B, int T, grads_rea
 void model_sum_tied_grads(model *m) {
   if (!m->pp || !(m->stage.has_embedding || m->stage.has_head)) return;
   ENSURE(!m->windowed_grads, "a tied embedding across stages needs flat gradients");
+  const backend *be = m->be;
   const param_spec *wte = registry_find(&m->reg, "wte");
   const int peer = m->stage.has_embedding ? m->pp->size - 1 : 0;
-  float *grad = m->be->host_pointer(act_at(m->be, m->grads, wte->offset));
-  ENSURE(grad, "the tied embedding's gradient must be host-addressable on the %s backend", m->be->name);
-  float *other = xmalloc(wte->n_local * sizeof *other, "tied embedding gradient");
-  comm_request sent, received;
-  comm_recv_f32_start(m->pp, other, wte->n_local, peer, TIED_GRAD_TAG, &received);
-  comm_send_f32_start(m->pp, grad, wte->n_local, peer, TIED_GRAD_TAG, &sent);
-  comm_wait(&received);
-  comm_wait(&sent);
-  /* a + b on one end, b + a on the other: the same float, so the copies stay equal */
-  for (size_t i = 0; i < wte->n_local; i++) grad[i] += other[i];
-  free(other);
+  act_t *grad = act_at(be, m->grads, wte->offset);
+  dcomm_request exchange;
+  dcomm_exchange_act_start(m->pp, be, grad, peer, m->tied_peer_grad, peer, wte->n_local, TIED_GRAD_TAG, &exchange);
+  dcomm_wait(&exchange);
+  /* a + b on one end, b + a on the other: the same float (fp32 addition
+   * commutes; on bf16 both ends round the same fp32 sum), so the copies stay equal */
+  be->accumulate(grad, m->tied_peer_grad, wte->n_local);
 }
 
 void model_copy_last_logits(model *m, int B, int t, float *host_logits) {

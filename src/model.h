@@ -221,6 +221,7 @@ typedef struct model {
   ids_t *positions;            /* position id of each row, for the embedding */
   int positions_B, positions_T; /* the micro-batch shape `positions` was filled for */
   float *host_losses;
+  act_t *tied_peer_grad; /* the other end's wte gradient (pipelines: first and last stage), or NULL */
 } model;
 
 /* Builds the registry and allocates parameters, gradients and activation

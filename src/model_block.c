@@ -7,9 +7,11 @@
  * d_resid, which carries the gradient of the residual stream. The forward
  * uses d_ln (this rank's norm output) and d_btc (partial sums) as scratch
  * under sequence sharding, so a block can be recomputed inside the backward
- * without touching d_resid. */
+ * without touching d_resid. The tp reductions take the backend's buffers
+ * (parallel/device_comm), so they run on host and device memory alike. */
 #include <stdlib.h>
 
+#include "device_comm.h"
 #include "fail.h"
 #include "model_internal.h"
 
@@ -21,21 +23,15 @@ int model_local_rows(const model *m, int N) { return m->seq_shard ? N / m->tp_si
 
 /* ---- tensor-parallel reductions (Megatron's f and g operators) ---- */
 
-static float *host_of(const model *m, const act_t *x) {
-  float *host = m->be->host_pointer((void *)x);
-  ENSURE(host, "tp communication needs host-addressable activations on the %s backend", m->be->name);
-  return host;
-}
-
 /* Leaving a row-parallel product: the partial sums over tp of all N rows
  * become this rank's rows — an all-reduce in place (local == partial), or a
  * reduce-scatter into the local rows with sequence sharding. */
 void model_sum_rows(model *m, act_t *local, act_t *partial, int N_local, int C) {
   if (!m->tp) return;
   if (m->seq_shard)
-    comm_reduce_scatter_sum_f32(m->tp, host_of(m, partial), host_of(m, local), (size_t)N_local * C);
+    dcomm_reduce_scatter_sum_act(m->tp, m->be, partial, local, (size_t)N_local * C);
   else
-    comm_allreduce_sum_f32(m->tp, host_of(m, partial), (size_t)N_local * C);
+    dcomm_allreduce_sum_act(m->tp, m->be, partial, (size_t)N_local * C);
 }
 
 /* Entering a column-parallel product: every rank needs all N rows — an
@@ -43,7 +39,7 @@ void model_sum_rows(model *m, act_t *local, act_t *partial, int N_local, int C) 
  * (full == local). */
 void model_gather_rows(model *m, act_t *full, const act_t *local, int N_local, int C) {
   if (m->seq_shard)
-    comm_allgather_f32(m->tp, host_of(m, local), host_of(m, full), (size_t)N_local * C);
+    dcomm_allgather_act(m->tp, m->be, local, full, (size_t)N_local * C);
 }
 
 void model_norm_forward(const model *m, act_t *out, f32_t *mean, f32_t *rstd, const act_t *inp, const act_t *weight,
@@ -77,7 +73,7 @@ void model_norm_backward(model *m, act_t *dinp, act_t *dweight, act_t *dbias, co
   const size_t n = dbias ? 2 * (size_t)C : (size_t)C;
   be->zero_act(m->ln_grad_scratch, n);
   norm_backward_local(m, dinp, dw, db, dout, inp, weight, mean, rstd, N_local);
-  comm_allreduce_sum_f32(m->tp, host_of(m, m->ln_grad_scratch), n);
+  dcomm_allreduce_sum_act(m->tp, be, m->ln_grad_scratch, n);
   be->accumulate(dweight, dw, (size_t)C);
   if (dbias) be->accumulate(dbias, db, (size_t)C);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device_comm.h"
 #include "fail.h"
 
 void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const float *host_init,
@@ -136,10 +137,6 @@ double optimizer_step(optimizer *opt, model *mdl, double lr, double grad_norm) {
     return clip;
   }
   be->cast_f32_to_act(act_at(be, mdl->params, lo_shard), opt->master, opt->shard_elems);
-  if (opt->shard_group) {
-    float *host = be->host_pointer(mdl->params);
-    ENSURE(host, "ZeRO all-gather needs host-addressable weights on the %s backend", be->name);
-    comm_allgatherv_inplace_f32(opt->shard_group, host, opt->shard_counts, opt->shard_displs);
-  }
+  if (opt->shard_group) dcomm_allgatherv_inplace_act(opt->shard_group, be, mdl->params, opt->shard_counts, opt->shard_displs);
   return clip;
 }

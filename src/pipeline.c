@@ -99,12 +99,6 @@ void pipeline_free(pipeline *pl) {
   memset(pl, 0, sizeof *pl);
 }
 
-static float *host_of(const pipeline *pl, const act_t *x) {
-  float *host = pl->m->be->host_pointer((void *)x);
-  ENSURE(host, "pipeline transfers need host-addressable activations on the %s backend", pl->m->be->name);
-  return host;
-}
-
 /* Posts, in op order, every receive whose slot is free by now (ops before
  * `done` have run); stops at the first that must wait. */
 static void post_receives(pipeline *pl, int *next_post, int done, size_t boundary) {
@@ -115,22 +109,22 @@ static void post_receives(pipeline *pl, int *next_post, int done, size_t boundar
     const pipe_op op = pl->ops[i];
     const int g = global_chunk(pl, op.chunk), x = pl->op_slot[i];
     if (op.backward)
-      comm_recv_f32_start(pl->pp, host_of(pl, model_slot_output_grad(pl->m, x)), boundary, next_stage(pl),
-                          backward_tag(g), &pl->receives[i]);
+      dcomm_recv_act_start(pl->pp, pl->m->be, model_slot_output_grad(pl->m, x), boundary, next_stage(pl),
+                           backward_tag(g), &pl->receives[i]);
     else
-      comm_recv_f32_start(pl->pp, host_of(pl, model_slot_input(pl->m, x)), boundary, previous_stage(pl),
-                          forward_tag(g), &pl->receives[i]);
+      dcomm_recv_act_start(pl->pp, pl->m->be, model_slot_input(pl->m, x), boundary, previous_stage(pl),
+                           forward_tag(g), &pl->receives[i]);
     pl->receive_posted[i] = true;
   }
 }
 
 static void finish_forward_send(pipeline *pl, int x) {
-  if (pl->forward_sending[x]) comm_wait(&pl->forward_sends[x]);
+  if (pl->forward_sending[x]) dcomm_wait(&pl->forward_sends[x]);
   pl->forward_sending[x] = false;
 }
 
 static void finish_backward_send(pipeline *pl) {
-  if (pl->backward_sending) comm_wait(&pl->backward_send);
+  if (pl->backward_sending) dcomm_wait(&pl->backward_send);
   pl->backward_sending = false;
 }
 
@@ -147,7 +141,7 @@ double pipeline_train_step(pipeline *pl, const int32_t *inputs, const int32_t *t
     const int x = pl->op_slot[i], g = global_chunk(pl, op.chunk);
     if (receives(pl, i)) {
       ENSURE(pl->receive_posted[i], "pipeline op %d: receive not posted", i);
-      comm_wait(&pl->receives[i]);
+      dcomm_wait(&pl->receives[i]);
       pl->receive_posted[i] = false;
     }
     finish_forward_send(pl, x); /* the slot's output is about to be written (or recomputed) */
@@ -157,8 +151,8 @@ double pipeline_train_step(pipeline *pl, const int32_t *inputs, const int32_t *t
                                       targets + (size_t)op.micro * micro_tokens, B, T, dloss_scale, PASS_TRAIN);
       busy += progress_now() - start;
       if (g < last_global_chunk(pl)) {
-        comm_send_f32_start(pl->pp, host_of(pl, model_slot_output(m, x, op.chunk)), boundary, next_stage(pl),
-                            forward_tag(g + 1), &pl->forward_sends[x]);
+        dcomm_send_act_start(pl->pp, m->be, model_slot_output(m, x, op.chunk), boundary, next_stage(pl),
+                             forward_tag(g + 1), &pl->forward_sends[x]);
         pl->forward_sending[x] = true;
       }
     } else {
@@ -167,8 +161,8 @@ double pipeline_train_step(pipeline *pl, const int32_t *inputs, const int32_t *t
       model_chunk_backward(m, x, op.chunk, B, T, last ? ready : NULL, ready_context);
       busy += progress_now() - start;
       if (g > 0) {
-        comm_send_f32_start(pl->pp, host_of(pl, model_input_grad(m)), boundary, previous_stage(pl),
-                            backward_tag(g - 1), &pl->backward_send);
+        dcomm_send_act_start(pl->pp, m->be, model_input_grad(m), boundary, previous_stage(pl),
+                             backward_tag(g - 1), &pl->backward_send);
         pl->backward_sending = true;
       }
     }
@@ -191,11 +185,11 @@ static double forward_through(pipeline *pl, const int32_t *inputs, const int32_t
   double loss_sum = 0;
   for (int g = 0; g <= last_global_chunk(pl); g++) {
     if (g % pl->stages != pl->stage) continue;
-    if (g > 0) comm_recv_f32(pl->pp, host_of(pl, model_slot_input(m, 0)), boundary, previous_stage(pl), forward_tag(g));
+    if (g > 0) dcomm_recv_act(pl->pp, m->be, model_slot_input(m, 0), boundary, previous_stage(pl), forward_tag(g));
     loss_sum += model_chunk_forward(m, 0, g / pl->stages, inputs, targets, B, T, 0.0f, pass);
     if (g < last_global_chunk(pl))
-      comm_send_f32(pl->pp, host_of(pl, model_slot_output(m, 0, g / pl->stages)), boundary, next_stage(pl),
-                    forward_tag(g + 1));
+      dcomm_send_act(pl->pp, m->be, model_slot_output(m, 0, g / pl->stages), boundary, next_stage(pl),
+                     forward_tag(g + 1));
   }
   return loss_sum;
 }

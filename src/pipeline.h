@@ -14,7 +14,10 @@
  * non-blocking as early as their slot allows, in op order (messages of one
  * chunk and direction travel in micro-batch order, which MPI's
  * non-overtaking rule pairs with the receives); sends are non-blocking and
- * waited for only before their buffer is written again.
+ * waited for only before their buffer is written again. Activations move
+ * through parallel/device_comm: on a GPU a receive lands in a host copy and
+ * reaches the slot at its wait, and a send's host copy lives until its wait
+ * (the pp group has no NCCL communicator: grid.h says why).
  *
  * The bubble: each op's compute time is summed; what the stage spends
  * otherwise in a step is waiting. measured bubble = 1 − busy / step time,
@@ -26,6 +29,7 @@
 #include <stdbool.h>
 
 #include "comm.h"
+#include "device_comm.h"
 #include "model.h"
 #include "pipeline_schedule.h"
 
@@ -40,11 +44,11 @@ typedef struct pipeline {
   int *post_after;       /* op i's receive may be posted once op post_after[i] ran (−1: at once) */
   int *last_backward;    /* per local chunk: the index of its last backward op */
   int n_slots;
-  comm_request *receives; /* per op */
+  dcomm_request *receives; /* per op */
   bool *receive_posted;
-  comm_request *forward_sends; /* per slot: the chunk output it sends */
+  dcomm_request *forward_sends; /* per slot: the chunk output it sends */
   bool *forward_sending;
-  comm_request backward_send;  /* the input gradient (model_input_grad) */
+  dcomm_request backward_send;  /* the input gradient (model_input_grad) */
   bool backward_sending;
   double busy_seconds, step_seconds; /* of the last step on this stage */
 } pipeline;

@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "architecture.h"
-#include "backend.h"
 #include "commands.h"
 #include "config.h"
 #include "fail.h"
@@ -175,13 +174,8 @@ static void check_layout(const config *cfg, int world_size) {
   if (!cfg->data[0])
     fail_collective(EXIT_USER_ERROR,
                     "no training data: pass --data PREFIX (a dataset made by `tessera prep`)");
-  if (cfg->backend == BACKEND_CHOICE_CUDA && !backend_cuda())
-    fail_collective(EXIT_USER_ERROR,
-                    "--backend cuda: this build or machine has no CUDA backend; use --backend cpu");
-  if (cfg->backend == BACKEND_CHOICE_CUDA)
-    fail_collective(EXIT_USER_ERROR,
-                    "--backend cuda: the CUDA kernels are built, but training on them (device buffers "
-                    "through the gradient and ZeRO communication) is not in this release; use --backend cpu");
+  /* --backend and --comm are checked by the trainer (src/backend_select.c), which
+   * can ask every rank whether it has a GPU */
 }
 
 int train_command(int argc, char **argv) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "backend_select.h"
 #include "architecture.h"
 #include "batch_loader.h"
 #include "build_info.h"
@@ -37,6 +38,7 @@ typedef struct run_state {
   const config *cfg;
   const runtime *rt;
   const backend *be;
+  backend_selection devices; /* the backend, its device and the comm path */
   grid grid;
   model mdl;
   pipeline_plan plan;    /* the layers of each pipeline chunk and the step's schedule */
@@ -219,6 +221,7 @@ static void report_start(run_state *rs) {
     printf("layout: %d ranks = dp %d x tp %d x pp %d x sp %d, ZeRO stage %d, backend %s\n",
            rs->rt->world_size, rs->grid.shape.dp, rs->grid.shape.tp, rs->grid.shape.pp, rs->grid.shape.sp,
            cfg->zero, rs->be->name);
+    printf("compute: %s (rank 0); communication: %s\n", rs->devices.device, rs->devices.comm_path);
     if (rs->grid.shape.pp > 1) {
       const pipeline_plan *plan = &rs->plan;
       printf("pipeline: %s schedule, %d stages x %d chunks, %d micro-batches per step; layers per chunk:",
@@ -247,8 +250,10 @@ static void report_start(run_state *rs) {
              "activations %.1f MiB (%lld slots)\n",
              s, stages[5 * s] / MiB, stages[5 * s + 1] / MiB, stages[5 * s + 2] / MiB, stages[5 * s + 3] / MiB,
              (long long)stages[5 * s + 4]);
-    printf("peak for MFU: %.1f GFLOP/s over %d ranks (%s)\n", rs->peak_flops_total / 1e9,
-           rs->rt->world_size, cfg->peak_tflops > 0 ? "configured" : "measured sgemm");
+    printf("peak for MFU: %.1f GFLOP/s over %d ranks (%s)\n", rs->peak_flops_total / 1e9, rs->rt->world_size,
+           cfg->peak_tflops > 0                 ? "configured"
+           : rs->be->kind == BACKEND_CUDA ? "measured bf16 GEMM; set peak_tflops to the GPU's dense bf16 figure"
+                                          : "measured sgemm");
     fflush(stdout);
   }
   metrics *mx = &rs->mx;
@@ -256,6 +261,8 @@ static void report_start(run_state *rs) {
   metrics_str(mx, "event", "start");
   metrics_str(mx, "version", build_info_version());
   metrics_str(mx, "backend", rs->be->name);
+  metrics_str(mx, "device", rs->devices.device);
+  metrics_str(mx, "comm", rs->devices.nccl ? "nccl" : "mpi");
   metrics_int(mx, "world", rs->rt->world_size);
   metrics_int(mx, "dp", rs->grid.shape.dp);
   metrics_int(mx, "tp", rs->grid.shape.tp);
@@ -287,17 +294,17 @@ static void grads_ready(void *context, size_t offset) {
 
 static void window_done(void *context, int window, const act_t *grads, size_t start, size_t n) {
   run_state *rs = context;
-  shard_sync_start(&rs->ssync, window, rs->be->host_pointer((void *)grads), start, n);
+  shard_sync_start(&rs->ssync, window, grads, start, n);
 }
 
 static void need_block(void *context, int layer, int window, act_t *window_buf, size_t start,
                        size_t n, int next_layer) {
   run_state *rs = context;
-  param_gather_need(&rs->pgather, window, layer, rs->be->host_pointer(window_buf), start, n);
+  param_gather_need(&rs->pgather, window, layer, window_buf, start, n);
   if (next_layer >= 0) {
     const model *m = &rs->mdl;
     act_t *other = m->param_windows[next_layer % 2];
-    param_gather_prefetch(&rs->pgather, next_layer % 2, next_layer, rs->be->host_pointer(other),
+    param_gather_prefetch(&rs->pgather, next_layer % 2, next_layer, other,
                           m->block_start0 + (size_t)next_layer * m->block_elems, m->block_elems);
   }
 }
@@ -308,10 +315,10 @@ static void refresh_outer_params(run_state *rs) {
   const model *m = &rs->mdl;
   size_t embeddings_end, final_norm_start;
   model_outer_ranges(m, &embeddings_end, &final_norm_start);
-  float *outer = rs->be->host_pointer(m->params);
+  act_t *outer = m->params; /* the embeddings, then the final norm */
   param_gather_invalidate(&rs->pgather);
   param_gather_range(&rs->pgather, outer, 0, embeddings_end);
-  param_gather_range(&rs->pgather, outer + embeddings_end, final_norm_start,
+  param_gather_range(&rs->pgather, act_at(rs->be, outer, embeddings_end), final_norm_start,
                      m->reg.n_local_total - final_norm_start);
 }
 
@@ -328,9 +335,9 @@ static void finish_shard_gradients(run_state *rs) {
   shard_sync_finish(&rs->ssync, 1);
   size_t embeddings_end, final_norm_start;
   model_outer_ranges(m, &embeddings_end, &final_norm_start);
-  const float *outer = rs->be->host_pointer(m->grads);
+  const act_t *outer = m->grads; /* the embeddings, then the final norm */
   shard_sync_range(&rs->ssync, outer, 0, embeddings_end);
-  shard_sync_range(&rs->ssync, outer + embeddings_end, final_norm_start,
+  shard_sync_range(&rs->ssync, act_at(rs->be, outer, embeddings_end), final_norm_start,
                    m->reg.n_local_total - final_norm_start);
 }
 
@@ -616,15 +623,15 @@ int trainer_run(const config *cfg, const runtime *rt) {
   run_state *rs = xcalloc(1, sizeof *rs, "run state");
   rs->cfg = cfg;
   rs->rt = rt;
-  /* the trainer communicates host buffers: CPU until the CUDA path is wired
-   * (train_command refuses --backend cuda with a message) */
-  rs->be = backend_cpu();
   grid_shape shape_of_grid;
   char err[4300];
   if (grid_check_shape(rt->world_size, cfg->tp, cfg->pp, cfg->sp, &shape_of_grid, err, sizeof err))
     fail_collective(EXIT_USER_ERROR, "%s", err);
   grid_create(&rs->grid, shape_of_grid);
   grid_set_watchdog(&rs->grid, cfg->watchdog);
+  /* the backend, and for a GPU the path its buffers take (NCCL communicators, or MPI staging) */
+  backend_select(cfg, &rs->grid, &rs->devices);
+  rs->be = rs->devices.be;
   rs->accum_steps = cfg->batch_size / (rs->grid.shape.dp * cfg->micro_batch_size);
 
   open_data(rs);
@@ -651,26 +658,24 @@ int trainer_run(const config *cfg, const runtime *rt) {
   optimizer_create(&rs->opt, rs->be, &rs->mdl, host_params, adam,
                    cfg->zero >= 1 ? &rs->grid.dp_sp : NULL, cfg->zero);
   free(host_params);
-  float *host_grads = rs->be->host_pointer(rs->mdl.grads);
-  ENSURE(host_grads, "the %s backend's gradients are not host-addressable", rs->be->name);
   if (cfg->zero >= 2) {
     size_t embeddings_end, final_norm_start;
     model_outer_ranges(&rs->mdl, &embeddings_end, &final_norm_start);
     size_t largest = rs->mdl.block_elems > embeddings_end ? rs->mdl.block_elems : embeddings_end;
-    shard_sync_create(&rs->ssync, &rs->grid.dp_sp, rs->opt.shard_counts, rs->opt.shard_displs,
-                      rs->be->host_pointer(rs->opt.shard_grads), largest);
+    shard_sync_create(&rs->ssync, &rs->grid.dp_sp, rs->be, rs->opt.shard_counts, rs->opt.shard_displs,
+                      rs->opt.shard_grads, largest);
     rs->window_hooks = (grad_window_hooks){rs, window_done, window_reuse};
     rs->mdl.window_hooks = &rs->window_hooks;
   }
   if (cfg->zero >= 3) {
-    param_gather_create(&rs->pgather, &rs->grid.dp_sp, rs->opt.shard_counts, rs->opt.shard_displs,
-                        rs->be->host_pointer(rs->opt.compute_shard));
+    param_gather_create(&rs->pgather, &rs->grid.dp_sp, rs->be, rs->opt.shard_counts, rs->opt.shard_displs,
+                        rs->opt.compute_shard);
     rs->param_hooks = (param_window_hooks){rs, need_block};
     rs->mdl.param_hooks = &rs->param_hooks;
   }
   const size_t bucket_elems = (size_t)25 << 20 >> 2; /* 25 MiB of fp32, as DDP's default */
   if (cfg->zero < 2)
-    grad_sync_create(&rs->sync, &rs->grid.dp_sp, host_grads, rs->mdl.reg.n_local_total, bucket_elems);
+    grad_sync_create(&rs->sync, &rs->grid.dp_sp, rs->be, rs->mdl.grads, rs->mdl.reg.n_local_total, bucket_elems);
   const size_t step_tokens = (size_t)rs->accum_steps * cfg->micro_batch_size * cfg->seq_len;
   rs->inputs = xmalloc(step_tokens * sizeof(int32_t), "step inputs");
   rs->targets = xmalloc(step_tokens * sizeof(int32_t), "step targets");

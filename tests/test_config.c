@@ -44,6 +44,9 @@ int main(void) {
 
   CHECK(config_set(&cfg, "lr", "1e-3", "--lr", err, sizeof err) == 0, "override");
   CHECK_CLOSE(cfg.lr, 1e-3, 0, 0, "override applied");
+  CHECK(cfg.comm_path == COMM_CHOICE_AUTO, "comm defaults to auto");
+  CHECK(config_set(&cfg, "comm", "mpi", "--comm", err, sizeof err) == 0 && cfg.comm_path == COMM_CHOICE_MPI,
+        "comm parsed: %s", err);
 
   /* refusals: status 1 and a message naming the culprit */
   struct {
@@ -52,6 +55,7 @@ int main(void) {
       {"n_layer", "two", "n_layer"},     {"n_layer", "0", "out of range"},
       {"lr", "1e-3x", "lr"},             {"zero", "4", "zero"},
       {"backend", "gpu", "auto|cpu|cuda"}, {"nonsense", "1", "unknown key 'nonsense'"},
+      {"comm", "gloo", "auto|nccl|mpi"},
       {"steps", "", "steps"},
   };
   for (size_t i = 0; i < sizeof bad_values / sizeof bad_values[0]; i++) {

@@ -4,6 +4,7 @@
  * communication needs no staging. This backend is the reference that every
  * other backend's test compares against.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +38,10 @@ static void cast_f32_to_act(act_t *dst, const f32_t *src, size_t n) {
   memmove(dst, src, n * sizeof(float));
 }
 static void synchronize(void) {}
+static int device_count(void) { return 0; }
+static void device_describe(char *out, size_t out_bytes) { snprintf(out, out_bytes, "host CPU (fp32, BLAS)"); }
+static void device_id(char *out, size_t out_bytes) { snprintf(out, out_bytes, "host"); }
+static void *stream(void) { return NULL; }
 
 static const backend cpu_backend = {
     .name = "cpu",
@@ -56,6 +61,10 @@ static const backend cpu_backend = {
     .host_pointer = host_pointer,
     .cast_f32_to_act = cast_f32_to_act,
     .synchronize = synchronize,
+    .device_count = device_count,
+    .device_describe = device_describe,
+    .device_id = device_id,
+    .stream = stream,
     .gemm = cpu_gemm,
     .bias_add = cpu_bias_add,
     .bias_backward = cpu_bias_backward,

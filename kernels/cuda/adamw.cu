@@ -35,7 +35,7 @@ void cuda_adamw(f32_t *master, const act_t *grad, f32_t *m, f32_t *v, size_t n, 
 __global__ void sum_squares_kernel(double *partial, const bf16 *x, size_t n) {
   __shared__ double lanes[SQ_THREADS];
   double sum = 0;
-  for (size_t i = blockIdx.x * (size_t)SQ_THREADS + threadIdx.x; i < n; i += (size_t)SQ_BLOCKS * SQ_THREADS) {
+  for (size_t i = blockIdx.x * (size_t)SQ_THREADS + threadIdx.x; i < n; i += (size_t)gridDim.x * SQ_THREADS) {
     double v = load(x, i);
     sum += v * v;
   }
@@ -50,12 +50,15 @@ __global__ void sum_squares_kernel(double *partial, const bf16 *x, size_t n) {
 
 double cuda_sum_squares(const act_t *x, size_t n) {
   if (!n) return 0;
+  /* no more blocks than the tensor fills: most tensors (biases, norms) take one */
+  const size_t fill = (n + SQ_THREADS - 1) / SQ_THREADS;
+  const int blocks = fill < SQ_BLOCKS ? (int)fill : SQ_BLOCKS;
   double *partial = (double *)cuda_scratch(SQ_BLOCKS * sizeof(double)), host[SQ_BLOCKS];
-  sum_squares_kernel<<<SQ_BLOCKS, SQ_THREADS, 0, cuda_stream()>>>(partial, as_bf16(x), n);
+  sum_squares_kernel<<<blocks, SQ_THREADS, 0, cuda_stream()>>>(partial, as_bf16(x), n);
   CUDA_CHECK_LAUNCH();
-  CUDA_CHECK(cudaMemcpyAsync(host, partial, sizeof host, cudaMemcpyDeviceToHost, cuda_stream()));
+  CUDA_CHECK(cudaMemcpyAsync(host, partial, (size_t)blocks * sizeof(double), cudaMemcpyDeviceToHost, cuda_stream()));
   CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
   double sum = 0;
-  for (int b = 0; b < SQ_BLOCKS; b++) sum += host[b];
+  for (int b = 0; b < blocks; b++) sum += host[b];
   return sum;
 }

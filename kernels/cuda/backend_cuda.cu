@@ -2,14 +2,16 @@
  * gradients (act_t), fp32 master weights, moments and statistics (f32_t),
  * every buffer in device memory and every op on one stream. Host transfers
  * of act_t convert on the device (fp32 <-> bf16), so the host only ever
- * sees fp32. host_pointer is NULL: communication stages through the host
- * (or NCCL, parallel/).
+ * sees fp32. host_pointer is NULL: parallel/device_comm stages buffers
+ * through the host (--comm mpi) or hands them to NCCL on a stream of its own
+ * that waits for this backend's stream (--comm nccl).
  *
  * Device choice: each rank takes the GPU of its node-local rank (from the
  * launcher's environment: Open MPI, Slurm, MPICH/PMI), modulo the GPUs the
  * node has. The kernels layer makes no MPI calls, so the environment is the
  * source.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,6 +100,27 @@ static void *host_pointer(void *buffer) {
   return NULL;
 }
 static void synchronize(void) { CUDA_CHECK(cudaStreamSynchronize(stream)); }
+static int device_count(void) {
+  int n = 0;
+  CUDA_CHECK(cudaGetDeviceCount(&n));
+  return n;
+}
+static void device_describe(char *out, size_t out_bytes) {
+  int device = 0, n = 0;
+  cudaDeviceProp prop;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaGetDeviceCount(&n));
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  int used = snprintf(out, out_bytes, "%s, device %d of %d", prop.name, device, n);
+  if (prop.totalGlobalMem > 0 && used > 0 && (size_t)used < out_bytes) /* the emulator has none to report */
+    snprintf(out + used, out_bytes - (size_t)used, ", %.0f GiB", (double)prop.totalGlobalMem / (1 << 30));
+}
+static void device_id(char *out, size_t out_bytes) {
+  int device = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaDeviceGetPCIBusId(out, (int)out_bytes, device));
+}
+static void *stream_handle(void) { return (void *)stream; }
 
 static const backend cuda_backend = {
     .name = "cuda",
@@ -117,6 +140,10 @@ static const backend cuda_backend = {
     .host_pointer = host_pointer,
     .cast_f32_to_act = cuda_cast_f32_to_act,
     .synchronize = synchronize,
+    .device_count = device_count,
+    .device_describe = device_describe,
+    .device_id = device_id,
+    .stream = stream_handle,
     .gemm = cuda_gemm,
     .bias_add = cuda_bias_add,
     .bias_backward = cuda_bias_backward,
@@ -183,3 +210,5 @@ extern "C" const backend *backend_cuda(void) {
   }
   return state == 1 ? &cuda_backend : NULL;
 }
+
+extern "C" bool backend_cuda_built(void) { return true; }

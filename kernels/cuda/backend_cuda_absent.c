@@ -3,3 +3,4 @@
 #include "backend.h"
 
 const backend *backend_cuda(void) { return NULL; }
+bool backend_cuda_built(void) { return false; }

@@ -18,14 +18,7 @@ extern "C" {
 #include "backend.h"
 #include "fail.h"
 }
-
-#define CUDA_CHECK(call)                                                                      \
-  do {                                                                                        \
-    cudaError_t cuda_status_ = (call);                                                        \
-    if (cuda_status_ != cudaSuccess)                                                          \
-      fail_local(EXIT_INTERNAL_ERROR, "CUDA: %s failed: %s", #call,                           \
-                 cudaGetErrorString(cuda_status_));                                           \
-  } while (0)
+#include "cuda_check.h" /* CUDA_CHECK */
 
 #define CUBLAS_CHECK(call)                                                                    \
   do {                                                                                        \

@@ -12,7 +12,9 @@
 # dynamic shared memory starts as NaN. What it cannot show: speed, races
 # inside one barrier interval beyond what another thread order exposes
 # (EMU_ORDER=reverse|random), the device's own expf/pow rounding, and
-# anything about real hardware. Not part of `make check`.
+# anything about real hardware. `make check` runs it in two thread orders
+# (tests/cuda_emulated.sh); build-tessera.sh builds a whole tessera on the
+# same emulation (tests/cuda_training_emulated.sh).
 #
 # Usage: tests/cuda_emu/run.sh [--asan]   (EMU_ORDER=reverse|random to reorder threads)
 set -eu

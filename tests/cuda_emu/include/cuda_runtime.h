@@ -92,3 +92,18 @@ inline cudaError_t cudaFreeAsync(void *p, cudaStream_t) { return cudaFree(p); }
 inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { *s = nullptr; return cudaSuccess; }
 inline cudaError_t cudaSetDevice(int) { return cudaSuccess; }
 inline cudaError_t cudaGetDeviceCount(int *n) { *n = 1; return cudaSuccess; }
+/* the one emulated device: host memory, named so that a run's report says so */
+struct cudaDeviceProp {
+  char name[256];
+  size_t totalGlobalMem;
+};
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int) {
+  snprintf(p->name, sizeof p->name, "host emulation of CUDA (tests/cuda_emu)");
+  p->totalGlobalMem = 0;
+  return cudaSuccess;
+}
+/* every rank's emulated device is "the same GPU": ranks share it, as --comm mpi allows */
+inline cudaError_t cudaDeviceGetPCIBusId(char *out, int n, int) {
+  snprintf(out, (size_t)n, "emulated");
+  return cudaSuccess;
+}

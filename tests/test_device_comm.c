@@ -1,0 +1,252 @@
+/* test_device_comm — every call of parallel/device_comm on a real MPI job
+ * (run by tests/device_comm_ops.sh on 1, 3 and 4 ranks), through two
+ * backends: the CPU backend (the host-view path: comm.h on the buffers
+ * themselves) and a "device" made of the CPU backend whose host_pointer is
+ * NULL, which forces the staged path (host copies around comm.h) that
+ * `--comm mpi` takes on a GPU. Its act_t is fp32, so staging is exact:
+ * both paths must give the same results, bit for bit, and the same
+ * counters (calls and bytes: the staged path counts what MPI moves, 4
+ * bytes per element). Also: a staged request leaves the caller's buffer
+ * alone until dcomm_wait, uneven blocks land where displs say and gaps
+ * between them stay untouched, and a ring exchange delivers the
+ * neighbour's block. (NCCL's path needs GPUs: tests/cuda_training.sh.) */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "comm.h"
+#include "device_comm.h"
+#include "runtime.h"
+#include "testing.h"
+
+static void *no_host_view(void *buffer) {
+  (void)buffer;
+  return NULL;
+}
+
+static float value(int rank, size_t i) { return (float)(rank + 1) * 0.5f + (float)i; }
+
+/* A buffer of n values f(rank, i) (through the backend's upload). */
+static act_t *filled(const backend *be, int rank, size_t n) {
+  float *host = malloc((n ? n : 1) * sizeof *host);
+  for (size_t i = 0; i < n; i++) host[i] = value(rank, i);
+  act_t *x = be->alloc_act(n ? n : 1, "test");
+  be->act_from_host(x, host, n);
+  free(host);
+  return x;
+}
+
+static float *read_back(const backend *be, const act_t *x, size_t n) {
+  float *host = malloc((n ? n : 1) * sizeof *host);
+  be->act_to_host(host, x, n);
+  return host;
+}
+
+/* Every call once on group c; the results' host copies are appended to out
+ * (*n_out floats) so the two backends' runs can be compared. */
+static void exercise(comm *c, const backend *be, float *out, size_t *n_out, bool staged) {
+  const int P = c->size, r = c->rank;
+  const size_t n = 7;
+#define KEEP(x, count)                                              \
+  do {                                                              \
+    float *kept_ = read_back(be, (x), (count));                     \
+    memcpy(out + *n_out, kept_, (count) * sizeof(float));           \
+    *n_out += (count);                                              \
+    free(kept_);                                                    \
+  } while (0)
+
+  /* all-reduce, blocking and non-blocking */
+  act_t *a = filled(be, r, n);
+  dcomm_allreduce_sum_act(c, be, a, n);
+  float *got = read_back(be, a, n);
+  int bad = 0;
+  for (size_t i = 0; i < n; i++) bad += got[i] != (float)(P * (P + 1)) / 4.0f + (float)P * (float)i;
+  CHECK(bad == 0, "%s: allreduce sum", be->name);
+  free(got);
+  KEEP(a, n);
+  act_t *b = filled(be, r, n);
+  dcomm_request req;
+  dcomm_allreduce_sum_act_start(c, be, b, n, &req);
+  if (staged) { /* the request owns the data until the wait: the buffer is untouched */
+    got = read_back(be, b, n);
+    bad = 0;
+    for (size_t i = 0; i < n; i++) bad += got[i] != value(r, i);
+    CHECK(bad == 0 || P == 1, "staged all-reduce wrote the caller's buffer before the wait");
+    free(got);
+  }
+  dcomm_wait(&req);
+  KEEP(b, n);
+
+  /* f32 all-reduces (cross-entropy's max and sums) */
+  f32_t *m = be->alloc_f32(2, "test");
+  float mx[2] = {(float)r, -(float)r};
+  be->f32_from_host(m, mx, 2);
+  dcomm_allreduce_max_f32(c, be, m, 2);
+  be->f32_to_host(mx, m, 2);
+  CHECK(mx[0] == (float)(P - 1) && mx[1] == 0.0f, "%s: allreduce max f32", be->name);
+  dcomm_allreduce_sum_f32(c, be, m, 2);
+  be->f32_to_host(mx, m, 2);
+  CHECK(mx[0] == (float)(P * (P - 1)), "%s: allreduce sum f32", be->name);
+
+  /* all-gather, act and f32 */
+  act_t *in = filled(be, r, 3), *all = be->alloc_act(3 * (size_t)P, "test");
+  dcomm_allgather_act(c, be, in, all, 3);
+  got = read_back(be, all, 3 * (size_t)P);
+  bad = 0;
+  for (int q = 0; q < P; q++)
+    for (size_t i = 0; i < 3; i++) bad += got[q * 3 + i] != value(q, i);
+  CHECK(bad == 0, "%s: allgather act", be->name);
+  free(got);
+  KEEP(all, 3 * (size_t)P);
+  f32_t *fin = be->alloc_f32(2, "test"), *fall = be->alloc_f32(2 * (size_t)P, "test");
+  float two[2] = {value(r, 0), value(r, 1)}, *fgot = malloc(2 * (size_t)P * sizeof *fgot);
+  be->f32_from_host(fin, two, 2);
+  dcomm_allgather_f32(c, be, fin, fall, 2);
+  be->f32_to_host(fgot, fall, 2 * (size_t)P);
+  bad = 0;
+  for (int q = 0; q < P; q++) bad += fgot[2 * q] != value(q, 0) || fgot[2 * q + 1] != value(q, 1);
+  CHECK(bad == 0, "%s: allgather f32", be->name);
+  free(fgot);
+
+  /* reduce-scatter of equal blocks: rank r gets Σ_q value(q, r·2 + i) */
+  act_t *rs_in = filled(be, r, 2 * (size_t)P), *rs_out = be->alloc_act(2, "test");
+  dcomm_reduce_scatter_sum_act(c, be, rs_in, rs_out, 2);
+  got = read_back(be, rs_out, 2);
+  for (size_t i = 0; i < 2; i++) {
+    float want = 0;
+    for (int q = 0; q < P; q++) want += value(q, (size_t)r * 2 + i);
+    CHECK(got[i] == want, "%s: reduce-scatter element %zu: %g, want %g", be->name, i, got[i], want);
+  }
+  free(got);
+  KEEP(rs_out, 2);
+
+  /* uneven blocks: rank q holds q + 1 elements at displs[q] = Σ_{p<q} (p + 2),
+   * leaving a one-element gap after each block, which must stay as it was */
+  int counts[16], displs[16], extent = 0;
+  for (int q = 0; q < P; q++) counts[q] = q + 1, displs[q] = extent, extent += q + 2;
+  act_t *v = be->alloc_act((size_t)extent, "test");
+  float *sentinel = malloc((size_t)extent * sizeof *sentinel);
+  for (int i = 0; i < extent; i++) sentinel[i] = -1.0f;
+  for (int i = 0; i < counts[r]; i++) sentinel[displs[r] + i] = value(r, (size_t)i);
+  be->act_from_host(v, sentinel, (size_t)extent);
+  dcomm_allgatherv_inplace_act(c, be, v, counts, displs);
+  got = read_back(be, v, (size_t)extent);
+  bad = 0;
+  for (int q = 0; q < P; q++) {
+    for (int i = 0; i < counts[q]; i++) bad += got[displs[q] + i] != value(q, (size_t)i);
+    bad += got[displs[q] + counts[q]] != -1.0f;
+  }
+  CHECK(bad == 0, "%s: in-place all-gather of uneven blocks", be->name);
+  free(got);
+  KEEP(v, (size_t)extent);
+  act_t *send = filled(be, r, (size_t)counts[r]), *gv = be->alloc_act((size_t)extent, "test");
+  for (int i = 0; i < extent; i++) sentinel[i] = -1.0f;
+  be->act_from_host(gv, sentinel, (size_t)extent);
+  dcomm_allgatherv_act_start(c, be, send, counts[r], gv, counts, displs, &req);
+  dcomm_wait(&req);
+  got = read_back(be, gv, (size_t)extent);
+  bad = 0;
+  for (int q = 0; q < P; q++) {
+    for (int i = 0; i < counts[q]; i++) bad += got[displs[q] + i] != value(q, (size_t)i);
+    bad += got[displs[q] + counts[q]] != -1.0f;
+  }
+  CHECK(bad == 0, "%s: non-blocking all-gather of uneven blocks (gaps untouched)", be->name);
+  free(got);
+  free(sentinel);
+  KEEP(gv, (size_t)extent);
+
+  /* uneven reduce-scatter: rank q gets counts[q] sums of the input's q-th block */
+  int total = 0;
+  for (int q = 0; q < P; q++) total += counts[q];
+  act_t *rv_in = filled(be, r, (size_t)total), *rv_out = be->alloc_act((size_t)counts[r], "test");
+  dcomm_reduce_scatter_sum_act_start(c, be, rv_in, rv_out, counts, &req);
+  dcomm_wait(&req);
+  got = read_back(be, rv_out, (size_t)counts[r]);
+  int offset = 0;
+  for (int q = 0; q < r; q++) offset += counts[q];
+  bad = 0;
+  for (int i = 0; i < counts[r]; i++) {
+    float want = 0;
+    for (int q = 0; q < P; q++) want += value(q, (size_t)(offset + i));
+    bad += got[i] != want;
+  }
+  CHECK(bad == 0, "%s: uneven reduce-scatter", be->name);
+  free(got);
+  KEEP(rv_out, (size_t)counts[r]);
+
+  /* a ring step: send to r+1, receive from r−1; then blocking send/recv, act and f32 */
+  act_t *mine = filled(be, r, n), *theirs = be->alloc_act(n, "test");
+  dcomm_exchange_act_start(c, be, mine, (r + 1) % P, theirs, (r - 1 + P) % P, n, 5, &req);
+  dcomm_wait(&req);
+  got = read_back(be, theirs, n);
+  bad = 0;
+  for (size_t i = 0; i < n; i++) bad += got[i] != value((r - 1 + P) % P, i);
+  CHECK(bad == 0, "%s: ring exchange", be->name);
+  free(got);
+  KEEP(theirs, n);
+  if (P > 1) {
+    if (r == 0) {
+      dcomm_send_act(c, be, mine, n, 1, 6);
+      dcomm_send_f32(c, be, m, 2, 1, 7);
+    } else if (r == 1) {
+      dcomm_recv_act(c, be, theirs, n, 0, 6);
+      dcomm_recv_f32(c, be, fin, 2, 0, 7);
+      got = read_back(be, theirs, n);
+      bad = 0;
+      for (size_t i = 0; i < n; i++) bad += got[i] != value(0, i);
+      be->f32_to_host(two, fin, 2);
+      CHECK(bad == 0 && two[0] == (float)(P * (P - 1)), "%s: blocking send/recv", be->name);
+      free(got);
+    }
+    dcomm_request sent, received;
+    if (r == 0) dcomm_send_act_start(c, be, mine, n, P - 1, 8, &sent);
+    if (r == P - 1) dcomm_recv_act_start(c, be, theirs, n, 0, 8, &received);
+    if (r == 0) dcomm_wait(&sent);
+    if (r == P - 1) {
+      dcomm_wait(&received);
+      got = read_back(be, theirs, n);
+      bad = 0;
+      for (size_t i = 0; i < n; i++) bad += got[i] != value(0, i);
+      CHECK(bad == 0, "%s: non-blocking send/recv", be->name);
+      free(got);
+    }
+  }
+  void *buffers[] = {a, b, m, in, all, fin, fall, rs_in, rs_out, v, send, gv, rv_in, rv_out, mine, theirs};
+  for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) be->free_buffer(buffers[i]);
+#undef KEEP
+}
+
+int main(int argc, char **argv) {
+  runtime rt;
+  runtime_init(&argc, &argv, &rt);
+  backend staged_device = *backend_cpu();
+  staged_device.name = "staged";
+  staged_device.host_pointer = no_host_view;
+  comm host_group, staged_group;
+  comm_create(&host_group, MPI_COMM_WORLD, "host");
+  comm_create(&staged_group, MPI_COMM_WORLD, "staged");
+  CHECK(host_group.size <= 16, "at most 16 ranks");
+  float *host_out = calloc(4096, sizeof(float)), *staged_out = calloc(4096, sizeof(float));
+  size_t n_host = 0, n_staged = 0;
+  exercise(&host_group, backend_cpu(), host_out, &n_host, false);
+  exercise(&staged_group, &staged_device, staged_out, &n_staged, true);
+  CHECK(n_host == n_staged && memcmp(host_out, staged_out, n_host * sizeof(float)) == 0,
+        "the staged path's results differ from the host view's");
+  for (int k = 0; k < COMM_N_KINDS; k++)
+    CHECK(host_group.counters.calls[k] == staged_group.counters.calls[k] &&
+              host_group.counters.bytes[k] == staged_group.counters.bytes[k],
+          "%s: host view %llu calls, %llu bytes; staged %llu calls, %llu bytes", comm_kind_name((comm_kind)k),
+          (unsigned long long)host_group.counters.calls[k], (unsigned long long)host_group.counters.bytes[k],
+          (unsigned long long)staged_group.counters.calls[k], (unsigned long long)staged_group.counters.bytes[k]);
+  free(host_out);
+  free(staged_out);
+  comm_free(&host_group);
+  comm_free(&staged_group);
+  int status = test_summary("test_device_comm");
+  int worst = status;
+  MPI_Allreduce(&status, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  runtime_finalize();
+  return worst;
+}
