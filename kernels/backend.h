@@ -36,6 +36,25 @@ typedef struct ids_t ids_t;
 
 typedef enum backend_kind { BACKEND_CPU = 0, BACKEND_CUDA = 1 } backend_kind;
 
+/* A segment list for the multi-tensor optimizer ops (adamw_multi,
+ * sum_squares_multi): segment s covers elements [offset, offset + n_elems)
+ * of every buffer the op is given, offsets counted from the pointers passed
+ * (the optimizer passes the base of its ZeRO range). Segments must not
+ * overlap; they need not be sorted or adjacent, and elements in no segment
+ * are neither read nor written. weight_decay is AdamW's decoupled λ for the
+ * segment (0: none); group (0 ≤ group < SEGMENT_MAX_GROUPS) picks the sum
+ * sum_squares_multi adds the segment to (the optimizer's: 0 replicated over
+ * tp, 1 split over tp). The backend keeps its own copy, a segment_table
+ * (on CUDA in device memory), made once by segments_create: a run's
+ * segments never change, so no step copies them. */
+#define SEGMENT_MAX_GROUPS 4
+typedef struct tensor_segment {
+  size_t offset, n_elems;
+  float weight_decay;
+  int group;
+} tensor_segment;
+typedef struct segment_table segment_table;
+
 typedef struct backend {
   const char *name;
   backend_kind kind;
@@ -285,6 +304,30 @@ typedef struct backend {
                 int64_t step_t);
   /* sum of squares in double, for the global gradient norm */
   double (*sum_squares)(const act_t *x, size_t n_elems);
+
+  /* ---- multi-tensor optimizer ops: one pass (one launch) over a segment list ----
+   * segments_create copies n_segments ≥ 0 segments into a table the ops
+   * read (a group outside [0, SEGMENT_MAX_GROUPS) or overlapping segments
+   * are an internal error); segments_free releases it (NULL is fine).
+   * adamw_multi: adamw on every segment of the table, with the segment's
+   *   weight decay: each element gets exactly adamw's fp32 arithmetic, so
+   *   the result equals one adamw call per segment, bit for bit.
+   * sum_squares_multi: sums_by_group[g] = Σ x² over the segments of group g,
+   *   for g < n_groups (OVERWRITTEN; every segment's group must be
+   *   < n_groups). Each x² is exact in double (x has at most 24 significant
+   *   bits); sums are double, so the relative error is at most
+   *   n_elems·2⁻⁵³ ≈ 1.4e-8 for 124M elements, and the result does not
+   *   depend on timing. On the CPU each segment is summed as sum_squares
+   *   sums it and the segment sums are added in table order, so the result
+   *   equals Σ of sum_squares per segment, bit for bit. On CUDA: one
+   *   kernel, per-block partials per group, ONE device-to-host copy, the
+   *   partials added on the host in block order. */
+  segment_table *(*segments_create)(const tensor_segment *segments, int n_segments);
+  void (*segments_free)(segment_table *table);
+  void (*adamw_multi)(f32_t *master, const act_t *grad, f32_t *m, f32_t *v, const segment_table *segments,
+                      float lr, float beta1, float beta2, float eps, float grad_scale, int64_t step_t);
+  void (*sum_squares_multi)(const act_t *x, const segment_table *segments, double *sums_by_group,
+                            int n_groups);
 } backend;
 
 static inline act_t *act_at(const backend *be, const act_t *base, size_t n_elems) {
@@ -296,6 +339,12 @@ static inline f32_t *f32_at(const f32_t *base, size_t n_elems) {
 static inline ids_t *ids_at(const ids_t *base, size_t n_elems) {
   return (ids_t *)((char *)base + n_elems * sizeof(int32_t));
 }
+
+/* What segments_create checks first (kernels/segments.c): groups in range,
+ * no shared elements, no overflow; gives the elements the segments hold
+ * (total_elems) and 1 + the largest group (n_groups, 0 for no segments).
+ * Fails (internal error) on a bad list. */
+void segments_check(const tensor_segment *segments, int n_segments, size_t *total_elems, int *n_groups);
 
 /* The CPU backend; always present. */
 const backend *backend_cpu(void);

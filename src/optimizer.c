@@ -8,6 +8,45 @@
 #include "device_comm.h"
 #include "fail.h"
 
+/* The last pipeline stage's copy of the tied embedding has the first
+ * stage's gradient (model_sum_tied_grads): it counts there, once. */
+static bool counted_elsewhere(const model *mdl, const param_spec *p) {
+  return mdl->tied_copy && mdl->pp && strcmp(p->name, "wte") == 0;
+}
+
+/* The segment tables of a step (optimizer.h), in registry order, as the
+ * per-tensor loops they replace visited the tensors: the norm's groups are
+ * then summed in the same order. Empty parts are left out (they added 0). */
+static void build_segments(optimizer *opt, const model *mdl) {
+  const int n_params = mdl->reg.n_params;
+  tensor_segment *update = xmalloc((size_t)(n_params ? n_params : 1) * sizeof *update, "segment list");
+  tensor_segment *norm = xmalloc((size_t)(n_params ? n_params : 1) * sizeof *norm, "segment list");
+  int n_update = 0, n_norm = 0;
+  const size_t lo_shard = opt->shard_start, hi_shard = opt->shard_start + opt->shard_elems;
+  for (int k = 0; k < n_params; k++) {
+    const param_spec *p = &mdl->reg.params[k];
+    const int group = p->tp_split_dim >= 0; /* 0: replicated over tp, 1: split over tp */
+    const size_t lo = p->offset > lo_shard ? p->offset : lo_shard;
+    const size_t hi = p->offset + p->n_local < hi_shard ? p->offset + p->n_local : hi_shard;
+    if (lo < hi) {
+      const tensor_segment part = {.offset = lo - lo_shard,
+                                   .n_elems = hi - lo,
+                                   .weight_decay = p->weight_decay ? (float)opt->settings.weight_decay : 0.0f,
+                                   .group = group};
+      update[n_update++] = part;
+      /* stage 2, 3: each rank sums the gradient of its range (shard_grads) */
+      if (opt->shard_grads && !counted_elsewhere(mdl, p)) norm[n_norm++] = part;
+    }
+    /* stage 0, 1: each rank holds the whole reduced gradient and sums it all */
+    if (!opt->shard_grads && !counted_elsewhere(mdl, p) && p->n_local)
+      norm[n_norm++] = (tensor_segment){.offset = p->offset, .n_elems = p->n_local, .group = group};
+  }
+  opt->update_segments = opt->be->segments_create(update, n_update);
+  opt->norm_segments = opt->be->segments_create(norm, n_norm);
+  free(update);
+  free(norm);
+}
+
 void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const float *host_init,
                       adamw_settings settings, comm *shard_group, int zero_stage) {
   memset(opt, 0, sizeof *opt);
@@ -41,6 +80,7 @@ void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const
     opt->compute_shard = be->alloc_act(opt->shard_elems, "weight shard");
     be->act_from_host(opt->compute_shard, host_init + opt->shard_start, opt->shard_elems);
   }
+  build_segments(opt, mdl);
 }
 
 void optimizer_free(optimizer *opt) {
@@ -49,6 +89,8 @@ void optimizer_free(optimizer *opt) {
   opt->be->free_buffer(opt->v);
   if (opt->shard_grads) opt->be->free_buffer(opt->shard_grads);
   if (opt->compute_shard) opt->be->free_buffer(opt->compute_shard);
+  opt->be->segments_free(opt->update_segments);
+  opt->be->segments_free(opt->norm_segments);
   free(opt->shard_counts);
   free(opt->shard_displs);
   memset(opt, 0, sizeof *opt);
@@ -81,32 +123,12 @@ void optimizer_load(optimizer *opt, const float *host_master, const float *host_
   opt->step = step;
 }
 
-/* The last pipeline stage's copy of the tied embedding has the first
- * stage's gradient (model_sum_tied_grads): it counts there, once. */
-static bool counted_elsewhere(const model *mdl, const param_spec *p) {
-  return mdl->tied_copy && mdl->pp && strcmp(p->name, "wte") == 0;
-}
-
 double optimizer_grad_norm(const optimizer *opt, const model *mdl) {
-  double sums[2] = {0, 0}; /* replicated over tp, split over tp */
-  if (!opt->shard_grads) {
-    for (int k = 0; k < mdl->reg.n_params; k++) {
-      const param_spec *p = &mdl->reg.params[k];
-      if (counted_elsewhere(mdl, p)) continue;
-      sums[p->tp_split_dim >= 0] += opt->be->sum_squares(act_at(opt->be, mdl->grads, p->offset), p->n_local);
-    }
-  } else { /* each rank holds its range: sum the ranges over the shard group */
-    const size_t lo_shard = opt->shard_start, hi_shard = opt->shard_start + opt->shard_elems;
-    for (int k = 0; k < mdl->reg.n_params; k++) {
-      const param_spec *p = &mdl->reg.params[k];
-      if (counted_elsewhere(mdl, p)) continue;
-      const size_t lo = p->offset > lo_shard ? p->offset : lo_shard;
-      const size_t hi = p->offset + p->n_local < hi_shard ? p->offset + p->n_local : hi_shard;
-      if (lo < hi)
-        sums[p->tp_split_dim >= 0] += opt->be->sum_squares(act_at(opt->be, opt->shard_grads, lo - lo_shard), hi - lo);
-    }
-    if (opt->shard_group) comm_allreduce_sum_f64(opt->shard_group, sums, 2);
-  }
+  double sums[2]; /* replicated over tp, split over tp */
+  const act_t *grads = opt->shard_grads ? opt->shard_grads : mdl->grads;
+  opt->be->sum_squares_multi(grads, opt->norm_segments, sums, 2);
+  /* stage 2, 3: each rank summed its range: sum the ranges over the shard group */
+  if (opt->shard_grads && opt->shard_group) comm_allreduce_sum_f64(opt->shard_group, sums, 2);
   if (mdl->tp) comm_allreduce_sum_f64(mdl->tp, &sums[1], 1);
   if (mdl->pp) comm_allreduce_sum_f64(mdl->pp, sums, 2); /* the stages hold different layers */
   return sqrt(sums[0] + sums[1]);
@@ -118,25 +140,15 @@ double optimizer_step(optimizer *opt, model *mdl, double lr, double grad_norm) {
   double clip = 1.0;
   if (s->grad_clip > 0 && grad_norm > s->grad_clip) clip = s->grad_clip / (grad_norm + 1e-6);
   opt->step++;
-  /* AdamW on the part of each tensor that lies in this rank's range */
-  const size_t lo_shard = opt->shard_start, hi_shard = opt->shard_start + opt->shard_elems;
-  for (int k = 0; k < mdl->reg.n_params; k++) {
-    const param_spec *p = &mdl->reg.params[k];
-    const size_t lo = p->offset > lo_shard ? p->offset : lo_shard;
-    const size_t hi = p->offset + p->n_local < hi_shard ? p->offset + p->n_local : hi_shard;
-    if (lo >= hi) continue;
-    const size_t at = lo - lo_shard;
-    const act_t *grad = opt->shard_grads ? act_at(be, opt->shard_grads, at) : act_at(be, mdl->grads, lo);
-    be->adamw(f32_at(opt->master, at), grad, f32_at(opt->m, at),
-              f32_at(opt->v, at), hi - lo, (float)lr, (float)s->beta1, (float)s->beta2,
-              (float)s->eps, p->weight_decay ? (float)s->weight_decay : 0.0f, (float)clip,
-              opt->step);
-  }
+  /* AdamW on the part of each tensor that lies in this rank's range, one pass */
+  const act_t *grad = opt->shard_grads ? opt->shard_grads : act_at(be, mdl->grads, opt->shard_start);
+  be->adamw_multi(opt->master, grad, opt->m, opt->v, opt->update_segments, (float)lr, (float)s->beta1,
+                  (float)s->beta2, (float)s->eps, (float)clip, opt->step);
   if (opt->compute_shard) { /* stage 3: weights stay sharded; blocks are fetched on demand */
     be->cast_f32_to_act(opt->compute_shard, opt->master, opt->shard_elems);
     return clip;
   }
-  be->cast_f32_to_act(act_at(be, mdl->params, lo_shard), opt->master, opt->shard_elems);
+  be->cast_f32_to_act(act_at(be, mdl->params, opt->shard_start), opt->master, opt->shard_elems);
   if (opt->shard_group) dcomm_allgatherv_inplace_act(opt->shard_group, be, mdl->params, opt->shard_counts, opt->shard_displs);
   return clip;
 }

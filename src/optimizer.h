@@ -23,6 +23,16 @@
  * ZeRO stage 3 adds the compute weights: the optimizer writes its range into
  * `compute_shard`, from which parallel/param_gather fetches blocks on demand;
  * no rank holds the whole model after a step.
+ *
+ * Multi-tensor ops (kernels/backend.h): optimizer_create lists, once, the
+ * part of each tensor inside this rank's range (offset, length, weight
+ * decay) and the tensors the gradient norm sums (group 0 replicated over
+ * tp, 1 split over tp; the last stage's tied wte left out). A step is then
+ * one sum_squares_multi (on CUDA one launch and one copy to the host,
+ * instead of a copy and a synchronisation per tensor) and one adamw_multi
+ * (one launch instead of one per tensor), with the per-tensor ops'
+ * arithmetic: on the CPU every result is what the per-tensor loop gave,
+ * bit for bit.
  */
 #ifndef TESSERA_OPTIMIZER_H
 #define TESSERA_OPTIMIZER_H
@@ -46,6 +56,9 @@ typedef struct optimizer {
   size_t shard_start, shard_elems;  /* this rank's range */
   act_t *shard_grads;      /* stage 2: this range's reduced gradient, else NULL */
   act_t *compute_shard;    /* stage 3: this range's compute weights, else NULL */
+  segment_table *update_segments; /* each tensor's part of the range, offsets from shard_start */
+  segment_table *norm_segments;   /* what the gradient norm sums: offsets in shard_grads (stage 2, 3)
+                                     or in the model's gradient buffer */
   int64_t step;            /* optimizer steps taken */
 } optimizer;
 

@@ -17,6 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "backend.h"
 #include "testing.h"
 
@@ -416,6 +422,119 @@ static void test_adamw(void) {
   CHECK_CLOSE(w1[0], 0.989, 1e-6, 0, "adamw worked example");
 }
 
+/* ---------------------------------------------- multi-tensor optimizer ops */
+
+/* Segments out of order, with gaps before, between and after them, one of a
+ * single element, an empty one, and lengths that split unevenly over
+ * threads: adamw_multi must equal adamw per segment and sum_squares_multi
+ * the per-segment sum_squares added per group in table order, BIT FOR BIT
+ * (the same per-element arithmetic; the same summation order), and the
+ * gaps must keep their values. */
+static const tensor_segment multi_segments[] = {
+    {.offset = 1500, .n_elems = 2053, .weight_decay = 0.0f, .group = 1},
+    {.offset = 3, .n_elems = 1237, .weight_decay = 0.1f, .group = 0},
+    {.offset = 1300, .n_elems = 1, .weight_decay = 0.0f, .group = 1},
+    {.offset = 1301, .n_elems = 0, .weight_decay = 0.1f, .group = 3},
+    {.offset = 4000, .n_elems = 997, .weight_decay = 0.05f, .group = 2},
+    {.offset = 1241, .n_elems = 50, .weight_decay = 0.1f, .group = 0},
+};
+#define MULTI_N_SEGMENTS ((int)(sizeof multi_segments / sizeof multi_segments[0]))
+#define MULTI_N_ELEMS 5000 /* the last segment ends at 4997 */
+
+static int multi_in_segment(size_t i) {
+  for (int s = 0; s < MULTI_N_SEGMENTS; s++)
+    if (i >= multi_segments[s].offset && i < multi_segments[s].offset + multi_segments[s].n_elems) return 1;
+  return 0;
+}
+
+static void multi_tensor_case(int n_threads) {
+#ifdef _OPENMP
+  omp_set_num_threads(n_threads);
+#endif
+  const size_t n = MULTI_N_ELEMS;
+  float *w0 = random_array(n, -1, 1), *g = random_array(n, -0.1f, 0.1f), *m0 = random_array(n, -0.01f, 0.01f);
+  float *v0 = random_array(n, 0, 1e-4f);
+  float *w_multi = copy_of(w0, n), *m_multi = copy_of(m0, n), *v_multi = copy_of(v0, n);
+  float *w_ref = copy_of(w0, n), *m_ref = copy_of(m0, n), *v_ref = copy_of(v0, n);
+  segment_table *table = be->segments_create(multi_segments, MULTI_N_SEGMENTS);
+  for (int t = 1; t <= 3; t++) {
+    be->adamw_multi(F32(w_multi), CA(g), F32(m_multi), F32(v_multi), table, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.8f, t);
+    for (int s = 0; s < MULTI_N_SEGMENTS; s++) {
+      const size_t o = multi_segments[s].offset;
+      be->adamw(F32(w_ref + o), CA(g + o), F32(m_ref + o), F32(v_ref + o), multi_segments[s].n_elems, 1e-3f, 0.9f,
+                0.95f, 1e-8f, multi_segments[s].weight_decay, 0.8f, t);
+    }
+  }
+  size_t differ = 0, gaps_moved = 0, updated = 0;
+  for (size_t i = 0; i < n; i++) {
+    differ += memcmp(&w_multi[i], &w_ref[i], 4) || memcmp(&m_multi[i], &m_ref[i], 4) ||
+              memcmp(&v_multi[i], &v_ref[i], 4);
+    if (multi_in_segment(i)) updated += w_multi[i] != w0[i];
+    else gaps_moved += w_multi[i] != w0[i] || m_multi[i] != m0[i] || v_multi[i] != v0[i];
+  }
+  printf("  adamw_multi, %d thread(s): %zu of %zu elements differ from per-segment adamw, %zu gap elements moved\n",
+         n_threads, differ, n, gaps_moved);
+  CHECK(differ == 0, "adamw_multi equals adamw per segment bit for bit (%zu elements differ)", differ);
+  CHECK(gaps_moved == 0, "adamw_multi leaves elements outside every segment alone (%zu moved)", gaps_moved);
+  CHECK(updated == 1237 + 1 + 50 + 2053 + 997, "adamw_multi updates every segment element (%zu)", updated);
+
+  double sums[5] = {-1, -1, -1, -1, -1}, want[4] = {0, 0, 0, 0}, exact[4] = {0, 0, 0, 0};
+  be->sum_squares_multi(CA(g), table, sums, 4);
+  for (int s = 0; s < MULTI_N_SEGMENTS; s++) {
+    const tensor_segment *seg = &multi_segments[s];
+    want[seg->group] += be->sum_squares(CA(g + seg->offset), seg->n_elems);
+    for (size_t i = seg->offset; i < seg->offset + seg->n_elems; i++) exact[seg->group] += (double)g[i] * g[i];
+  }
+  for (int k = 0; k < 4; k++) {
+    CHECK(sums[k] == want[k], "sum_squares_multi group %d: %.17g, per-segment sum_squares %.17g", k, sums[k], want[k]);
+    CHECK_CLOSE(sums[k], exact[k], 1e-14, 0, "sum_squares_multi against a serial double sum");
+  }
+  CHECK(sums[3] == 0 && sums[4] == -1, "an empty group sums to 0; entries past n_groups untouched");
+  /* the same call again: the sums do not depend on timing */
+  double again[4];
+  be->sum_squares_multi(CA(g), table, again, 4);
+  CHECK(memcmp(again, sums, sizeof again) == 0, "sum_squares_multi is deterministic (%d threads)", n_threads);
+  be->segments_free(table);
+  /* an empty table: nothing to do, zero sums */
+  segment_table *empty = be->segments_create(NULL, 0);
+  be->adamw_multi(F32(w_multi), CA(g), F32(m_multi), F32(v_multi), empty, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.8f, 4);
+  double none[2] = {-1, -1};
+  be->sum_squares_multi(CA(g), empty, none, 2);
+  CHECK(none[0] == 0 && none[1] == 0 && memcmp(w_multi, w_ref, n * sizeof *w_ref) == 0, "an empty segment table");
+  be->segments_free(empty);
+  free(w0), free(g), free(m0), free(v0), free(w_multi), free(m_multi), free(v_multi), free(w_ref), free(m_ref),
+      free(v_ref);
+#ifdef _OPENMP
+  omp_set_num_threads(1);
+#endif
+}
+
+/* a bad list is refused (exit status 3, internal error) by segments_create */
+static int refused(const tensor_segment *segments, int n_segments) {
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (!freopen("/dev/null", "w", stderr)) _exit(99);
+    segment_table *t = be->segments_create(segments, n_segments);
+    (void)t;
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 3;
+}
+
+static void test_multi_tensor(void) {
+  multi_tensor_case(1);
+  multi_tensor_case(3); /* threads split the segments unevenly; results as with one */
+  const tensor_segment overlap[] = {{.offset = 0, .n_elems = 10}, {.offset = 20, .n_elems = 0}, {.offset = 9, .n_elems = 3}};
+  const tensor_segment bad_group[] = {{.offset = 0, .n_elems = 10, .group = SEGMENT_MAX_GROUPS}};
+  const tensor_segment touching[] = {{.offset = 10, .n_elems = 5}, {.offset = 0, .n_elems = 10}, {.offset = 12, .n_elems = 0}};
+  CHECK(refused(overlap, 3), "overlapping segments are refused");
+  CHECK(refused(bad_group, 1), "a group >= SEGMENT_MAX_GROUPS is refused");
+  CHECK(!refused(touching, 3), "adjacent segments (and an empty one inside another) are accepted");
+}
+
 static void test_elementwise(void) {
   float a[5] = {1, 2, 3, 4, 5}, b[5] = {0.5f, -1, 2, 0, 1}, out[5];
   be->add(A(out), CA(a), CA(b), 5);
@@ -446,6 +565,7 @@ int main(void) {
   test_attention();
   test_crossentropy();
   test_adamw();
+  test_multi_tensor();
   test_elementwise();
   return test_summary("test_kernels_cpu");
 }

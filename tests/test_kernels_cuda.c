@@ -802,6 +802,104 @@ static void test_adamw(void) {
   free(w), free(g), free(m), free(v);
 }
 
+/* adamw_multi and sum_squares_multi against the CPU ops, on segment lists
+ * out of order with gaps, 1-element, 3-element and empty segments, and
+ * lengths that cross the kernels' 2048-element tiles mid-way. Tolerances:
+ *   AdamW: the same fp32 arithmetic on both sides from the same bf16
+ *     gradients and fp32 state (only fused multiply-adds differ): 1e-6 of
+ *     the largest value, as for adamw. The GPU's multi-tensor step against
+ *     its own per-segment adamw: the same device function, so 0 expected;
+ *     reported with the same 1e-6.
+ *   Gaps: elements outside every segment must keep their values exactly.
+ *   Sums: the same bf16 values, each square exact in double, summed in
+ *     double in another order: |Δ| ≤ (terms)·2⁻⁵³ of the sum (all terms
+ *     are positive) = 2.4e-10 for 2.1M terms; 1e-9.
+ * `big` lists more elements than the sum kernel's grid covers in one
+ * sweep (1024 blocks × 2048), so its blocks loop over tiles. */
+static void test_multi_tensor(const char *what, const tensor_segment *segments, int n_segments, size_t n, int n_groups) {
+  float *w = random_array(n, -1, 1), *g = random_bf16(n, -0.1f, 0.1f), *m = random_array(n, -0.01f, 0.01f);
+  float *v = random_array(n, 0, 1e-4f);
+  twin G = twin_act(g, n);
+  twin32 W = twin_f32(w, n), M = twin_f32(m, n), Vv = twin_f32(v, n);
+  twin32 W1 = twin_f32(w, n), M1 = twin_f32(m, n), V1 = twin_f32(v, n); /* the GPU's per-segment adamw */
+  segment_table *tc = cpu->segments_create(segments, n_segments), *tg = gpu->segments_create(segments, n_segments);
+  for (int step = 1; step <= 3; step++) {
+    cpu->adamw_multi(W.c, G.c, M.c, Vv.c, tc, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.8f, step);
+    gpu->adamw_multi(W.g, G.g, M.g, Vv.g, tg, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.8f, step);
+    for (int s = 0; s < n_segments; s++) {
+      const size_t o = segments[s].offset;
+      gpu->adamw(f32_at(W1.g, o), act_at(gpu, G.g, o), f32_at(M1.g, o), f32_at(V1.g, o), segments[s].n_elems, 1e-3f,
+                 0.9f, 0.95f, 1e-8f, segments[s].weight_decay, 0.8f, step);
+    }
+  }
+  char name[160];
+  snprintf(name, sizeof name, "adamw_multi master (%s)", what);
+  expect_f32(name, W, 1e-6);
+  snprintf(name, sizeof name, "adamw_multi m (%s)", what);
+  expect_f32(name, M, 1e-6);
+  snprintf(name, sizeof name, "adamw_multi v (%s)", what);
+  expect_f32(name, Vv, 1e-6);
+  float *wg = host_f32(gpu, W.g, n), *mg = host_f32(gpu, M.g, n), *vg = host_f32(gpu, Vv.g, n);
+  float *w1 = host_f32(gpu, W1.g, n), *m1 = host_f32(gpu, M1.g, n), *v1 = host_f32(gpu, V1.g, n);
+  double own = fmax(relative_gap(wg, w1, n), fmax(relative_gap(mg, m1, n), relative_gap(vg, v1, n)));
+  snprintf(name, sizeof name, "adamw_multi against the GPU's per-segment adamw (%s)", what);
+  report(name, own, 1e-6);
+  size_t gaps_moved = 0, gap_elems = 0;
+  for (size_t i = 0; i < n; i++) {
+    bool inside = false;
+    for (int s = 0; s < n_segments && !inside; s++)
+      inside = i >= segments[s].offset && i < segments[s].offset + segments[s].n_elems;
+    if (inside) continue;
+    gap_elems++;
+    gaps_moved += wg[i] != w[i] || mg[i] != m[i] || vg[i] != v[i];
+  }
+  printf("  adamw_multi (%s): %zu of %zu elements outside every segment moved\n", what, gaps_moved, gap_elems);
+  CHECK(gaps_moved == 0, "adamw_multi (%s) left elements outside the segments alone: %zu moved", what, gaps_moved);
+
+  double sc[SEGMENT_MAX_GROUPS + 1], sg[SEGMENT_MAX_GROUPS + 1];
+  for (int k = 0; k <= SEGMENT_MAX_GROUPS; k++) sc[k] = sg[k] = -1;
+  cpu->sum_squares_multi(G.c, tc, sc, n_groups);
+  gpu->sum_squares_multi(G.g, tg, sg, n_groups);
+  for (int k = 0; k < n_groups; k++) {
+    const double gap = sc[k] > 0 ? fabs(sg[k] - sc[k]) / sc[k] : fabs(sg[k] - sc[k]);
+    snprintf(name, sizeof name, "sum_squares_multi group %d (%s): %.12g vs %.12g", k, what, sg[k], sc[k]);
+    report(name, gap, 1e-9);
+  }
+  CHECK(sg[n_groups] == -1, "sum_squares_multi (%s) writes no group past n_groups", what);
+  double again[SEGMENT_MAX_GROUPS];
+  gpu->sum_squares_multi(G.g, tg, again, n_groups);
+  CHECK(memcmp(again, sg, (size_t)n_groups * sizeof *again) == 0, "sum_squares_multi (%s) repeats bit for bit", what);
+  cpu->segments_free(tc), gpu->segments_free(tg);
+  free_twin(G), free_twin32(W), free_twin32(M), free_twin32(Vv), free_twin32(W1), free_twin32(M1), free_twin32(V1);
+  free(w), free(g), free(m), free(v), free(wg), free(mg), free(vg), free(w1), free(m1), free(v1);
+}
+
+static void test_multi_tensor_cases(void) {
+  /* 11 segments over 14000 elements: gaps at 0–4, between most segments and at the end */
+  const tensor_segment mixed[] = {
+      {.offset = 5000, .n_elems = 4099, .weight_decay = 0.1f, .group = 1},  /* crosses two tiles mid-way */
+      {.offset = 5, .n_elems = 768, .weight_decay = 0.0f, .group = 0},      /* a GPT-2 bias */
+      {.offset = 780, .n_elems = 1, .weight_decay = 0.0f, .group = 2},
+      {.offset = 781, .n_elems = 3, .weight_decay = 0.1f, .group = 0},      /* adjacent to the previous */
+      {.offset = 790, .n_elems = 0, .weight_decay = 0.1f, .group = 3},      /* empty */
+      {.offset = 800, .n_elems = 2047, .weight_decay = 0.05f, .group = 1},
+      {.offset = 2900, .n_elems = 2049, .weight_decay = 0.0f, .group = 0},
+      {.offset = 9200, .n_elems = 33, .weight_decay = 0.1f, .group = 2},
+      {.offset = 9240, .n_elems = 2500, .weight_decay = 0.0f, .group = 1},
+      {.offset = 11800, .n_elems = 2150, .weight_decay = 0.1f, .group = 0},
+      {.offset = 13955, .n_elems = 7, .weight_decay = 0.0f, .group = 2},
+  };
+  test_multi_tensor("11 segments, gaps", mixed, (int)(sizeof mixed / sizeof mixed[0]), 14000, 4);
+  const tensor_segment big[] = {
+      {.offset = 100, .n_elems = 1500000, .weight_decay = 0.1f, .group = 1},
+      {.offset = 3, .n_elems = 90, .weight_decay = 0.0f, .group = 0},
+      {.offset = 1500200, .n_elems = 700001, .weight_decay = 0.0f, .group = 0},
+  };
+  test_multi_tensor("big: 2.2M elements", big, 3, 2200300, 2);
+  const tensor_segment one[] = {{.offset = 0, .n_elems = 1, .weight_decay = 0.1f, .group = 0}};
+  test_multi_tensor("one element", one, 1, 1, 1);
+}
+
 int main(void) {
   cpu = backend_cpu();
   gpu = backend_cuda();
@@ -848,5 +946,6 @@ int main(void) {
   test_linear_attention_pieces();
   test_crossentropy();
   test_adamw();
+  test_multi_tensor_cases();
   return test_summary("test_kernels_cuda");
 }

@@ -101,6 +101,10 @@ static const backend cpu_backend = {
     .crossentropy_finish = cpu_crossentropy_finish,
     .adamw = cpu_adamw,
     .sum_squares = cpu_sum_squares,
+    .segments_create = cpu_segments_create,
+    .segments_free = cpu_segments_free,
+    .adamw_multi = cpu_adamw_multi,
+    .sum_squares_multi = cpu_sum_squares_multi,
 };
 
 const backend *backend_cpu(void) { return &cpu_backend; }

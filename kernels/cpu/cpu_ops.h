@@ -86,4 +86,15 @@ void cpu_adamw(f32_t *master, const act_t *grad, f32_t *m, f32_t *v, size_t n, f
                float beta1, float beta2, float eps, float weight_decay, float grad_scale,
                int64_t step_t);
 
+/* The CPU backend's segment_table: a host copy of the list (segments_create). */
+typedef struct cpu_segment_table {
+  int n_segments, n_groups; /* n_groups: 1 + the largest group */
+  tensor_segment segments[];
+} cpu_segment_table;
+segment_table *cpu_segments_create(const tensor_segment *segments, int n_segments);
+void cpu_segments_free(segment_table *table);
+void cpu_adamw_multi(f32_t *master, const act_t *grad, f32_t *m, f32_t *v, const segment_table *segments,
+                     float lr, float beta1, float beta2, float eps, float grad_scale, int64_t step_t);
+void cpu_sum_squares_multi(const act_t *x, const segment_table *segments, double *sums_by_group, int n_groups);
+
 #endif

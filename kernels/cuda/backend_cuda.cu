@@ -180,6 +180,10 @@ static const backend cuda_backend = {
     .crossentropy_finish = cuda_crossentropy_finish,
     .adamw = cuda_adamw,
     .sum_squares = cuda_sum_squares,
+    .segments_create = cuda_segments_create,
+    .segments_free = cuda_segments_free,
+    .adamw_multi = cuda_adamw_multi,
+    .sum_squares_multi = cuda_sum_squares_multi,
 };
 
 /* the launcher's node-local rank, or 0 */

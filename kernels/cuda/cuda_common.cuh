@@ -121,5 +121,10 @@ void cuda_crossentropy_finish(f32_t *losses, act_t *logits, const f32_t *row_max
 void cuda_adamw(f32_t *master, const act_t *grad, f32_t *m, f32_t *v, size_t n, float lr, float beta1,
                 float beta2, float eps, float weight_decay, float grad_scale, int64_t step_t);
 double cuda_sum_squares(const act_t *x, size_t n);
+segment_table *cuda_segments_create(const tensor_segment *segments, int n_segments);
+void cuda_segments_free(segment_table *table);
+void cuda_adamw_multi(f32_t *master, const act_t *grad, f32_t *m, f32_t *v, const segment_table *segments,
+                      float lr, float beta1, float beta2, float eps, float grad_scale, int64_t step_t);
+void cuda_sum_squares_multi(const act_t *x, const segment_table *segments, double *sums_by_group, int n_groups);
 
 #endif

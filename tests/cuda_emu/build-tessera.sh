@@ -9,7 +9,7 @@
 # build's settings, and its libtessera_src.a and libtessera_io.a are linked
 # as they are (src/ and io/ hold no CUDA code). Compiled here: the
 # kernels/cuda/*.cu files as host C++ (prep.py, include/, emu_runtime.cpp),
-# src/main.c, the CPU kernels and kernels/fail.c, and parallel/ with
+# src/main.c, the CPU kernels and kernels/*.c (fail, segments), and parallel/ with
 # nccl_comm_absent.c
 # — NCCL is not emulated, so this binary refuses `--comm nccl` and its
 # device buffers travel by MPI staged through host memory. Every rank's
@@ -52,7 +52,7 @@ cflags="$cflags $blas_cflags $hdf5_cflags -DTESSERA_DATADIR='\"/nonexistent\"'"
 # two compilers at a time: the machine's cores
 {
   for f in "$obj"/*.cpp; do echo "g++ $cxxflags -c $f -o ${f%.cpp}.o"; done
-  for f in "$top"/src/main.c "$top"/kernels/fail.c "$top"/kernels/cpu/*.c "$top"/parallel/*.c; do
+  for f in "$top"/src/main.c "$top"/kernels/*.c "$top"/kernels/cpu/*.c "$top"/parallel/*.c; do
     case $f in */nccl_comm.c) continue ;; esac
     echo "$cc $cflags -c $f -o $obj/c_$(basename "$(dirname "$f")")_$(basename "$f" .c).o"
   done

@@ -37,7 +37,7 @@ cxxflags="-std=c++20 -O1 -g $san -Wall -Wextra -Wno-unused-parameter -Wno-unknow
   -I$here/include -I$top/kernels -I$top/kernels/cuda"
 cflags="-std=c11 -D_GNU_SOURCE -O2 -g $san -fopenmp -I$top -I$top/kernels -I$top/tests $blas_cflags"
 for f in "$build"/*.cpp; do g++ $cxxflags -c "$f" -o "${f%.cpp}.o"; done
-for f in "$top"/kernels/cpu/*.c "$top"/kernels/fail.c; do gcc $cflags -c "$f" -o "$build/cpu_$(basename "$f" .c).o"; done
+for f in "$top"/kernels/cpu/*.c "$top"/kernels/*.c; do gcc $cflags -c "$f" -o "$build/cpu_$(basename "$f" .c).o"; done
 gcc $cflags -c "$top/tests/test_kernels_cuda.c" -o "$build/test.o"
 g++ $san -fopenmp "$build"/*.o -o "$build/test_kernels_cuda_emu" $blas_libs -lm
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_stack_use_after_return=0:detect_leaks=0} "$build/test_kernels_cuda_emu"

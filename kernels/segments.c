@@ -1,0 +1,47 @@
+/* segments — the check every backend's segments_create runs on a segment
+ * list (kernels/backend.h, the multi-tensor optimizer ops) before copying
+ * it: groups inside [0, SEGMENT_MAX_GROUPS), no two segments sharing an
+ * element (adamw_multi would update such an element twice, and on a GPU in
+ * no fixed order), offsets that do not wrap around. A bad list is a bug in
+ * the caller, not a user error: it fails as an internal error. Costs one
+ * sort of the list, once per table.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "backend.h"
+#include "fail.h"
+
+static int by_offset(const void *a, const void *b) {
+  const tensor_segment *x = *(const tensor_segment *const *)a, *y = *(const tensor_segment *const *)b;
+  return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+void segments_check(const tensor_segment *segments, int n_segments, size_t *total_elems, int *n_groups) {
+  if (n_segments < 0) fail_local(EXIT_INTERNAL_ERROR, "a segment list of %d segments", n_segments);
+  size_t total = 0;
+  int groups = 0;
+  const tensor_segment **sorted = xmalloc((size_t)(n_segments ? n_segments : 1) * sizeof *sorted, "segment list");
+  for (int s = 0; s < n_segments; s++) {
+    const tensor_segment *seg = &segments[s];
+    if (seg->group < 0 || seg->group >= SEGMENT_MAX_GROUPS)
+      fail_local(EXIT_INTERNAL_ERROR, "segment %d: group %d outside [0, %d)", s, seg->group, SEGMENT_MAX_GROUPS);
+    if (seg->n_elems > SIZE_MAX - seg->offset || seg->n_elems > SIZE_MAX - total)
+      fail_local(EXIT_INTERNAL_ERROR, "segment %d: %zu elements at %zu overflow", s, seg->n_elems, seg->offset);
+    total += seg->n_elems;
+    if (seg->group + 1 > groups) groups = seg->group + 1;
+    sorted[s] = seg;
+  }
+  qsort(sorted, (size_t)n_segments, sizeof *sorted, by_offset);
+  size_t covered_end = 0; /* end of the non-empty segments so far, in offset order */
+  for (int s = 0; s < n_segments; s++) {
+    if (!sorted[s]->n_elems) continue;
+    if (sorted[s]->offset < covered_end)
+      fail_local(EXIT_INTERNAL_ERROR, "segment [%zu, +%zu) overlaps an earlier one (up to %zu)", sorted[s]->offset,
+                 sorted[s]->n_elems, covered_end);
+    covered_end = sorted[s]->offset + sorted[s]->n_elems;
+  }
+  free(sorted);
+  *total_elems = total;
+  *n_groups = groups;
+}
