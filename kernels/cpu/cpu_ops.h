@@ -10,6 +10,13 @@
 #define CF(p) ((const float *)(p))
 #define IDS(p) ((const int32_t *)(p))
 
+/* Deterministic reductions over OpenMP threads (thread_partials.c): a
+ * zeroed [threads, n] double table, each thread's row, and the rows added
+ * into dst in thread order (the table is freed). */
+double *thread_partials_create(size_t n, int *n_rows);
+double *thread_partials_row(double *table, size_t n);
+void thread_partials_finish(float *dst, double *table, int n_rows, size_t n);
+
 void cpu_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const act_t *A, int lda,
               const act_t *B, int ldb, float beta, act_t *C, int ldc);
 void cpu_bias_add(act_t *out, const act_t *bias, int N, int C);

@@ -29,15 +29,15 @@ void cpu_bias_add(act_t *out, const act_t *bias, int N, int C) {
 void cpu_bias_backward(act_t *dbias, const act_t *dout, int N, int C) {
   float *db = F(dbias);
   const float *d = CF(dout);
-  /* row-order pass with per-thread double sums, merged once (see layernorm.c) */
+  /* row-order pass with per-thread double sums, merged once in thread order */
+  int n_rows;
+  double *partials = thread_partials_create((size_t)C, &n_rows);
 #pragma omp parallel
   {
-    double *local = xcalloc((size_t)C, sizeof(double), "bias scratch");
+    double *local = thread_partials_row(partials, (size_t)C);
 #pragma omp for schedule(static)
     for (int n = 0; n < N; n++)
       for (int c = 0; c < C; c++) local[c] += d[(size_t)n * C + c];
-#pragma omp critical
-    for (int c = 0; c < C; c++) db[c] += (float)local[c];
-    free(local);
   }
+  thread_partials_finish(db, partials, n_rows, (size_t)C);
 }

@@ -40,12 +40,15 @@ void cpu_layernorm_backward(act_t *dinp, act_t *dweight, act_t *dbias, const act
   float *dx = F(dinp), *dw = F(dweight), *db = F(dbias);
   const float *dy = CF(dout), *x = CF(inp), *w = CF(weight), *mu = CF(mean), *rs = CF(rstd);
   /* Rows are independent for dx; dw and db sum over rows, so each thread
-   * sums its rows into private double arrays, merged once at the end (one
-   * pass over memory instead of a strided column pass). */
+   * sums its rows into private double arrays, merged once at the end in
+   * thread order (one pass over memory instead of a strided column pass). */
+  int n_rows;
+  double *partials_dw = thread_partials_create((size_t)C, &n_rows);
+  double *partials_db = thread_partials_create((size_t)C, &n_rows);
 #pragma omp parallel
   {
-    double *local_dw = xcalloc((size_t)C, sizeof(double), "layernorm scratch");
-    double *local_db = xcalloc((size_t)C, sizeof(double), "layernorm scratch");
+    double *local_dw = thread_partials_row(partials_dw, (size_t)C);
+    double *local_db = thread_partials_row(partials_db, (size_t)C);
 #pragma omp for schedule(static)
     for (int n = 0; n < N; n++) {
       const float *dyr = dy + (size_t)n * C, *xr = x + (size_t)n * C;
@@ -68,12 +71,7 @@ void cpu_layernorm_backward(act_t *dinp, act_t *dweight, act_t *dbias, const act
         dxr[c] += (float)(r * (g - mean_g - xhat * mean_gx));
       }
     }
-#pragma omp critical
-    for (int c = 0; c < C; c++) {
-      dw[c] += (float)local_dw[c];
-      db[c] += (float)local_db[c];
-    }
-    free(local_dw);
-    free(local_db);
   }
+  thread_partials_finish(dw, partials_dw, n_rows, (size_t)C);
+  thread_partials_finish(db, partials_db, n_rows, (size_t)C);
 }

@@ -36,9 +36,11 @@ void cpu_rmsnorm_backward(act_t *dinp, act_t *dweight, const act_t *dout, const 
                           const act_t *weight, const f32_t *rstd, int N, int C) {
   float *dx = F(dinp), *dw = dweight ? F(dweight) : NULL;
   const float *dy = CF(dout), *x = CF(inp), *w = weight ? CF(weight) : NULL, *rs = CF(rstd);
+  int n_rows = 0;
+  double *partials = dw ? thread_partials_create((size_t)C, &n_rows) : NULL;
 #pragma omp parallel
   {
-    double *local_dw = dw ? xcalloc((size_t)C, sizeof(double), "rmsnorm scratch") : NULL;
+    double *local_dw = partials ? thread_partials_row(partials, (size_t)C) : NULL;
 #pragma omp for schedule(static)
     for (int n = 0; n < N; n++) {
       const float *dyr = dy + (size_t)n * C, *xr = x + (size_t)n * C;
@@ -56,10 +58,6 @@ void cpu_rmsnorm_backward(act_t *dinp, act_t *dweight, const act_t *dout, const 
         dxr[c] += (float)(r * (g - xhat * mean_gx));
       }
     }
-    if (local_dw) {
-#pragma omp critical
-      for (int c = 0; c < C; c++) dw[c] += (float)local_dw[c];
-      free(local_dw);
-    }
   }
+  if (partials) thread_partials_finish(dw, partials, n_rows, (size_t)C);
 }
