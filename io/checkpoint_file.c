@@ -12,6 +12,7 @@
 
 #include "build_config.h"
 #include "crc32c.h"
+#include "direct_reader.h"
 #include "direct_writer.h"
 #include "fail.h"
 
@@ -52,13 +53,12 @@ static hid_t access_plist(MPI_Comm comm, ckpt_file *f) {
 }
 
 #define DIRECT_ALIGN DIRECT_WRITER_ALIGN  /* file offsets and lengths of O_DIRECT writes */
-#define DIRECT_MIN_BYTES ((size_t)1 << 20) /* smaller tensors go through the page cache */
+#define DIRECT_MIN_BYTES ((size_t)1 << 20) /* smaller tensors go through the page cache, both ways */
 
 int ckpt_file_create(ckpt_file *f, const char *path, MPI_Comm comm, char *err, size_t err_bytes) {
   memset(f, 0, sizeof *f);
   f->buffered_fd = -1;
   f->read_fd = -1;
-  f->direct_read_fd = -1;
   snprintf(f->path, sizeof f->path, "%s", path);
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors are ours to report */
   hid_t fapl = access_plist(comm, f);
@@ -101,7 +101,6 @@ int ckpt_file_open(ckpt_file *f, const char *path, MPI_Comm comm, char *err, siz
   memset(f, 0, sizeof *f);
   f->buffered_fd = -1;
   f->read_fd = -1;
-  f->direct_read_fd = -1;
   snprintf(f->path, sizeof f->path, "%s", path);
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   struct stat st;
@@ -126,9 +125,7 @@ int ckpt_file_open(ckpt_file *f, const char *path, MPI_Comm comm, char *err, siz
     f->file = 0;
     return EXIT_IO_ERROR;
   }
-#ifdef O_DIRECT
-  if (!mostly_cached(f->read_fd, st.st_size)) f->direct_read_fd = open(path, O_RDONLY | O_DIRECT);
-#endif
+  if (!mostly_cached(f->read_fd, st.st_size)) f->reader = direct_reader_open(path);
   return 0;
 }
 
@@ -142,10 +139,9 @@ void ckpt_file_close(ckpt_file *f) {
     fail_local(EXIT_IO_ERROR, "writing checkpoint '%s' failed: %s", f->path, strerror(errno));
   f->buffered_fd = -1;
   if (f->read_fd >= 0) close(f->read_fd); /* read-only: nothing to lose */
-  if (f->direct_read_fd >= 0) close(f->direct_read_fd);
-  f->read_fd = f->direct_read_fd = -1;
-  free(f->bounce);
-  f->bounce = NULL;
+  f->read_fd = -1;
+  if (f->reader) direct_reader_close(f->reader);
+  f->reader = NULL;
   free(f->scratch);
   f->scratch = NULL;
   f->scratch_elements = 0;
@@ -544,58 +540,28 @@ static int pread_all(int fd, void *into, size_t bytes, off_t offset) {
   return 0;
 }
 
-#define BOUNCE_BYTES ((size_t)16 << 20)
-
-/* Bytes [offset, offset + bytes) of the file by O_DIRECT: the 4 KiB-aligned
- * span around them, in pieces of at most BOUNCE_BYTES, copied out of the
- * bounce buffer. 0; -1 on an error or an early end of the file; 1 when the
- * file system turns O_DIRECT down (the caller reads through the page cache
- * from then on). */
-static int read_direct(ckpt_file *f, char *into, size_t bytes, off_t offset) {
-  if (!f->bounce && posix_memalign(&f->bounce, DIRECT_ALIGN, BOUNCE_BYTES) != 0) {
-    f->bounce = NULL;
-    return 1;
-  }
-  const off_t end = offset + (off_t)bytes;
-  for (off_t at = offset / DIRECT_ALIGN * DIRECT_ALIGN; at < end;) {
-    const off_t span_end = end - at < (off_t)BOUNCE_BYTES ? end : at + (off_t)BOUNCE_BYTES;
-    const size_t span = (size_t)((span_end - at + DIRECT_ALIGN - 1) / DIRECT_ALIGN * DIRECT_ALIGN);
-    size_t got = 0; /* the file may end inside the last aligned block */
-    while (at + (off_t)got < span_end) {
-      ssize_t done = pread(f->direct_read_fd, (char *)f->bounce + got, span - got, at + (off_t)got);
-      if (done < 0 && errno == EINTR) continue;
-      if (done < 0 && errno == EINVAL) {
-        close(f->direct_read_fd); /* refused: through the page cache from now on */
-        f->direct_read_fd = -1;
-        return 1;
-      }
-      if (done <= 0) return -1;
-      got += (size_t)done;
-    }
-    const off_t from = at > offset ? at : offset;
-    memcpy(into + (from - offset), (char *)f->bounce + (from - at), (size_t)(span_end - from));
-    at = span_end;
-  }
-  return 0;
-}
-
 /* Reads box b of the dataset into contiguous memory (row-major over b):
  * with pread run by run where the dataset has a file offset (base >= 0),
- * else through HDF5. A box that is one run of the file goes by O_DIRECT
- * where the file is read so; a box of many short runs (a shard of a later
- * dimension) through the page cache, whose readahead then holds the
- * neighbouring shards' runs for the next tiles. 0 or -1. */
-static int read_box(ckpt_file *f, hid_t dset, int64_t base, const box *whole, const box *b, int n_dims,
-                    float *out) {
+ * else through HDF5. A box of a large tensor (`large`: written by O_DIRECT)
+ * that is one run of the file goes by O_DIRECT where the file is read so.
+ * The rest goes through the page cache: small tensors, which HDF5 places in
+ * whatever gap of the file fits them (they are not aligned), so one of
+ * them is no reason to read a whole block elsewhere; and boxes of many
+ * short runs (a shard of a later dimension), whose neighbouring shards'
+ * runs the readahead then holds for the next tiles. 0 or -1. */
+static int read_box(ckpt_file *f, hid_t dset, int64_t base, bool large, const box *whole, const box *b,
+                    int n_dims, float *out) {
   if (base >= 0) {
     int walk;
     const int64_t run = run_elements(b, whole, n_dims, &walk);
     int64_t idx[4];
     for (int d = 0; d < n_dims; d++) idx[d] = b->lo[d];
-    if (run == box_elements(b, n_dims) && f->direct_read_fd >= 0) {
+    if (large && run == box_elements(b, n_dims) && f->reader) {
       const off_t at = (off_t)(base + flat_index(whole, idx, n_dims) * (int64_t)sizeof(float));
-      const int status = read_direct(f, (char *)out, (size_t)run * sizeof *out, at);
+      const int status = direct_reader_read(f->reader, out, (size_t)run * sizeof *out, at);
       if (status <= 0) return status;
+      direct_reader_close(f->reader); /* O_DIRECT refused: the page cache from now on */
+      f->reader = NULL;
     }
     do {
       const off_t at = (off_t)(base + flat_index(whole, idx, n_dims) * (int64_t)sizeof(float));
@@ -679,6 +645,7 @@ int ckpt_tensor_read_part(ckpt_file *f, const char *path, int n_dims, const int6
     int64_t n_elements = 1;
     for (int d = 0; d < n_dims; d++) n_elements *= shape[d];
     const int64_t base = readable_offset(dset, n_elements);
+    const bool large = (size_t)n_elements * sizeof(float) >= DIRECT_MIN_BYTES;
     for (int64_t slot = 0; slot < n_slots && status == 0; slot++) {
       if (!tile_box(&tiling, n_dims, shape, slot, &tile) || !box_overlap(&tile, &want, n_dims, &part)) continue;
       int64_t last[4];
@@ -691,7 +658,7 @@ int ckpt_tensor_read_part(ckpt_file *f, const char *path, int n_dims, const int6
                             hi <= first + n && run_elements(&tile, &whole, n_dims, &walk_file) == (int64_t)elements &&
                             run_elements(&tile, &want, n_dims, &walk_data) == (int64_t)elements;
       float *into = in_place ? data + (lo - first) : scratch_of(f, elements);
-      if (read_box(f, dset, base, &whole, &tile, n_dims, into) != 0 ||
+      if (read_box(f, dset, base, large, &whole, &tile, n_dims, into) != 0 ||
           crc32c(into, elements * sizeof *into) != crcs[slot]) {
         snprintf(err, err_bytes, "checkpoint '%s' is damaged: tensor %s fails its checksum (tile %lld) or cannot be read",
                  f->path, path, (long long)slot);

@@ -24,8 +24,8 @@
  * pread at the dataset's offset (HDF5 only for a dataset without one, e.g.
  * a file repacked by h5repack), check its CRC and keep their part. A file
  * that is not in the page cache (as a save leaves it) is read with O_DIRECT
- * too, through an aligned bounce buffer: the page cache would only add a
- * copy and fresh pages of its own. HDF5
+ * too, a block ahead of the checks (io/direct_reader.h): the page cache
+ * would only add a copy and fresh pages of its own. HDF5
  * still writes and reads every byte of metadata; the file is an ordinary
  * HDF5 file. Errors of HDF5 calls go through the one error path (H5_CHECK);
  * reads of a damaged file return an error instead, so the caller can fall
@@ -49,8 +49,7 @@ typedef struct ckpt_file {
   int buffered_fd;              /* the unaligned head and tail of each tensor, small tensors */
   /* files being read: */
   int read_fd;                  /* tensor bytes, by pread through the page cache */
-  int direct_read_fd;           /* the same by O_DIRECT; -1: refused, or the file is cached */
-  void *bounce;                 /* 4 KiB-aligned, for O_DIRECT reads */
+  struct direct_reader *reader; /* the same by O_DIRECT; NULL: refused, or the file is cached */
   float *scratch;               /* one tile, for tiles only partly wanted */
   size_t scratch_elements;
 } ckpt_file;

@@ -15,7 +15,9 @@
  *    starting and ending inside rows and tiles) return exactly that part;
  *  - every read works both ways a file is read: by O_DIRECT when the file is
  *    not in the page cache (as a save leaves it) and through the page cache
- *    when it is, and a flipped byte fails its tile either way.
+ *    when it is, and a flipped byte fails its tile either way;
+ *  - the O_DIRECT reader itself: pieces at odd offsets that cross its blocks,
+ *    forwards and back, the file's last byte, and a read past the end.
  * Runs in one process, no MPI job: serial file access in either HDF5 build. */
 #include <fcntl.h>
 #include <mpi.h>
@@ -25,6 +27,7 @@
 
 #include "checkpoint_file.h"
 #include "crc32c.h"
+#include "direct_reader.h"
 #include "testing.h"
 
 enum { ROWS = 37, COLS = 2600, SHARD = 1000 }; /* shards of 1000, 1000 and 600 columns */
@@ -231,8 +234,8 @@ int main(int argc, char **argv) {
   for (int cached = 0; cached < 2; cached++) {
     set_cached(path_template, cached);
     CHECK(ckpt_file_open(&f, path_template, MPI_COMM_NULL, err, sizeof err) == 0, "open: %s", err);
-    CHECK((f.direct_read_fd >= 0) == (has_direct && !cached), "%s file read %s O_DIRECT", cached ? "a cached" : "an uncached",
-          f.direct_read_fd >= 0 ? "with" : "without");
+    CHECK((f.reader != NULL) == (has_direct && !cached), "%s file read %s O_DIRECT", cached ? "a cached" : "an uncached",
+          f.reader ? "with" : "without");
     int64_t cuts[][2] = {{0, R2}, {249, 251}, {499, 600}, {123, 124}};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
       int wrong = read_and_compare(&f, "params/r/weight", cuts[i][0], cuts[i][1], 0, C2, err, sizeof err);
@@ -278,6 +281,32 @@ int main(int argc, char **argv) {
     ckpt_file_close(&f);
   }
   free(crc2), free(crc3), free(all3), free(back3);
+
+  /* the reader alone: a file of 9 MiB + 123 bytes, byte i = (i * 7) mod 251 */
+  const size_t file_bytes = ((size_t)9 << 20) + 123;
+  unsigned char *pattern = malloc(file_bytes), *got = malloc(file_bytes);
+  for (size_t i = 0; i < file_bytes; i++) pattern[i] = (unsigned char)(i * 7 % 251);
+  fd = open(path_template, O_WRONLY | O_TRUNC);
+  CHECK(fd >= 0 && write(fd, pattern, file_bytes) == (ssize_t)file_bytes, "write the reader's file");
+  close(fd);
+  set_cached(path_template, false);
+  direct_reader *reader = direct_reader_open(path_template);
+  CHECK((reader != NULL) == has_direct, "direct_reader_open %s", reader ? "worked" : "was refused");
+  if (reader) {
+    const size_t pieces[][2] = {{0, 1}, {1, 1000003}, {1000004, 4194304}, {5194308, 3000000}, /* forwards */
+                                {17, 4194310},                                                /* back */
+                                {file_bytes - 5000, 5000}, {file_bytes - 1, 1}};
+    for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++) {
+      const size_t at = pieces[i][0], n = pieces[i][1];
+      memset(got, 0, n);
+      const int status = direct_reader_read(reader, got, n, (off_t)at);
+      CHECK(status == 0 && memcmp(got, pattern + at, n) == 0, "direct_reader: %zu bytes at %zu (status %d)", n, at, status);
+    }
+    CHECK(direct_reader_read(reader, got, 200, (off_t)(file_bytes - 100)) == -1,
+          "direct_reader: a read past the end of the file fails");
+    direct_reader_close(reader);
+  }
+  free(pattern), free(got);
   unlink(path_template);
   MPI_Finalize();
   return test_summary("test_checkpoint_file");
