@@ -39,6 +39,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+/* a write through the page cache kept for later (ckpt_file_close) */
+typedef struct ckpt_deferred_write {
+  off_t offset;      /* in the file */
+  size_t at, bytes;  /* in deferred_data */
+} ckpt_deferred_write;
 
 typedef struct ckpt_file {
   hid_t file;
@@ -47,9 +54,14 @@ typedef struct ckpt_file {
   /* the direct path for tensor bytes (files being written): */
   struct direct_writer *direct; /* O_DIRECT, or NULL where the file system refuses it */
   int buffered_fd;              /* the unaligned head and tail of each tensor, small tensors */
+  ckpt_deferred_write *deferred; /* those, while the O_DIRECT thread runs */
+  size_t n_deferred, deferred_capacity;
+  char *deferred_data;
+  size_t deferred_used, deferred_bytes;
   /* files being read: */
   int read_fd;                  /* tensor bytes, by pread through the page cache */
   struct direct_reader *reader; /* the same by O_DIRECT; NULL: refused, or the file is cached */
+  bool reader_decided;          /* reader is opened (or not) at the first large read */
   float *scratch;               /* one tile, for tiles only partly wanted */
   size_t scratch_elements;
 } ckpt_file;

@@ -234,14 +234,14 @@ int main(int argc, char **argv) {
   for (int cached = 0; cached < 2; cached++) {
     set_cached(path_template, cached);
     CHECK(ckpt_file_open(&f, path_template, MPI_COMM_NULL, err, sizeof err) == 0, "open: %s", err);
-    CHECK((f.reader != NULL) == (has_direct && !cached), "%s file read %s O_DIRECT", cached ? "a cached" : "an uncached",
-          f.reader ? "with" : "without");
     int64_t cuts[][2] = {{0, R2}, {249, 251}, {499, 600}, {123, 124}};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
       int wrong = read_and_compare(&f, "params/r/weight", cuts[i][0], cuts[i][1], 0, C2, err, sizeof err);
       CHECK(wrong == 0, "direct path (%s), rows %lld-%lld: %d wrong values (%s)", cached ? "cached" : "uncached",
             (long long)cuts[i][0], (long long)cuts[i][1], wrong, wrong < 0 ? err : "");
     }
+    CHECK((f.reader != NULL) == (has_direct && !cached), "%s file read %s O_DIRECT", cached ? "a cached" : "an uncached",
+          f.reader ? "with" : "without");
     /* a range from inside shard 0 to inside shard 2 */
     int wrong = read_part_and_compare(&f, "params/r/weight", 0, R2, 0, C2, 200 * C2 + 3, 320 * C2 + 5, err, sizeof err);
     CHECK(wrong == 0, "direct path (%s), a part across shards: %d wrong values (%s)", cached ? "cached" : "uncached",
