@@ -9,27 +9,29 @@
  * never finished. (HDF5's own Fletcher-32 filter needs chunked storage,
  * which parallel HDF5 fills at creation: every byte written twice.)
  *
- * With a parallel HDF5 build the file is opened by a communicator and ranks
- * write their hyperslabs collectively (ranks without data select nothing);
- * with serial HDF5 one process writes and any number read.
+ * With a parallel HDF5 build the file is opened by a communicator: every
+ * rank creates every dataset (collective metadata), and hyperslabs that are
+ * not one run of the file are written collectively (ranks without data
+ * select nothing); with serial HDF5 one process writes and any number read.
  *
  * Tensor bytes bypass HDF5's raw-data path. Datasets are allocated at
  * creation on 4 KiB boundaries, so their file offsets are fixed
  * (H5Dget_offset). A writer whose hyperslab is one contiguous run of the
  * file writes it itself with no collective call: for tensors of 1 MiB and
  * more the 4 KiB-aligned middle with O_DIRECT (io/direct_writer.h: copies
- * into aligned buffers overlap the writes; the head and tail, and file
- * systems without O_DIRECT, go through an ordinary descriptor), smaller
- * ones through the page cache. Readers read every tile they need once, with
- * pread at the dataset's offset (HDF5 only for a dataset without one, e.g.
- * a file repacked by h5repack), check its CRC and keep their part. A file
- * that is not in the page cache (as a save leaves it) is read with O_DIRECT
- * too, a block ahead of the checks (io/direct_reader.h): the page cache
- * would only add a copy and fresh pages of its own. HDF5
- * still writes and reads every byte of metadata; the file is an ordinary
- * HDF5 file. Errors of HDF5 calls go through the one error path (H5_CHECK);
- * reads of a damaged file return an error instead, so the caller can fall
- * back to an older file.
+ * into aligned buffers overlap the writes; file systems without O_DIRECT
+ * get an ordinary descriptor); the unaligned head and tail, and smaller
+ * tensors, through the page cache, kept in memory until the O_DIRECT
+ * thread has finished (a buffered write would wait for its inode lock).
+ * Readers read every tile they need once, with pread at the dataset's
+ * offset (HDF5 only for a dataset without one, e.g. a file repacked by
+ * h5repack), check its CRC and keep their part. A file that is not in the
+ * page cache (as a save leaves it) is read with O_DIRECT too, a block ahead
+ * of the checks (io/direct_reader.h): the page cache would only add a copy
+ * and fresh pages of its own. HDF5 still writes and reads every byte of
+ * metadata; the file is an ordinary HDF5 file. Errors of HDF5 calls go
+ * through the one error path (H5_CHECK); reads of a damaged file return an
+ * error instead, so the caller can fall back to an older file.
  */
 #ifndef TESSERA_CHECKPOINT_FILE_H
 #define TESSERA_CHECKPOINT_FILE_H
