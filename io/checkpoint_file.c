@@ -6,11 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "build_config.h"
 #include "crc32c.h"
+#include "direct_reader.h"
 #include "direct_writer.h"
 #include "fail.h"
 
@@ -51,11 +53,12 @@ static hid_t access_plist(MPI_Comm comm, ckpt_file *f) {
 }
 
 #define DIRECT_ALIGN DIRECT_WRITER_ALIGN  /* file offsets and lengths of O_DIRECT writes */
-#define DIRECT_MIN_BYTES ((size_t)1 << 20) /* smaller tensors go through HDF5 */
+#define DIRECT_MIN_BYTES ((size_t)1 << 20) /* smaller tensors go through the page cache, both ways */
 
 int ckpt_file_create(ckpt_file *f, const char *path, MPI_Comm comm, char *err, size_t err_bytes) {
   memset(f, 0, sizeof *f);
   f->buffered_fd = -1;
+  f->read_fd = -1;
   snprintf(f->path, sizeof f->path, "%s", path);
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors are ours to report */
   hid_t fapl = access_plist(comm, f);
@@ -76,9 +79,28 @@ int ckpt_file_create(ckpt_file *f, const char *path, MPI_Comm comm, char *err, s
   return 0;
 }
 
+/* Whether at least half of the file's pages are in the page cache (then
+ * reading through it is the fast way; mincore on a mapping of the file
+ * asks without reading anything). */
+static bool mostly_cached(int fd, off_t n_bytes) {
+  const long page = sysconf(_SC_PAGESIZE);
+  if (n_bytes <= 0 || page <= 0) return false;
+  void *map = mmap(NULL, (size_t)n_bytes, PROT_READ, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) return false;
+  const size_t n_pages = ((size_t)n_bytes + (size_t)page - 1) / (size_t)page;
+  unsigned char *resident = malloc(n_pages);
+  size_t n_resident = 0;
+  if (resident && mincore(map, (size_t)n_bytes, resident) == 0)
+    for (size_t i = 0; i < n_pages; i++) n_resident += resident[i] & 1;
+  free(resident);
+  munmap(map, (size_t)n_bytes);
+  return 2 * n_resident >= n_pages;
+}
+
 int ckpt_file_open(ckpt_file *f, const char *path, MPI_Comm comm, char *err, size_t err_bytes) {
   memset(f, 0, sizeof *f);
   f->buffered_fd = -1;
+  f->read_fd = -1;
   snprintf(f->path, sizeof f->path, "%s", path);
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   struct stat st;
@@ -94,8 +116,19 @@ int ckpt_file_open(ckpt_file *f, const char *path, MPI_Comm comm, char *err, siz
              path);
     return EXIT_IO_ERROR;
   }
+  /* tensor bytes are read with pread at the datasets' offsets; HDF5 reads
+   * the metadata (and any dataset without a fixed offset) */
+  f->read_fd = open(path, O_RDONLY);
+  if (f->read_fd < 0) {
+    snprintf(err, err_bytes, "cannot open checkpoint '%s' for reading: %s", path, strerror(errno));
+    H5Fclose(f->file);
+    f->file = 0;
+    return EXIT_IO_ERROR;
+  }
   return 0;
 }
+
+static void pwrite_all(ckpt_file *f, int fd, const char *data, size_t bytes, off_t offset);
 
 void ckpt_file_close(ckpt_file *f) {
   if (f->direct) {
@@ -103,9 +136,22 @@ void ckpt_file_close(ckpt_file *f) {
     f->direct = NULL;
     if (error) fail_local(EXIT_IO_ERROR, "writing checkpoint '%s' failed: %s", f->path, strerror(error));
   }
+  for (size_t i = 0; i < f->n_deferred; i++) /* the O_DIRECT writes are done: no more waits */
+    pwrite_all(f, f->buffered_fd, f->deferred_data + f->deferred[i].at, f->deferred[i].bytes, f->deferred[i].offset);
+  free(f->deferred);
+  free(f->deferred_data);
+  f->deferred = NULL, f->deferred_data = NULL;
+  f->n_deferred = f->deferred_capacity = f->deferred_used = f->deferred_bytes = 0;
   if (f->buffered_fd >= 0 && close(f->buffered_fd) != 0)
     fail_local(EXIT_IO_ERROR, "writing checkpoint '%s' failed: %s", f->path, strerror(errno));
   f->buffered_fd = -1;
+  if (f->read_fd >= 0) close(f->read_fd); /* read-only: nothing to lose */
+  f->read_fd = -1;
+  if (f->reader) direct_reader_close(f->reader);
+  f->reader = NULL;
+  free(f->scratch);
+  f->scratch = NULL;
+  f->scratch_elements = 0;
   if (f->file > 0) {
     H5_CHECK(H5Fflush(f->file, H5F_SCOPE_GLOBAL));
     H5_CHECK(H5Fclose(f->file));
@@ -122,16 +168,43 @@ static void pwrite_all(ckpt_file *f, int fd, const char *data, size_t bytes, off
   }
 }
 
+/* A write through the page cache. While the O_DIRECT thread runs it is
+ * kept (copied) and done at close instead: a direct write into blocks the
+ * file system has yet to allocate holds the inode's lock, and a buffered
+ * write meanwhile waits for it (on ext4, the 124M save lost 0.16 s to ~70
+ * such waits of ~5 ms). Small tensors and the heads and tails of runs are
+ * a few MB in all. */
+static void write_buffered(ckpt_file *f, const char *data, size_t bytes, off_t offset) {
+  if (bytes == 0) return;
+  if (!f->direct) {
+    pwrite_all(f, f->buffered_fd, data, bytes, offset);
+    return;
+  }
+  if (f->n_deferred == f->deferred_capacity) {
+    f->deferred_capacity = f->deferred_capacity ? 2 * f->deferred_capacity : 256;
+    f->deferred = realloc(f->deferred, f->deferred_capacity * sizeof *f->deferred);
+    ENSURE(f->deferred, "out of memory for the checkpoint's deferred writes");
+  }
+  if (f->deferred_used + bytes > f->deferred_bytes) {
+    while (f->deferred_used + bytes > f->deferred_bytes) f->deferred_bytes = f->deferred_bytes ? 2 * f->deferred_bytes : (size_t)1 << 20;
+    f->deferred_data = realloc(f->deferred_data, f->deferred_bytes);
+    ENSURE(f->deferred_data, "out of memory for the checkpoint's deferred writes");
+  }
+  memcpy(f->deferred_data + f->deferred_used, data, bytes);
+  f->deferred[f->n_deferred++] = (ckpt_deferred_write){offset, f->deferred_used, bytes};
+  f->deferred_used += bytes;
+}
+
 /* bytes at file offset: the unaligned head and tail buffered, the 4 KiB
  * middle with O_DIRECT (all buffered where O_DIRECT cannot be had) */
 static void write_run(ckpt_file *f, const char *data, size_t bytes, off_t offset) {
   size_t head = (size_t)((DIRECT_ALIGN - offset % DIRECT_ALIGN) % DIRECT_ALIGN);
   if (head > bytes || !f->direct) head = bytes;
-  pwrite_all(f, f->buffered_fd, data, head, offset);
+  write_buffered(f, data, head, offset);
   data += head, bytes -= head, offset += (off_t)head;
   const size_t middle = bytes / DIRECT_ALIGN * DIRECT_ALIGN;
   if (middle) direct_writer_write(f->direct, data, middle, offset);
-  pwrite_all(f, f->buffered_fd, data + middle, bytes - middle, offset + (off_t)middle);
+  write_buffered(f, data + middle, bytes - middle, offset + (off_t)middle);
 }
 
 /* Attribute `name` of object `obj`: a scalar (n 0) or a vector of n values. */
@@ -264,49 +337,83 @@ static bool box_overlap(const box *a, const box *b, int n_dims, box *out) {
   return true;
 }
 
-/* Copies region `part` from src (row-major over src_box) to dst (row-major
- * over dst_box): contiguous runs along the last dimension. */
-static void copy_part(const float *src, const box *src_box, float *dst, const box *dst_box,
-                      const box *part, int n_dims) {
-  const int last = n_dims - 1;
-  const int64_t run = part->hi[last] - part->lo[last];
+/* Row-major index, within box `outer`, of the element at `at`. */
+static int64_t flat_index(const box *outer, const int64_t *at, int n_dims) {
+  int64_t index = 0;
+  for (int d = 0; d < n_dims; d++) index = index * (outer->hi[d] - outer->lo[d]) + at[d] - outer->lo[d];
+  return index;
+}
+
+/* Box b (inside `outer`) as runs that are contiguous in outer's row-major
+ * order: returns the elements per run; the runs start at b->lo with the
+ * first *walk_dims indices stepping through b (0: b is one run). */
+static int64_t run_elements(const box *b, const box *outer, int n_dims, int *walk_dims) {
+  int64_t run = 1;
+  int d = n_dims - 1;
+  for (; d >= 0; d--) {
+    run *= b->hi[d] - b->lo[d];
+    if (b->hi[d] - b->lo[d] != outer->hi[d] - outer->lo[d]) break;
+  }
+  *walk_dims = d > 0 ? d : 0;
+  return run;
+}
+
+/* Steps idx (the first walk_dims indices) to the next run of b; false
+ * after the last. */
+static bool next_run(int64_t *idx, const box *b, int walk_dims) {
+  int d = walk_dims - 1;
+  while (d >= 0 && ++idx[d] == b->hi[d]) idx[d] = b->lo[d], d--;
+  return d >= 0;
+}
+
+/* Copies region `part` from src (row-major over src_box) to dst, which holds
+ * the elements [first, first + n) of dst_box in row-major order: what lies
+ * outside that range is skipped. */
+static void copy_part(const float *src, const box *src_box, float *dst, const box *dst_box, int64_t first,
+                      int64_t n, const box *part, int n_dims) {
+  int walk_src, walk_dst;
+  const int64_t run_src = run_elements(part, src_box, n_dims, &walk_src);
+  const int64_t run_dst = run_elements(part, dst_box, n_dims, &walk_dst);
+  const int walk = walk_src > walk_dst ? walk_src : walk_dst;
+  const int64_t run = run_src < run_dst ? run_src : run_dst;
   int64_t idx[4];
   for (int d = 0; d < n_dims; d++) idx[d] = part->lo[d];
-  for (;;) {
-    int64_t so = 0, dof = 0;
-    for (int d = 0; d < n_dims; d++) {
-      so = so * (src_box->hi[d] - src_box->lo[d]) + idx[d] - src_box->lo[d];
-      dof = dof * (dst_box->hi[d] - dst_box->lo[d]) + idx[d] - dst_box->lo[d];
-    }
-    memcpy(dst + dof, src + so, (size_t)run * sizeof *dst);
-    int d = last - 1;
-    while (d >= 0 && ++idx[d] == part->hi[d]) idx[d] = part->lo[d], d--;
-    if (d < 0) return;
-  }
+  do {
+    int64_t from = flat_index(src_box, idx, n_dims), to = flat_index(dst_box, idx, n_dims), len = run;
+    if (to < first) from += first - to, len -= first - to, to = first;
+    if (to + len > first + n) len = first + n - to;
+    if (len > 0) memcpy(dst + (to - first), src + from, (size_t)len * sizeof *dst);
+  } while (next_run(idx, part, walk));
 }
 
 /* ------------------------------------------------------------ tensors */
 
-void ckpt_tensor_create(ckpt_file *f, const char *path, int n_dims, const int64_t *shape) {
+int64_t ckpt_tensor_create(ckpt_file *f, const char *path, int n_dims, const int64_t *shape) {
   hsize_t dims[4];
   for (int d = 0; d < n_dims; d++) dims[d] = (hsize_t)shape[d];
   hid_t space = H5Screate_simple(n_dims, dims, NULL);
+  H5_CHECK(space);
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  H5_CHECK(dcpl);
   H5_CHECK(H5Pset_layout(dcpl, H5D_CONTIGUOUS));
   H5_CHECK(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER)); /* every element gets written */
   H5_CHECK(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY)); /* a file offset now, for the direct path */
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  H5_CHECK(lcpl);
   H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1));
   hid_t dset = H5Dcreate2(f->file, path, H5T_IEEE_F32LE, space, lcpl, dcpl, H5P_DEFAULT);
   H5_CHECK(dset);
+  const haddr_t offset = H5Dget_offset(dset);
   H5_CHECK(H5Dclose(dset));
-  H5Pclose(lcpl);
-  H5Pclose(dcpl);
-  H5Sclose(space);
+  H5_CHECK(H5Pclose(lcpl));
+  H5_CHECK(H5Pclose(dcpl));
+  H5_CHECK(H5Sclose(space));
+  return offset == HADDR_UNDEF ? -1 : (int64_t)offset;
 }
 
 static hid_t transfer_plist(ckpt_file *f) {
   hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+  H5_CHECK(dxpl);
 #ifdef TESSERA_HDF5_PARALLEL
   if (f->collective) H5_CHECK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
 #endif
@@ -326,45 +433,54 @@ static bool slab_is_run(const int64_t *shape, const ckpt_tiling *tiling) {
   return true; /* a range of the split dimension, full ones after it */
 }
 
-void ckpt_tensor_write(ckpt_file *f, const char *path, int n_dims, const int64_t *shape,
+bool ckpt_tensor_write_is_direct(const ckpt_file *f, const int64_t *shape, const ckpt_tiling *tiling,
+                                 int64_t file_offset) {
+  return f->buffered_fd >= 0 && file_offset >= 0 && slab_is_run(shape, tiling);
+}
+
+void ckpt_tensor_write(ckpt_file *f, const char *path, int64_t file_offset, int n_dims, const int64_t *shape,
                        const ckpt_tiling *tiling, const int64_t *start, const int64_t *count,
                        const float *data, bool has_data, uint32_t *crcs) {
-  hid_t dset = H5Dopen2(f->file, path, H5P_DEFAULT);
-  H5_CHECK(dset);
   hsize_t off[4], cnt[4], n = 1;
   int64_t n_logical = 1;
   for (int d = 0; d < n_dims; d++) off[d] = (hsize_t)start[d], cnt[d] = (hsize_t)count[d], n *= cnt[d];
   for (int d = 0; d < n_dims; d++) n_logical *= shape[d];
-  const bool direct = f->buffered_fd >= 0 && (size_t)n_logical * sizeof(float) >= DIRECT_MIN_BYTES &&
-                      slab_is_run(shape, tiling);
-  if (direct) {
+  if (ckpt_tensor_write_is_direct(f, shape, tiling, file_offset)) {
     if (has_data && n > 0) {
-      const haddr_t base = H5Dget_offset(dset);
-      ENSURE(base != HADDR_UNDEF, "%s: dataset has no file offset", path);
       int64_t first = 0; /* row-major index of the slab's first element */
       for (int d = 0; d < n_dims; d++) first = first * shape[d] + start[d];
-      write_run(f, (const char *)data, (size_t)n * sizeof(float), (off_t)(base + (haddr_t)first * sizeof(float)));
+      const off_t at = (off_t)(file_offset + first * (int64_t)sizeof(float));
+      const size_t bytes = (size_t)n * sizeof(float);
+      /* small tensors through the page cache: O_DIRECT pays a disk round
+       * trip per request, and they are a sliver of the bytes */
+      if ((size_t)n_logical * sizeof(float) >= DIRECT_MIN_BYTES) write_run(f, (const char *)data, bytes, at);
+      else write_buffered(f, (const char *)data, bytes, at);
     }
   } else {
+    hid_t dset = H5Dopen2(f->file, path, H5P_DEFAULT);
+    H5_CHECK(dset);
     hid_t file_space = H5Dget_space(dset);
+    H5_CHECK(file_space);
     hid_t mem_space;
     if (has_data && n > 0) {
       /* memory shaped like the hyperslab: HDF5's fast same-shape copy path */
       H5_CHECK(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, off, NULL, cnt, NULL));
       mem_space = H5Screate_simple(n_dims, cnt, NULL);
+      H5_CHECK(mem_space);
     } else {
       H5_CHECK(H5Sselect_none(file_space));
       hsize_t one = 1;
       mem_space = H5Screate_simple(1, &one, NULL);
+      H5_CHECK(mem_space);
       H5_CHECK(H5Sselect_none(mem_space));
     }
     hid_t dxpl = transfer_plist(f);
     H5_CHECK(H5Dwrite(dset, H5T_NATIVE_FLOAT, mem_space, file_space, dxpl, data));
-    H5Pclose(dxpl);
-    H5Sclose(mem_space);
-    H5Sclose(file_space);
+    H5_CHECK(H5Pclose(dxpl));
+    H5_CHECK(H5Sclose(mem_space));
+    H5_CHECK(H5Sclose(file_space));
+    H5_CHECK(H5Dclose(dset));
   }
-  H5_CHECK(H5Dclose(dset));
   if (!has_data || n == 0) return;
 
   /* the CRC of each tile of this shard: a contiguous run of the slab */
@@ -428,13 +544,84 @@ static int read_vector_attr(hid_t obj, const char *name, hid_t mem_type, hssize_
   return ok ? 0 : -1;
 }
 
-/* Reads box b of the dataset into contiguous memory; 0 or -1. */
-static int read_box(hid_t dset, const box *b, int n_dims, float *out) {
+/* The file offset of a dataset's bytes when they can be read with pread:
+ * contiguous storage at a fixed offset, holding exactly n_elements
+ * little-endian fp32 values (what tessera writes) on a little-endian host;
+ * -1 otherwise (e.g. a file repacked with chunks: HDF5 reads it). */
+static int64_t readable_offset(hid_t dset, int64_t n_elements) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  const haddr_t offset = H5Dget_offset(dset);
+  if (offset == HADDR_UNDEF || H5Dget_storage_size(dset) != (hsize_t)n_elements * sizeof(float)) return -1;
+  hid_t type = H5Dget_type(dset);
+  if (type < 0) return -1;
+  const bool fp32le = H5Tequal(type, H5T_IEEE_F32LE) > 0;
+  H5Tclose(type);
+  return fp32le ? (int64_t)offset : -1;
+#else
+  (void)dset, (void)n_elements;
+  return -1;
+#endif
+}
+
+static int pread_all(int fd, void *into, size_t bytes, off_t offset) {
+  char *at = into;
+  while (bytes > 0) {
+    ssize_t done = pread(fd, at, bytes, offset);
+    if (done < 0 && errno == EINTR) continue;
+    if (done <= 0) return -1; /* an error, or the file ends early (truncated) */
+    at += done, bytes -= (size_t)done, offset += done;
+  }
+  return 0;
+}
+
+/* The O_DIRECT reader, opened at the first read that could use it (an open
+ * that only reads attributes needs none); NULL when the file is mostly in
+ * the page cache already or the file system refuses O_DIRECT. */
+static direct_reader *reader_of(ckpt_file *f) {
+  if (!f->reader_decided) {
+    f->reader_decided = true;
+    struct stat st;
+    if (fstat(f->read_fd, &st) == 0 && !mostly_cached(f->read_fd, st.st_size)) f->reader = direct_reader_open(f->path);
+  }
+  return f->reader;
+}
+
+/* Reads box b of the dataset into contiguous memory (row-major over b):
+ * with pread run by run where the dataset has a file offset (base >= 0),
+ * else through HDF5. A box of a large tensor (`large`: written by O_DIRECT)
+ * that is one run of the file goes by O_DIRECT where the file is read so.
+ * The rest goes through the page cache: small tensors, which HDF5 places in
+ * whatever gap of the file fits them (they are not aligned), so one of
+ * them is no reason to read a whole block elsewhere; and boxes of many
+ * short runs (a shard of a later dimension), whose neighbouring shards'
+ * runs the readahead then holds for the next tiles. 0 or -1. */
+static int read_box(ckpt_file *f, hid_t dset, int64_t base, bool large, const box *whole, const box *b,
+                    int n_dims, float *out) {
+  if (base >= 0) {
+    int walk;
+    const int64_t run = run_elements(b, whole, n_dims, &walk);
+    int64_t idx[4];
+    for (int d = 0; d < n_dims; d++) idx[d] = b->lo[d];
+    if (large && run == box_elements(b, n_dims) && reader_of(f)) {
+      const off_t at = (off_t)(base + flat_index(whole, idx, n_dims) * (int64_t)sizeof(float));
+      const int status = direct_reader_read(f->reader, out, (size_t)run * sizeof *out, at);
+      if (status <= 0) return status;
+      direct_reader_close(f->reader); /* O_DIRECT refused: the page cache from now on */
+      f->reader = NULL;
+    }
+    do {
+      const off_t at = (off_t)(base + flat_index(whole, idx, n_dims) * (int64_t)sizeof(float));
+      if (pread_all(f->read_fd, out, (size_t)run * sizeof *out, at) != 0) return -1;
+      out += run;
+    } while (next_run(idx, b, walk));
+    return 0;
+  }
   hsize_t off[4], cnt[4];
   for (int d = 0; d < n_dims; d++) off[d] = (hsize_t)b->lo[d], cnt[d] = (hsize_t)(b->hi[d] - b->lo[d]);
   hid_t file_space = H5Dget_space(dset);
   hid_t mem_space = H5Screate_simple(n_dims, cnt, NULL);
-  int status = H5Sselect_hyperslab(file_space, H5S_SELECT_SET, off, NULL, cnt, NULL) >= 0 &&
+  int status = file_space >= 0 && mem_space >= 0 &&
+                       H5Sselect_hyperslab(file_space, H5S_SELECT_SET, off, NULL, cnt, NULL) >= 0 &&
                        H5Dread(dset, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, out) >= 0
                    ? 0
                    : -1;
@@ -443,8 +630,27 @@ static int read_box(hid_t dset, const box *b, int n_dims, float *out) {
   return status;
 }
 
+/* The file's scratch tile buffer, grown to at least n elements; kept until
+ * close, so a load does not pay fresh pages for every tensor. */
+static float *scratch_of(ckpt_file *f, size_t n) {
+  if (n > f->scratch_elements) {
+    free(f->scratch);
+    f->scratch = xmalloc(n * sizeof *f->scratch, "checkpoint tile");
+    f->scratch_elements = n;
+  }
+  return f->scratch;
+}
+
 int ckpt_tensor_read(ckpt_file *f, const char *path, int n_dims, const int64_t *start,
                      const int64_t *count, float *data, char *err, size_t err_bytes) {
+  int64_t n = 1;
+  for (int d = 0; d < n_dims; d++) n *= count[d];
+  return ckpt_tensor_read_part(f, path, n_dims, start, count, 0, n, data, err, err_bytes);
+}
+
+int ckpt_tensor_read_part(ckpt_file *f, const char *path, int n_dims, const int64_t *start,
+                          const int64_t *count, int64_t first, int64_t n, float *data, char *err,
+                          size_t err_bytes) {
   int file_dims = 0;
   int64_t shape[4];
   if (ckpt_tensor_shape(f, path, &file_dims, shape) != 0 || file_dims != n_dims) {
@@ -452,6 +658,7 @@ int ckpt_tensor_read(ckpt_file *f, const char *path, int n_dims, const int64_t *
              n_dims);
     return EXIT_IO_ERROR;
   }
+  if (n <= 0) return 0;
   hid_t dset = H5Dopen2(f->file, path, H5P_DEFAULT);
   int64_t geometry[3];
   ckpt_tiling tiling = {0, 0, 0};
@@ -471,33 +678,41 @@ int ckpt_tensor_read(ckpt_file *f, const char *path, int n_dims, const int64_t *
   if (status) {
     snprintf(err, err_bytes, "checkpoint '%s' is damaged: tensor %s lacks its checksums", f->path, path);
   } else {
-    /* every tile the request touches is read whole, checked, and the part
-     * inside the request kept */
-    box want, tile, part;
-    for (int d = 0; d < n_dims; d++) want.lo[d] = start[d], want.hi[d] = start[d] + count[d];
-    float *buffer = NULL;
-    size_t buffer_elements = 0;
+    /* Every tile holding wanted elements is read once, whole, and checked
+     * before any of it is kept. A tile that lies inside the wanted part and
+     * is one run both in the file and in `data` is read straight into place
+     * (the common case: a layout reading the tiles it saved); others go
+     * through the scratch buffer and only their wanted part is copied. */
+    box want, whole, tile, part;
+    for (int d = 0; d < n_dims; d++) {
+      want.lo[d] = start[d], want.hi[d] = start[d] + count[d];
+      whole.lo[d] = 0, whole.hi[d] = shape[d];
+    }
+    int64_t n_elements = 1;
+    for (int d = 0; d < n_dims; d++) n_elements *= shape[d];
+    const int64_t base = readable_offset(dset, n_elements);
+    const bool large = (size_t)n_elements * sizeof(float) >= DIRECT_MIN_BYTES;
     for (int64_t slot = 0; slot < n_slots && status == 0; slot++) {
       if (!tile_box(&tiling, n_dims, shape, slot, &tile) || !box_overlap(&tile, &want, n_dims, &part)) continue;
+      int64_t last[4];
+      for (int d = 0; d < n_dims; d++) last[d] = part.hi[d] - 1;
+      const int64_t lo = flat_index(&want, part.lo, n_dims), hi = flat_index(&want, last, n_dims) + 1;
+      if (hi <= first || lo >= first + n) continue; /* none of the tile is wanted */
       const size_t elements = (size_t)box_elements(&tile, n_dims);
-      /* the tile is exactly the request: read straight into place */
-      const bool whole = box_elements(&part, n_dims) == (int64_t)elements &&
-                         box_elements(&want, n_dims) == (int64_t)elements;
-      if (!whole && elements > buffer_elements) {
-        free(buffer);
-        buffer = xmalloc(elements * sizeof *buffer, "checkpoint tile");
-        buffer_elements = elements;
-      }
-      float *into = whole ? data : buffer;
-      if (read_box(dset, &tile, n_dims, into) != 0 || crc32c(into, elements * sizeof *into) != crcs[slot]) {
+      int walk_file, walk_data;
+      const bool in_place = box_elements(&part, n_dims) == (int64_t)elements && lo >= first &&
+                            hi <= first + n && run_elements(&tile, &whole, n_dims, &walk_file) == (int64_t)elements &&
+                            run_elements(&tile, &want, n_dims, &walk_data) == (int64_t)elements;
+      float *into = in_place ? data + (lo - first) : scratch_of(f, elements);
+      if (read_box(f, dset, base, large, &whole, &tile, n_dims, into) != 0 ||
+          crc32c(into, elements * sizeof *into) != crcs[slot]) {
         snprintf(err, err_bytes, "checkpoint '%s' is damaged: tensor %s fails its checksum (tile %lld) or cannot be read",
                  f->path, path, (long long)slot);
         status = EXIT_IO_ERROR;
-      } else if (!whole) {
-        copy_part(buffer, &tile, data, &want, &part, n_dims);
+      } else if (!in_place) {
+        copy_part(into, &tile, data, &want, first, n, &part, n_dims);
       }
     }
-    free(buffer);
   }
   free(crcs);
   H5Dclose(dset);

@@ -9,20 +9,29 @@
  * never finished. (HDF5's own Fletcher-32 filter needs chunked storage,
  * which parallel HDF5 fills at creation: every byte written twice.)
  *
- * With a parallel HDF5 build the file is opened by a communicator and ranks
- * write their hyperslabs collectively (ranks without data select nothing);
- * with serial HDF5 one process writes and any number read.
+ * With a parallel HDF5 build the file is opened by a communicator: every
+ * rank creates every dataset (collective metadata), and hyperslabs that are
+ * not one run of the file are written collectively (ranks without data
+ * select nothing); with serial HDF5 one process writes and any number read.
  *
- * The bytes of large tensors whose hyperslab is one contiguous run of the
- * file bypass HDF5 and the page cache: datasets are allocated at creation
- * on 4 KiB boundaries, so their file offsets are fixed (H5Dget_offset), and
- * the writer sends the 4 KiB-aligned middle of each run with O_DIRECT
- * (io/direct_writer.h: copies into aligned buffers overlap the writes; the
- * head and tail, and file systems without O_DIRECT, go through an ordinary
- * descriptor). HDF5 still writes
- * every byte of metadata; the file is an ordinary HDF5 file. Errors of HDF5
- * calls go through the one error path (H5_CHECK); reads of a damaged file
- * return an error instead, so the caller can fall back to an older file.
+ * Tensor bytes bypass HDF5's raw-data path. Datasets are allocated at
+ * creation on 4 KiB boundaries, so their file offsets are fixed
+ * (H5Dget_offset). A writer whose hyperslab is one contiguous run of the
+ * file writes it itself with no collective call: for tensors of 1 MiB and
+ * more the 4 KiB-aligned middle with O_DIRECT (io/direct_writer.h: copies
+ * into aligned buffers overlap the writes; file systems without O_DIRECT
+ * get an ordinary descriptor); the unaligned head and tail, and smaller
+ * tensors, through the page cache, kept in memory until the O_DIRECT
+ * thread has finished (a buffered write would wait for its inode lock).
+ * Readers read every tile they need once, with pread at the dataset's
+ * offset (HDF5 only for a dataset without one, e.g. a file repacked by
+ * h5repack), check its CRC and keep their part. A file that is not in the
+ * page cache (as a save leaves it) is read with O_DIRECT too, a block ahead
+ * of the checks (io/direct_reader.h): the page cache would only add a copy
+ * and fresh pages of its own. HDF5 still writes and reads every byte of
+ * metadata; the file is an ordinary HDF5 file. Errors of HDF5 calls go
+ * through the one error path (H5_CHECK); reads of a damaged file return an
+ * error instead, so the caller can fall back to an older file.
  */
 #ifndef TESSERA_CHECKPOINT_FILE_H
 #define TESSERA_CHECKPOINT_FILE_H
@@ -32,6 +41,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+/* a write through the page cache kept for later (ckpt_file_close) */
+typedef struct ckpt_deferred_write {
+  off_t offset;      /* in the file */
+  size_t at, bytes;  /* in deferred_data */
+} ckpt_deferred_write;
 
 typedef struct ckpt_file {
   hid_t file;
@@ -39,7 +55,17 @@ typedef struct ckpt_file {
   char path[4096];
   /* the direct path for tensor bytes (files being written): */
   struct direct_writer *direct; /* O_DIRECT, or NULL where the file system refuses it */
-  int buffered_fd;              /* the unaligned head and tail of each tensor */
+  int buffered_fd;              /* the unaligned head and tail of each tensor, small tensors */
+  ckpt_deferred_write *deferred; /* those, while the O_DIRECT thread runs */
+  size_t n_deferred, deferred_capacity;
+  char *deferred_data;
+  size_t deferred_used, deferred_bytes;
+  /* files being read: */
+  int read_fd;                  /* tensor bytes, by pread through the page cache */
+  struct direct_reader *reader; /* the same by O_DIRECT; NULL: refused, or the file is cached */
+  bool reader_decided;          /* reader is opened (or not) at the first large read */
+  float *scratch;               /* one tile, for tiles only partly wanted */
+  size_t scratch_elements;
 } ckpt_file;
 
 /* True when this build can open one file from many processes. */
@@ -81,16 +107,24 @@ ckpt_tiling ckpt_tiling_for(int n_dims, const int64_t *shape, int split_dim, int
 int64_t ckpt_tiling_slots(const ckpt_tiling *t, int n_dims, const int64_t *shape);
 
 /* Creates dataset `path` (intermediate groups too) of the logical shape:
- * contiguous fp32, no fill pass (every element gets written). */
-void ckpt_tensor_create(ckpt_file *f, const char *path, int n_dims, const int64_t *shape);
+ * contiguous fp32, no fill pass (every element gets written), space
+ * allocated now. Returns the file offset of its first byte, the same on
+ * every rank of a collective file, or -1 when HDF5 gives none. */
+int64_t ckpt_tensor_create(ckpt_file *f, const char *path, int n_dims, const int64_t *shape);
+/* Whether ckpt_tensor_write writes this tensor by the direct path: the
+ * writer's hyperslab is one contiguous run of the file (the whole tensor, or
+ * a shard along a dimension that only dimensions of extent 1 precede) and
+ * the dataset has a file offset. Depends on the shape, the tiling and the
+ * offset only, so every rank of a collective file decides the same. */
+bool ckpt_tensor_write_is_direct(const ckpt_file *f, const int64_t *shape, const ckpt_tiling *tiling,
+                                 int64_t file_offset);
 /* Writes the hyperslab [start, start + count) from contiguous data: one
  * whole shard of `tiling`, whose tiles' CRCs are stored into crcs (slots of
- * other shards untouched). In a collective file every rank calls, has_data
- * false selecting nothing. A hyperslab that is one contiguous run of a
- * tensor of at least 1 MiB goes by the direct path (no collective call);
- * the choice depends only on the shape and the slab's form, so every rank
- * makes the same one. */
-void ckpt_tensor_write(ckpt_file *f, const char *path, int n_dims, const int64_t *shape,
+ * other shards untouched). file_offset: ckpt_tensor_create's answer. By the
+ * direct path the call is the writer's alone (no HDF5 call; ranks without
+ * data need not call). Otherwise, in a collective file, every rank calls,
+ * has_data false selecting nothing (a collective H5Dwrite). */
+void ckpt_tensor_write(ckpt_file *f, const char *path, int64_t file_offset, int n_dims, const int64_t *shape,
                        const ckpt_tiling *tiling, const int64_t *start, const int64_t *count,
                        const float *data, bool has_data, uint32_t *crcs);
 /* Stores the tiling and every tile's CRC as attributes of the dataset (in a
@@ -99,9 +133,16 @@ void ckpt_tensor_write_checksums(ckpt_file *f, const char *path, const ckpt_tili
                                  const uint32_t *crcs, int64_t n_slots);
 /* Reads a hyperslab, checking the CRC of every tile it touches; returns 0,
  * or EXIT_IO_ERROR with err set when the dataset is missing, has another
- * shape rank or lacks its checksums, or a tile fails its checksum. */
+ * shape rank or lacks its checksums, or a tile fails its checksum or cannot
+ * be read (a truncated file). Local: no collective call. */
 int ckpt_tensor_read(ckpt_file *f, const char *path, int n_dims, const int64_t *start,
                      const int64_t *count, float *data, char *err, size_t err_bytes);
+/* The same for the elements [first, first + n) of the hyperslab in its
+ * row-major order (data[0] is element `first`): only the tiles holding
+ * them are read and checked (a ZeRO range of a shard). */
+int ckpt_tensor_read_part(ckpt_file *f, const char *path, int n_dims, const int64_t *start,
+                          const int64_t *count, int64_t first, int64_t n, float *data, char *err,
+                          size_t err_bytes);
 /* The dataset's shape; -1 when it does not exist. */
 int ckpt_tensor_shape(ckpt_file *f, const char *path, int *n_dims, int64_t shape[4]);
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "architecture.h"
@@ -40,6 +41,26 @@ static void shard_slab(const param_spec *p, int64_t start[4], int64_t count[4]) 
 static ckpt_tiling tiling_of(const param_spec *p) {
   const int sd = p->tp_split_dim;
   return ckpt_tiling_for(p->n_dims, p->shape, sd, sd >= 0 ? p->local_shape[sd] : 0);
+}
+
+/* A barrier that sleeps while it waits. Ranks with nothing to write would
+ * otherwise wait in MPI, which polls (Open MPI spins, at best yielding the
+ * core between polls) and, where ranks outnumber cores, takes CPU time from
+ * the one rank that writes (doc/performance.md: 4 ranks on 2 cores). Polls
+ * every half millisecond; with a watchdog set, after that long it hands the
+ * wait to comm_wait, which reports a missing peer. */
+static void quiet_barrier(comm *c) {
+  float token = 0;
+  comm_request req;
+  comm_allreduce_sum_f32_start(c, &token, 1, &req);
+  const struct timespec pause = {0, 500 * 1000};
+  const double start = progress_now();
+  for (;;) {
+    comm_poke(&req, 1); /* MPI_Test: the request becomes MPI_REQUEST_NULL once complete */
+    if (req.mpi == MPI_REQUEST_NULL || (c->watchdog_s > 0 && progress_now() - start > c->watchdog_s)) break;
+    nanosleep(&pause, NULL);
+  }
+  comm_wait(&req);
 }
 
 /* ---------------------------------------------------------------- the job */
@@ -183,14 +204,14 @@ static void write_single(checkpoint_saver *s, save_job *job) {
     for (int st = 0; st < 3; st++) {
       char path[REGISTRY_NAME_BYTES + 32];
       snprintf(path, sizeof path, "params/%s/%s", p->name, state_names[st]);
-      ckpt_tensor_create(&f, path, p->n_dims, p->shape);
+      const int64_t file_offset = ckpt_tensor_create(&f, path, p->n_dims, p->shape);
       memset(crcs, 0, (size_t)n_slots * sizeof *crcs);
       for (int r = 0; r < n_shards; r++) {
         const param_spec shard = registry_shard_of_tp_rank(p, r);
         int64_t start[4], count[4];
         shard_slab(&shard, start, count);
         const float *data = s->shards[st] + (size_t)tp * p->offset + (size_t)r * p->n_local;
-        ckpt_tensor_write(&f, path, p->n_dims, p->shape, &tiling, start, count, data, true, crcs);
+        ckpt_tensor_write(&f, path, file_offset, p->n_dims, p->shape, &tiling, start, count, data, true, crcs);
       }
       ckpt_tensor_write_checksums(&f, path, &tiling, crcs, n_slots);
     }
@@ -218,8 +239,13 @@ static void *background_writer(void *arg) {
 
 /* ------------------------------------------------------- collective writer */
 
-/* Parallel HDF5: the first replica's tp ranks write their own shards, every
- * rank taking part in each collective call. */
+/* Parallel HDF5: the first replica's tp ranks write their own shards. Every
+ * rank creates every dataset (collective metadata) and takes part in the
+ * collective writes of the shards that are not one run of the file (tp
+ * splits behind a leading dimension); those come first. Then the writers
+ * write the other tensors by the direct path, which needs no other rank,
+ * while the rest wait in a barrier that sleeps: no per-tensor collective
+ * makes them poll MPI while the writer works. */
 static void write_collective(checkpoint_saver *s, save_job *job) {
   grid *g = s->g;
   const registry *reg = &s->whole;
@@ -230,39 +256,53 @@ static void write_collective(checkpoint_saver *s, save_job *job) {
   if (bad) fail_collective(EXIT_IO_ERROR, "cannot create checkpoint file '%s'", job->tmp_path);
   const int fd = g->world_rank == 0 ? open(job->tmp_path, O_RDONLY) : -1;
   write_attributes(&f, s->cfg, g, job);
-  /* every dataset's tiles in one table, so one reduction gathers the CRCs */
+  /* every dataset created first, with its file offset; their tiles in one
+   * table, so one reduction gathers the CRCs */
+  int64_t *file_offsets = xmalloc((size_t)reg->n_params * 3 * sizeof *file_offsets, "checkpoint offsets");
   int64_t n_slots_total = 0;
   for (int k = 0; k < reg->n_params; k++) {
-    const ckpt_tiling tiling = tiling_of(&reg->params[k]);
-    n_slots_total += 3 * ckpt_tiling_slots(&tiling, reg->params[k].n_dims, reg->params[k].shape);
-  }
-  uint32_t *crcs = xcalloc((size_t)n_slots_total, sizeof *crcs, "checkpoint checksums");
-  int64_t slot = 0;
-  for (int k = 0; k < reg->n_params; k++) {
     const param_spec *p = &reg->params[k];
-    if (k == reg->n_params / 2) maybe_inject_fault(g, job->step);
     const ckpt_tiling tiling = tiling_of(p);
-    const int64_t n_slots = ckpt_tiling_slots(&tiling, p->n_dims, p->shape);
-    /* the owning stage's first replica writes; a tensor every tp rank
-     * holds whole is written by tp rank 0 only */
-    const bool has_data = s->first_replica && s->owner[k] == g->pp_rank && (p->tp_split_dim >= 0 || g->tp_rank == 0);
-    const param_spec *local = has_data ? registry_find(&s->m->reg, p->name) : NULL;
-    int64_t start[4], count[4];
-    shard_slab(p, start, count);
-    for (int st = 0; st < 3; st++, slot += n_slots) {
+    n_slots_total += 3 * ckpt_tiling_slots(&tiling, p->n_dims, p->shape);
+    for (int st = 0; st < 3; st++) {
       char path[REGISTRY_NAME_BYTES + 32];
       snprintf(path, sizeof path, "params/%s/%s", p->name, state_names[st]);
-      ckpt_tensor_create(&f, path, p->n_dims, p->shape);
-      ckpt_tensor_write(&f, path, p->n_dims, p->shape, &tiling, start, count,
-                        local ? s->state[st] + local->offset : s->state[st], has_data, crcs + slot);
+      file_offsets[3 * k + st] = ckpt_tensor_create(&f, path, p->n_dims, p->shape);
     }
-    start_writeback(fd);
   }
+  uint32_t *crcs = xcalloc((size_t)n_slots_total, sizeof *crcs, "checkpoint checksums");
+  for (int direct = 0; direct < 2; direct++) {
+    int64_t slot = 0;
+    for (int k = 0; k < reg->n_params; k++) {
+      const param_spec *p = &reg->params[k];
+      if (direct && k == reg->n_params / 2) maybe_inject_fault(g, job->step);
+      const ckpt_tiling tiling = tiling_of(p);
+      const int64_t n_slots = ckpt_tiling_slots(&tiling, p->n_dims, p->shape);
+      /* the owning stage's first replica writes; a tensor every tp rank
+       * holds whole is written by tp rank 0 only */
+      const bool has_data = s->first_replica && s->owner[k] == g->pp_rank && (p->tp_split_dim >= 0 || g->tp_rank == 0);
+      const param_spec *local = has_data ? registry_find(&s->m->reg, p->name) : NULL;
+      int64_t start[4], count[4];
+      shard_slab(p, start, count);
+      for (int st = 0; st < 3; st++, slot += n_slots) {
+        const int64_t file_offset = file_offsets[3 * k + st];
+        if (ckpt_tensor_write_is_direct(&f, p->shape, &tiling, file_offset) != direct || (direct && !has_data))
+          continue;
+        char path[REGISTRY_NAME_BYTES + 32];
+        snprintf(path, sizeof path, "params/%s/%s", p->name, state_names[st]);
+        ckpt_tensor_write(&f, path, file_offset, p->n_dims, p->shape, &tiling, start, count,
+                          local ? s->state[st] + local->offset : s->state[st], has_data, crcs + slot);
+      }
+      if (direct) start_writeback(fd);
+    }
+  }
+  free(file_offsets);
+  quiet_barrier(&g->world); /* the writers' direct writes */
   /* each tile has one writer and zeros elsewhere: the maximum is its CRC */
   int64_t *crcs_wide = xmalloc((size_t)n_slots_total * sizeof *crcs_wide, "checkpoint checksums");
   for (int64_t i = 0; i < n_slots_total; i++) crcs_wide[i] = crcs[i];
   comm_allreduce_max_i64(&g->world, crcs_wide, (size_t)n_slots_total);
-  slot = 0;
+  int64_t slot = 0;
   for (int k = 0; k < reg->n_params; k++) {
     const param_spec *p = &reg->params[k];
     const ckpt_tiling tiling = tiling_of(p);
@@ -342,6 +382,10 @@ size_t checkpoint_saver_staging_bytes(const checkpoint_saver *s) { return s->sta
  * single writer, each tensor's owning stage gathers its tp shards (over tp)
  * and, if that stage is not world rank 0's, sends them to it over pp. */
 static void stage(checkpoint_saver *s) {
+  /* Outside the first replica a rank writes nothing: with ZeRO it still
+   * takes part in the gathers over dp×sp, without ZeRO it has nothing to
+   * do (and its copy would take memory bandwidth and cores from the writer). */
+  if (!s->first_replica && !s->opt->shard_group) return;
   optimizer_gather_master(s->opt, s->state[0]); /* over dp×sp: the ZeRO ranges */
   optimizer_gather_moments(s->opt, s->state[1], s->state[2]);
   grid *g = s->g;
@@ -435,6 +479,7 @@ checkpoint_stats checkpoint_save(checkpoint_saver *s, int64_t step) {
   } else {
     write_collective(s, job);
   }
+  quiet_barrier(&g->world); /* rank 0 writes (one writer) or syncs and renames */
   int64_t status = job->status;
   comm_allreduce_max_i64(&g->world, &status, 1);
   if (status) fail_collective((int)status, "%s", job->err[0] ? job->err : "a rank could not write the checkpoint");
@@ -567,8 +612,10 @@ static void resolve(const config *cfg, const grid *g, char *path, size_t path_by
 }
 
 int64_t checkpoint_resume(const config *cfg, grid *g, model *m, optimizer *opt) {
+  /* ranks arrive at different times (their setup shares the cores): the
+   * load's clock starts once all are here */
+  quiet_barrier(&g->world);
   const double start_time = progress_now();
-  double bytes_read = 0;
   char path[4600], err[4400];
   resolve(cfg, g, path, sizeof path);
   if (!path[0]) return 0;
@@ -586,37 +633,110 @@ int64_t checkpoint_resume(const config *cfg, grid *g, model *m, optimizer *opt) 
   if (differences[0])
     fail_collective(EXIT_USER_ERROR, "checkpoint '%s' holds a different model: %s", path, differences);
 
+  /* Who reads what. The dp×sp replicas of this rank's tp shard need the
+   * same weights (and, without ZeRO, the same moments): each reads a
+   * disjoint range (its ZeRO range when there is one) and an all-gather
+   * shares them, so each byte is read and checked once per replica group
+   * rather than once per rank. With ZeRO, the moments stay in the range
+   * that was read. doc/performance.md has the numbers. */
   const registry *reg = &m->reg;
+  const backend *be = opt->be;
   const size_t n = reg->n_local_total;
-  float *state[3];
-  for (int s = 0; s < 3; s++) state[s] = xcalloc(n, sizeof(float), "checkpoint staging");
+  comm *replicas = &g->dp_sp;
+  const int n_replicas = replicas->size;
+  int *counts = xmalloc((size_t)n_replicas * sizeof *counts, "checkpoint read ranges");
+  int *displs = xmalloc((size_t)n_replicas * sizeof *displs, "checkpoint read ranges");
+  if (opt->shard_group) {
+    memcpy(counts, opt->shard_counts, (size_t)n_replicas * sizeof *counts);
+    memcpy(displs, opt->shard_displs, (size_t)n_replicas * sizeof *displs);
+  } else { /* the split ZeRO would use: the first n mod D ranges one longer */
+    ENSURE(n / (size_t)n_replicas < (size_t)1 << 31, "a read range of %zu elements is too large", n / (size_t)n_replicas);
+    for (int r = 0, displ = 0; r < n_replicas; r++) {
+      counts[r] = (int)(n / (size_t)n_replicas + ((size_t)r < n % (size_t)n_replicas));
+      displs[r] = displ;
+      displ += counts[r];
+    }
+  }
+  const size_t lo = (size_t)displs[replicas->rank], hi = lo + (size_t)counts[replicas->rank];
+  ENSURE(lo == opt->shard_start || !opt->shard_group, "read range and ZeRO range differ");
+
+  /* Destinations are the buffers the state lives in when the backend's
+   * memory is host memory (the CPU backend): the model's fp32 weights and
+   * the optimizer's ranges, all touched already, so no fresh pages are
+   * faulted in (on the machine of doc/performance.md first touches cost
+   * more than the read itself) and nothing is copied twice. */
+  const bool into_model = be->act_elem_bytes == sizeof(float) && !m->windowed_params &&
+                          be->host_pointer(m->params) != NULL;
+  float *weights = /* every weight of this rank's tp shard */
+      into_model ? be->host_pointer(m->params) : xmalloc(n * sizeof(float), "checkpoint weights");
+  float *moments[2]; /* this rank's optimizer range of m and v */
+  float *own[2] = {be->host_pointer(opt->m), be->host_pointer(opt->v)};
+  for (int i = 0; i < 2; i++)
+    moments[i] = own[i] ? own[i] : xmalloc(opt->shard_elems * sizeof(float), "checkpoint moments");
+
   int64_t bad = 0;
+  double bytes_read = 0;
+  /* in the file's order (each parameter's weight, adam_m, adam_v), so the
+   * kernel's readahead sees one sequential stream */
   for (int k = 0; k < reg->n_params && !bad; k++) {
     const param_spec *p = &reg->params[k];
-    int64_t start[4], count[4];
+    const size_t a = p->offset > lo ? p->offset : lo;
+    const size_t b = p->offset + p->n_local < hi ? p->offset + p->n_local : hi;
+    if (a >= b) continue;
+    int64_t start[4], count[4], n_valid = 1;
     shard_slab(p, start, count);
-    for (int s = 0; s < 3 && !bad; s++) {
+    for (int d = 0; d < p->n_dims; d++) n_valid *= count[d];
+    /* valid elements are the shard's row-major prefix; padding (the
+     * vocabulary's, past its end) is zero */
+    const int64_t first = (int64_t)(a - p->offset), end = (int64_t)(b - p->offset);
+    const int64_t valid_end = end < n_valid ? end : n_valid;
+    for (int st = 0; st < 3 && !bad; st++) {
+      /* the moments' buffer starts at the optimizer's range: the whole
+       * buffer without ZeRO (read range [lo, hi) of it), the range with */
+      float *into = st == 0 ? weights + lo : moments[st - 1] + (lo - opt->shard_start);
       char tensor[REGISTRY_NAME_BYTES + 32];
-      snprintf(tensor, sizeof tensor, "params/%s/%s", p->name, state_names[s]);
-      if (ckpt_tensor_read(&f, tensor, p->n_dims, start, count, state[s] + p->offset, err, sizeof err))
-        bad = 1;
-      int64_t n_read = 1;
-      for (int d = 0; d < p->n_dims; d++) n_read *= count[d];
-      bytes_read += (double)n_read * sizeof(float);
+      snprintf(tensor, sizeof tensor, "params/%s/%s", p->name, state_names[st]);
+      if (valid_end > first) {
+        if (ckpt_tensor_read_part(&f, tensor, p->n_dims, start, count, first, valid_end - first,
+                                  into + (a - lo), err, sizeof err))
+          bad = 1;
+        bytes_read += (double)(valid_end - first) * sizeof(float);
+      }
+      const int64_t pad_from = first > valid_end ? first : valid_end;
+      if (end > pad_from) memset(into + (a - lo) + (pad_from - first), 0, (size_t)(end - pad_from) * sizeof(float));
     }
   }
   int64_t step = 0, optimizer_step = 0;
   if (!bad && (ckpt_attr_read_i64(&f, "step", &step) || ckpt_attr_read_i64(&f, "optimizer_step", &optimizer_step)))
     bad = 1, snprintf(err, sizeof err, "checkpoint '%s' lacks its step attributes", path);
   ckpt_file_close(&f);
-  comm_allreduce_max_i64(&g->world, &bad, 1);
-  if (bad) fail_collective(EXIT_IO_ERROR, "%s", err[0] ? err : "a rank could not read the checkpoint");
-  model_load_params(m, state[0]);
-  optimizer_load(opt, state[0], state[1], state[2], optimizer_step);
-  for (int s = 0; s < 3; s++) free(state[s]);
+  /* a damaged tile may lie in one rank's range only: the lowest failing
+   * rank's message is the job's */
+  quiet_barrier(&g->world);
+  int64_t failing = bad ? g->world_size - g->world_rank : 0;
+  comm_allreduce_max_i64(&g->world, &failing, 1);
+  if (failing) {
+    comm_broadcast(&g->world, err, sizeof err, g->world_size - (int)failing);
+    fail_collective(EXIT_IO_ERROR, "%s", err[0] ? err : "a rank could not read the checkpoint");
+  }
+  if (n_replicas > 1) {
+    comm_allgatherv_inplace_f32(replicas, weights, counts, displs);
+    if (!opt->shard_group) /* without ZeRO every replica holds all the moments */
+      for (int i = 0; i < 2; i++) comm_allgatherv_inplace_f32(replicas, moments[i], counts, displs);
+  }
+  if (!into_model) model_load_params(m, weights); /* into_model: they are in place already */
+  optimizer_load_range(opt, weights + opt->shard_start, moments[0], moments[1], optimizer_step);
+  if (!into_model) free(weights);
+  for (int i = 0; i < 2; i++)
+    if (!own[i]) free(moments[i]);
+  free(counts);
+  free(displs);
   const double seconds = progress_now() - start_time;
+  const double bytes_loaded = (double)(n + 2 * opt->shard_elems) * sizeof(float);
   if (g->world_rank == 0)
-    printf("resumed from %s at step %lld (read %.1f MB per rank in %.2f s, %.2f GB/s)\n", path,
-           (long long)step, bytes_read / 1e6, seconds, bytes_read / 1e9 / (seconds > 0 ? seconds : 1e-9));
+    printf("resumed from %s at step %lld (loaded %.1f MB per rank in %.2f s, %.2f GB/s; %.1f MB of it read "
+           "from the file, the rest from replicas)\n",
+           path, (long long)step, bytes_loaded / 1e6, seconds, bytes_loaded / 1e9 / (seconds > 0 ? seconds : 1e-9),
+           bytes_read / 1e6);
   return step;
 }

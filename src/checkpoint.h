@@ -7,7 +7,9 @@
  * shapes (io/checkpoint_file.h, doc/checkpoint-format.md), each region
  * written once:
  *   - parallel HDF5, synchronous save: the first data-parallel replica's tp
- *     ranks each write their own shard with collective I/O;
+ *     ranks each write their own shard (collective I/O only for shards that
+ *     are not one run of the file; the rest by pwrite/O_DIRECT, while the
+ *     other ranks wait in a barrier that sleeps);
  *   - serial HDF5, or --async-save: world rank 0 is the one writer; the
  *     first replica's tp ranks send it their shards at the step boundary.
  * With --async-save the state is copied to host memory at the step boundary
@@ -15,8 +17,10 @@
  * the file while training goes on; that thread makes no MPI calls. The next
  * save, or the end of the run, waits for it first.
  *
- * A resume reads in any layout: each rank reads its own tp shard's
- * hyperslabs and keeps its ZeRO range. Training continues exactly (the data
+ * A resume reads in any layout: each rank needs its own tp shard's
+ * hyperslabs; the dp×sp replicas of a shard each read a disjoint range of
+ * it (their ZeRO ranges under ZeRO) and all-gather the rest, straight into
+ * the model's and optimizer's buffers. Training continues exactly (the data
  * order and learning rate are pure functions of the step).
  * Test hook: TESSERA_FAULT_SAVE="RANK:STEP" kills a rank halfway through the
  * writing of a save, to show that the previous checkpoint survives.

@@ -115,11 +115,22 @@ void optimizer_gather_moments(const optimizer *opt, float *host_m, float *host_v
 
 void optimizer_load(optimizer *opt, const float *host_master, const float *host_m,
                     const float *host_v, int64_t step) {
+  optimizer_load_range(opt, host_master + opt->shard_start, host_m + opt->shard_start,
+                       host_v + opt->shard_start, step);
+}
+
+/* from host unless src already is dst's host view */
+static void f32_load(const backend *be, f32_t *dst, const float *src, size_t n_elems) {
+  if (be->host_pointer(dst) != src) be->f32_from_host(dst, src, n_elems);
+}
+
+void optimizer_load_range(optimizer *opt, const float *master_range, const float *m_range,
+                          const float *v_range, int64_t step) {
   const backend *be = opt->be;
-  be->f32_from_host(opt->master, host_master + opt->shard_start, opt->shard_elems);
-  be->f32_from_host(opt->m, host_m + opt->shard_start, opt->shard_elems);
-  be->f32_from_host(opt->v, host_v + opt->shard_start, opt->shard_elems);
-  if (opt->compute_shard) be->act_from_host(opt->compute_shard, host_master + opt->shard_start, opt->shard_elems);
+  f32_load(be, opt->master, master_range, opt->shard_elems);
+  f32_load(be, opt->m, m_range, opt->shard_elems);
+  f32_load(be, opt->v, v_range, opt->shard_elems);
+  if (opt->compute_shard) be->act_from_host(opt->compute_shard, master_range, opt->shard_elems);
   opt->step = step;
 }
 

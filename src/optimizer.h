@@ -76,6 +76,11 @@ void optimizer_gather_moments(const optimizer *opt, float *host_m, float *host_v
  * step is the number of optimizer steps already taken. */
 void optimizer_load(optimizer *opt, const float *host_master, const float *host_m,
                     const float *host_v, int64_t step);
+/* The same from host copies of this rank's range only (shard_elems floats
+ * each). A copy that is the optimizer's own buffer (its host_pointer: a
+ * checkpoint read straight into it) is not copied again. */
+void optimizer_load_range(optimizer *opt, const float *master_range, const float *m_range,
+                          const float *v_range, int64_t step);
 void optimizer_free(optimizer *opt);
 
 /* ‖g‖₂ of the model's (already reduced) gradient. Tensor-parallel shards

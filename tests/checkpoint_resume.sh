@@ -7,7 +7,8 @@
 #    tolerances of tests/layout_equivalence.sh and for the same reason;
 #  * h5dump reads a tensor without tessera, and it matches the parameter dump;
 #  * a truncated newest checkpoint is reported and `--resume auto` uses the
-#    one before; flipped bytes inside a tensor fail its checksum (exit 2);
+#    one before; flipped bytes inside a tensor fail its checksum (exit 2),
+#    also where only rank 1 reads them (rank 0 reports rank 1's message);
 #    a file without its `complete` marker is refused (exit 2); another model
 #    shape and a missing path are user errors (exit 1);
 #  * --async-save: a resume pair saved by the background writer, SIGUSR1
@@ -109,6 +110,19 @@ train 2 --resume "$flip" --metrics "$work/g.jsonl" > "$work/g.out" 2> "$work/g.e
 [ $status -eq 2 ] && one_error_line "$work/g.err" && grep -q 'damaged' "$work/g.err" \
   && pass "flipped bytes: $(grep '^tessera: error' "$work/g.err" | cut -c1-100)" \
   || { fail "flipped bytes: status $status"; cat "$work/g.err"; }
+
+# damage that only rank 1 reads: replicas read disjoint ranges and share
+# them, and lnf.bias, the last tensor, lies in rank 1's; rank 0 reports
+# rank 1's message
+flip2="$work/eight_to_four/step_00000020.h5"
+pattern=$(tail -c 8 "$work/eight_to_four.params" | od -A n -t x1 | tr -s ' ' | sed 's/^ //; s/ $//; s/ /\\x/g; s/^/\\x/')
+offset=$(LC_ALL=C grep -obUaP "$pattern" "$flip2" | head -n 1 | cut -d: -f1)
+[ -n "$offset" ] || fail "could not find lnf.bias's bytes in the checkpoint"
+printf '\377\377\377\377' | dd of="$flip2" bs=1 seek="${offset:-0}" conv=notrunc 2> /dev/null
+train 2 --resume "$flip2" --metrics "$work/g2.jsonl" > "$work/g2.out" 2> "$work/g2.err"; status=$?
+[ $status -eq 2 ] && one_error_line "$work/g2.err" && grep -q 'damaged: tensor params/lnf.bias/weight fails its checksum' "$work/g2.err" \
+  && pass "flipped bytes in rank 1's range: $(grep '^tessera: error' "$work/g2.err" | cut -c1-60)...lnf.bias" \
+  || { fail "flipped bytes in rank 1's range: status $status"; cat "$work/g2.err"; }
 
 train 2 --resume "$work/tp4_to_one/step_00000010.h5" --d_model 64 --metrics "$work/h.jsonl" > /dev/null 2> "$work/h.err"; status=$?
 [ $status -eq 1 ] && one_error_line "$work/h.err" && grep -q 'd_model 32 in the checkpoint, 64 now' "$work/h.err" \
