@@ -97,6 +97,20 @@ typedef struct backend {
    * lda/ldb/ldc are row strides in elements of the matrices as stored. */
   void (*gemm)(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const act_t *A,
                int lda, const act_t *B, int ldb, float beta, act_t *C, int ldc);
+  /* The linear layer's forward with its bias, one op so that a backend may
+   * fuse the bias (and GELU) into the GEMM's epilogue:
+   *   out[n, o] = Σ_i inp[n, i]·weight[o, i] + bias[o]
+   * inp [N, IC], weight [OC, IC], bias [OC], out [N, OC], all contiguous;
+   * out is OVERWRITTEN. gemm_bias_gelu also applies gelu_forward's GELU:
+   * pre gets the sum above (OVERWRITTEN, kept for gelu_backward) and
+   * out = gelu(pre). The CPU backend calls gemm, bias_add (and
+   * gelu_forward): the same bits as calling them one by one. CUDA runs one
+   * cuBLASLt matmul with the epilogue, rounding each output to bf16 once
+   * (out from the unrounded fp32 pre-activation). */
+  void (*gemm_bias)(act_t *out, const act_t *inp, const act_t *weight, const act_t *bias, int N, int IC,
+                    int OC);
+  void (*gemm_bias_gelu)(act_t *out, act_t *pre, const act_t *inp, const act_t *weight, const act_t *bias,
+                         int N, int IC, int OC);
   /* out[n, c] += bias[c] for n < N */
   void (*bias_add)(act_t *out, const act_t *bias, int N, int C);
   /* dbias[c] += sum_n dout[n, c] */

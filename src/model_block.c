@@ -80,11 +80,11 @@ void model_norm_backward(model *m, act_t *dinp, act_t *dweight, act_t *dbias, co
 
 /* ---- linear layer, forward and backward ---- */
 
-/* out[N, OC] = inp[N, IC] · Wᵀ (+ bias) */
+/* out[N, OC] = inp[N, IC] · Wᵀ (+ bias: one op, which CUDA fuses into the GEMM) */
 static void linear_forward(const backend *be, act_t *out, const act_t *inp, const act_t *weight,
                            const act_t *bias, int N, int IC, int OC) {
-  be->gemm(false, true, N, OC, IC, 1.0f, inp, IC, weight, IC, 0.0f, out, OC);
-  if (bias) be->bias_add(out, bias, N, OC);
+  if (bias) be->gemm_bias(out, inp, weight, bias, N, IC, OC);
+  else be->gemm(false, true, N, OC, IC, 1.0f, inp, IC, weight, IC, 0.0f, out, OC);
 }
 
 /* dinp is overwritten; dweight and dbias accumulate. */
@@ -179,9 +179,14 @@ void block_forward(model *m, int j, block_acts *a, const act_t *res_in, int B, i
   partial = m->seq_shard ? m->d_btc : a->res3;
   model_norm_forward(m, ln_local, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2_w, p->ln2_b, Nl);
   model_gather_rows(m, a->ln2, ln_local, Nl, C);
-  linear_forward(be, a->fch, a->ln2, p->w1, p->b1, N, C, F_in);        /* column-parallel */
-  if (m->shape.mlp == MLP_SWIGLU) be->swiglu_forward(a->fch_gelu, a->fch, N, Fl);
-  else be->gelu_forward(a->fch_gelu, a->fch, (size_t)N * Fl);
+  /* column-parallel; GELU with a bias is one op (fch kept for gelu_backward) */
+  if (m->shape.mlp == MLP_GELU && p->b1) {
+    be->gemm_bias_gelu(a->fch_gelu, a->fch, a->ln2, p->w1, p->b1, N, C, F_in);
+  } else {
+    linear_forward(be, a->fch, a->ln2, p->w1, p->b1, N, C, F_in);
+    if (m->shape.mlp == MLP_SWIGLU) be->swiglu_forward(a->fch_gelu, a->fch, N, Fl);
+    else be->gelu_forward(a->fch_gelu, a->fch, (size_t)N * Fl);
+  }
   linear_forward(be, partial, a->fch_gelu, p->w2, NULL, N, Fl, C);     /* row-parallel */
   model_sum_rows(m, a->res3, partial, Nl, C);
   if (p->b2) be->bias_add(a->res3, p->b2, Nl, C);

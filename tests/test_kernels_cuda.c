@@ -240,6 +240,75 @@ static void test_gemm(void) {
     }
 }
 
+/* The linear layer's fused forward. CUDA adds the bias to the fp32
+ * accumulator and rounds once (the CPU: fp32 throughout), so one bf16
+ * rounding: FWD_TOL. GELU's output comes from the unrounded pre-activation
+ * on CUDA and from the fp32 one on the CPU: one rounding too. Shapes: N and
+ * IC not multiples of 8/16; OC = 56 (a multiple of 8, which GELU's fused
+ * aux output needs) and 45 (not: the unfused fallback for GELU). Calling
+ * each twice checks that the cached algorithm is reused correctly; the
+ * offset buffers (an odd element offset) take the heuristic's alignment
+ * preferences below 256 bytes. */
+static void test_gemm_bias_at(int N, int IC, int OC, size_t offset) {
+  const size_t n_inp = (size_t)N * IC, n_w = (size_t)OC * IC, n_out = (size_t)N * OC;
+  float *inp = random_bf16(offset + n_inp, -1, 1), *w = random_bf16(offset + n_w, -1, 1);
+  float *bias = random_bf16(offset + OC, -1, 1), *junk = random_bf16(offset + n_out, -5, 5);
+  twin Inp = twin_act(inp, offset + n_inp), W = twin_act(w, offset + n_w), Bias = twin_act(bias, offset + OC);
+  twin Out = twin_act(junk, offset + n_out), Pre = twin_act(junk, offset + n_out);
+  char what[128];
+  for (int round = 0; round < 2; round++) {
+    cpu->gemm_bias(act_at(cpu, Out.c, offset), act_at(cpu, Inp.c, offset), act_at(cpu, W.c, offset),
+                   act_at(cpu, Bias.c, offset), N, IC, OC);
+    gpu->gemm_bias(act_at(gpu, Out.g, offset), act_at(gpu, Inp.g, offset), act_at(gpu, W.g, offset),
+                   act_at(gpu, Bias.g, offset), N, IC, OC);
+    snprintf(what, sizeof what, "gemm_bias N %d IC %d OC %d offset %zu, call %d", N, IC, OC, offset, round + 1);
+    expect_act(what, Out, FWD_TOL);
+    cpu->gemm_bias_gelu(act_at(cpu, Out.c, offset), act_at(cpu, Pre.c, offset), act_at(cpu, Inp.c, offset),
+                        act_at(cpu, W.c, offset), act_at(cpu, Bias.c, offset), N, IC, OC);
+    gpu->gemm_bias_gelu(act_at(gpu, Out.g, offset), act_at(gpu, Pre.g, offset), act_at(gpu, Inp.g, offset),
+                        act_at(gpu, W.g, offset), act_at(gpu, Bias.g, offset), N, IC, OC);
+    snprintf(what, sizeof what, "gemm_bias_gelu N %d IC %d OC %d offset %zu, call %d: pre", N, IC, OC, offset,
+             round + 1);
+    expect_act(what, Pre, FWD_TOL);
+    snprintf(what, sizeof what, "gemm_bias_gelu N %d IC %d OC %d offset %zu, call %d: out", N, IC, OC, offset,
+             round + 1);
+    expect_act(what, Out, FWD_TOL);
+  }
+  /* the bias is per output feature (column of the row-major out): a bias of
+   * 0 except feature 3 moves only column 3 (a per-row broadcast — the swap
+   * done wrong — would move row 3) */
+  float *single = calloc(offset + OC, sizeof *single);
+  single[offset + 3] = 1.0f;
+  gpu->act_from_host(Bias.g, single, offset + OC);
+  gpu->gemm_bias(act_at(gpu, Out.g, offset), act_at(gpu, Inp.g, offset), act_at(gpu, W.g, offset),
+                 act_at(gpu, Bias.g, offset), N, IC, OC);
+  float *moved = host_act(gpu, Out.g, offset + n_out);
+  gpu->gemm(false, true, N, OC, IC, 1.0f, act_at(gpu, Inp.g, offset), IC, act_at(gpu, W.g, offset), IC, 0.0f,
+            act_at(gpu, Out.g, offset), OC);
+  float *plain = host_act(gpu, Out.g, offset + n_out);
+  /* the two GEMMs may sum in different orders on a GPU: allow FWD_TOL of the largest value */
+  double scale = 1;
+  for (size_t i = 0; i < n_out; i++) scale = fmax(scale, fabs(plain[offset + i]));
+  size_t wrong = 0;
+  for (size_t i = 0; i < n_out; i++) {
+    const double d = (double)moved[offset + i] - plain[offset + i];
+    wrong += fabs(d - (i % OC == 3 ? 1.0 : 0.0)) > FWD_TOL * scale;
+  }
+  CHECK(wrong == 0, "gemm_bias N %d OC %d: %zu elements where a bias on feature 3 alone is not +1 on column 3 only",
+        N, OC, wrong);
+  free(single), free(moved), free(plain);
+  free_twin(Inp), free_twin(W), free_twin(Bias), free_twin(Out), free_twin(Pre);
+  free(inp), free(w), free(bias), free(junk);
+}
+
+static void test_gemm_bias(void) {
+  test_gemm_bias_at(37, 71, 56, 0);
+  test_gemm_bias_at(37, 71, 45, 0);
+  test_gemm_bias_at(37, 71, 56, 3); /* the first shape again, less aligned: a new cache entry */
+  test_gemm_bias_at(53, 29, 56, 3);
+  test_gemm_bias_at(1, 13, 8, 1);
+}
+
 static void test_elementwise(void) {
   const int N = 67, C = 45;
   const size_t n = (size_t)N * C;
@@ -908,6 +977,7 @@ int main(void) {
     return 77;
   }
   test_gemm();
+  test_gemm_bias();
   test_elementwise();
   test_swiglu();
   test_embedding();

@@ -19,6 +19,9 @@ void thread_partials_finish(float *dst, double *table, int n_rows, size_t n);
 
 void cpu_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const act_t *A, int lda,
               const act_t *B, int ldb, float beta, act_t *C, int ldc);
+void cpu_gemm_bias(act_t *out, const act_t *inp, const act_t *weight, const act_t *bias, int N, int IC, int OC);
+void cpu_gemm_bias_gelu(act_t *out, act_t *pre, const act_t *inp, const act_t *weight, const act_t *bias, int N,
+                        int IC, int OC);
 void cpu_bias_add(act_t *out, const act_t *bias, int N, int C);
 void cpu_bias_backward(act_t *dbias, const act_t *dout, int N, int C);
 

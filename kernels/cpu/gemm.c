@@ -1,5 +1,6 @@
-/* gemm — matrix products through OpenBLAS, and the bias add that follows a
- * linear layer.
+/* gemm — matrix products through OpenBLAS, the bias add that follows a
+ * linear layer, and the two together (gemm_bias, gemm_bias_gelu: the CUDA
+ * backend fuses them; here they are the separate calls).
  *
  * tessera's GEMM is row-major: C[M,N] = alpha·op(A)·op(B) + beta·C with the
  * stored leading dimensions lda/ldb/ldc, passed straight to cblas_sgemm with
@@ -24,6 +25,19 @@ void cpu_bias_add(act_t *out, const act_t *bias, int N, int C) {
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++)
     for (int c = 0; c < C; c++) o[(size_t)n * C + c] += b[c];
+}
+
+/* The linear layer's forward: unfused here, the calls the model made before
+ * the op existed, so CPU results are bit for bit what they were. */
+void cpu_gemm_bias(act_t *out, const act_t *inp, const act_t *weight, const act_t *bias, int N, int IC, int OC) {
+  cpu_gemm(false, true, N, OC, IC, 1.0f, inp, IC, weight, IC, 0.0f, out, OC);
+  cpu_bias_add(out, bias, N, OC);
+}
+
+void cpu_gemm_bias_gelu(act_t *out, act_t *pre, const act_t *inp, const act_t *weight, const act_t *bias, int N,
+                        int IC, int OC) {
+  cpu_gemm_bias(pre, inp, weight, bias, N, IC, OC);
+  cpu_gelu_forward(out, pre, (size_t)N * OC);
 }
 
 void cpu_bias_backward(act_t *dbias, const act_t *dout, int N, int C) {

@@ -19,11 +19,15 @@
 
 static cudaStream_t stream;
 static cublasHandle_t blas;
+static cublasLtHandle_t blas_lt;
+static void *lt_workspace; /* CUDA_LT_WORKSPACE_BYTES, for every cuBLASLt matmul (one stream: no overlap) */
 static void *scratch;
 static size_t scratch_bytes;
 
 cudaStream_t cuda_stream(void) { return stream; }
 cublasHandle_t cuda_blas(void) { return blas; }
+cublasLtHandle_t cuda_blas_lt(void) { return blas_lt; }
+void *cuda_lt_workspace(void) { return lt_workspace; }
 
 void *cuda_scratch(size_t n_bytes) {
   if (n_bytes > scratch_bytes) {
@@ -145,6 +149,8 @@ static const backend cuda_backend = {
     .device_id = device_id,
     .stream = stream_handle,
     .gemm = cuda_gemm,
+    .gemm_bias = cuda_gemm_bias,
+    .gemm_bias_gelu = cuda_gemm_bias_gelu,
     .bias_add = cuda_bias_add,
     .bias_backward = cuda_bias_backward,
     .add = cuda_add,
@@ -209,6 +215,8 @@ extern "C" const backend *backend_cuda(void) {
       CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
       CUBLAS_CHECK(cublasCreate(&blas));
       CUBLAS_CHECK(cublasSetStream(blas, stream));
+      CUBLAS_CHECK(cublasLtCreate(&blas_lt));
+      lt_workspace = device_buffer(CUDA_LT_WORKSPACE_BYTES, "the cuBLASLt workspace");
       state = 1;
     }
   }

@@ -1,8 +1,10 @@
 /* cuda_common — what every CUDA kernel file shares: the checking macros (a
  * failed CUDA or cuBLAS call prints rank, file, line and the library's
- * message and aborts the job, like every other library call in tessera),
- * bf16 <-> fp32 helpers, the backend's one stream and cuBLAS handle, and a
- * grow-only device scratch buffer for reductions.
+ * message and aborts the job, like every other library call in tessera;
+ * cuBLASLt returns cuBLAS's status type and goes through CUBLAS_CHECK),
+ * bf16 <-> fp32 helpers, the backend's one stream, cuBLAS and cuBLASLt
+ * handles and cuBLASLt workspace, and a grow-only device scratch buffer for
+ * reductions.
  *
  * Storage: act_t is __nv_bfloat16, f32_t is float, ids_t is int32_t; all
  * device memory. Arithmetic is fp32 throughout (loads widen, stores round).
@@ -10,6 +12,7 @@
 #ifndef TESSERA_CUDA_COMMON_CUH
 #define TESSERA_CUDA_COMMON_CUH
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -55,15 +58,22 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
-/* The backend's stream and cuBLAS handle (created by backend_cuda()). */
+/* The backend's stream, cuBLAS and cuBLASLt handles, and the cuBLASLt
+ * workspace of CUDA_LT_WORKSPACE_BYTES (all created by backend_cuda()). */
+#define CUDA_LT_WORKSPACE_BYTES ((size_t)32 << 20)
 cudaStream_t cuda_stream(void);
 cublasHandle_t cuda_blas(void);
+cublasLtHandle_t cuda_blas_lt(void);
+void *cuda_lt_workspace(void);
 /* A device buffer of at least n_bytes, reused between calls (stream-ordered). */
 void *cuda_scratch(size_t n_bytes);
 
 /* the ops, one file each family */
 void cuda_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const act_t *A, int lda,
                const act_t *B, int ldb, float beta, act_t *C, int ldc);
+void cuda_gemm_bias(act_t *out, const act_t *inp, const act_t *weight, const act_t *bias, int N, int IC, int OC);
+void cuda_gemm_bias_gelu(act_t *out, act_t *pre, const act_t *inp, const act_t *weight, const act_t *bias, int N,
+                         int IC, int OC);
 void cuda_bias_add(act_t *out, const act_t *bias, int N, int C);
 void cuda_bias_backward(act_t *dbias, const act_t *dout, int N, int C);
 void cuda_add(act_t *out, const act_t *a, const act_t *b, size_t n);

@@ -45,7 +45,7 @@ mkdir -p "$obj"
 for f in "$top"/kernels/cuda/*.cu; do
   python3 "$here/prep.py" "$f" "$obj/$(basename "$f" .cu).cpp" 2> /dev/null
 done
-cp "$here/emu_runtime.cpp" "$obj/"
+cp "$here"/emu_runtime.cpp "$here"/emu_cublaslt.cpp "$obj/"
 cxxflags="-std=c++20 $opt -w -I$here/include -I$top/kernels -I$top/kernels/cuda"
 cflags="-std=c11 -D_GNU_SOURCE $opt -fopenmp -w -I$builddir -I$top -I$top/kernels -I$top/io -I$top/parallel -I$top/src"
 cflags="$cflags $blas_cflags $hdf5_cflags -DTESSERA_DATADIR='\"/nonexistent\"'"

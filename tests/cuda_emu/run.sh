@@ -3,8 +3,9 @@
 # on the host, for machines without a GPU. The kernels/cuda/*.cu files are
 # compiled as C++ (prep.py rewrites each kernel<<<grid, block, smem,
 # stream>>>(…) into a call of emu_launch and `extern __shared__` arrays into
-# the block's dynamic buffer); include/ holds stand-ins for the CUDA headers
-# and emu_runtime.cpp runs a grid's blocks one after another and a block's
+# the block's dynamic buffer); include/ holds stand-ins for the CUDA headers,
+# emu_cublaslt.cpp the cuBLASLt calls as checked loops, and
+# emu_runtime.cpp runs a grid's blocks one after another and a block's
 # threads as cooperative fibers that switch at __syncthreads, __syncwarp and
 # warp shuffles. It checks launch limits (empty grids, > 1024 threads, shared
 # memory above 48 KiB without cudaFuncSetAttribute or above the H100's
@@ -32,7 +33,7 @@ else
   blas_libs=$(pkg-config --libs openblas)
 fi
 for f in "$top"/kernels/cuda/*.cu; do python3 "$here/prep.py" "$f" "$build/$(basename "$f" .cu).cpp"; done
-cp "$here/emu_runtime.cpp" "$build/"
+cp "$here"/emu_runtime.cpp "$here"/emu_cublaslt.cpp "$build/"
 cxxflags="-std=c++20 -O1 -g $san -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas -Wno-sign-compare
   -I$here/include -I$top/kernels -I$top/kernels/cuda"
 cflags="-std=c11 -D_GNU_SOURCE -O2 -g $san -fopenmp -I$top -I$top/kernels -I$top/tests $blas_cflags"

@@ -1,12 +1,19 @@
-/* cublas_v2.h for the emulator (run.sh): a plain-loop cublasGemmEx on bf16 */
+/* cublas_v2.h for the emulator (run.sh): a plain-loop cublasGemmEx on bf16
+ * (cuBLASLt: cublasLt.h and emu_cublaslt.cpp) */
 #pragma once
 typedef int cublasStatus_t;
-enum { CUBLAS_STATUS_SUCCESS = 0 };
+/* the values of the real cublas_api.h */
+enum { CUBLAS_STATUS_SUCCESS = 0, CUBLAS_STATUS_INVALID_VALUE = 7, CUBLAS_STATUS_NOT_SUPPORTED = 15 };
 typedef void *cublasHandle_t;
-inline const char *cublasGetStatusString(cublasStatus_t) { return "emulated"; }
+inline const char *cublasGetStatusString(cublasStatus_t s) {
+  return s == CUBLAS_STATUS_SUCCESS         ? "success (emulated)"
+         : s == CUBLAS_STATUS_INVALID_VALUE ? "an invalid value (emulated)"
+         : s == CUBLAS_STATUS_NOT_SUPPORTED ? "not supported (emulated)"
+                                            : "error (emulated)";
+}
 #include <cuda_bf16.h>
 typedef enum { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1 } cublasOperation_t;
-enum { CUDA_R_16BF = 14 };
+enum { CUDA_R_32F = 0, CUDA_R_16BF = 14 };
 enum { CUBLAS_COMPUTE_32F = 68 };
 enum { CUBLAS_GEMM_DEFAULT = -1 };
 inline cublasStatus_t cublasCreate(cublasHandle_t *h) { *h = nullptr; return 0; }
