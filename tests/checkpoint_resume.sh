@@ -99,13 +99,21 @@ grep -q 'warning: checkpoint .*step_00000020.h5.*not a readable HDF5 file' "$wor
   && pass "a truncated newest checkpoint is reported and the one before it is used" \
   || { fail "truncated newest checkpoint"; tail -n 5 "$work/f.out"; }
 
-# flip bytes inside wte's weights: find them by their values (the final
+# flip_bytes FILE BYTES_FILE WHAT: overwrites 4 bytes of FILE where the 8
+# bytes in BYTES_FILE first occur (found by their values: a final
 # parameter dump holds the same fp32 numbers as the last checkpoint)
+flip_bytes() {
+  local pattern offset
+  pattern=$(od -A n -t x1 "$2" | tr -s ' ' | sed 's/^ //; s/ $//; s/ /\\x/g; s/^/\\x/')
+  offset=$(LC_ALL=C grep -obUaP "$pattern" "$1" | head -n 1 | cut -d: -f1)
+  [ -n "$offset" ] || fail "could not find $3's bytes in the checkpoint"
+  printf '\377\377\377\377' | dd of="$1" bs=1 seek="${offset:-0}" conv=notrunc 2> /dev/null
+}
+
+# flip bytes inside wte's weights (the first 8 bytes of the dump)
 flip="$work/tp4_to_one/step_00000020.h5"
-pattern=$(od -A n -t x1 -N 8 "$work/tp4_to_one.params" | tr -s ' ' | sed 's/^ //; s/ $//; s/ /\\x/g; s/^/\\x/')
-offset=$(LC_ALL=C grep -obUaP "$pattern" "$flip" | head -n 1 | cut -d: -f1)
-[ -n "$offset" ] || fail "could not find wte's bytes in the checkpoint"
-printf '\377\377\377\377' | dd of="$flip" bs=1 seek="${offset:-0}" conv=notrunc 2> /dev/null
+head -c 8 "$work/tp4_to_one.params" > "$work/first8"
+flip_bytes "$flip" "$work/first8" wte
 train 2 --resume "$flip" --metrics "$work/g.jsonl" > "$work/g.out" 2> "$work/g.err"; status=$?
 [ $status -eq 2 ] && one_error_line "$work/g.err" && grep -q 'damaged' "$work/g.err" \
   && pass "flipped bytes: $(grep '^tessera: error' "$work/g.err" | cut -c1-100)" \
@@ -115,10 +123,8 @@ train 2 --resume "$flip" --metrics "$work/g.jsonl" > "$work/g.out" 2> "$work/g.e
 # them, and lnf.bias, the last tensor, lies in rank 1's; rank 0 reports
 # rank 1's message
 flip2="$work/eight_to_four/step_00000020.h5"
-pattern=$(tail -c 8 "$work/eight_to_four.params" | od -A n -t x1 | tr -s ' ' | sed 's/^ //; s/ $//; s/ /\\x/g; s/^/\\x/')
-offset=$(LC_ALL=C grep -obUaP "$pattern" "$flip2" | head -n 1 | cut -d: -f1)
-[ -n "$offset" ] || fail "could not find lnf.bias's bytes in the checkpoint"
-printf '\377\377\377\377' | dd of="$flip2" bs=1 seek="${offset:-0}" conv=notrunc 2> /dev/null
+tail -c 8 "$work/eight_to_four.params" > "$work/last8"
+flip_bytes "$flip2" "$work/last8" lnf.bias
 train 2 --resume "$flip2" --metrics "$work/g2.jsonl" > "$work/g2.out" 2> "$work/g2.err"; status=$?
 [ $status -eq 2 ] && one_error_line "$work/g2.err" && grep -q 'damaged: tensor params/lnf.bias/weight fails its checksum' "$work/g2.err" \
   && pass "flipped bytes in rank 1's range: $(grep '^tessera: error' "$work/g2.err" | cut -c1-60)...lnf.bias" \
