@@ -579,24 +579,46 @@ static void newest_complete(const char *dir, const char *skip, char *out, size_t
 
 /* Resolves cfg->resume to a file path ("" = fresh start). Every rank runs it
  * on the same files and reaches the same answer. */
+/* The file name DIR/latest holds, or "" when there is none. */
+static void read_latest(const char *dir, char *name, size_t name_bytes) {
+  char latest_file[4300];
+  snprintf(latest_file, sizeof latest_file, "%s/latest", dir);
+  name[0] = '\0';
+  FILE *lf = fopen(latest_file, "r");
+  if (!lf) return;
+  if (!fgets(name, (int)name_bytes, lf)) name[0] = '\0';
+  fclose(lf);
+  name[strcspn(name, "\n")] = '\0';
+}
+
+int checkpoint_path_of(const char *given, char *path, size_t path_bytes, char *err, size_t err_bytes) {
+  struct stat st;
+  if (stat(given, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    snprintf(path, path_bytes, "%s", given);
+    return 0;
+  }
+  char name[256];
+  read_latest(given, name, sizeof name);
+  if (!name[0]) {
+    snprintf(err, err_bytes, "'%s' is a directory without a `latest` file: name a checkpoint file in it", given);
+    return EXIT_USER_ERROR;
+  }
+  snprintf(path, path_bytes, "%s/%s", given, name);
+  return 0;
+}
+
 static void resolve(const config *cfg, const grid *g, char *path, size_t path_bytes) {
   char err[4400];
   if (strcmp(cfg->resume, "auto") != 0) {
-    int status = verify_file(cfg->resume, err, sizeof err);
+    int status = checkpoint_path_of(cfg->resume, path, path_bytes, err, sizeof err);
+    if (!status) status = verify_file(path, err, sizeof err);
     if (status) fail_collective(status, "%s", err);
-    snprintf(path, path_bytes, "%s", cfg->resume);
     return;
   }
   if (!cfg->save_dir[0])
     fail_collective(EXIT_USER_ERROR, "--resume auto needs --save-dir DIR to look in");
-  char latest_file[4300], name[256] = "";
-  snprintf(latest_file, sizeof latest_file, "%s/latest", cfg->save_dir);
-  FILE *lf = fopen(latest_file, "r");
-  if (lf) {
-    if (!fgets(name, sizeof name, lf)) name[0] = '\0';
-    fclose(lf);
-    name[strcspn(name, "\n")] = '\0';
-  }
+  char name[256];
+  read_latest(cfg->save_dir, name, sizeof name);
   char candidate[4600] = "";
   if (name[0]) {
     snprintf(candidate, sizeof candidate, "%s/%s", cfg->save_dir, name);

@@ -68,8 +68,15 @@ bool checkpoint_saver_poll(checkpoint_saver *s, checkpoint_stats *done);
 /* Collective: waits for a background save; a failed one ends the job. */
 void checkpoint_saver_finish(checkpoint_saver *s);
 
+/* A checkpoint named by the user: a directory stands for the file its
+ * `latest` names (so `--resume DIR`, `ckpt info DIR` and `sample --ckpt DIR`
+ * take the newest save); anything else is the path itself. Returns 0, or
+ * EXIT_USER_ERROR with a message in err for a directory without `latest`. */
+int checkpoint_path_of(const char *given, char *path, size_t path_bytes, char *err, size_t err_bytes);
+
 /* Collective: resolves cfg->resume ("auto": DIR/latest, else the newest
- * complete file; a damaged newest one is reported and skipped), checks the
+ * complete file; a damaged newest one is reported and skipped; a directory:
+ * its latest), checks the
  * model shape, loads weights and optimizer state. Returns the step saved, or
  * 0 when "auto" finds no checkpoint (a fresh start). Errors: one message,
  * exit 1 (missing path, other model shape) or 2 (damaged file). */

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "architecture.h"
+#include "checkpoint.h"
 #include "checkpoint_file.h"
 #include "commands.h"
 #include "fail.h"
@@ -35,14 +36,16 @@ int ckpt_command(int argc, char **argv) {
   if (argc != 3 || (strcmp(argv[1], "info") != 0 && strcmp(argv[1], "verify") != 0)) {
     fprintf(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr,
             "usage: tessera ckpt info PATH     what a checkpoint holds\n"
-            "       tessera ckpt verify PATH   is it complete and intact (reads every tensor)\n");
+            "       tessera ckpt verify PATH   is it complete and intact (reads every tensor)\n"
+            "PATH: a checkpoint file, or a save directory (its `latest`)\n");
     return argc >= 2 && strcmp(argv[1], "--help") == 0 ? EXIT_OK : EXIT_USER_ERROR;
   }
   const bool verify = strcmp(argv[1], "verify") == 0;
-  const char *path = argv[2];
-  char err[4400], text[256] = "";
+  char path[4600], err[4400], text[256] = "";
+  int status = checkpoint_path_of(argv[2], path, sizeof path, err, sizeof err);
+  if (status) fail_collective(status, "%s", err);
   ckpt_file f;
-  int status = ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err);
+  status = ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err);
   if (status) fail_collective(status, "%s", err);
   if (ckpt_attr_read_str(&f, "format", text, sizeof text) != 0 || strcmp(text, "tessera-checkpoint") != 0)
     fail_collective(EXIT_IO_ERROR, "'%s' is an HDF5 file but not a tessera checkpoint", path);

@@ -8,6 +8,7 @@
 
 #include "architecture.h"
 #include "backend.h"
+#include "checkpoint.h"
 #include "checkpoint_file.h"
 #include "commands.h"
 #include "fail.h"
@@ -21,7 +22,8 @@ int sample_command(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-      printf("usage: tessera sample --ckpt PATH [--prompt TEXT] [--tokens N] [--top-k K] [--seed S]\n");
+      printf("usage: tessera sample --ckpt PATH [--prompt TEXT] [--tokens N] [--top-k K] [--seed S]\n"
+             "PATH: a checkpoint file, or a save directory (its `latest`)\n");
       return EXIT_OK;
     }
     if (!value) fail_collective(EXIT_USER_ERROR, "sample: option '%s' needs a value", arg);
@@ -35,9 +37,11 @@ int sample_command(int argc, char **argv) {
   }
   if (!ckpt) fail_collective(EXIT_USER_ERROR, "sample: name a checkpoint with --ckpt PATH");
   if (n_tokens < 0) fail_collective(EXIT_USER_ERROR, "sample: --tokens must be >= 0");
-  char err[4400];
+  char path[4600], err[4400];
+  int status = checkpoint_path_of(ckpt, path, sizeof path, err, sizeof err);
+  if (status) fail_collective(status, "%s", err);
   ckpt_file f;
-  int status = ckpt_file_open(&f, ckpt, MPI_COMM_NULL, err, sizeof err);
+  status = ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err);
   if (status) fail_collective(status, "%s", err);
   model_shape shape;
   if (architecture_read(&f, &shape, err, sizeof err) != 0) fail_collective(EXIT_IO_ERROR, "%s", err);

@@ -183,6 +183,15 @@ sed -n '/^---- sample at step 3 ----$/,/^----$/p' "$smp.out" | sed '1d;$d' > "$s
 [ -s "$smp.train.txt" ] && cmp -s "$smp.train.txt" "$smp.file.txt" \
   && pass "tessera sample reproduces the run's own sample from the checkpoint" \
   || { fail "tessera sample differs from the run's sample"; cat "$smp.train.txt" "$smp.file.txt"; }
+# a save directory stands for the checkpoint its `latest` names
+"$TESSERA" sample --ckpt "$smp" --prompt "The" --tokens 40 --seed 14 > "$smp.dir.txt" 2>&1
+cmp -s "$smp.file.txt" "$smp.dir.txt" && "$TESSERA" ckpt info "$smp" 2>&1 | grep -q "^checkpoint $smp/step_00000003.h5 " \
+  && pass "sample --ckpt DIR and ckpt info DIR take DIR/latest" \
+  || { fail "a save directory as the checkpoint"; cat "$smp.dir.txt"; }
+mkdir -p "$work/no_latest"
+"$TESSERA" ckpt verify "$work/no_latest" > /dev/null 2> "$work/nl.err"; status=$?
+[ $status -eq 1 ] && one_error_line "$work/nl.err" && grep -q 'without a `latest` file' "$work/nl.err" \
+  && pass "a directory without latest is a user error" || { fail "directory without latest: $status"; cat "$work/nl.err"; }
 "$TESSERA" sample --ckpt "$work/nowhere.h5" > /dev/null 2> "$work/s.err"; status=$?
 [ $status -eq 1 ] && one_error_line "$work/s.err" && pass "sample: a missing checkpoint is a user error" \
   || fail "sample with a missing checkpoint: $status"
