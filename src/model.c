@@ -210,12 +210,12 @@ static void carve_activations(model *m, carver *c) {
   carve_block_acts(m, c, m->scratch_acts, NULL, KEEP_SCRATCH_OF);
   if (m->stage.has_head) {
     m->lnf = carve_act(c, BT * C);
-    m->logits = carve_act(c, BT * V);
+    m->logits = carve_act(c, (size_t)m->head_rows * V);
     m->lnf_mean = carve_f32(c, BTl);
     m->lnf_rstd = carve_f32(c, BTl);
-    m->losses = carve_f32(c, BT);
-    m->ce_max = carve_f32(c, BT);
-    m->ce_stats = carve_f32(c, 2 * BT);
+    m->losses = carve_f32(c, (size_t)m->head_rows);
+    m->ce_max = carve_f32(c, (size_t)m->head_rows);
+    m->ce_stats = carve_f32(c, 2 * (size_t)m->head_rows);
   }
   m->d_resid = carve_act(c, BTl * C);
   m->d_btc = carve_act(c, BT * C); /* also the forward's partial sums */
@@ -328,6 +328,7 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
     m->V_local = (int)wte->local_shape[0];
     m->V_valid = (int)wte->local_valid;
     m->vocab_start = (int)wte->local_start;
+    m->head_rows = model_head_chunk_rows(max_B * (max_T / m->sp_size), m->V_local, options->head_chunk_rows);
   }
   const size_t n_params = m->reg.n_local_total;
   const int L = m->n_local_layers;
@@ -584,27 +585,44 @@ static void embedding_backward(model *m, model_slot *s, int B, int T_local) {
 
 /* ---- the head: final norm, tied output layer, loss ---- */
 
-/* Vocabulary-parallel cross-entropy (kernels/backend.h): losses on every tp
- * rank, and with dloss_scale ≠ 0 the logits become their gradient. */
-static double crossentropy(model *m, const int32_t *targets, int N, float dloss_scale) {
+int model_head_chunk_rows(int rows, int V_local, int asked) {
+  if (rows < 1) return 1;
+  if (asked > 0) return asked < rows ? asked : rows;
+  const size_t fit = MODEL_HEAD_CHUNK_ELEMS / (size_t)(V_local > 0 ? V_local : 1);
+  return fit < 1 ? 1 : fit < (size_t)rows ? (int)fit : rows;
+}
+
+/* Vocabulary-parallel cross-entropy (kernels/backend.h) of R rows whose
+ * logits are in m->logits: losses on every tp rank, and with dloss_scale ≠ 0
+ * the logits become their gradient. Returns the rows' loss sum. */
+static double crossentropy(model *m, const int32_t *targets, int R, float dloss_scale) {
   const backend *be = m->be;
-  be->ids_from_host(m->targets, targets, (size_t)N);
-  be->crossentropy_max(m->ce_max, m->logits, N, m->V_valid, m->V_local);
-  if (m->tp) dcomm_allreduce_max_f32(m->tp, be, m->ce_max, (size_t)N);
-  be->crossentropy_sumexp(m->ce_stats, m->logits, m->ce_max, m->targets, N, m->V_valid, m->V_local,
+  be->ids_from_host(m->targets, targets, (size_t)R);
+  be->crossentropy_max(m->ce_max, m->logits, R, m->V_valid, m->V_local);
+  if (m->tp) dcomm_allreduce_max_f32(m->tp, be, m->ce_max, (size_t)R);
+  be->crossentropy_sumexp(m->ce_stats, m->logits, m->ce_max, m->targets, R, m->V_valid, m->V_local,
                           m->vocab_start);
-  if (m->tp) dcomm_allreduce_sum_f32(m->tp, be, m->ce_stats, 2 * (size_t)N);
-  be->crossentropy_finish(m->losses, m->logits, m->ce_max, m->ce_stats, m->targets, N, m->V_valid,
+  if (m->tp) dcomm_allreduce_sum_f32(m->tp, be, m->ce_stats, 2 * (size_t)R);
+  be->crossentropy_finish(m->losses, m->logits, m->ce_max, m->ce_stats, m->targets, R, m->V_valid,
                           m->V_local, m->vocab_start, dloss_scale);
-  be->f32_to_host(m->host_losses, m->losses, (size_t)N);
+  be->f32_to_host(m->host_losses, m->losses, (size_t)R);
   double total = 0.0;
-  for (int i = 0; i < N; i++) total += m->host_losses[i];
+  for (int i = 0; i < R; i++) total += m->host_losses[i];
   return total;
 }
 
 /* x: this rank's rows of the last block's output (T_local tokens per
  * sequence). For PASS_TRAIN the head's backward runs here too and dL/dx
- * lands in d_x. */
+ * lands in d_x.
+ *
+ * The logits exist for head_rows rows at a time: each chunk of rows gets
+ * its logits, its loss and, in training, its two backward products before
+ * the next chunk reuses the buffer (the loss's backward needs nothing from
+ * other rows, so nothing is computed twice). Rows, not vocabulary slices:
+ * a vocabulary slice would need the whole row's log-sum-exp before any
+ * gradient, so its logits would be computed twice. With the 124M model's
+ * 50,304-entry vocabulary, one micro-batch of 16×1024 rows would otherwise
+ * hold 3.3 GB of fp32 logits. */
 static double head_forward(model *m, const act_t *x, act_t *d_x, const int32_t *targets, int B, int T_local,
                            float dloss_scale, model_pass pass) {
   const backend *be = m->be;
@@ -613,15 +631,23 @@ static double head_forward(model *m, const act_t *x, act_t *d_x, const int32_t *
   act_t *lnf_local = m->seq_shard ? m->d_ln : m->lnf;
   model_norm_forward(m, lnf_local, m->lnf_mean, m->lnf_rstd, x, lnf_w, outer_param_at(m, "lnf.bias"), Nl);
   model_gather_rows(m, m->lnf, lnf_local, Nl, C);
-  /* tied head: logits = lnf · wteᵀ, this rank's vocabulary rows */
-  be->gemm(false, true, N, V, C, 1.0f, m->lnf, C, wte, C, 0.0f, m->logits, V);
-  if (pass == PASS_LOGITS) return 0.0;
-  const double loss_sum = crossentropy(m, targets, N, pass == PASS_TRAIN ? dloss_scale : 0.0f);
+  if (pass == PASS_LOGITS) return 0.0; /* model_copy_last_logits computes the one row it needs */
+  const float scale = pass == PASS_TRAIN ? dloss_scale : 0.0f;
+  act_t *dwte = pass == PASS_TRAIN ? outer_grad_at(m, "wte") : NULL;
+  double loss_sum = 0.0;
+  for (int r0 = 0; r0 < N; r0 += m->head_rows) {
+    const int R = N - r0 < m->head_rows ? N - r0 : m->head_rows;
+    const act_t *lnf_rows = act_at(be, m->lnf, (size_t)r0 * C);
+    /* tied head: logits = lnf · wteᵀ, this rank's vocabulary rows */
+    be->gemm(false, true, R, V, C, 1.0f, lnf_rows, C, wte, C, 0.0f, m->logits, V);
+    loss_sum += crossentropy(m, targets + r0, R, scale);
+    if (!dwte) continue;
+    /* backward: dlnf = dlogits · wte (partial over vocabulary shards);
+     * dwte += dlogitsᵀ · lnf (this rank's rows) */
+    be->gemm(false, false, R, C, V, 1.0f, m->logits, V, wte, C, 0.0f, act_at(be, m->d_btc, (size_t)r0 * C), C);
+    be->gemm(true, false, V, C, R, 1.0f, m->logits, V, lnf_rows, C, 1.0f, dwte, C);
+  }
   if (pass != PASS_TRAIN) return loss_sum;
-  /* backward: dlnf = dlogits · wte (partial over vocabulary shards);
-   * dwte += dlogitsᵀ · lnf (this rank's rows) */
-  be->gemm(false, false, N, C, V, 1.0f, m->logits, V, wte, C, 0.0f, m->d_btc, C);
-  be->gemm(true, false, V, C, N, 1.0f, m->logits, V, m->lnf, C, 1.0f, outer_grad_at(m, "wte"), C);
   model_sum_rows(m, m->d_ln, m->d_btc, Nl, C);
   be->zero_act(d_x, (size_t)Nl * C);
   model_norm_backward(m, d_x, outer_grad_at(m, "lnf.weight"), outer_grad_at(m, "lnf.bias"), m->d_ln, x, lnf_w,
@@ -716,9 +742,16 @@ void model_sum_tied_grads(model *m) {
 void model_copy_last_logits(model *m, int B, int t, float *host_logits) {
   const int Vl = m->V_local;
   float *shard = xcalloc((size_t)Vl, sizeof *shard, "logits shard");
-  /* the row of position t of sequence 0: on one sp rank only */
+  /* the row of position t of sequence 0: on one sp rank only; its logits
+   * from the final norm's output, which the PASS_LOGITS forward left whole */
   const int64_t row = sp_layout_row_of(&m->layout, B, 0, t);
-  if (row >= 0) m->be->act_to_host(shard, act_at(m->be, m->logits, (size_t)row * Vl), (size_t)Vl);
+  if (row >= 0) {
+    const backend *be = m->be;
+    const int C = m->shape.d_model;
+    be->gemm(false, true, 1, Vl, C, 1.0f, act_at(be, m->lnf, (size_t)row * C), C, outer_param_at(m, "wte"), C, 0.0f,
+             m->logits, Vl);
+    be->act_to_host(shard, m->logits, (size_t)Vl);
+  }
   float *all = shard;
   if (m->tp) { /* shards are consecutive vocabulary ranges; padding sits past V */
     all = xmalloc((size_t)Vl * m->tp_size * sizeof *all, "gathered logits");

@@ -155,6 +155,7 @@ typedef struct model_options {
   recompute_kind recompute;
   comm *sp;             /* sequence-parallel group, or NULL */
   sp_kind sp_algorithm; /* how attention crosses it: ring or all-gather */
+  int head_chunk_rows;  /* rows of logits at a time at the head (0: model_head_chunk_rows's choice) */
 } model_options;
 
 typedef struct block_params block_params;
@@ -162,8 +163,9 @@ typedef struct block_acts block_acts;
 typedef struct model_slot model_slot;
 
 /* What a chunk's forward computes at the head (the last chunk of the last
- * stage): the loss and its backward (training), the loss only, or the
- * logits only (generation). */
+ * stage): the loss and its backward (training), the loss only, or only
+ * the final norm, from which model_copy_last_logits computes the one row of
+ * logits generation needs. */
 typedef enum model_pass { PASS_TRAIN, PASS_LOSS, PASS_LOGITS } model_pass;
 
 typedef struct model {
@@ -191,6 +193,7 @@ typedef struct model {
   int V_local;         /* vocabulary rows held here (padded: the logits' row stride) */
   int V_valid;         /* of those, real vocabulary entries */
   int vocab_start;     /* first vocabulary id held here */
+  int head_rows;       /* rows whose logits exist at once (the head works in chunks of them) */
   bool seq_shard;      /* norm regions sharded along the tokens over tp */
   recompute_kind recompute;
   act_t *params; /* compute weights, flat, registry order */
@@ -223,6 +226,11 @@ typedef struct model {
   float *host_losses;
   act_t *tied_peer_grad; /* the other end's wte gradient (pipelines: first and last stage), or NULL */
 } model;
+
+/* The head's chunk when none is asked for: as many rows as keep one chunk
+ * of logits within MODEL_HEAD_CHUNK_ELEMS (at least one row, at most all). */
+#define MODEL_HEAD_CHUNK_ELEMS ((size_t)1 << 24)
+int model_head_chunk_rows(int rows, int V_local, int asked);
 
 /* Builds the registry and allocates parameters, gradients and activation
  * arenas for micro-batches of up to max_B sequences of up to max_T tokens.
@@ -290,7 +298,7 @@ void model_chunk_backward(model *m, int slot, int chunk, int B, int T, grads_rea
  * (collective over the pp group's ends; nothing with one stage). */
 void model_sum_tied_grads(model *m);
 /* After a PASS_LOGITS forward at the head over B sequences: the logits of
- * position t of sequence 0, gathered over the tp group and handed from the
+ * position t of sequence 0 (computed here), gathered over the tp group and handed from the
  * sp rank that holds that position to the others (vocab_size floats). */
 void model_copy_last_logits(model *m, int B, int t, float *host_logits);
 

@@ -648,7 +648,8 @@ int trainer_run(const config *cfg, const runtime *rt) {
                                  .n_slots = pipeline_slots_needed(&rs->plan.schedule, rs->grid.pp_rank),
                                  .recompute = (recompute_kind)cfg->recompute,
                                  .sp = &rs->grid.sp,
-                                 .sp_algorithm = (sp_kind)cfg->sp_kind};
+                                 .sp_algorithm = (sp_kind)cfg->sp_kind,
+                                 .head_chunk_rows = cfg->head_chunk_rows};
   model_create(&rs->mdl, rs->be, shape, cfg->micro_batch_size, cfg->seq_len, &options);
   pipeline_create(&rs->pipe, &rs->mdl, &rs->grid.pp, &rs->plan.schedule);
   float *host_params = xmalloc(rs->mdl.reg.n_local_total * sizeof *host_params, "initial parameters");

@@ -45,6 +45,16 @@ LAYERS=2; check_modes "one rank" 1
 LAYERS=2; check_modes "tp 2" 2 --tp 2
 LAYERS=1; check_modes "pp 2, 1F1B, stage 0" 2 --pp 2
 LAYERS=1; check_modes "pp 2, GPipe, stage 0" 2 --pp 2 --pp-schedule gpipe
+# the head's logits exist for head_chunk_rows rows at a time: with R rows
+# instead of all BT, the logits (V values per row) and the loss's three
+# statistics per row (loss, max, two sums) shrink by (BT − R)·(V + 4)·4
+# bytes (V = 257 on one rank)
+run head_all 1; run head_5 1 --head_chunk_rows 5
+a_all=$(field mem_activations "$work/head_all.jsonl"); a_5=$(field mem_activations "$work/head_5.jsonl")
+want=$(( (B * T - 5) * (257 + 4) * 4 ))
+[ "$((a_all - a_5))" -eq "$want" ] \
+  && pass "head in chunks of 5 rows: activations $a_all -> $a_5 bytes, difference $want = formula" \
+  || fail "head chunks: activations $a_all -> $a_5, want a difference of $want"
 s_1f1b=$(field activation_slots "$work/pp 2, 1F1B, stage 0_none.jsonl")
 s_gpipe=$(field activation_slots "$work/pp 2, GPipe, stage 0_none.jsonl")
 [ "$s_1f1b" = 2 ] && [ "$s_gpipe" = 4 ] \

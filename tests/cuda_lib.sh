@@ -144,6 +144,7 @@ cuda_suite() {
   cuda_layout sp2_ring 2 --comm mpi --sp 2 --sp-kind ring
   cuda_layout pp2_gpipe 2 --comm mpi --pp 2 --pp-schedule gpipe
   cuda_layout recompute 1 --recompute full
+  cuda_layout head_chunks 1 --head_chunk_rows 5 --sample_tokens 12
   cuda_layout tp2_sp2_zero1 4 --comm mpi --tp 2 --sp 2 --zero 1
   for s_name in tp2 pp2; do
     grep -q -- '---- sample at step 10 ----' "$work/$s_name.out" && pass "$s_name samples text" || fail "$s_name: no sample"

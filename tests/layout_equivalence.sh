@@ -28,4 +28,8 @@ layout 4 "--zero 3"      # dp4, ZeRO-3
 layout 4 "--tp 2 --zero 3"  # dp2 x tp2, ZeRO-3
 layout 2 "--tp 2 --tp-seq-shard"  # tp2, Megatron sequence parallelism
 layout 8 "--tp 4 --tp-seq-shard --zero 1"  # dp2 x tp4, sequence-sharded, ZeRO-1
+# the output head in chunks of rows that do not divide the micro-batch's
+# rows: the loss's arithmetic is per row, only dwte's sum over rows is split
+layout 1 "--head_chunk_rows 7"
+layout 2 "--tp 2 --tp-seq-shard --head_chunk_rows 5"  # vocabulary-parallel loss per chunk
 finish

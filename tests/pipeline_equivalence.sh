@@ -17,6 +17,7 @@ layout 2 "--pp 2 --pp-schedule gpipe"
 layout 2 "--pp 2 --pp-schedule interleaved --pp-virtual 2"
 layout 4 "--pp 4"
 layout 4 "--pp 4 --pp-schedule gpipe"
+layout 2 "--pp 2 --head_chunk_rows 3"                          # the last stage's head in chunks
 layout 2 "--pp 2 --pp-layers 3,1"                              # explicit, unbalanced
 layout 4 "--pp 2"                                              # dp2 x pp2
 layout 4 "--pp 2 --tp 2"                                       # tp2 x pp2

@@ -27,6 +27,7 @@ layout 2 "--sp 2 --sp-kind ring"             # ring attention, zig-zag chunks
 layout 4 "--sp 4 --sp-kind ring"
 layout 4 "--sp 4"
 layout 4 "--sp 2 --tp 2 --sp-kind ring"
+layout 2 "--sp 2 --sp-kind ring --head_chunk_rows 5"  # zig-zag rows, the head in chunks
 
 # Llama-style: RMSNorm, SwiGLU, RoPE, no biases
 equiv_base "$cfg" "--norm rmsnorm --mlp swiglu --position rope --bias false"
