@@ -115,8 +115,8 @@ static const key_spec key_table[] = {
    "activation recomputation: none, selective (the attention core is recomputed in the "
    "backward) or full (each block's forward is recomputed in its backward)"},
   {"head_chunk_rows", "run", KEY_INT, FIELD(head_chunk_rows), "0", 0, 1 << 30, NULL,
-   "rows whose logits exist at once at the output head (0: as many as fit in 2^24 values; "
-   "changes memory and speed, not results beyond float rounding)"},
+   "rows whose logits exist at once at the output head (0: all rows of a micro-batch); fewer "
+   "saves memory and costs some speed, results change only by float rounding"},
   {"tp_seq_shard", "run", KEY_BOOL, FIELD(tp_seq_shard), "false", 0, 0, NULL,
    "Megatron sequence parallelism in the norm regions: shard activations along the sequence "
    "over tp (all-gather / reduce-scatter instead of all-reduce)"},

@@ -67,7 +67,7 @@ typedef struct config {
   int pp_virtual;        /* model chunks per stage (interleaved schedule) */
   char pp_layers[4096];  /* explicit layers per chunk, "3,4,4,3"; empty: balanced */
   int recompute;         /* recompute_choice */
-  int head_chunk_rows;   /* rows of logits at a time at the head (0: automatic) */
+  int head_chunk_rows;   /* rows of logits at a time at the head (0: all) */
   char metrics[4096];
   progress_choice progress;
   double peak_tflops;    /* 0: measure sgemm peak at start-up */

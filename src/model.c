@@ -328,7 +328,7 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
     m->V_local = (int)wte->local_shape[0];
     m->V_valid = (int)wte->local_valid;
     m->vocab_start = (int)wte->local_start;
-    m->head_rows = model_head_chunk_rows(max_B * (max_T / m->sp_size), m->V_local, options->head_chunk_rows);
+    m->head_rows = model_head_chunk_rows(max_B * (max_T / m->sp_size), options->head_chunk_rows);
   }
   const size_t n_params = m->reg.n_local_total;
   const int L = m->n_local_layers;
@@ -585,11 +585,9 @@ static void embedding_backward(model *m, model_slot *s, int B, int T_local) {
 
 /* ---- the head: final norm, tied output layer, loss ---- */
 
-int model_head_chunk_rows(int rows, int V_local, int asked) {
+int model_head_chunk_rows(int rows, int asked) {
   if (rows < 1) return 1;
-  if (asked > 0) return asked < rows ? asked : rows;
-  const size_t fit = MODEL_HEAD_CHUNK_ELEMS / (size_t)(V_local > 0 ? V_local : 1);
-  return fit < 1 ? 1 : fit < (size_t)rows ? (int)fit : rows;
+  return asked > 0 && asked < rows ? asked : rows;
 }
 
 /* Vocabulary-parallel cross-entropy (kernels/backend.h) of R rows whose
@@ -615,14 +613,13 @@ static double crossentropy(model *m, const int32_t *targets, int R, float dloss_
  * sequence). For PASS_TRAIN the head's backward runs here too and dL/dx
  * lands in d_x.
  *
- * The logits exist for head_rows rows at a time: each chunk of rows gets
- * its logits, its loss and, in training, its two backward products before
- * the next chunk reuses the buffer (the loss's backward needs nothing from
- * other rows, so nothing is computed twice). Rows, not vocabulary slices:
- * a vocabulary slice would need the whole row's log-sum-exp before any
- * gradient, so its logits would be computed twice. With the 124M model's
- * 50,304-entry vocabulary, one micro-batch of 16×1024 rows would otherwise
- * hold 3.3 GB of fp32 logits. */
+ * The logits exist for head_rows rows at a time (all of them unless
+ * head_chunk_rows asks for fewer): each chunk of rows gets its logits, its
+ * loss and, in training, its two backward products before the next chunk
+ * reuses the buffer (a row's loss gradient needs nothing from other rows,
+ * so nothing is computed twice). Rows, not vocabulary slices: a vocabulary
+ * slice would need the whole row's log-sum-exp before any gradient, so its
+ * logits would be computed twice. doc/design.md has the trade-off. */
 static double head_forward(model *m, const act_t *x, act_t *d_x, const int32_t *targets, int B, int T_local,
                            float dloss_scale, model_pass pass) {
   const backend *be = m->be;

@@ -155,7 +155,7 @@ typedef struct model_options {
   recompute_kind recompute;
   comm *sp;             /* sequence-parallel group, or NULL */
   sp_kind sp_algorithm; /* how attention crosses it: ring or all-gather */
-  int head_chunk_rows;  /* rows of logits at a time at the head (0: model_head_chunk_rows's choice) */
+  int head_chunk_rows;  /* rows of logits at a time at the head (0: all) */
 } model_options;
 
 typedef struct block_params block_params;
@@ -227,10 +227,8 @@ typedef struct model {
   act_t *tied_peer_grad; /* the other end's wte gradient (pipelines: first and last stage), or NULL */
 } model;
 
-/* The head's chunk when none is asked for: as many rows as keep one chunk
- * of logits within MODEL_HEAD_CHUNK_ELEMS (at least one row, at most all). */
-#define MODEL_HEAD_CHUNK_ELEMS ((size_t)1 << 24)
-int model_head_chunk_rows(int rows, int V_local, int asked);
+/* The head's chunk of `rows` rows: `asked` (at most all), or all when 0. */
+int model_head_chunk_rows(int rows, int asked);
 
 /* Builds the registry and allocates parameters, gradients and activation
  * arenas for micro-batches of up to max_B sequences of up to max_T tokens.
