@@ -78,6 +78,15 @@ typedef struct backend {
   void *(*host_pointer)(void *buffer);
   void (*cast_f32_to_act)(act_t *dst, const f32_t *src, size_t n_elems);
   void (*synchronize)(void);
+  /* Timing marks for the per-region profile (src/profile.h): mark_record
+   * places a mark after every op issued so far; mark_elapsed_ms is the time
+   * between two recorded marks, waiting for the later one. The CPU runs ops
+   * as they are issued, so its mark is the clock; CUDA's is an event on the
+   * stream. */
+  void *(*mark_create)(void);
+  void (*mark_record)(void *mark);
+  double (*mark_elapsed_ms)(void *from, void *to);
+  void (*mark_destroy)(void *mark);
 
   /* ---- the device, for the communication layer and the run's report ----
    * device_count: GPUs this process sees (0 on the CPU). device_describe:

@@ -120,6 +120,9 @@ static const key_spec key_table[] = {
   {"tp_seq_shard", "run", KEY_BOOL, FIELD(tp_seq_shard), "false", 0, 0, NULL,
    "Megatron sequence parallelism in the norm regions: shard activations along the sequence "
    "over tp (all-gather / reduce-scatter instead of all-reduce)"},
+  {"profile", "run", KEY_BOOL, FIELD(profile), "false", 0, 0, NULL,
+   "time each region of the model (norms, QKV, attention, MLP, head, communication, optimizer) "
+   "with backend marks; a table at the end and profile_* keys in the metrics"},
   {"metrics", "run", KEY_STRING, FIELD(metrics), "metrics.jsonl", 0, 0, NULL,
    "JSONL metrics file (one object per step, validation and summary lines)"},
   {"progress", "run", KEY_CHOICE, FIELD(progress), "auto", 0, 0, "auto|on|off",

@@ -68,6 +68,7 @@ typedef struct config {
   char pp_layers[4096];  /* explicit layers per chunk, "3,4,4,3"; empty: balanced */
   int recompute;         /* recompute_choice */
   int head_chunk_rows;   /* rows of logits at a time at the head (0: all) */
+  bool profile;          /* time per region of the model */
   char metrics[4096];
   progress_choice progress;
   double peak_tflops;    /* 0: measure sgemm peak at start-up */

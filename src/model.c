@@ -564,6 +564,7 @@ void model_take_local(model *m, int B, int T, const int32_t *full, int32_t *loca
  * the position embedding is added by one tp rank only, so that the sum over
  * the group holds it once. */
 static void embedding_forward(model *m, model_slot *s, const int32_t *inputs, int B, int T_local) {
+  profile_mark(m->profile, PROFILE_EMBEDDING, false);
   const backend *be = m->be;
   const int C = m->shape.d_model, N = B * T_local, Nl = model_local_rows(m, N);
   be->ids_from_host(s->tokens, inputs, (size_t)N);
@@ -577,6 +578,7 @@ static void embedding_forward(model *m, model_slot *s, const int32_t *inputs, in
 /* From m->d_resid, dL/d(the embedding's output) of this rank's rows; the
  * lookup's backward reads every row's gradient. */
 static void embedding_backward(model *m, model_slot *s, int B, int T_local) {
+  profile_mark(m->profile, PROFILE_EMBEDDING, true);
   const int C = m->shape.d_model, Nl = model_local_rows(m, B * T_local);
   model_gather_rows(m, m->d_full, m->d_resid, Nl, C);
   m->be->embedding_backward(outer_grad_at(m, "wte"), outer_grad_at(m, "wpe"), m->d_full, s->tokens, m->positions,
@@ -626,6 +628,7 @@ static double head_forward(model *m, const act_t *x, act_t *d_x, const int32_t *
   const int C = m->shape.d_model, V = m->V_local, N = B * T_local, Nl = model_local_rows(m, N);
   const act_t *wte = outer_param_at(m, "wte"), *lnf_w = outer_param_at(m, "lnf.weight");
   act_t *lnf_local = m->seq_shard ? m->d_ln : m->lnf;
+  profile_mark(m->profile, PROFILE_HEAD, false);
   model_norm_forward(m, lnf_local, m->lnf_mean, m->lnf_rstd, x, lnf_w, outer_param_at(m, "lnf.bias"), Nl);
   model_gather_rows(m, m->lnf, lnf_local, Nl, C);
   if (pass == PASS_LOGITS) return 0.0; /* model_copy_last_logits computes the one row it needs */
@@ -639,12 +642,15 @@ static double head_forward(model *m, const act_t *x, act_t *d_x, const int32_t *
     be->gemm(false, true, R, V, C, 1.0f, lnf_rows, C, wte, C, 0.0f, m->logits, V);
     loss_sum += crossentropy(m, targets + r0, R, scale);
     if (!dwte) continue;
+    profile_mark(m->profile, PROFILE_HEAD, true);
     /* backward: dlnf = dlogits · wte (partial over vocabulary shards);
      * dwte += dlogitsᵀ · lnf (this rank's rows) */
     be->gemm(false, false, R, C, V, 1.0f, m->logits, V, wte, C, 0.0f, act_at(be, m->d_btc, (size_t)r0 * C), C);
     be->gemm(true, false, V, C, R, 1.0f, m->logits, V, lnf_rows, C, 1.0f, dwte, C);
+    profile_mark(m->profile, PROFILE_HEAD, false);
   }
   if (pass != PASS_TRAIN) return loss_sum;
+  profile_mark(m->profile, PROFILE_HEAD, true);
   model_sum_rows(m, m->d_ln, m->d_btc, Nl, C);
   be->zero_act(d_x, (size_t)Nl * C);
   model_norm_backward(m, d_x, outer_grad_at(m, "lnf.weight"), outer_grad_at(m, "lnf.bias"), m->d_ln, x, lnf_w,

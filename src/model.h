@@ -64,6 +64,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "profile.h"
 #include "comm.h"
 #include "registry.h"
 #include "sp_attention.h"
@@ -225,6 +226,8 @@ typedef struct model {
   int positions_B, positions_T; /* the micro-batch shape `positions` was filled for */
   float *host_losses;
   act_t *tied_peer_grad; /* the other end's wte gradient (pipelines: first and last stage), or NULL */
+  profile *profile;      /* per-region timing (--profile), or NULL; set by the caller */
+  bool recomputing;      /* inside a backward's recomputation: its time is backward time */
 } model;
 
 /* The head's chunk of `rows` rows: `asked` (at most all), or all when 0. */

@@ -157,6 +157,12 @@ static void attention_core_backward(model *m, int j, block_acts *a, int B, int T
  * C is the model width, Cl = C/tp this rank's share of the heads, F_l its
  * share of the MLP width; T is the tokens per sequence on this rank. */
 
+/* A region of the profile begins (profile.h; nothing when profiling is off).
+ * Recomputation inside a backward counts as backward time. */
+static void mark(const model *m, profile_region region, bool backward) {
+  profile_mark(m->profile, region, backward || m->recomputing);
+}
+
 void block_forward(model *m, int j, block_acts *a, const act_t *res_in, int B, int T) {
   const backend *be = m->be;
   const int C = m->shape.d_model, Cl = m->C_local, N = B * T, Nl = model_local_rows(m, N);
@@ -166,27 +172,35 @@ void block_forward(model *m, int j, block_acts *a, const act_t *res_in, int B, i
   /* with sequence sharding: this rank's norm output and the partial sums */
   act_t *ln_local = m->seq_shard ? m->d_ln : a->ln1;
   act_t *partial = m->seq_shard ? m->d_btc : a->res2;
+  mark(m, PROFILE_NORM, false);
   model_norm_forward(m, ln_local, a->ln1_mean, a->ln1_rstd, res_in, p->ln1_w, p->ln1_b, Nl);
   model_gather_rows(m, a->ln1, ln_local, Nl, C);
+  mark(m, PROFILE_QKV, false);
   linear_forward(be, a->qkv, a->ln1, p->wqkv, p->bqkv, N, C, 3 * Cl); /* column-parallel */
   if (m->shape.position == POSITION_ROPE) be->rope_forward(a->qkv, m->positions, N, Cl, m->NH_local, rope_theta(m));
+  mark(m, PROFILE_ATTENTION, false);
   attention_core_forward(m, j, a, B, T, false);
+  mark(m, PROFILE_ATTN_OUT, false);
   linear_forward(be, partial, a->atty, p->wo, NULL, N, Cl, C);         /* row-parallel */
   model_sum_rows(m, a->res2, partial, Nl, C);
   if (p->bo) be->bias_add(a->res2, p->bo, Nl, C); /* after the sum: the bias is added once */
   be->accumulate(a->res2, res_in, NlC);                                  /* residual */
   ln_local = m->seq_shard ? m->d_ln : a->ln2;
   partial = m->seq_shard ? m->d_btc : a->res3;
+  mark(m, PROFILE_NORM, false);
   model_norm_forward(m, ln_local, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2_w, p->ln2_b, Nl);
   model_gather_rows(m, a->ln2, ln_local, Nl, C);
   /* column-parallel; GELU with a bias is one op (fch kept for gelu_backward) */
+  mark(m, PROFILE_MLP_IN, false);
   if (m->shape.mlp == MLP_GELU && p->b1) {
     be->gemm_bias_gelu(a->fch_gelu, a->fch, a->ln2, p->w1, p->b1, N, C, F_in);
   } else {
     linear_forward(be, a->fch, a->ln2, p->w1, p->b1, N, C, F_in);
+    mark(m, PROFILE_MLP_ACT, false);
     if (m->shape.mlp == MLP_SWIGLU) be->swiglu_forward(a->fch_gelu, a->fch, N, Fl);
     else be->gelu_forward(a->fch_gelu, a->fch, (size_t)N * Fl);
   }
+  mark(m, PROFILE_MLP_OUT, false);
   linear_forward(be, partial, a->fch_gelu, p->w2, NULL, N, Fl, C);     /* row-parallel */
   model_sum_rows(m, a->res3, partial, Nl, C);
   if (p->b2) be->bias_add(a->res3, p->b2, Nl, C);
@@ -200,26 +214,40 @@ void block_backward(model *m, int j, block_acts *a, const act_t *res_in, int B, 
   const block_params *p = &m->blocks[j];
   block_params *g = &m->block_grads[j];
   /* what the slot did not keep: the same computation again, the same bits */
+  m->recomputing = true;
   if (m->recompute == RECOMPUTE_FULL) block_forward(m, j, a, res_in, B, T);
-  if (m->recompute == RECOMPUTE_SELECTIVE) attention_core_forward(m, j, a, B, T, true);
+  if (m->recompute == RECOMPUTE_SELECTIVE) {
+    mark(m, PROFILE_ATTENTION, true);
+    attention_core_forward(m, j, a, B, T, true);
+  }
+  m->recomputing = false;
   /* MLP: the residual passes d_resid straight through; the branch adds to it. */
+  mark(m, PROFILE_MLP_OUT, true);
   model_gather_rows(m, m->d_full, m->d_resid, Nl, C);
   if (m->shape.mlp == MLP_SWIGLU) {
     linear_backward(be, m->d_ffn_act, g->w2, g->b2, m->d_full, a->fch_gelu, p->w2, N, Fl, C);
+    mark(m, PROFILE_MLP_ACT, true);
     be->swiglu_backward(m->d_bt4c, a->fch, m->d_ffn_act, N, Fl);
   } else {
     linear_backward(be, m->d_bt4c, g->w2, g->b2, m->d_full, a->fch_gelu, p->w2, N, Fl, C);
+    mark(m, PROFILE_MLP_ACT, true);
     be->gelu_backward(m->d_bt4c, a->fch, m->d_bt4c, (size_t)N * Fl);
   }
+  mark(m, PROFILE_MLP_IN, true);
   linear_backward(be, m->d_btc, g->w1, g->b1, m->d_bt4c, a->ln2, p->w1, N, C, F_in);
+  mark(m, PROFILE_NORM, true);
   model_sum_rows(m, m->d_ln, m->d_btc, Nl, C);
   model_norm_backward(m, m->d_resid, g->ln2_w, g->ln2_b, m->d_ln, a->res2, p->ln2_w, a->ln2_mean, a->ln2_rstd, Nl);
   /* attention */
+  mark(m, PROFILE_ATTN_OUT, true);
   model_gather_rows(m, m->d_full, m->d_resid, Nl, C);
   linear_backward(be, m->d_atty, g->wo, g->bo, m->d_full, a->atty, p->wo, N, Cl, C);
+  mark(m, PROFILE_ATTENTION, true);
   attention_core_backward(m, j, a, B, T);
+  mark(m, PROFILE_QKV, true);
   if (m->shape.position == POSITION_ROPE) be->rope_backward(m->d_qkv, m->positions, N, Cl, m->NH_local, rope_theta(m));
   linear_backward(be, m->d_btc, g->wqkv, g->bqkv, m->d_qkv, a->ln1, p->wqkv, N, C, 3 * Cl);
+  mark(m, PROFILE_NORM, true);
   model_sum_rows(m, m->d_ln, m->d_btc, Nl, C);
   model_norm_backward(m, m->d_resid, g->ln1_w, g->ln1_b, m->d_ln, res_in, p->ln1_w, a->ln1_mean, a->ln1_rstd, Nl);
 }

@@ -136,8 +136,9 @@ double pipeline_train_step(pipeline *pl, const int32_t *inputs, const int32_t *t
   double busy = 0, loss_sum = 0;
   int next_post = 0;
   for (int i = 0; i < pl->n_ops; i++) {
-    post_receives(pl, &next_post, i, boundary);
     const pipe_op op = pl->ops[i];
+    profile_mark(m->profile, PROFILE_PIPELINE, op.backward); /* messages, until the op's work */
+    post_receives(pl, &next_post, i, boundary);
     const int x = pl->op_slot[i], g = global_chunk(pl, op.chunk);
     if (receives(pl, i)) {
       ENSURE(pl->receive_posted[i], "pipeline op %d: receive not posted", i);
@@ -167,6 +168,7 @@ double pipeline_train_step(pipeline *pl, const int32_t *inputs, const int32_t *t
       }
     }
   }
+  profile_mark(m->profile, PROFILE_PIPELINE, true);
   for (int x = 0; x < pl->n_slots; x++) finish_forward_send(pl, x);
   finish_backward_send(pl);
   pl->busy_seconds = busy;

@@ -143,12 +143,15 @@ cuda_suite() {
   cuda_layout tp2_seq 2 --comm mpi --tp 2 --tp-seq-shard
   cuda_layout sp2_ring 2 --comm mpi --sp 2 --sp-kind ring
   cuda_layout pp2_gpipe 2 --comm mpi --pp 2 --pp-schedule gpipe
-  cuda_layout recompute 1 --recompute full
+  cuda_layout recompute 1 --recompute full --profile true
   cuda_layout head_chunks 1 --head_chunk_rows 5 --sample_tokens 12
   cuda_layout tp2_sp2_zero1 4 --comm mpi --tp 2 --sp 2 --zero 1
   for s_name in tp2 pp2; do
     grep -q -- '---- sample at step 10 ----' "$work/$s_name.out" && pass "$s_name samples text" || fail "$s_name: no sample"
   done
+  grep -q '^time by region on rank 0 (GPU stream time between events' "$work/recompute.out" \
+    && grep -q '^  attention ' "$work/recompute.out" \
+    && pass "--profile on CUDA: regions timed by events on the stream" || fail "no CUDA profile table"
   if cuda_run "$CUDA_BIN" cuda1_l4 1 --backend cuda --n_layer 4; then
     extract cuda1_l4
     if cuda_run "$CUDA_BIN" pp2_interleaved 2 --backend cuda --comm mpi --n_layer 4 --pp 2 \

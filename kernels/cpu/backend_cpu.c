@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cpu_ops.h"
 #include "fail.h"
@@ -38,6 +39,13 @@ static void cast_f32_to_act(act_t *dst, const f32_t *src, size_t n) {
   memmove(dst, src, n * sizeof(float));
 }
 static void synchronize(void) {}
+static void *mark_create(void) { return xcalloc(1, sizeof(struct timespec), "timing mark"); }
+static void mark_record(void *mark) { clock_gettime(CLOCK_MONOTONIC, (struct timespec *)mark); }
+static double mark_elapsed_ms(void *from, void *to) {
+  const struct timespec *a = from, *b = to;
+  return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) * 1e-6;
+}
+static void mark_destroy(void *mark) { free(mark); }
 static int device_count(void) { return 0; }
 static void device_describe(char *out, size_t out_bytes) { snprintf(out, out_bytes, "host CPU (fp32, BLAS)"); }
 static void device_id(char *out, size_t out_bytes) { snprintf(out, out_bytes, "host"); }
@@ -61,6 +69,10 @@ static const backend cpu_backend = {
     .host_pointer = host_pointer,
     .cast_f32_to_act = cast_f32_to_act,
     .synchronize = synchronize,
+    .mark_create = mark_create,
+    .mark_record = mark_record,
+    .mark_elapsed_ms = mark_elapsed_ms,
+    .mark_destroy = mark_destroy,
     .device_count = device_count,
     .device_describe = device_describe,
     .device_id = device_id,

@@ -104,6 +104,19 @@ static void *host_pointer(void *buffer) {
   return NULL;
 }
 static void synchronize(void) { CUDA_CHECK(cudaStreamSynchronize(stream)); }
+static void *mark_create(void) {
+  cudaEvent_t event;
+  CUDA_CHECK(cudaEventCreate(&event));
+  return (void *)event;
+}
+static void mark_record(void *mark) { CUDA_CHECK(cudaEventRecord((cudaEvent_t)mark, stream)); }
+static double mark_elapsed_ms(void *from, void *to) {
+  float ms = 0.0f;
+  CUDA_CHECK(cudaEventSynchronize((cudaEvent_t)to));
+  CUDA_CHECK(cudaEventElapsedTime(&ms, (cudaEvent_t)from, (cudaEvent_t)to));
+  return ms;
+}
+static void mark_destroy(void *mark) { CUDA_CHECK(cudaEventDestroy((cudaEvent_t)mark)); }
 static int device_count(void) {
   int n = 0;
   CUDA_CHECK(cudaGetDeviceCount(&n));
@@ -144,6 +157,10 @@ static const backend cuda_backend = {
     .host_pointer = host_pointer,
     .cast_f32_to_act = cuda_cast_f32_to_act,
     .synchronize = synchronize,
+    .mark_create = mark_create,
+    .mark_record = mark_record,
+    .mark_elapsed_ms = mark_elapsed_ms,
+    .mark_destroy = mark_destroy,
     .device_count = device_count,
     .device_describe = device_describe,
     .device_id = device_id,

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <functional>
 
 #define __global__
@@ -94,6 +95,26 @@ inline cudaError_t cudaMallocHost(void **p, size_t n) { return cudaMalloc(p, n);
 inline cudaError_t cudaFreeHost(void *p) { return cudaFree(p); }
 inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { *s = nullptr; return cudaSuccess; }
 inline cudaError_t cudaSetDevice(int) { return cudaSuccess; }
+/* events: every op runs when it is issued here, so an event is the host
+ * clock at its record */
+struct emu_event { double ms; };
+typedef emu_event *cudaEvent_t;
+inline cudaError_t cudaEventCreate(cudaEvent_t *e) {
+  *e = (cudaEvent_t)calloc(1, sizeof(emu_event));
+  return *e ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  e->ms = (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+inline cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t from, cudaEvent_t to) {
+  *ms = (float)(to->ms - from->ms);
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventDestroy(cudaEvent_t e) { free(e); return cudaSuccess; }
 inline cudaError_t cudaGetDeviceCount(int *n) { *n = 1; return cudaSuccess; }
 /* the one emulated device: host memory, named so that a run's report says so */
 struct cudaDeviceProp {
