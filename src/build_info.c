@@ -1,12 +1,14 @@
 /* build_info — see build_info.h. */
 #include "build_info.h"
 
-#include <cblas.h>
+#include "build_config.h"
+
 #include <hdf5.h>
 #include <mpi.h>
 #include <string.h>
-
-#include "build_config.h"
+#ifdef TESSERA_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
 
 const char *build_info_version(void) { return PACKAGE_VERSION; }
 

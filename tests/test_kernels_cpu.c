@@ -24,6 +24,7 @@
 #endif
 
 #include "backend.h"
+#include "cpu/cpu_ops.h"
 #include "testing.h"
 
 static const backend *be;
@@ -110,6 +111,51 @@ static void test_gemm(void) {
       CHECK(worst < 1e-5, "gemm trans_a=%d trans_b=%d: max error %g", ta, tb, worst);
       free(a); free(b); free(c); free(c0);
     }
+}
+
+/* The GEMM of builds without OpenBLAS, whatever this build uses: shapes
+ * that cross its column blocks (512) and its 8-wide partial sums, every
+ * transposition, beta 0 over a C full of NaN (BLAS ignores C then) and
+ * beta ≠ 0. Each element against a double sum; the bound is fp32 rounding
+ * of a K-term sum, K·2⁻²⁴·Σ|a·b| (with K ≤ 700: ≤ 4.2e-5 of Σ|a·b|), so
+ * 1e-4 of Σ|a·b| leaves a margin while a missed term or a wrong index
+ * gives errors of order |a·b| itself. Twice, to see the same bits. */
+static void test_gemm_builtin(void) {
+  const int shapes[][3] = {{7, 5, 6}, {37, 53, 70}, {130, 600, 9}, {3, 1030, 700}, {1, 1, 1}};
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++)
+        for (int with_beta = 0; with_beta < 2; with_beta++) {
+          const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], pad = 5;
+          const int a_rows = ta ? K : M, a_cols = ta ? M : K, lda = a_cols + pad;
+          const int b_rows = tb ? N : K, b_cols = tb ? K : N, ldb = b_cols + pad, ldc = N + pad;
+          float *a = random_array((size_t)a_rows * lda, -1, 1), *b = random_array((size_t)b_rows * ldb, -1, 1);
+          float *c = random_array((size_t)M * ldc, -1, 1), *c0 = copy_of(c, (size_t)M * ldc);
+          if (!with_beta)
+            for (int i = 0; i < M; i++)
+              for (int j = 0; j < N; j++) c[(size_t)i * ldc + j] = NAN;
+          float *again = copy_of(c, (size_t)M * ldc);
+          const float alpha = 0.75f, beta = with_beta ? -1.5f : 0.0f;
+          cpu_builtin_sgemm(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
+          cpu_builtin_sgemm(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, again, ldc);
+          double worst = 0;
+          for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+              double sum = 0, size = 0;
+              for (int k = 0; k < K; k++) {
+                const double p = (double)(ta ? a[(size_t)k * lda + i] : a[(size_t)i * lda + k]) *
+                                 (tb ? b[(size_t)j * ldb + k] : b[(size_t)k * ldb + j]);
+                sum += p, size += fabs(p);
+              }
+              const double want = alpha * sum + (with_beta ? beta * c0[(size_t)i * ldc + j] : 0.0);
+              const double err = fabs(c[(size_t)i * ldc + j] - want) / (fabs(alpha) * size + 1e-30);
+              worst = isfinite(c[(size_t)i * ldc + j]) ? fmax(worst, err) : INFINITY;
+            }
+          CHECK(worst <= 1e-4, "builtin gemm %dx%dx%d trans_a=%d trans_b=%d beta=%g: worst error %g of sum|a*b|", M, N,
+                K, ta, tb, beta, worst);
+          CHECK(memcmp(c, again, (size_t)M * ldc * sizeof *c) == 0, "builtin gemm %dx%dx%d: two runs differ", M, N, K);
+          free(a); free(b); free(c); free(c0); free(again);
+        }
 }
 
 /* ------------------------------------------------------ linear: x·Wᵀ + b */
@@ -558,6 +604,7 @@ static void test_elementwise(void) {
 int main(void) {
   be = backend_cpu();
   test_gemm();
+  test_gemm_builtin();
   test_linear();
   test_gelu();
   test_embedding();

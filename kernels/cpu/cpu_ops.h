@@ -17,6 +17,9 @@ double *thread_partials_create(size_t n, int *n_rows);
 double *thread_partials_row(double *table, size_t n);
 void thread_partials_finish(float *dst, double *table, int n_rows, size_t n);
 
+/* cblas_sgemm's row-major product without a BLAS (gemm_builtin.c) */
+void cpu_builtin_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc);
 void cpu_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const act_t *A, int lda,
               const act_t *B, int ldb, float beta, act_t *C, int ldc);
 void cpu_gemm_bias(act_t *out, const act_t *inp, const act_t *weight, const act_t *bias, int N, int IC, int OC);

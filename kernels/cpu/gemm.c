@@ -1,4 +1,5 @@
-/* gemm — matrix products through OpenBLAS, the bias add that follows a
+/* gemm — matrix products through OpenBLAS (or, built without it, through
+ * gemm_builtin.c), the bias add that follows a
  * linear layer, and the two together (gemm_bias, gemm_bias_gelu: the CUDA
  * backend fuses them; here they are the separate calls).
  *
@@ -7,16 +8,24 @@
  * CblasRowMajor (no copies). bias_backward ACCUMULATES into dbias, like every
  * parameter gradient.
  */
-#include <cblas.h>
+#include "build_config.h"
+
 #include <stdlib.h>
+#ifdef TESSERA_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
 
 #include "cpu_ops.h"
 #include "fail.h"
 
 void cpu_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const act_t *A, int lda,
               const act_t *B, int ldb, float beta, act_t *C, int ldc) {
+#ifdef TESSERA_HAVE_OPENBLAS
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
               M, N, K, alpha, CF(A), lda, CF(B), ldb, beta, F(C), ldc);
+#else
+  cpu_builtin_sgemm(trans_a, trans_b, M, N, K, alpha, CF(A), lda, CF(B), ldb, beta, F(C), ldc);
+#endif
 }
 
 void cpu_bias_add(act_t *out, const act_t *bias, int N, int C) {
