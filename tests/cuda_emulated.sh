@@ -9,5 +9,7 @@
 # without g++ and python3.
 command -v g++ > /dev/null 2>&1 && command -v python3 > /dev/null 2>&1 || exit 77
 # one thread order, then the reverse, so an order-dependent kernel shows
+# the build's flags and build_config.h come from where `tessera` was built
+EMU_BUILDDIR=$(dirname "$TESSERA"); export EMU_BUILDDIR
 "$TESTS_SRCDIR/cuda_emu/run.sh" || exit 1
 EMU_ORDER=reverse "$TESTS_SRCDIR/cuda_emu/run.sh"

@@ -25,18 +25,24 @@ san=""
 [ "${1:-}" = "--asan" ] && san="-fsanitize=address,undefined -fno-omit-frame-pointer"
 build=$(mktemp -d "${TMPDIR:-/tmp}/cuda_emu.XXXXXX")
 trap 'rm -rf "$build"' EXIT
-if [ -f "$top/Makefile" ]; then
-  blas_cflags=$(sed -n 's/^BLAS_CFLAGS = //p' "$top/Makefile")
-  blas_libs=$(sed -n 's/^BLAS_LIBS = //p' "$top/Makefile")
+# the configured build (EMU_BUILDDIR, else the source tree when configured
+# in place) gives the BLAS flags and build_config.h; without one, OpenBLAS
+# by pkg-config
+builddir=${EMU_BUILDDIR:-$top}
+if [ -f "$builddir/Makefile" ] && [ -f "$builddir/build_config.h" ]; then
+  blas_cflags=$(sed -n 's/^BLAS_CFLAGS = //p' "$builddir/Makefile")
+  blas_libs=$(sed -n 's/^BLAS_LIBS = //p' "$builddir/Makefile")
+  cp "$builddir/build_config.h" "$build/"
 else
   blas_cflags=$(pkg-config --cflags openblas)
   blas_libs=$(pkg-config --libs openblas)
+  echo '#define TESSERA_HAVE_OPENBLAS 1' > "$build/build_config.h"
 fi
 for f in "$top"/kernels/cuda/*.cu; do python3 "$here/prep.py" "$f" "$build/$(basename "$f" .cu).cpp"; done
 cp "$here"/emu_runtime.cpp "$here"/emu_cublaslt.cpp "$build/"
 cxxflags="-std=c++20 -O1 -g $san -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas -Wno-sign-compare
   -I$here/include -I$top/kernels -I$top/kernels/cuda"
-cflags="-std=c11 -D_GNU_SOURCE -O2 -g $san -fopenmp -I$top -I$top/kernels -I$top/tests $blas_cflags"
+cflags="-std=c11 -D_GNU_SOURCE -O2 -g $san -fopenmp -I$build -I$top -I$top/kernels -I$top/tests $blas_cflags"
 for f in "$build"/*.cpp; do g++ $cxxflags -c "$f" -o "${f%.cpp}.o"; done
 for f in "$top"/kernels/cpu/*.c "$top"/kernels/*.c; do gcc $cflags -c "$f" -o "$build/cpu_$(basename "$f" .c).o"; done
 gcc $cflags -c "$top/tests/test_kernels_cuda.c" -o "$build/test.o"
