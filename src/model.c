@@ -638,6 +638,7 @@ static double head_forward(model *m, const act_t *x, act_t *d_x, const int32_t *
   for (int r0 = 0; r0 < N; r0 += m->head_rows) {
     const int R = N - r0 < m->head_rows ? N - r0 : m->head_rows;
     const act_t *lnf_rows = act_at(be, m->lnf, (size_t)r0 * C);
+    profile_mark(m->profile, PROFILE_HEAD, false);
     /* tied head: logits = lnf · wteᵀ, this rank's vocabulary rows */
     be->gemm(false, true, R, V, C, 1.0f, lnf_rows, C, wte, C, 0.0f, m->logits, V);
     loss_sum += crossentropy(m, targets + r0, R, scale);
@@ -647,10 +648,8 @@ static double head_forward(model *m, const act_t *x, act_t *d_x, const int32_t *
      * dwte += dlogitsᵀ · lnf (this rank's rows) */
     be->gemm(false, false, R, C, V, 1.0f, m->logits, V, wte, C, 0.0f, act_at(be, m->d_btc, (size_t)r0 * C), C);
     be->gemm(true, false, V, C, R, 1.0f, m->logits, V, lnf_rows, C, 1.0f, dwte, C);
-    profile_mark(m->profile, PROFILE_HEAD, false);
   }
-  if (pass != PASS_TRAIN) return loss_sum;
-  profile_mark(m->profile, PROFILE_HEAD, true);
+  if (pass != PASS_TRAIN) return loss_sum; /* the head's backward goes on: still its region */
   model_sum_rows(m, m->d_ln, m->d_btc, Nl, C);
   be->zero_act(d_x, (size_t)Nl * C);
   model_norm_backward(m, d_x, outer_grad_at(m, "lnf.weight"), outer_grad_at(m, "lnf.bias"), m->d_ln, x, lnf_w,

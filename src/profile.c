@@ -7,9 +7,6 @@
 #include "fail.h"
 
 static const char *const region_names[PROFILE_N_REGIONS] = {
-    "data", "embedding", "norms", "qkv", "attention", "attention out", "mlp in", "mlp activation", "mlp out",
-    "head", "pipeline", "gradient sync", "optimizer"};
-static const char *const region_keys[PROFILE_N_REGIONS] = {
     "data", "embedding", "norms", "qkv", "attention", "attention_out", "mlp_in", "mlp_activation", "mlp_out",
     "head", "pipeline", "gradient_sync", "optimizer"};
 
@@ -61,12 +58,11 @@ void profile_mark(profile *p, profile_region region, bool backward) {
 void profile_end_step(profile *p, double step_seconds) {
   if (!p) return;
   profile_mark(p, PROFILE_DATA, false); /* the end of the last region */
-  if (p->steps_seen++ > 0) {
+  if (p->steps_seen++ > 0) { /* the first step warms up; its marks are simply recorded again */
     for (int i = 0; i + 1 < p->n_marks; i++)
       p->ms[p->regions[i]] += p->be->mark_elapsed_ms(p->marks[i], p->marks[i + 1]);
     p->wall_ms += 1e3 * step_seconds;
-  } else
-    p->be->mark_elapsed_ms(p->marks[0], p->marks[p->n_marks - 1]); /* waits for the step's work */
+  }
   p->n_marks = 0;
 }
 
@@ -90,4 +86,3 @@ double profile_wall_ms_per_step(const profile *p) {
 }
 
 const char *profile_region_name(profile_region r) { return region_names[r]; }
-const char *profile_region_key(profile_region r) { return region_keys[r]; }

@@ -54,8 +54,7 @@ double profile_ms_per_step(const profile *p, profile_region r, bool backward);
 double profile_covered_ms_per_step(const profile *p);
 double profile_wall_ms_per_step(const profile *p);
 int64_t profile_steps(const profile *p);
+/* lower case, underscores: the table's row and the metrics key */
 const char *profile_region_name(profile_region r);
-/* The same, as a metrics key: lower case, underscores. */
-const char *profile_region_key(profile_region r);
 
 #endif

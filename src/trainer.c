@@ -54,7 +54,6 @@ typedef struct run_state {
   bool separate_val;
   metrics mx;
   progress pg;
-  profile *profile;      /* --profile: time per region, or NULL */
   int accum_steps;
   int32_t *inputs, *targets; /* the step's micro-batches: this rank's tokens of each */
   int32_t *loaded_inputs, *loaded_targets; /* one micro-batch of whole sequences, M × T */
@@ -371,7 +370,7 @@ static step_result train_step(run_state *rs, int64_t step) {
   const int M = cfg->micro_batch_size, T = cfg->seq_len;
   const size_t micro_tokens = (size_t)M * model_local_tokens(&rs->mdl, T);
   double start = progress_now();
-  profile_mark(rs->profile, PROFILE_DATA, false);
+  profile_mark(rs->mdl.profile, PROFILE_DATA, false);
 
   /* the same whole sequences on every sp rank of a replica; each keeps its pieces */
   int32_t max_id = -1;
@@ -395,7 +394,7 @@ static step_result train_step(run_state *rs, int64_t step) {
    * gradients starts during its last backward */
   double loss_sum = pipeline_train_step(&rs->pipe, rs->inputs, rs->targets, M, T, dloss_scale,
                                         zero2 ? NULL : grads_ready, &rs->sync);
-  profile_mark(rs->profile, PROFILE_GRAD_SYNC, true);
+  profile_mark(rs->mdl.profile, PROFILE_GRAD_SYNC, true);
   if (zero2) finish_shard_gradients(rs);
   else grad_sync_finish(&rs->sync);
   comm_allreduce_sum_f64(&rs->grid.dp_sp, &loss_sum, 1);
@@ -403,7 +402,7 @@ static step_result train_step(run_state *rs, int64_t step) {
   r.bubble = pipeline_measured_bubble(&rs->pipe);
 
   r.loss = loss_sum / ((double)cfg->batch_size * T);
-  profile_mark(rs->profile, PROFILE_OPTIMIZER, false);
+  profile_mark(rs->mdl.profile, PROFILE_OPTIMIZER, false);
   r.grad_norm = optimizer_grad_norm(&rs->opt, &rs->mdl);
   lr_schedule schedule = {cfg->lr, cfg->min_lr, cfg->warmup_steps, cfg->steps};
   r.lr = lr_at_step(&schedule, step);
@@ -411,7 +410,7 @@ static step_result train_step(run_state *rs, int64_t step) {
   if (rs->opt.compute_shard) refresh_outer_params(rs);
   rs->be->synchronize();
   r.seconds = progress_now() - start;
-  profile_end_step(rs->profile, r.seconds);
+  profile_end_step(rs->mdl.profile, r.seconds);
   return r;
 }
 
@@ -548,7 +547,7 @@ static void report_communication(run_state *rs) {
 /* The end-of-run profile (--profile): rank 0's time per region and step,
  * forward and backward (recomputation counts as backward). */
 static void report_profile(run_state *rs) {
-  const profile *p = rs->profile;
+  const profile *p = rs->mdl.profile;
   if (profile_steps(p) == 0) {
     progress_print(&rs->pg, "profile: needs 2 steps or more (the first warms up)\n");
     return;
@@ -677,7 +676,7 @@ int trainer_run(const config *cfg, const runtime *rt) {
                                  .sp_algorithm = (sp_kind)cfg->sp_kind,
                                  .head_chunk_rows = cfg->head_chunk_rows};
   model_create(&rs->mdl, rs->be, shape, cfg->micro_batch_size, cfg->seq_len, &options);
-  if (cfg->profile) rs->profile = rs->mdl.profile = profile_create(rs->be);
+  if (cfg->profile) rs->mdl.profile = profile_create(rs->be); /* the model and this file mark regions */
   pipeline_create(&rs->pipe, &rs->mdl, &rs->grid.pp, &rs->plan.schedule);
   float *host_params = xmalloc(rs->mdl.reg.n_local_total * sizeof *host_params, "initial parameters");
   param_init_all(&rs->mdl.reg, (uint64_t)cfg->seed, host_params);
@@ -830,7 +829,7 @@ int trainer_run(const config *cfg, const runtime *rt) {
                    "pipeline bubble: measured %.1f%% of each step idle (mean over stages and steps after the "
                    "first), formula (p-1)/(V*m+p-1) = %.1f%%\n",
                    100 * bubble_measured, 100 * bubble_formula);
-  if (rs->profile) report_profile(rs);
+  if (rs->mdl.profile) report_profile(rs);
   if (saves.count > 0)
     progress_print(&rs->pg, "checkpoints: %d saved, %.2f GB, %.2f s writing, training waited %.2f s%s\n",
                    saves.count, saves.bytes / 1e9, saves.seconds, saves.blocking_seconds,
@@ -854,11 +853,11 @@ int trainer_run(const config *cfg, const runtime *rt) {
   }
   metrics_int(mx, "checkpoints", saves.count);
   metrics_num(mx, "checkpoint_blocking_s", saves.blocking_seconds);
-  for (int r = 0; rs->profile && r < PROFILE_N_REGIONS; r++)
+  for (int r = 0; rs->mdl.profile && r < PROFILE_N_REGIONS; r++)
     for (int backward = 0; backward < 2; backward++) {
       char key[64];
-      snprintf(key, sizeof key, "profile_%s_%s_ms", profile_region_key((profile_region)r), backward ? "bwd" : "fwd");
-      metrics_num(mx, key, profile_ms_per_step(rs->profile, (profile_region)r, backward));
+      snprintf(key, sizeof key, "profile_%s_%s_ms", profile_region_name((profile_region)r), backward ? "bwd" : "fwd");
+      metrics_num(mx, key, profile_ms_per_step(rs->mdl.profile, (profile_region)r, backward));
     }
   metrics_end(mx);
   metrics_close(mx);
@@ -874,7 +873,7 @@ int trainer_run(const config *cfg, const runtime *rt) {
   pipeline_free(&rs->pipe);
   pipeline_plan_free(&rs->plan);
   model_free(&rs->mdl);
-  profile_free(rs->profile);
+  profile_free(rs->mdl.profile);
   dataset_close(&rs->train_ds);
   if (rs->separate_val) dataset_close(&rs->val_ds);
   grid_free(&rs->grid);

@@ -49,6 +49,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "sequence_rows.h"
 #include "testing.h"
 
 static const backend *cpu, *gpu;
@@ -573,16 +574,6 @@ static void test_attention_block(block_case k) {
   free_twin(Q), free_twin(KV), free_twin(Dout), free_twin(Dq), free_twin(Dkv);
   free_twin32(Out), free_twin32(Lse), free_twin32(Delta);
   free(q), free(kv), free(dout), free(dq0), free(dkv0), free(lse), free(delta);
-}
-
-/* rows [t0, t0 + n) of each of B sequences of T rows of W values */
-static void take_rows(float *dst, const float *src, int B, int T, int t0, int n, int W) {
-  for (int b = 0; b < B; b++)
-    memcpy(dst + (size_t)b * n * W, src + ((size_t)b * T + t0) * W, (size_t)n * W * sizeof *dst);
-}
-static void put_rows(float *dst, const float *src, int B, int T, int t0, int n, int W) {
-  for (int b = 0; b < B; b++)
-    memcpy(dst + ((size_t)b * T + t0) * W, src + (size_t)b * n * W, (size_t)n * W * sizeof *dst);
 }
 
 /* Ring attention on the device: queries in pieces, keys in blocks (one of

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "sequence_rows.h"
 #include "testing.h"
 
 static const backend *be;
@@ -126,16 +127,6 @@ static double worst_naive = 0, worst_pieces = 0, worst_blocks = 0, worst_forward
     CHECK(e_ <= (tol), __VA_ARGS__);                                        \
     if (!(e_ <= (tol))) fprintf(stderr, "      (error %.3e > %.1e)\n", e_, (double)(tol)); \
   } while (0)
-
-/* rows [t0, t0 + n) of each of B sequences of T rows of W values */
-static void take_rows(float *dst, const float *src, int B, int T, int t0, int n, int W) {
-  for (int b = 0; b < B; b++)
-    memcpy(dst + (size_t)b * n * W, src + ((size_t)b * T + t0) * W, (size_t)n * W * sizeof *dst);
-}
-static void put_rows(float *dst, const float *src, int B, int T, int t0, int n, int W) {
-  for (int b = 0; b < B; b++)
-    memcpy(dst + ((size_t)b * T + t0) * W, src + (size_t)b * n * W, (size_t)n * W * sizeof *dst);
-}
 
 /* ------------------------------------------------------------- RMSNorm */
 

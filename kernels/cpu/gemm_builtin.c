@@ -8,7 +8,7 @@
  * the tests' reference (the GPU machine's image is not known to have OpenBLAS).
  *
  * Rows of C are split over OpenMP threads. For each row, op(A)'s row is
- * copied into a contiguous buffer; then with op(B) = B (rows of B
+ * read in place (or, transposed, its column gathered into a buffer); then with op(B) = B (rows of B
  * contiguous) the row accumulates a·B[k,:] over k in blocks of columns, and
  * with op(B) = Bᵀ each element is a dot product of two contiguous vectors,
  * in eight interleaved partial sums (fixed order) that the compiler can
@@ -37,11 +37,15 @@ void cpu_builtin_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float al
   if (M <= 0 || N <= 0) return;
 #pragma omp parallel
   {
-    float *a_row = xmalloc((size_t)(K > 0 ? K : 1) * sizeof *a_row, "gemm row");
+    float *column = trans_a ? xmalloc((size_t)(K > 0 ? K : 1) * sizeof *column, "gemm row") : NULL;
     float *acc = xmalloc((size_t)N * sizeof *acc, "gemm row");
 #pragma omp for schedule(static)
     for (int i = 0; i < M; i++) {
-      for (int k = 0; k < K; k++) a_row[k] = trans_a ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+      const float *a_row = A + (size_t)i * lda; /* op(A)'s row i: stored as is, or column i gathered */
+      if (trans_a) {
+        for (int k = 0; k < K; k++) column[k] = A[(size_t)k * lda + i];
+        a_row = column;
+      }
       if (trans_b) {
         for (int j = 0; j < N; j++) acc[j] = dot_contiguous(a_row, B + (size_t)j * ldb, K);
       } else {
@@ -62,7 +66,7 @@ void cpu_builtin_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float al
       else
         for (int j = 0; j < N; j++) c[j] = alpha * acc[j] + beta * c[j];
     }
-    free(a_row);
+    free(column);
     free(acc);
   }
 }
