@@ -9,7 +9,7 @@
 # build's settings, and its libtessera_src.a and libtessera_io.a are linked
 # as they are (src/ and io/ hold no CUDA code). Compiled here: the
 # kernels/cuda/*.cu files as host C++ (prep.py, include/, emu_runtime.cpp),
-# src/main.c, the CPU kernels and kernels/*.c (fail, segments), and parallel/ with
+# src/cli/main.c, the CPU kernels and kernels/*.c (fail, segments), and parallel/ with
 # nccl_comm_absent.c
 # — NCCL is not emulated, so this binary refuses `--comm nccl` and its
 # device buffers travel by MPI staged through host memory. Every rank's
@@ -47,12 +47,13 @@ for f in "$top"/kernels/cuda/*.cu; do
 done
 cp "$here"/emu_runtime.cpp "$here"/emu_cublaslt.cpp "$obj/"
 cxxflags="-std=c++20 $opt -w -I$here/include -I$top/kernels -I$top/kernels/cuda"
-cflags="-std=c11 -D_GNU_SOURCE $opt -fopenmp -w -I$builddir -I$top -I$top/kernels -I$top/io -I$top/parallel -I$top/src"
+cflags="-std=c11 -D_GNU_SOURCE $opt -fopenmp -w -I$builddir -I$top -I$top/kernels -I$top/io"
+for d in "$top"/parallel/*/ "$top"/src/*/; do cflags="$cflags -I${d%/}"; done
 cflags="$cflags $blas_cflags $hdf5_cflags -DTESSERA_DATADIR='\"/nonexistent\"'"
 # two compilers at a time: the machine's cores
 {
   for f in "$obj"/*.cpp; do echo "g++ $cxxflags -c $f -o ${f%.cpp}.o"; done
-  for f in "$top"/src/main.c "$top"/kernels/*.c "$top"/kernels/cpu/*.c "$top"/parallel/*.c; do
+  for f in "$top"/src/cli/main.c "$top"/kernels/*.c "$top"/kernels/cpu/*.c "$top"/parallel/*/*.c; do
     case $f in */nccl_comm.c) continue ;; esac
     echo "$cc $cflags -c $f -o $obj/c_$(basename "$(dirname "$f")")_$(basename "$f" .c).o"
   done
