@@ -20,6 +20,8 @@
 #ifndef TESSERA_FAIL_H
 #define TESSERA_FAIL_H
 
+#include <stddef.h>
+
 /* C11's _Noreturn, spelled so that CUDA C++ files can include this header */
 #ifdef __cplusplus
 #define TESSERA_NORETURN [[noreturn]]
@@ -58,6 +60,14 @@ void *xmalloc_at(size_t n_bytes, const char *what, const char *file, int line);
 void *xcalloc_at(size_t n_elems, size_t elem_bytes, const char *what, const char *file, int line);
 #define xmalloc(n_bytes, what) xmalloc_at((n_bytes), (what), __FILE__, __LINE__)
 #define xcalloc(n, sz, what) xcalloc_at((n), (sz), (what), __FILE__, __LINE__)
+
+/* Sizes of the text buffers tessera builds, so that no path or message is
+ * cut short: a path as a user gives it (Linux's PATH_MAX), one joined from
+ * such a path and a file name (NAME_MAX and a separator), and a one-line
+ * message that quotes a joined path with the words around it. */
+#define PATH_BYTES 4096
+#define JOINED_PATH_BYTES (PATH_BYTES + 256)
+#define MESSAGE_BYTES (JOINED_PATH_BYTES + 512)
 
 /* Invariant checks that stay on in release builds: cheap and they save hours. */
 #define ENSURE(cond, ...)                                                   \

@@ -28,6 +28,7 @@
 #include "checkpoint_file.h"
 #include "crc32c.h"
 #include "direct_reader.h"
+#include "fail.h"
 #include "testing.h"
 
 enum { ROWS = 37, COLS = 2600, SHARD = 1000 }; /* shards of 1000, 1000 and 600 columns */
@@ -87,8 +88,9 @@ static int read_and_compare(ckpt_file *f, const char *path, int64_t r0, int64_t 
   return status ? -1 : wrong;
 }
 
-int main(int argc, char **argv) {
-  MPI_Init(&argc, &argv);
+/* CRC-32C: the standard check value, continuation, odd lengths, and the
+ * three-chain path of long buffers against a bit-by-bit CRC. */
+static void test_crc32c(void) {
   CHECK(crc32c("123456789", 9) == 0xE3069283u, "crc32c check value: %08x", crc32c("123456789", 9));
   const char text[] = "tessera writes universal checkpoints";
   CHECK(crc32c_extend(crc32c(text, 10), text + 10, sizeof text - 10) == crc32c(text, sizeof text),
@@ -114,11 +116,14 @@ int main(int argc, char **argv) {
   }
   free(noise);
 
-  char path_template[] = "/tmp/tessera-ckpt-XXXXXX";
-  int fd = mkstemp(path_template);
-  CHECK(fd >= 0, "temporary file");
-  close(fd);
-  char err[4600];
+}
+
+/* A [ROWS, COLS] tensor written in column shards with small tiles: boxes
+ * and parts of hyperslabs read back exactly, a dataset without checksums
+ * and a flipped byte are refused, undamaged tiles still read. */
+static void test_sharded_tensor(const char *path) {
+  char err[MESSAGE_BYTES];
+  int fd;
   const int64_t shape[2] = {ROWS, COLS};
   const ckpt_tiling tiling = ckpt_tiling_for(2, shape, 1, SHARD);
   CHECK(tiling.rows == (1 << 20) / SHARD || tiling.rows >= ROWS, "tile rows %lld", (long long)tiling.rows);
@@ -129,7 +134,7 @@ int main(int argc, char **argv) {
   const ckpt_tiling small = {1, SHARD, 3};
   const int64_t n_small = ckpt_tiling_slots(&small, 2, shape);
   ckpt_file f;
-  CHECK(ckpt_file_create(&f, path_template, MPI_COMM_NULL, err, sizeof err) == 0, "create: %s", err);
+  CHECK(ckpt_file_create(&f, path, MPI_COMM_NULL, err, sizeof err) == 0, "create: %s", err);
   const int64_t at_weight = ckpt_tensor_create(&f, "params/t/weight", 2, shape);
   const int64_t at_bare = ckpt_tensor_create(&f, "params/t/bare", 2, shape);
   uint32_t *crcs = calloc((size_t)n_small, sizeof *crcs);
@@ -149,7 +154,7 @@ int main(int argc, char **argv) {
   ckpt_tensor_write_checksums(&f, "params/t/weight", &small, crcs, n_small);
   ckpt_file_close(&f);
 
-  CHECK(ckpt_file_open(&f, path_template, MPI_COMM_NULL, err, sizeof err) == 0, "open: %s", err);
+  CHECK(ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err) == 0, "open: %s", err);
   const int64_t boxes[][4] = {{0, ROWS, 0, COLS}, {0, ROWS, 1000, 2000}, {2, 9, 950, 1050},
                               {36, 37, 2599, 2600}, {4, 5, 0, 2600}, {0, 3, 0, 1000}};
   for (size_t i = 0; i < sizeof boxes / sizeof boxes[0]; i++) {
@@ -177,14 +182,14 @@ int main(int argc, char **argv) {
   H5Dclose(dset);
   ckpt_file_close(&f);
   CHECK(offset != HADDR_UNDEF, "contiguous dataset has a file offset");
-  fd = open(path_template, O_RDWR);
+  fd = open(path, O_RDWR);
   const off_t at = (off_t)offset + (off_t)((10 * COLS + 1500) * sizeof(float)) + 1;
   unsigned char byte;
   CHECK(pread(fd, &byte, 1, at) == 1, "read the byte");
   byte ^= 0x40;
   CHECK(pwrite(fd, &byte, 1, at) == 1, "flip the byte");
   close(fd);
-  CHECK(ckpt_file_open(&f, path_template, MPI_COMM_NULL, err, sizeof err) == 0, "reopen: %s", err);
+  CHECK(ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err) == 0, "reopen: %s", err);
   CHECK(read_and_compare(&f, "params/t/weight", 10, 11, 1400, 1600, err, sizeof err) < 0 &&
             strstr(err, "fails its checksum"),
         "a read covering the flipped byte fails: '%s'", err);
@@ -197,6 +202,18 @@ int main(int argc, char **argv) {
   ckpt_file_close(&f);
   free(crcs);
 
+}
+
+/* The direct path (pwrite/O_DIRECT): row shards and a tensor held whole
+ * read back exactly, cached or not; a flipped byte fails its tile only.
+ * has_direct: the file system gives O_DIRECT. */
+static void test_direct_path(const char *path, bool *has_direct_out) {
+  char err[MESSAGE_BYTES];
+  ckpt_file f;
+  int fd;
+  unsigned char byte;
+  hid_t dset;
+  haddr_t offset;
   /* the direct path: [600, 1001] in shards of 250 rows (runs starting at
    * unaligned byte offsets), and [3, 1000, 200] held whole */
   enum { R2 = 600, C2 = 1001, SHARD2 = 250 };
@@ -205,7 +222,7 @@ int main(int argc, char **argv) {
   const ckpt_tiling one_shard = ckpt_tiling_for(3, shape3, 1, 1000);
   const int64_t n_rows = ckpt_tiling_slots(&rows_split, 2, shape2), n_whole = ckpt_tiling_slots(&one_shard, 3, shape3);
   uint32_t *crc2 = calloc((size_t)n_rows, sizeof *crc2), *crc3 = calloc((size_t)n_whole, sizeof *crc3);
-  CHECK(ckpt_file_create(&f, path_template, MPI_COMM_NULL, err, sizeof err) == 0, "create: %s", err);
+  CHECK(ckpt_file_create(&f, path, MPI_COMM_NULL, err, sizeof err) == 0, "create: %s", err);
   const int64_t at_r = ckpt_tensor_create(&f, "params/r/weight", 2, shape2);
   const int64_t at_w = ckpt_tensor_create(&f, "params/w/weight", 3, shape3);
   for (int64_t r0 = 0; r0 < R2; r0 += SHARD2) {
@@ -227,13 +244,13 @@ int main(int argc, char **argv) {
   ckpt_file_close(&f);
   /* where the file system gives O_DIRECT, a file out of the page cache is
    * read by it and a cached one through the cache */
-  int probe = open(path_template, O_RDONLY | O_DIRECT);
+  int probe = open(path, O_RDONLY | O_DIRECT);
   const bool has_direct = probe >= 0;
   if (probe >= 0) close(probe);
   float *back3 = malloc(n3 * sizeof *back3);
   for (int cached = 0; cached < 2; cached++) {
-    set_cached(path_template, cached);
-    CHECK(ckpt_file_open(&f, path_template, MPI_COMM_NULL, err, sizeof err) == 0, "open: %s", err);
+    set_cached(path, cached);
+    CHECK(ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err) == 0, "open: %s", err);
     int64_t cuts[][2] = {{0, R2}, {249, 251}, {499, 600}, {123, 124}};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
       int wrong = read_and_compare(&f, "params/r/weight", cuts[i][0], cuts[i][1], 0, C2, err, sizeof err);
@@ -255,20 +272,20 @@ int main(int argc, char **argv) {
 
   /* a flipped byte in element (300, 10): shard 1 (rows 250-499) of
    * params/r fails every read that touches it, by either path */
-  CHECK(ckpt_file_open(&f, path_template, MPI_COMM_NULL, err, sizeof err) == 0, "open: %s", err);
+  CHECK(ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err) == 0, "open: %s", err);
   dset = H5Dopen2(f.file, "params/r/weight", H5P_DEFAULT);
   offset = H5Dget_offset(dset);
   H5Dclose(dset);
   ckpt_file_close(&f);
-  fd = open(path_template, O_RDWR);
+  fd = open(path, O_RDWR);
   const off_t at_flip = (off_t)offset + (off_t)((300 * C2 + 10) * sizeof(float)) + 2;
   CHECK(pread(fd, &byte, 1, at_flip) == 1, "read the byte");
   byte ^= 0x08;
   CHECK(pwrite(fd, &byte, 1, at_flip) == 1, "flip the byte");
   close(fd);
   for (int cached = 0; cached < 2; cached++) {
-    set_cached(path_template, cached);
-    CHECK(ckpt_file_open(&f, path_template, MPI_COMM_NULL, err, sizeof err) == 0, "reopen: %s", err);
+    set_cached(path, cached);
+    CHECK(ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err) == 0, "reopen: %s", err);
     const char *how = cached ? "cached" : "uncached";
     CHECK(read_and_compare(&f, "params/r/weight", 0, R2, 0, C2, err, sizeof err) < 0 && strstr(err, "fails its checksum") &&
               strstr(err, "tile 1"),
@@ -282,15 +299,21 @@ int main(int argc, char **argv) {
   }
   free(crc2), free(crc3), free(all3), free(back3);
 
+  *has_direct_out = has_direct;
+}
+
+/* The O_DIRECT reader alone, forwards, backwards and past the end. */
+static void test_direct_reader(const char *path, bool has_direct) {
+  int fd;
   /* the reader alone: a file of 9 MiB + 123 bytes, byte i = (i * 7) mod 251 */
   const size_t file_bytes = ((size_t)9 << 20) + 123;
   unsigned char *pattern = malloc(file_bytes), *got = malloc(file_bytes);
   for (size_t i = 0; i < file_bytes; i++) pattern[i] = (unsigned char)(i * 7 % 251);
-  fd = open(path_template, O_WRONLY | O_TRUNC);
+  fd = open(path, O_WRONLY | O_TRUNC);
   CHECK(fd >= 0 && write(fd, pattern, file_bytes) == (ssize_t)file_bytes, "write the reader's file");
   close(fd);
-  set_cached(path_template, false);
-  direct_reader *reader = direct_reader_open(path_template);
+  set_cached(path, false);
+  direct_reader *reader = direct_reader_open(path);
   CHECK((reader != NULL) == has_direct, "direct_reader_open %s", reader ? "worked" : "was refused");
   if (reader) {
     const size_t pieces[][2] = {{0, 1}, {1, 1000003}, {1000004, 4194304}, {5194308, 3000000}, /* forwards */
@@ -307,6 +330,19 @@ int main(int argc, char **argv) {
     direct_reader_close(reader);
   }
   free(pattern), free(got);
+}
+
+int main(int argc, char **argv) {
+  MPI_Init(&argc, &argv);
+  test_crc32c();
+  char path_template[] = "/tmp/tessera-ckpt-XXXXXX";
+  int fd = mkstemp(path_template);
+  CHECK(fd >= 0, "temporary file");
+  close(fd);
+  test_sharded_tensor(path_template);
+  bool has_direct = false;
+  test_direct_path(path_template, &has_direct);
+  test_direct_reader(path_template, has_direct);
   unlink(path_template);
   MPI_Finalize();
   return test_summary("test_checkpoint_file");

@@ -21,8 +21,9 @@ static const char *write_file(const char *name, const char *text) {
   return path;
 }
 
-int main(void) {
-  if (!mkdtemp(dir)) return 99;
+/* Defaults, a good file (sections, comments, every kind of value), and
+ * command-line overrides. */
+static void test_parse(void) {
   config cfg;
   char err[512];
   config_set_defaults(&cfg);
@@ -48,6 +49,14 @@ int main(void) {
   CHECK(config_set(&cfg, "comm", "mpi", "--comm", err, sizeof err) == 0 && cfg.comm_path == COMM_CHOICE_MPI,
         "comm parsed: %s", err);
 
+}
+
+/* Each bad value, key, section or file is refused with status 1 and a
+ * message naming the culprit. */
+static void test_refusals(void) {
+  config cfg;
+  char err[512];
+  config_set_defaults(&cfg);
   /* refusals: status 1 and a message naming the culprit */
   struct {
     const char *key, *value, *must_mention;
@@ -79,6 +88,12 @@ int main(void) {
         "missing file");
   CHECK(strstr(err, "/nonexistent/x.ini") != NULL, "names the missing file");
 
+}
+
+/* Checks across keys. */
+static void test_validate(void) {
+  config cfg;
+  char err[512];
   config_set_defaults(&cfg);
   cfg.d_model = 100;
   cfg.n_head = 3;
@@ -90,6 +105,11 @@ int main(void) {
   CHECK(config_validate(&cfg, err, sizeof err) == EXIT_USER_ERROR && strstr(err, "micro_batch_size"),
         "batch must be a multiple of the micro-batch");
 
+}
+
+static void test_print_round_trip(void) {
+  config cfg;
+  char err[512];
   /* config_print writes a file that loads back to the same settings */
   config_set_defaults(&cfg);
   cfg.lr = 1.2345678e-4;
@@ -104,6 +124,14 @@ int main(void) {
   CHECK(config_load_file(&again, path, err, sizeof err) == 0, "printed config loads: %s", err);
   CHECK(again.n_layer == 7 && again.lr == cfg.lr, "printed config round-trips");
 
+}
+
+int main(void) {
+  if (!mkdtemp(dir)) return 99;
+  test_parse();
+  test_refusals();
+  test_validate();
+  test_print_round_trip();
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

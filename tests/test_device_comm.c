@@ -44,20 +44,37 @@ static float *read_back(const backend *be, const act_t *x, size_t n) {
   return host;
 }
 
-/* Every call once on group c; the results' host copies are appended to out
- * (*n_out floats) so the two backends' runs can be compared. */
-static void exercise(comm *c, const backend *be, float *out, size_t *n_out, bool staged) {
-  const int P = c->size, r = c->rank;
-  const size_t n = 7;
-#define KEEP(x, count)                                              \
-  do {                                                              \
-    float *kept_ = read_back(be, (x), (count));                     \
-    memcpy(out + *n_out, kept_, (count) * sizeof(float));           \
-    *n_out += (count);                                              \
-    free(kept_);                                                    \
-  } while (0)
+/* One run of the calls on group c: the results' host copies are appended
+ * to out (*n_out floats) so the two backends' runs can be compared. */
+typedef struct run_of_calls {
+  comm *c;
+  const backend *be;
+  bool staged;
+  int P, r;
+  float *out;
+  size_t *n_out;
+} run_of_calls;
 
-  /* all-reduce, blocking and non-blocking */
+static void keep(run_of_calls *x, const act_t *buffer, size_t count) {
+  float *kept = read_back(x->be, buffer, count);
+  memcpy(x->out + *x->n_out, kept, count * sizeof(float));
+  *x->n_out += count;
+  free(kept);
+}
+
+/* Whether got[i] == value(rank, first + i) for i < n. */
+static int wrong_values(const float *got, size_t n, int rank, size_t first) {
+  int bad = 0;
+  for (size_t i = 0; i < n; i++) bad += got[i] != value(rank, first + i);
+  return bad;
+}
+
+/* All-reduce, blocking and non-blocking, act and f32. */
+static void exercise_allreduce(run_of_calls *x) {
+  comm *c = x->c;
+  const backend *be = x->be;
+  const int P = x->P, r = x->r;
+  const size_t n = 7;
   act_t *a = filled(be, r, n);
   dcomm_allreduce_sum_act(c, be, a, n);
   float *got = read_back(be, a, n);
@@ -65,20 +82,17 @@ static void exercise(comm *c, const backend *be, float *out, size_t *n_out, bool
   for (size_t i = 0; i < n; i++) bad += got[i] != (float)(P * (P + 1)) / 4.0f + (float)P * (float)i;
   CHECK(bad == 0, "%s: allreduce sum", be->name);
   free(got);
-  KEEP(a, n);
+  keep(x, a, n);
   act_t *b = filled(be, r, n);
   dcomm_request req;
   dcomm_allreduce_sum_act_start(c, be, b, n, &req);
-  if (staged) { /* the request owns the data until the wait: the buffer is untouched */
+  if (x->staged) { /* the request owns the data until the wait: the buffer is untouched */
     got = read_back(be, b, n);
-    bad = 0;
-    for (size_t i = 0; i < n; i++) bad += got[i] != value(r, i);
-    CHECK(bad == 0 || P == 1, "staged all-reduce wrote the caller's buffer before the wait");
+    CHECK(wrong_values(got, n, r, 0) == 0 || P == 1, "staged all-reduce wrote the caller's buffer before the wait");
     free(got);
   }
   dcomm_wait(&req);
-  KEEP(b, n);
-
+  keep(x, b, n);
   /* f32 all-reduces (cross-entropy's max and sums) */
   f32_t *m = be->alloc_f32(2, "test");
   float mx[2] = {(float)r, -(float)r};
@@ -89,28 +103,32 @@ static void exercise(comm *c, const backend *be, float *out, size_t *n_out, bool
   dcomm_allreduce_sum_f32(c, be, m, 2);
   be->f32_to_host(mx, m, 2);
   CHECK(mx[0] == (float)(P * (P - 1)), "%s: allreduce sum f32", be->name);
+  be->free_buffer(a), be->free_buffer(b), be->free_buffer(m);
+}
 
-  /* all-gather, act and f32 */
+/* All-gather of equal blocks, act and f32; reduce-scatter of equal blocks. */
+static void exercise_equal_blocks(run_of_calls *x) {
+  comm *c = x->c;
+  const backend *be = x->be;
+  const int P = x->P, r = x->r;
   act_t *in = filled(be, r, 3), *all = be->alloc_act(3 * (size_t)P, "test");
   dcomm_allgather_act(c, be, in, all, 3);
-  got = read_back(be, all, 3 * (size_t)P);
-  bad = 0;
-  for (int q = 0; q < P; q++)
-    for (size_t i = 0; i < 3; i++) bad += got[q * 3 + i] != value(q, i);
+  float *got = read_back(be, all, 3 * (size_t)P);
+  int bad = 0;
+  for (int q = 0; q < P; q++) bad += wrong_values(got + q * 3, 3, q, 0);
   CHECK(bad == 0, "%s: allgather act", be->name);
   free(got);
-  KEEP(all, 3 * (size_t)P);
+  keep(x, all, 3 * (size_t)P);
   f32_t *fin = be->alloc_f32(2, "test"), *fall = be->alloc_f32(2 * (size_t)P, "test");
   float two[2] = {value(r, 0), value(r, 1)}, *fgot = malloc(2 * (size_t)P * sizeof *fgot);
   be->f32_from_host(fin, two, 2);
   dcomm_allgather_f32(c, be, fin, fall, 2);
   be->f32_to_host(fgot, fall, 2 * (size_t)P);
   bad = 0;
-  for (int q = 0; q < P; q++) bad += fgot[2 * q] != value(q, 0) || fgot[2 * q + 1] != value(q, 1);
+  for (int q = 0; q < P; q++) bad += wrong_values(fgot + 2 * q, 2, q, 0);
   CHECK(bad == 0, "%s: allgather f32", be->name);
   free(fgot);
-
-  /* reduce-scatter of equal blocks: rank r gets Σ_q value(q, r·2 + i) */
+  /* reduce-scatter: rank r gets Σ_q value(q, r·2 + i) */
   act_t *rs_in = filled(be, r, 2 * (size_t)P), *rs_out = be->alloc_act(2, "test");
   dcomm_reduce_scatter_sum_act(c, be, rs_in, rs_out, 2);
   got = read_back(be, rs_out, 2);
@@ -120,53 +138,56 @@ static void exercise(comm *c, const backend *be, float *out, size_t *n_out, bool
     CHECK(got[i] == want, "%s: reduce-scatter element %zu: %g, want %g", be->name, i, got[i], want);
   }
   free(got);
-  KEEP(rs_out, 2);
+  keep(x, rs_out, 2);
+  void *buffers[] = {in, all, fin, fall, rs_in, rs_out};
+  for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) be->free_buffer(buffers[i]);
+}
 
-  /* uneven blocks: rank q holds q + 1 elements at displs[q] = Σ_{p<q} (p + 2),
-   * leaving a one-element gap after each block, which must stay as it was */
-  int counts[16], displs[16], extent = 0;
-  for (int q = 0; q < P; q++) counts[q] = q + 1, displs[q] = extent, extent += q + 2;
-  act_t *v = be->alloc_act((size_t)extent, "test");
+/* got holds every rank's block at displs[q] with a -1 after each. */
+static int wrong_blocks(const float *got, int P, const int *counts, const int *displs) {
+  int bad = 0;
+  for (int q = 0; q < P; q++) bad += wrong_values(got + displs[q], (size_t)counts[q], q, 0) + (got[displs[q] + counts[q]] != -1.0f);
+  return bad;
+}
+
+/* Uneven blocks: rank q holds q + 1 elements at displs[q] = Σ_{p<q} (p + 2),
+ * leaving a one-element gap after each block, which must stay as it was;
+ * all-gathers in place and not, and an uneven reduce-scatter. */
+static void exercise_uneven_blocks(run_of_calls *x) {
+  comm *c = x->c;
+  const backend *be = x->be;
+  const int P = x->P, r = x->r;
+  int counts[16], displs[16], extent = 0, total = 0;
+  for (int q = 0; q < P; q++) counts[q] = q + 1, displs[q] = extent, extent += q + 2, total += q + 1;
+  act_t *v = be->alloc_act((size_t)extent, "test"), *gv = be->alloc_act((size_t)extent, "test");
   float *sentinel = malloc((size_t)extent * sizeof *sentinel);
   for (int i = 0; i < extent; i++) sentinel[i] = -1.0f;
+  be->act_from_host(gv, sentinel, (size_t)extent);
   for (int i = 0; i < counts[r]; i++) sentinel[displs[r] + i] = value(r, (size_t)i);
   be->act_from_host(v, sentinel, (size_t)extent);
   dcomm_allgatherv_inplace_act(c, be, v, counts, displs);
-  got = read_back(be, v, (size_t)extent);
-  bad = 0;
-  for (int q = 0; q < P; q++) {
-    for (int i = 0; i < counts[q]; i++) bad += got[displs[q] + i] != value(q, (size_t)i);
-    bad += got[displs[q] + counts[q]] != -1.0f;
-  }
-  CHECK(bad == 0, "%s: in-place all-gather of uneven blocks", be->name);
+  float *got = read_back(be, v, (size_t)extent);
+  CHECK(wrong_blocks(got, P, counts, displs) == 0, "%s: in-place all-gather of uneven blocks", be->name);
   free(got);
-  KEEP(v, (size_t)extent);
-  act_t *send = filled(be, r, (size_t)counts[r]), *gv = be->alloc_act((size_t)extent, "test");
-  for (int i = 0; i < extent; i++) sentinel[i] = -1.0f;
-  be->act_from_host(gv, sentinel, (size_t)extent);
+  keep(x, v, (size_t)extent);
+  act_t *send = filled(be, r, (size_t)counts[r]);
+  dcomm_request req;
   dcomm_allgatherv_act_start(c, be, send, counts[r], gv, counts, displs, &req);
   dcomm_wait(&req);
   got = read_back(be, gv, (size_t)extent);
-  bad = 0;
-  for (int q = 0; q < P; q++) {
-    for (int i = 0; i < counts[q]; i++) bad += got[displs[q] + i] != value(q, (size_t)i);
-    bad += got[displs[q] + counts[q]] != -1.0f;
-  }
-  CHECK(bad == 0, "%s: non-blocking all-gather of uneven blocks (gaps untouched)", be->name);
+  CHECK(wrong_blocks(got, P, counts, displs) == 0, "%s: non-blocking all-gather of uneven blocks (gaps untouched)",
+        be->name);
   free(got);
   free(sentinel);
-  KEEP(gv, (size_t)extent);
-
-  /* uneven reduce-scatter: rank q gets counts[q] sums of the input's q-th block */
-  int total = 0;
-  for (int q = 0; q < P; q++) total += counts[q];
+  keep(x, gv, (size_t)extent);
+  /* rank q gets counts[q] sums of the input's q-th block */
   act_t *rv_in = filled(be, r, (size_t)total), *rv_out = be->alloc_act((size_t)counts[r], "test");
   dcomm_reduce_scatter_sum_act_start(c, be, rv_in, rv_out, counts, &req);
   dcomm_wait(&req);
   got = read_back(be, rv_out, (size_t)counts[r]);
   int offset = 0;
   for (int q = 0; q < r; q++) offset += counts[q];
-  bad = 0;
+  int bad = 0;
   for (int i = 0; i < counts[r]; i++) {
     float want = 0;
     for (int q = 0; q < P; q++) want += value(q, (size_t)(offset + i));
@@ -174,32 +195,43 @@ static void exercise(comm *c, const backend *be, float *out, size_t *n_out, bool
   }
   CHECK(bad == 0, "%s: uneven reduce-scatter", be->name);
   free(got);
-  KEEP(rv_out, (size_t)counts[r]);
+  keep(x, rv_out, (size_t)counts[r]);
+  void *buffers[] = {v, send, gv, rv_in, rv_out};
+  for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) be->free_buffer(buffers[i]);
+}
 
-  /* a ring step: send to r+1, receive from r−1; then blocking send/recv, act and f32 */
+/* A ring step (send to r+1, receive from r−1), then blocking and
+ * non-blocking send/recv, act and f32. */
+static void exercise_point_to_point(run_of_calls *x) {
+  comm *c = x->c;
+  const backend *be = x->be;
+  const int P = x->P, r = x->r;
+  const size_t n = 7;
   act_t *mine = filled(be, r, n), *theirs = be->alloc_act(n, "test");
+  dcomm_request req;
   dcomm_exchange_act_start(c, be, mine, (r + 1) % P, theirs, (r - 1 + P) % P, n, 5, &req);
   dcomm_wait(&req);
-  got = read_back(be, theirs, n);
-  bad = 0;
-  for (size_t i = 0; i < n; i++) bad += got[i] != value((r - 1 + P) % P, i);
-  CHECK(bad == 0, "%s: ring exchange", be->name);
+  float *got = read_back(be, theirs, n);
+  CHECK(wrong_values(got, n, (r - 1 + P) % P, 0) == 0, "%s: ring exchange", be->name);
   free(got);
-  KEEP(theirs, n);
+  keep(x, theirs, n);
   if (P > 1) {
+    f32_t *f = be->alloc_f32(2, "test");
+    float two[2] = {(float)(P * (P - 1)), 0};
+    be->f32_from_host(f, two, 2);
     if (r == 0) {
       dcomm_send_act(c, be, mine, n, 1, 6);
-      dcomm_send_f32(c, be, m, 2, 1, 7);
+      dcomm_send_f32(c, be, f, 2, 1, 7);
     } else if (r == 1) {
+      be->zero_f32(f, 2);
       dcomm_recv_act(c, be, theirs, n, 0, 6);
-      dcomm_recv_f32(c, be, fin, 2, 0, 7);
+      dcomm_recv_f32(c, be, f, 2, 0, 7);
       got = read_back(be, theirs, n);
-      bad = 0;
-      for (size_t i = 0; i < n; i++) bad += got[i] != value(0, i);
-      be->f32_to_host(two, fin, 2);
-      CHECK(bad == 0 && two[0] == (float)(P * (P - 1)), "%s: blocking send/recv", be->name);
+      be->f32_to_host(two, f, 2);
+      CHECK(wrong_values(got, n, 0, 0) == 0 && two[0] == (float)(P * (P - 1)), "%s: blocking send/recv", be->name);
       free(got);
     }
+    be->free_buffer(f);
     dcomm_request sent, received;
     if (r == 0) dcomm_send_act_start(c, be, mine, n, P - 1, 8, &sent);
     if (r == P - 1) dcomm_recv_act_start(c, be, theirs, n, 0, 8, &received);
@@ -207,15 +239,20 @@ static void exercise(comm *c, const backend *be, float *out, size_t *n_out, bool
     if (r == P - 1) {
       dcomm_wait(&received);
       got = read_back(be, theirs, n);
-      bad = 0;
-      for (size_t i = 0; i < n; i++) bad += got[i] != value(0, i);
-      CHECK(bad == 0, "%s: non-blocking send/recv", be->name);
+      CHECK(wrong_values(got, n, 0, 0) == 0, "%s: non-blocking send/recv", be->name);
       free(got);
     }
   }
-  void *buffers[] = {a, b, m, in, all, fin, fall, rs_in, rs_out, v, send, gv, rv_in, rv_out, mine, theirs};
-  for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) be->free_buffer(buffers[i]);
-#undef KEEP
+  be->free_buffer(mine), be->free_buffer(theirs);
+}
+
+/* Every call once on group c. */
+static void exercise(comm *c, const backend *be, float *out, size_t *n_out, bool staged) {
+  run_of_calls x = {.c = c, .be = be, .staged = staged, .P = c->size, .r = c->rank, .out = out, .n_out = n_out};
+  exercise_allreduce(&x);
+  exercise_equal_blocks(&x);
+  exercise_uneven_blocks(&x);
+  exercise_point_to_point(&x);
 }
 
 int main(int argc, char **argv) {

@@ -38,12 +38,12 @@ static void check_model(const char *label, model_shape shape, recompute_kind rec
   model m;
   const model_options options = {.recompute = recompute};
   model_create(&m, be, shape, B, T, &options);
-  const size_t n_params = m.reg.n_local_total;
-  float *params = be->host_pointer(m.params);
-  const float *grads = be->host_pointer(m.grads);
+  const size_t n_params = m.layout.reg.n_local_total;
+  float *params = be->host_pointer(m.w.params);
+  const float *grads = be->host_pointer(m.w.grads);
   size_t k = 0;
-  for (int p = 0; p < m.reg.n_params; p++) {
-    const param_spec *spec = &m.reg.params[p];
+  for (int p = 0; p < m.layout.reg.n_params; p++) {
+    const param_spec *spec = &m.layout.reg.params[p];
     for (size_t i = 0; i < spec->n_local; i++, k++) {
       const double base = spec->init == INIT_ONES ? 1.0 : 0.0;
       params[spec->offset + i] = (float)(base + 0.3 * normal(k));
@@ -55,8 +55,8 @@ static void check_model(const char *label, model_shape shape, recompute_kind rec
     targets[i] = (int32_t)((5 * i + 1) % shape.vocab_size);
   }
 
-  be->zero_act(m.grads, n_params);
-  double loss = model_forward_backward(&m, inputs, targets, B, T, 1.0f / N, NULL, NULL) / N;
+  be->zero_act(m.w.grads, n_params);
+  double loss = model_forward_backward(&m, inputs, targets, B, T, 1.0f / N) / N;
   CHECK(loss > 1.0 && loss < 10.0, "plausible mean loss %g", loss);
   /* the loss of forward_backward equals the forward-only loss */
   CHECK_CLOSE(model_forward_loss(&m, inputs, targets, B, T) / N, loss, 1e-6, 0, "same loss");
@@ -65,7 +65,7 @@ static void check_model(const char *label, model_shape shape, recompute_kind rec
   enum { N_SAMPLES = 400 };
   size_t picks[N_SAMPLES];
   int n_picks = 0;
-  for (int p = 0; p < m.reg.n_params && n_picks < N_SAMPLES; p++) picks[n_picks++] = m.reg.params[p].offset;
+  for (int p = 0; p < m.layout.reg.n_params && n_picks < N_SAMPLES; p++) picks[n_picks++] = m.layout.reg.params[p].offset;
   for (uint64_t s = 0; n_picks < N_SAMPLES; s++)
     picks[n_picks++] = (size_t)(hash_mix64(s + 77) % n_params);
 
@@ -93,7 +93,7 @@ static void check_model(const char *label, model_shape shape, recompute_kind rec
   float *first = malloc(n_params * sizeof *first);
   for (size_t i = 0; i < n_params; i++) first[i] = grads[i];
   if (grads_out) memcpy(grads_out, first, n_params * sizeof *first);
-  model_forward_backward(&m, inputs, targets, B, T, 1.0f / N, NULL, NULL);
+  model_forward_backward(&m, inputs, targets, B, T, 1.0f / N);
   double dev = 0;
   for (size_t i = 0; i < n_params; i++) dev = fmax(dev, fabs(grads[i] - 2 * first[i]));
   CHECK(dev < 1e-6, "%s: second micro-batch accumulates (max deviation %g)", label, dev);

@@ -32,15 +32,15 @@ static void test_adamw_and_clipping(void) {
   model_shape shape = {.n_layer = 1, .n_head = 1, .d_model = 4, .vocab_size = 5, .seq_len = 3};
   model m;
   model_create(&m, be, shape, 1, 3, NULL);
-  const size_t n = m.reg.n_local_total;
+  const size_t n = m.layout.reg.n_local_total;
   float *init = malloc(n * sizeof *init);
   for (size_t i = 0; i < n; i++) init[i] = 0.5f + 0.01f * (float)(i % 7);
-  be->act_from_host(m.params, init, n);
+  be->act_from_host(m.w.params, init, n);
   adamw_settings settings = {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1,
                              .grad_clip = 1.0};
   optimizer opt;
-  optimizer_create(&opt, be, &m, init, settings, NULL, 0);
-  float *grads = be->host_pointer(m.grads);
+  optimizer_create(&opt, be, &m, init, settings, NULL);
+  float *grads = be->host_pointer(m.w.grads);
   for (size_t i = 0; i < n; i++) grads[i] = (i % 2 ? 1.0f : -2.0f) * (float)(1 + i % 3);
   double sum_sq = 0;
   for (size_t i = 0; i < n; i++) sum_sq += (double)grads[i] * grads[i];
@@ -55,8 +55,8 @@ static void test_adamw_and_clipping(void) {
   const float *m_host = (const float *)be->host_pointer(opt.m);
   const float *v_host = (const float *)be->host_pointer(opt.v);
   int bad = 0;
-  for (int p = 0; p < m.reg.n_params; p++) {
-    const param_spec *spec = &m.reg.params[p];
+  for (int p = 0; p < m.layout.reg.n_params; p++) {
+    const param_spec *spec = &m.layout.reg.params[p];
     double wd = spec->weight_decay ? 0.1 : 0.0;
     for (size_t i = spec->offset; i < spec->offset + spec->n_local; i++) {
       double g = clip * grads[i];
@@ -71,7 +71,7 @@ static void test_adamw_and_clipping(void) {
    * so w ← 0.5 − 0.01·(−1 + 0.1·0.5) = 0.5 + 0.0095 = 0.5095 */
   CHECK_CLOSE(master_host[0], 0.5095, 1e-6, 0, "worked example");
   /* compute weights follow the master copy */
-  const float *params = be->host_pointer(m.params);
+  const float *params = be->host_pointer(m.w.params);
   CHECK(params[5] == master_host[5], "compute weights refreshed");
 
   /* step 2 with zero gradient: moments decay, weight decay acts on matrices
@@ -81,7 +81,7 @@ static void test_adamw_and_clipping(void) {
   float before[64];
   for (int i = 0; i < 64 && (size_t)i < n; i++) before[i] = master_host[i];
   optimizer_step(&opt, &m, 0.01, 0.0);
-  const param_spec *ln = registry_find(&m.reg, "layers.0.ln1.weight");
+  const param_spec *ln = registry_find(&m.layout.reg, "layers.0.ln1.weight");
   const size_t j = ln->offset;
   /* m₂ = 0.9 m₁, v₂ = 0.95 v₁; m̂ = m₂/(1−0.81), v̂ = v₂/(1−0.9025) */
   double g1 = clip * (j % 2 ? 1.0 : -2.0) * (double)(1 + j % 3);
@@ -104,39 +104,39 @@ static void test_multi_tensor_step(void) {
   model_shape shape = {.n_layer = 2, .n_head = 2, .d_model = 8, .vocab_size = 11, .seq_len = 5};
   model m;
   model_create(&m, be, shape, 1, 5, NULL);
-  const size_t n = m.reg.n_local_total;
+  const size_t n = m.layout.reg.n_local_total;
   float *init = malloc(n * sizeof *init);
   for (size_t i = 0; i < n; i++) init[i] = 0.3f * sinf(0.7f * (float)i) + 0.01f * (float)(i % 5);
-  be->act_from_host(m.params, init, n);
+  be->act_from_host(m.w.params, init, n);
   adamw_settings settings = {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1, .grad_clip = 1.0};
   optimizer opt;
-  optimizer_create(&opt, be, &m, init, settings, NULL, 0);
+  optimizer_create(&opt, be, &m, init, settings, NULL);
   float *w_ref = malloc(n * sizeof *w_ref), *m_ref = calloc(n, sizeof *m_ref), *v_ref = calloc(n, sizeof *v_ref);
   memcpy(w_ref, init, n * sizeof *w_ref);
-  float *grads = be->host_pointer(m.grads);
+  float *grads = be->host_pointer(m.w.grads);
   const double scales[] = {3.0, 0.01, 0.5}; /* norms ≈ 90, 0.3, 15: clipped, not, clipped */
   size_t differ = 0;
   int norm_differ = 0;
   for (int step = 1; step <= 3; step++) {
     for (size_t i = 0; i < n; i++) grads[i] = (float)(scales[step - 1] * cos(1.3 * (double)i + step));
     double sums[2] = {0, 0};
-    for (int k = 0; k < m.reg.n_params; k++) {
-      const param_spec *p = &m.reg.params[k];
-      sums[p->tp_split_dim >= 0] += be->sum_squares(act_at(be, m.grads, p->offset), p->n_local);
+    for (int k = 0; k < m.layout.reg.n_params; k++) {
+      const param_spec *p = &m.layout.reg.params[k];
+      sums[p->tp_split_dim >= 0] += be->sum_squares(act_at(be, m.w.grads, p->offset), p->n_local);
     }
     const double norm_ref = sqrt(sums[0] + sums[1]);
     const double norm = optimizer_grad_norm(&opt, &m);
     norm_differ += norm != norm_ref;
     const double clip = optimizer_step(&opt, &m, 0.01, norm);
     printf("  step %d: grad norm %.6g, clip factor %.6g\n", step, norm, clip);
-    for (int k = 0; k < m.reg.n_params; k++) {
-      const param_spec *p = &m.reg.params[k];
-      be->adamw((f32_t *)(w_ref + p->offset), act_at(be, m.grads, p->offset), (f32_t *)(m_ref + p->offset),
+    for (int k = 0; k < m.layout.reg.n_params; k++) {
+      const param_spec *p = &m.layout.reg.params[k];
+      be->adamw((f32_t *)(w_ref + p->offset), act_at(be, m.w.grads, p->offset), (f32_t *)(m_ref + p->offset),
                 (f32_t *)(v_ref + p->offset), p->n_local, 0.01f, 0.9f, 0.95f, 1e-8f, p->weight_decay ? 0.1f : 0.0f,
                 (float)clip, step);
     }
     const float *w = be->host_pointer(opt.master), *mo = be->host_pointer(opt.m), *vo = be->host_pointer(opt.v);
-    const float *params = be->host_pointer(m.params);
+    const float *params = be->host_pointer(m.w.params);
     for (size_t i = 0; i < n; i++)
       differ += memcmp(&w[i], &w_ref[i], 4) || memcmp(&mo[i], &m_ref[i], 4) || memcmp(&vo[i], &v_ref[i], 4) ||
                 memcmp(&params[i], &w_ref[i], 4);

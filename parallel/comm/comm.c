@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "clock.h"
 
 #include "mpi_check.h"
 
@@ -276,6 +279,20 @@ void comm_barrier(comm *c) {
   if (begin(c, COMM_BARRIER, &req)) MPI_CHECK(MPI_Ibarrier(c->mpi, &req.mpi));
   comm_wait(&req);
   count(c, COMM_BARRIER, 0);
+}
+
+void comm_quiet_barrier(comm *c) {
+  float token = 0;
+  comm_request req;
+  comm_allreduce_sum_f32_start(c, &token, 1, &req);
+  const struct timespec pause = {0, 500 * 1000};
+  const double start = now_seconds();
+  for (;;) {
+    comm_poke(&req, 1); /* MPI_Test: the request becomes MPI_REQUEST_NULL once complete */
+    if (req.mpi == MPI_REQUEST_NULL || (c->watchdog_s > 0 && now_seconds() - start > c->watchdog_s)) break;
+    nanosleep(&pause, NULL);
+  }
+  comm_wait(&req);
 }
 
 uint64_t comm_total_bytes(const comm *c) {

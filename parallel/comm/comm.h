@@ -125,6 +125,14 @@ void comm_send_f32_start(comm *c, const float *buffer, size_t n_elems, int peer,
 void comm_recv_f32_start(comm *c, float *buffer, size_t n_elems, int peer, int tag,
                          comm_request *req);
 void comm_barrier(comm *c);
+/* A barrier that sleeps while it waits (an all-reduce of one float, tested
+ * every half millisecond). Ranks with nothing to do would otherwise wait in
+ * MPI, which polls (Open MPI spins, at best yielding the core between
+ * polls) and, where ranks outnumber cores, takes CPU time from the ranks
+ * that work (doc/performance.md: 4 ranks on 2 cores writing a checkpoint).
+ * With a watchdog set, after that long it hands the wait to comm_wait,
+ * which reports a missing peer. */
+void comm_quiet_barrier(comm *c);
 void comm_wait(comm_request *req);
 /* Lets MPI progress outstanding requests (call between compute phases). */
 void comm_poke(comm_request *reqs, int n_reqs);

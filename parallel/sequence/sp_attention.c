@@ -47,6 +47,10 @@ void sp_attention_free(sp_attention *a) {
 
 size_t sp_softmax_saved_elems(int B, int T_local, int NH_local) { return (size_t)B * T_local * NH_local; }
 
+sp_placement sp_attention_placement(sp_kind kind, bool model_has_softmax) {
+  return kind == SP_RING && model_has_softmax ? SP_ZIGZAG : SP_CONTIGUOUS;
+}
+
 size_t sp_linear_saved_elems(int B, int NH_local, int HS, int n_pieces) {
   return (size_t)n_pieces * B * NH_local * HS * HS;
 }

@@ -33,11 +33,19 @@
 #ifndef TESSERA_SP_ATTENTION_H
 #define TESSERA_SP_ATTENTION_H
 
+#include <stdbool.h>
+
 #include "backend.h"
 #include "comm.h"
 #include "sp_layout.h"
 
 typedef enum sp_kind { SP_RING, SP_ALLGATHER } sp_kind;
+
+/* Where each rank's tokens lie under `kind`: ring attention over softmax
+ * layers balances its causal work with the zig-zag placement, which then
+ * holds for every layer of the model (linear layers chain their pieces in
+ * sequence order); everything else is contiguous. */
+sp_placement sp_attention_placement(sp_kind kind, bool model_has_softmax);
 
 typedef struct sp_attention {
   const backend *be;

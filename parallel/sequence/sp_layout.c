@@ -11,7 +11,7 @@ int sp_layout_make(sp_layout *l, sp_placement placement, int sp_size, int sp_ran
   l->sp_size = sp_size;
   l->sp_rank = sp_rank;
   l->T = T;
-  l->n_pieces = placement == SP_ZIGZAG ? 2 : 1;
+  l->n_pieces = sp_placement_pieces(placement);
   l->n_chunks = sp_size * l->n_pieces;
   if (sp_size < 1 || sp_rank < 0 || sp_rank >= sp_size || T % l->n_chunks != 0) {
     snprintf(err, err_bytes,

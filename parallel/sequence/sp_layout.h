@@ -23,6 +23,10 @@
 
 typedef enum sp_placement { SP_CONTIGUOUS, SP_ZIGZAG } sp_placement;
 
+/* Pieces per rank: 1 contiguous, 2 zig-zag. A sequence is cut into
+ * sp_size · pieces chunks. */
+static inline int sp_placement_pieces(sp_placement placement) { return placement == SP_ZIGZAG ? 2 : 1; }
+
 typedef struct sp_layout {
   sp_placement placement;
   int sp_size, sp_rank;

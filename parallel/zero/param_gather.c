@@ -6,13 +6,13 @@
 
 #include "fail.h"
 
-void param_gather_create(param_gather *pg, comm *group, const backend *be, const int *shard_counts,
-                         const int *shard_displs, const act_t *shard) {
+void param_gather_create(param_gather *pg, comm *group, const backend *be, const zero_partition *ranges,
+                         const act_t *shard) {
   memset(pg, 0, sizeof *pg);
   pg->group = group;
   pg->be = be;
-  pg->shard_counts = shard_counts;
-  pg->shard_displs = shard_displs;
+  pg->shard_counts = ranges->counts;
+  pg->shard_displs = ranges->displs;
   pg->shard = shard;
   const size_t n = (size_t)group->size;
   for (int w = 0; w < 2; w++) {

@@ -20,6 +20,7 @@
 #include "backend.h"
 #include "comm.h"
 #include "device_comm.h"
+#include "zero_partition.h"
 
 typedef struct param_window_state {
   int holds;        /* block in the window (or being fetched into it), −1: none */
@@ -37,8 +38,8 @@ typedef struct param_gather {
   int *range_counts, *range_displs; /* for blocking range gathers */
 } param_gather;
 
-void param_gather_create(param_gather *pg, comm *group, const backend *be, const int *shard_counts,
-                         const int *shard_displs, const act_t *shard);
+void param_gather_create(param_gather *pg, comm *group, const backend *be, const zero_partition *ranges,
+                         const act_t *shard);
 void param_gather_free(param_gather *pg);
 /* Block `layer` (flat range [start, start + n)) must be in `window` (dst). */
 void param_gather_need(param_gather *pg, int window, int layer, act_t *dst, size_t start, size_t n);

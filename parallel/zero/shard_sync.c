@@ -6,15 +6,15 @@
 
 #include "fail.h"
 
-void shard_sync_create(shard_sync *ss, comm *group, const backend *be, const int *shard_counts,
-                       const int *shard_displs, act_t *shard_grads, size_t max_range_elems) {
+void shard_sync_create(shard_sync *ss, comm *group, const backend *be, const zero_partition *ranges,
+                       act_t *shard_grads, size_t max_range_elems) {
   memset(ss, 0, sizeof *ss);
   ss->group = group;
   ss->be = be;
-  ss->shard_counts = shard_counts;
-  ss->shard_displs = shard_displs;
+  ss->shard_counts = ranges->counts;
+  ss->shard_displs = ranges->displs;
   ss->shard_grads = shard_grads;
-  const size_t own = (size_t)shard_counts[group->rank];
+  const size_t own = (size_t)ranges->counts[group->rank];
   for (int s = 0; s < SHARD_SYNC_SLOTS; s++) {
     ss->slots[s].counts = xcalloc((size_t)group->size, sizeof(int), "reduce-scatter counts");
     ss->slots[s].recv = be->alloc_act((own < max_range_elems ? own : max_range_elems) + 1, "reduce-scatter buffer");

@@ -22,6 +22,7 @@
 #include "backend.h"
 #include "comm.h"
 #include "device_comm.h"
+#include "zero_partition.h"
 
 #define SHARD_SYNC_SLOTS 3
 
@@ -42,8 +43,8 @@ typedef struct shard_sync {
   shard_slot slots[SHARD_SYNC_SLOTS];
 } shard_sync;
 
-void shard_sync_create(shard_sync *ss, comm *group, const backend *be, const int *shard_counts,
-                       const int *shard_displs, act_t *shard_grads, size_t max_range_elems);
+void shard_sync_create(shard_sync *ss, comm *group, const backend *be, const zero_partition *ranges,
+                       act_t *shard_grads, size_t max_range_elems);
 void shard_sync_free(shard_sync *ss);
 /* Starts reducing data (the flat range [start, start + n)) on `slot`. */
 void shard_sync_start(shard_sync *ss, int slot, const act_t *data, size_t start, size_t n_elems);

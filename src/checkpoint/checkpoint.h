@@ -22,6 +22,14 @@
  * it (their ZeRO ranges under ZeRO) and all-gather the rest, straight into
  * the model's and optimizer's buffers. Training continues exactly (the data
  * order and learning rate are pure functions of the step).
+ *
+ * The parts, one file each: ckpt_names (what is where in a file and a
+ * directory), ckpt_attributes (the model shape and the run as attributes),
+ * ckpt_dir (latest, --resume auto, pruning), state_gather (shards to one
+ * writer; the parameter dump), ckpt_save (the saver and its background
+ * thread), ckpt_write (the two writers), ckpt_resume (the load).
+ * Checkpoint code takes the model shape and a description of the run
+ * (ckpt_run_info), never the configuration.
  * Test hook: TESSERA_FAULT_SAVE="RANK:STEP" kills a rank halfway through the
  * writing of a save, to show that the previous checkpoint survives.
  */
@@ -29,12 +37,21 @@
 #define TESSERA_CHECKPOINT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "ckpt_attributes.h"
+#include "ckpt_dir.h"
 #include "grid.h"
 #include "model.h"
 #include "optimizer.h"
+#include "state_gather.h"
+
+typedef struct ckpt_save_options {
+  const char *dir; /* the save directory (created if missing) */
+  int keep;        /* > 0: keep only the newest `keep` saves */
+  bool async;      /* write on a background thread */
+} ckpt_save_options;
 
 typedef struct checkpoint_stats {
   int64_t step;
@@ -48,17 +65,19 @@ typedef struct checkpoint_stats {
 
 typedef struct checkpoint_saver checkpoint_saver;
 
-/* Allocates and touches the host staging copy (12 bytes per local
- * parameter; rank 0 of a single-writer save holds every tp shard), kept for
- * the whole run. */
-checkpoint_saver *checkpoint_saver_create(const config *cfg, grid *g, model *m, optimizer *opt);
+/* Collective over the pp group. Allocates and touches the host staging
+ * copy (12 bytes per local parameter; rank 0 of a single-writer save holds
+ * every tp shard), kept for the whole run. options->dir and info->version
+ * must outlive the saver. */
+checkpoint_saver *checkpoint_saver_create(const ckpt_save_options *options, const ckpt_run_info *info, grid *g,
+                                          model *m, optimizer *opt);
 size_t checkpoint_saver_staging_bytes(const checkpoint_saver *s);
 void checkpoint_saver_free(checkpoint_saver *s);
 
-/* Collective over the world: saves the state after `step` into
- * cfg->save_dir. Synchronous: returns when the file is in place. Async:
- * returns once the state is staged (stats.seconds is then only the staging
- * time; the write is reported by checkpoint_saver_poll). */
+/* Collective over the world: saves the state after `step`. Synchronous:
+ * returns when the file is in place. Async: returns once the state is
+ * staged (stats.seconds is then only the staging time; the write is
+ * reported by checkpoint_saver_poll). */
 checkpoint_stats checkpoint_save(checkpoint_saver *s, int64_t step);
 
 /* Local: true once for each background save that has finished, on the rank
@@ -68,18 +87,13 @@ bool checkpoint_saver_poll(checkpoint_saver *s, checkpoint_stats *done);
 /* Collective: waits for a background save; a failed one ends the job. */
 void checkpoint_saver_finish(checkpoint_saver *s);
 
-/* A checkpoint named by the user: a directory stands for the file its
- * `latest` names (so `--resume DIR`, `ckpt info DIR` and `sample --ckpt DIR`
- * take the newest save); anything else is the path itself. Returns 0, or
- * EXIT_USER_ERROR with a message in err for a directory without `latest`. */
-int checkpoint_path_of(const char *given, char *path, size_t path_bytes, char *err, size_t err_bytes);
-
-/* Collective: resolves cfg->resume ("auto": DIR/latest, else the newest
- * complete file; a damaged newest one is reported and skipped; a directory:
- * its latest), checks the
- * model shape, loads weights and optimizer state. Returns the step saved, or
- * 0 when "auto" finds no checkpoint (a fresh start). Errors: one message,
- * exit 1 (missing path, other model shape) or 2 (damaged file). */
-int64_t checkpoint_resume(const config *cfg, grid *g, model *m, optimizer *opt);
+/* Collective: resolves `resume` ("auto": save_dir's latest, else its newest
+ * complete file, a damaged newest one reported and skipped; a directory:
+ * its latest; else a file), checks that it holds the model `shape`, loads
+ * weights and optimizer state. Returns the step saved, or 0 when "auto"
+ * finds no checkpoint (a fresh start). Errors: one message, exit 1 (missing
+ * path, other model) or 2 (damaged file). */
+int64_t checkpoint_resume(const char *resume, const char *save_dir, const model_shape *shape, grid *g, model *m,
+                          optimizer *opt);
 
 #endif

@@ -13,9 +13,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "architecture.h"
 #include "checkpoint.h"
 #include "checkpoint_file.h"
+#include "ckpt_names.h"
 #include "commands.h"
 #include "fail.h"
 #include "model.h"
@@ -32,75 +32,83 @@ static void print_shape(int n_dims, const int64_t *shape) {
   printf("]");
 }
 
-int ckpt_command(int argc, char **argv) {
-  if (argc != 3 || (strcmp(argv[1], "info") != 0 && strcmp(argv[1], "verify") != 0)) {
-    fprintf(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr,
-            "usage: tessera ckpt info PATH     what a checkpoint holds\n"
-            "       tessera ckpt verify PATH   is it complete and intact (reads every tensor)\n"
-            "PATH: a checkpoint file, or a save directory (its `latest`)\n");
-    return argc >= 2 && strcmp(argv[1], "--help") == 0 ? EXIT_OK : EXIT_USER_ERROR;
+static int usage(int argc, char **argv) {
+  const bool help = argc >= 2 && strcmp(argv[1], "--help") == 0;
+  fprintf(help ? stdout : stderr,
+          "usage: tessera ckpt info PATH     what a checkpoint holds\n"
+          "       tessera ckpt verify PATH   is it complete and intact (reads every tensor)\n"
+          "PATH: a checkpoint file, or a save directory (its `latest`)\n");
+  return help ? EXIT_OK : EXIT_USER_ERROR;
+}
+
+/* The run state in the attributes and the layout that saved it. */
+static void print_info(ckpt_file *f, const char *path, const model_shape *shape, int64_t complete) {
+  char text[256] = "";
+  struct stat st;
+  stat(path, &st);
+  ckpt_attr_read_str(f, "tessera_version", text, sizeof text);
+  printf("checkpoint %s (%.1f MB), format version %lld, written by tessera %s%s\n", path, (double)st.st_size / 1e6,
+         (long long)attr_i64(f, "format_version"), text, complete == 1 ? "" : " — INCOMPLETE");
+  printf("step %lld, %lld tokens, data position %lld samples, optimizer step %lld\n", (long long)attr_i64(f, "step"),
+         (long long)attr_i64(f, "tokens"), (long long)attr_i64(f, "data_position"),
+         (long long)attr_i64(f, "optimizer_step"));
+  char description[MESSAGE_BYTES];
+  model_shape_describe(shape, description, sizeof description);
+  printf("model: %d layers, %d heads, d_model %d, vocab %d, seq_len %d; %s\n", shape->n_layer, shape->n_head,
+         shape->d_model, shape->vocab_size, shape->seq_len, description);
+  printf("saved by: %lld ranks = dp %lld x tp %lld x pp %lld x sp %lld, ZeRO %lld\n",
+         (long long)attr_i64(f, "saved_world"), (long long)attr_i64(f, "saved_dp"), (long long)attr_i64(f, "saved_tp"),
+         (long long)attr_i64(f, "saved_pp"), (long long)attr_i64(f, "saved_sp"), (long long)attr_i64(f, "saved_zero"));
+}
+
+/* Each state of tensor p is there with its logical shape; verify reads
+ * every byte (each tile's CRC checked), info prints the shape. */
+static void check_tensor(ckpt_file *f, const char *path, const param_spec *p, bool verify) {
+  for (int s = 0; s < OPT_N_STATES; s++) {
+    char tensor[CKPT_TENSOR_PATH_BYTES], err[MESSAGE_BYTES];
+    ckpt_tensor_path(tensor, p->name, (optimizer_state)s);
+    int n_dims = 0;
+    int64_t got[4];
+    bool same = ckpt_tensor_shape(f, tensor, &n_dims, got) == 0 && n_dims == p->n_dims;
+    for (int d = 0; same && d < n_dims; d++) same = got[d] == p->shape[d];
+    if (!same) fail_collective(EXIT_IO_ERROR, "checkpoint '%s': tensor %s is missing or misshapen", path, tensor);
+    if (verify) {
+      float *data = xmalloc((size_t)p->n_logical * sizeof *data, "verify buffer");
+      int64_t start[4] = {0, 0, 0, 0};
+      if (ckpt_tensor_read(f, tensor, p->n_dims, start, p->shape, data, err, sizeof err))
+        fail_collective(EXIT_IO_ERROR, "%s", err);
+      free(data);
+    } else if (s == OPT_MASTER) {
+      printf("  %-28s ", p->name);
+      print_shape(p->n_dims, p->shape);
+      printf("  (weight, adam_m, adam_v)\n");
+    }
   }
+}
+
+int ckpt_command(int argc, char **argv) {
+  if (argc != 3 || (strcmp(argv[1], "info") != 0 && strcmp(argv[1], "verify") != 0)) return usage(argc, argv);
   const bool verify = strcmp(argv[1], "verify") == 0;
-  char path[4600], err[4400], text[256] = "";
+  char path[JOINED_PATH_BYTES], err[MESSAGE_BYTES], text[256] = "";
   int status = checkpoint_path_of(argv[2], path, sizeof path, err, sizeof err);
   if (status) fail_collective(status, "%s", err);
   ckpt_file f;
   status = ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err);
   if (status) fail_collective(status, "%s", err);
-  if (ckpt_attr_read_str(&f, "format", text, sizeof text) != 0 || strcmp(text, "tessera-checkpoint") != 0)
+  if (ckpt_attr_read_str(&f, "format", text, sizeof text) != 0 || strcmp(text, CKPT_FORMAT_NAME) != 0)
     fail_collective(EXIT_IO_ERROR, "'%s' is an HDF5 file but not a tessera checkpoint", path);
   model_shape shape;
-  if (architecture_read(&f, &shape, err, sizeof err) != 0)
+  if (ckpt_read_model_shape(&f, &shape, err, sizeof err) != 0)
     fail_collective(EXIT_IO_ERROR, "checkpoint '%s' has no valid model shape attributes: %s", path, err);
   const int64_t complete = attr_i64(&f, "complete");
   registry reg;
   registry_init(&reg, 0, 1);
   model_register(&reg, &shape, NULL);
-
-  if (!verify) {
-    struct stat st;
-    stat(path, &st);
-    ckpt_attr_read_str(&f, "tessera_version", text, sizeof text);
-    printf("checkpoint %s (%.1f MB), format version %lld, written by tessera %s%s\n", path,
-           (double)st.st_size / 1e6, (long long)attr_i64(&f, "format_version"), text,
-           complete == 1 ? "" : " — INCOMPLETE");
-    printf("step %lld, %lld tokens, data position %lld samples, optimizer step %lld\n",
-           (long long)attr_i64(&f, "step"), (long long)attr_i64(&f, "tokens"),
-           (long long)attr_i64(&f, "data_position"), (long long)attr_i64(&f, "optimizer_step"));
-    char arch[4400];
-    architecture_describe(&shape, arch, sizeof arch);
-    printf("model: %d layers, %d heads, d_model %d, vocab %d, seq_len %d; %s\n", shape.n_layer,
-           shape.n_head, shape.d_model, shape.vocab_size, shape.seq_len, arch);
-    printf("saved by: %lld ranks = dp %lld x tp %lld x pp %lld x sp %lld, ZeRO %lld\n",
-           (long long)attr_i64(&f, "saved_world"), (long long)attr_i64(&f, "saved_dp"),
-           (long long)attr_i64(&f, "saved_tp"), (long long)attr_i64(&f, "saved_pp"),
-           (long long)attr_i64(&f, "saved_sp"), (long long)attr_i64(&f, "saved_zero"));
-  }
+  if (!verify) print_info(&f, path, &shape, complete);
   int64_t n_params = 0;
   for (int k = 0; k < reg.n_params; k++) {
-    const param_spec *p = &reg.params[k];
-    n_params += p->n_logical;
-    for (int s = 0; s < 3; s++) {
-      static const char *const states[3] = {"weight", "adam_m", "adam_v"};
-      char tensor[REGISTRY_NAME_BYTES + 32];
-      snprintf(tensor, sizeof tensor, "params/%s/%s", p->name, states[s]);
-      int n_dims = 0;
-      int64_t got[4];
-      bool same = ckpt_tensor_shape(&f, tensor, &n_dims, got) == 0 && n_dims == p->n_dims;
-      for (int d = 0; same && d < n_dims; d++) same = got[d] == p->shape[d];
-      if (!same) fail_collective(EXIT_IO_ERROR, "checkpoint '%s': tensor %s is missing or misshapen", path, tensor);
-      if (verify) {
-        float *data = xmalloc((size_t)p->n_logical * sizeof *data, "verify buffer");
-        int64_t start[4] = {0, 0, 0, 0};
-        if (ckpt_tensor_read(&f, tensor, p->n_dims, start, p->shape, data, err, sizeof err))
-          fail_collective(EXIT_IO_ERROR, "%s", err);
-        free(data);
-      } else if (s == 0) {
-        printf("  %-28s ", p->name);
-        print_shape(p->n_dims, p->shape);
-        printf("  (weight, adam_m, adam_v)\n");
-      }
-    }
+    n_params += reg.params[k].n_logical;
+    check_tensor(&f, path, &reg.params[k], verify);
   }
   if (verify && complete != 1)
     fail_collective(EXIT_IO_ERROR, "checkpoint '%s' is incomplete (no `complete` marker): the save was interrupted", path);

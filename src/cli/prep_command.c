@@ -129,7 +129,7 @@ int prep_command(int argc, char **argv) {
     }
   prep_options opt;
   parse(argc, argv, &opt);
-  const double start = progress_now();
+  const double start = now_seconds();
   char err[4400];
   /* read every input before creating anything: a missing file leaves no output */
   char **texts = xcalloc((size_t)opt.n_inputs, sizeof *texts, "inputs");
@@ -158,7 +158,7 @@ int prep_command(int argc, char **argv) {
     fail_collective(EXIT_USER_ERROR, "prep: the inputs hold no text");
   }
   if (indexed_writer_close(w, err, sizeof err) != 0) fail_collective(EXIT_IO_ERROR, "prep: %s", err);
-  const double seconds = progress_now() - start;
+  const double seconds = now_seconds() - start;
   printf("prep: %d file(s), %.2f MB of text -> %llu documents, %llu tokens in %s.bin/.idx "
          "(%.1f M tokens/s)\n",
          opt.n_inputs, (double)total_bytes / 1e6, (unsigned long long)n_docs,

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "architecture.h"
 #include "backend.h"
 #include "checkpoint.h"
 #include "checkpoint_file.h"
+#include "ckpt_names.h"
 #include "commands.h"
 #include "fail.h"
 #include "model.h"
@@ -37,21 +37,22 @@ int sample_command(int argc, char **argv) {
   }
   if (!ckpt) fail_collective(EXIT_USER_ERROR, "sample: name a checkpoint with --ckpt PATH");
   if (n_tokens < 0) fail_collective(EXIT_USER_ERROR, "sample: --tokens must be >= 0");
-  char path[4600], err[4400];
+  char path[JOINED_PATH_BYTES], err[MESSAGE_BYTES];
   int status = checkpoint_path_of(ckpt, path, sizeof path, err, sizeof err);
   if (status) fail_collective(status, "%s", err);
   ckpt_file f;
   status = ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err);
   if (status) fail_collective(status, "%s", err);
   model_shape shape;
-  if (architecture_read(&f, &shape, err, sizeof err) != 0) fail_collective(EXIT_IO_ERROR, "%s", err);
+  if (ckpt_read_model_shape(&f, &shape, err, sizeof err) != 0) fail_collective(EXIT_IO_ERROR, "%s", err);
   model m;
   model_create(&m, backend_cpu(), shape, 1, shape.seq_len, NULL);
-  float *host = xcalloc(m.reg.n_local_total, sizeof *host, "checkpoint weights");
-  for (int k = 0; k < m.reg.n_params; k++) { /* one rank: local shards are the logical tensors */
-    const param_spec *p = &m.reg.params[k];
-    char tensor[REGISTRY_NAME_BYTES + 32];
-    snprintf(tensor, sizeof tensor, "params/%s/weight", p->name);
+  const registry *reg = &m.layout.reg;
+  float *host = xcalloc(reg->n_local_total, sizeof *host, "checkpoint weights");
+  for (int k = 0; k < reg->n_params; k++) { /* one rank: local shards are the logical tensors */
+    const param_spec *p = &reg->params[k];
+    char tensor[CKPT_TENSOR_PATH_BYTES];
+    ckpt_tensor_path(tensor, p->name, OPT_MASTER);
     int64_t start[4] = {0, 0, 0, 0};
     if (ckpt_tensor_read(&f, tensor, p->n_dims, start, p->shape, host + p->offset, err, sizeof err))
       fail_collective(EXIT_IO_ERROR, "%s", err);

@@ -10,13 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "architecture.h"
 #include "commands.h"
 #include "config.h"
 #include "fail.h"
 #include "grid.h"
 #include "pipeline_plan.h"
 #include "runtime.h"
+#include "sp_attention.h"
 #include "trainer.h"
 
 static void print_usage(void) {
@@ -59,7 +59,7 @@ static int option_key_value(int argc, char **argv, int i, char *key, size_t key_
 }
 
 static void parse_arguments(int argc, char **argv, config *cfg, bool *print_config) {
-  char err[4400];
+  char err[MESSAGE_BYTES];
   /* the config file first, so that options override it wherever they stand */
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
@@ -99,8 +99,8 @@ static void parse_arguments(int argc, char **argv, config *cfg, bool *print_conf
 }
 
 /* Checks that need the world size: the layout and the batch arithmetic. */
-static void check_layout(const config *cfg, int world_size) {
-  char err[512];
+static void check_layout(const config *cfg, const model_shape *arch, int world_size) {
+  char err[MESSAGE_BYTES];
   grid_shape shape;
   if (grid_check_shape(world_size, cfg->tp, cfg->pp, cfg->sp, &shape, err, sizeof err))
     fail_collective(EXIT_USER_ERROR, "%s", err);
@@ -117,12 +117,11 @@ static void check_layout(const config *cfg, int world_size) {
                     "use %s",
                     cfg->tp, cfg->n_head, choices);
   }
-  const model_shape arch = architecture_from_config(cfg);
-  if (model_ffn_hidden(&arch) % cfg->tp != 0)
+  if (model_ffn_hidden(arch) % cfg->tp != 0)
     fail_collective(EXIT_USER_ERROR,
                     "ffn_hidden = %d is not divisible by --tp %d: tensor parallelism splits the MLP's hidden "
                     "width; set ffn_hidden to a multiple of %d",
-                    model_ffn_hidden(&arch), cfg->tp, cfg->tp);
+                    model_ffn_hidden(arch), cfg->tp, cfg->tp);
   if (cfg->tp_seq_shard && cfg->tp > 1 && cfg->seq_len % cfg->tp != 0)
     fail_collective(EXIT_USER_ERROR,
                     "--tp-seq-shard shards each sequence over the %d tp ranks, but seq_len = %d is "
@@ -131,10 +130,9 @@ static void check_layout(const config *cfg, int world_size) {
 
   if (cfg->sp > 1) {
     /* ring attention over softmax layers cuts sequences in 2·sp zig-zag chunks */
-    bool softmax = false;
-    for (int l = 0; l < arch.n_layer; l++) softmax |= !model_layer_is_linear(&arch, l);
-    const bool zigzag = cfg->sp_kind == SP_KIND_CHOICE_RING && softmax;
-    const int chunks = cfg->sp * (zigzag ? 2 : 1);
+    const sp_placement placement = sp_attention_placement((sp_kind)cfg->sp_kind, model_has_softmax(arch));
+    const bool zigzag = placement == SP_ZIGZAG;
+    const int chunks = cfg->sp * sp_placement_pieces(placement);
     if (cfg->seq_len % chunks != 0)
       fail_collective(EXIT_USER_ERROR,
                       "--sp %d%s cuts each sequence into %d chunks, but seq_len = %d is not a multiple of %d; "
@@ -168,7 +166,7 @@ static void check_layout(const config *cfg, int world_size) {
                     "micro-batch (DeepSpeed refuses the same pairing); use --zero 1 with a pipeline",
                     cfg->zero, cfg->pp);
   pipeline_plan plan;
-  const int status = pipeline_plan_make(&plan, cfg, dp, err, sizeof err);
+  const int status = pipeline_plan_make(&plan, cfg, arch, dp, err, sizeof err);
   pipeline_plan_free(&plan);
   if (status) fail_collective(status, "%s", err);
   if (!cfg->data[0])
@@ -198,8 +196,9 @@ int train_command(int argc, char **argv) {
     runtime_finalize();
     return EXIT_OK;
   }
-  check_layout(&cfg, rt.world_size);
-  status = trainer_run(&cfg, &rt);
+  const model_shape shape = config_model_shape(&cfg); /* the one derivation of the model's shape */
+  check_layout(&cfg, &shape, rt.world_size);
+  status = trainer_run(&cfg, &shape, &rt);
   runtime_finalize();
   return status;
 }

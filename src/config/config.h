@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model_shape.h"
+
 typedef enum backend_choice { BACKEND_CHOICE_AUTO, BACKEND_CHOICE_CPU, BACKEND_CHOICE_CUDA } backend_choice;
 typedef enum comm_choice { COMM_CHOICE_AUTO, COMM_CHOICE_NCCL, COMM_CHOICE_MPI } comm_choice;
 typedef enum progress_choice { PROGRESS_AUTO, PROGRESS_ON, PROGRESS_OFF } progress_choice;
@@ -100,6 +102,10 @@ bool config_key_is_switch(const char *key);
 
 /* Cross-key checks that need no layout (heads divide d_model, ...). */
 int config_validate(const config *cfg, char *err, size_t err_bytes);
+
+/* The model the [model] keys describe: the one derivation a run makes
+ * (config_shape.c), handed to everything that needs the model's shape. */
+model_shape config_model_shape(const config *cfg);
 
 /* Writes every key = value, grouped by section, as an INI file would hold it. */
 void config_print(const config *cfg, void *file /* FILE* */);

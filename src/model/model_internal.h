@@ -1,20 +1,20 @@
-/* model_internal — what the model's files share (model.c builds and drives,
- * model_block.c computes one transformer block); not for the rest of tessera.
+/* model_internal — what the model's files share; not for the rest of
+ * tessera (model.h is the model's interface).
  *
- * Row conventions: N = B·T rows per micro-batch; with sequence sharding a tp
- * rank holds N_local = N/t rows of the residual stream and the norms, and
- * every row of the tensors between a column- and a row-parallel product. */
+ * Row conventions: N = B·T rows per micro-batch, T this rank's tokens per
+ * sequence; with sequence sharding a tp rank holds N_local = N/t rows of
+ * the residual stream and the norms, and every row of the tensors between a
+ * column- and a row-parallel product. */
 #ifndef TESSERA_MODEL_INTERNAL_H
 #define TESSERA_MODEL_INTERNAL_H
 
 #include "model.h"
 
+/* One block's tensors, in block_param_names order (NULL where the model
+ * has no such tensor). */
 struct block_params {
   act_t *ln1_w, *ln1_b, *wqkv, *bqkv, *wo, *bo, *ln2_w, *ln2_b, *w1, *b1, *w2, *b2;
 };
-
-#define BLOCK_N_PARAMS 12
-extern const char *const block_param_names[BLOCK_N_PARAMS];
 
 /* What one block's backward needs from its forward (one micro-batch). Under
  * recomputation some of these point into shared scratch and are recomputed
@@ -39,12 +39,22 @@ struct model_slot {
   block_acts *acts; /* one per layer of the largest chunk */
 };
 
-/* ---- model_block.c ---- */
+/* ---- weights.c ---- */
+void weights_create(model *m, bool windowed_grads, bool windowed_params);
+void weights_free(model *m);
+/* An embedding or final-norm tensor in the weights or the gradients; NULL
+ * when this stage, or this model, has no such tensor (wpe without learned
+ * positions, lnf.bias without LayerNorm). */
+act_t *outer_param_at(const model *m, const char *name);
+act_t *outer_grad_at(const model *m, const char *name);
+
+/* ---- activations.c ---- */
+/* The slots, the scratch and the workspace, in one arena per element type. */
+void activations_create(model *m, int n_slots, int head_chunk_rows);
+void activations_free(model *m);
+
+/* ---- tensor_parallel.c ---- */
 int model_local_rows(const model *m, int N);
-/* Elements of the softmax and linear attention's saved state per block, for
- * B sequences of T_local tokens on this rank. */
-size_t model_softmax_saved_elems(const model *m, int B, int T_local);
-size_t model_linear_state_elems(const model *m, int B);
 /* Megatron's f and g operators over tp (no-ops without tp): */
 void model_sum_rows(model *m, act_t *local, act_t *partial, int N_local, int C);
 void model_gather_rows(model *m, act_t *full, const act_t *local, int N_local, int C);
@@ -56,10 +66,31 @@ void model_norm_forward(const model *m, act_t *out, f32_t *mean, f32_t *rstd, co
 void model_norm_backward(model *m, act_t *dinp, act_t *dweight, act_t *dbias, const act_t *dout,
                          const act_t *inp, const act_t *weight, const f32_t *mean, const f32_t *rstd,
                          int N_local);
+
+/* ---- block.c ---- */
+/* Elements of the softmax and linear attention's saved state per block, for
+ * B sequences of T_local tokens on this rank. */
+size_t model_softmax_saved_elems(const model *m, int B, int T_local);
+size_t model_linear_state_elems(const model *m, int B);
 /* Block j (local index) on activations a, from res_in. */
 void block_forward(model *m, int j, block_acts *a, const act_t *res_in, int B, int T);
-/* On entry m->d_resid holds dL/d(block output) for this rank's rows; on exit
+/* On entry ws.d_resid holds dL/d(block output) for this rank's rows; on exit
  * dL/d(block input). Recomputes what the recompute mode did not keep. */
 void block_backward(model *m, int j, block_acts *a, const act_t *res_in, int B, int T);
+
+/* ---- embedding_head.c ---- */
+/* Vocabulary-parallel lookup of this rank's rows into the slot's input. */
+void embedding_forward(model *m, model_slot *s, const int32_t *inputs, int B, int T_local);
+/* From ws.d_resid, dL/d(the embedding's output) of this rank's rows. */
+void embedding_backward(model *m, model_slot *s, int B, int T_local);
+/* Final norm, tied head, loss (and for PASS_TRAIN the head's backward into
+ * d_x) from x, this rank's rows of the last block's output. */
+double head_forward(model *m, const act_t *x, act_t *d_x, const int32_t *targets, int B, int T_local,
+                    float dloss_scale, model_pass pass);
+
+/* ---- model.c ---- */
+/* This rank's pieces of sequences of T tokens and the position of every
+ * row, for micro-batches of B sequences (uploaded once per shape). */
+void model_set_sequence_layout(model *m, int B, int T);
 
 #endif

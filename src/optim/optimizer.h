@@ -10,19 +10,13 @@
  * Every data-parallel rank holds the same reduced gradient, so every rank
  * computes the same update.
  *
- * ZeRO stage 1 (Rajbhandari et al.): with a `shard_group` of D ranks (dp×sp)
- * the flat buffer is cut into D contiguous ranges (sizes differing by at
- * most one element); each rank keeps the fp32 master weights and Adam
- * moments of its range only, updates that range, and an all-gather over the
- * group hands every rank the updated compute weights. Without a shard group
- * (stage 0) one rank's range is the whole buffer.
- *
- * ZeRO stage 2 adds the gradient: the optimizer owns `shard_grads`, the
- * reduced gradient of its range (filled by parallel/shard_sync), and reads
- * the update and the gradient norm from it instead of the model's buffer.
- * ZeRO stage 3 adds the compute weights: the optimizer writes its range into
- * `compute_shard`, from which parallel/param_gather fetches blocks on demand;
- * no rank holds the whole model after a step.
+ * ZeRO (parallel/zero): the optimizer works on this rank's range of the
+ * flat buffer (zero_partition; the whole buffer without ZeRO or without a
+ * zero object): the fp32 master weights and Adam moments of that range
+ * only, its gradient read where zero_range_grads says (the model's buffer,
+ * or from stage 2 on the reduced shard), its compute weights written where
+ * zero_range_params says, and zero_share_params makes every rank's weights
+ * current. Every rank computes the same update of the same range it holds.
  *
  * Multi-tensor ops (kernels/backend.h): optimizer_create lists, once, the
  * part of each tensor inside this rank's range (offset, length, weight
@@ -41,6 +35,7 @@
 
 #include "backend.h"
 #include "model.h"
+#include "zero.h"
 
 typedef struct adamw_settings {
   double beta1, beta2, eps, weight_decay, grad_clip;
@@ -49,35 +44,32 @@ typedef struct adamw_settings {
 typedef struct optimizer {
   const backend *be;
   adamw_settings settings;
-  f32_t *master, *m, *v; /* this rank's range only */
+  f32_t *master, *m, *v;   /* this rank's range only */
   size_t n_elems;          /* the whole flat buffer */
-  comm *shard_group;       /* NULL: stage 0 */
-  int *shard_counts, *shard_displs; /* per rank of the group, elements */
-  size_t shard_start, shard_elems;  /* this rank's range */
-  act_t *shard_grads;      /* stage 2: this range's reduced gradient, else NULL */
-  act_t *compute_shard;    /* stage 3: this range's compute weights, else NULL */
-  segment_table *update_segments; /* each tensor's part of the range, offsets from shard_start */
-  segment_table *norm_segments;   /* what the gradient norm sums: offsets in shard_grads (stage 2, 3)
-                                     or in the model's gradient buffer */
+  zero *zero;              /* the run's ZeRO, or NULL (one rank's whole buffer) */
+  comm *shard_group;       /* the group the ranges are cut over, or NULL */
+  const zero_partition *part; /* this rank's range: [part->start, part->start + part->n_own) */
+  zero_partition whole;    /* the range without a zero object */
+  segment_table *update_segments; /* each tensor's part of the range, offsets from its start */
+  segment_table *norm_segments;   /* what the gradient norm sums: offsets in the range's gradient
+                                     (stage 2, 3) or in the model's gradient buffer */
   int64_t step;            /* optimizer steps taken */
 } optimizer;
 
-/* The master copy starts from host_init (the initialised parameters, whole
- * buffer). shard_group is the ZeRO-1 group (dp×sp), or NULL for stage 0. */
-void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const float *host_init,
-                      adamw_settings settings, comm *shard_group, int zero_stage);
+/* The state of the optimizer's range, by kind (checkpoints name them). */
+typedef enum optimizer_state { OPT_MASTER, OPT_ADAM_M, OPT_ADAM_V, OPT_N_STATES } optimizer_state;
 
-/* Gathers the whole fp32 master copy into host (n_elems floats) on every
- * rank of the shard group (collective over it). */
-void optimizer_gather_master(const optimizer *opt, float *host);
-/* The same for the Adam moments (checkpoints). */
-void optimizer_gather_moments(const optimizer *opt, float *host_m, float *host_v);
-/* Restores the state from whole host buffers (each rank keeps its range);
- * step is the number of optimizer steps already taken. */
-void optimizer_load(optimizer *opt, const float *host_master, const float *host_m,
-                    const float *host_v, int64_t step);
-/* The same from host copies of this rank's range only (shard_elems floats
- * each). A copy that is the optimizer's own buffer (its host_pointer: a
+/* The master copy starts from host_init (the initialised parameters, whole
+ * buffer). z: the run's ZeRO (parallel/zero), or NULL. */
+void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const float *host_init,
+                      adamw_settings settings, zero *z);
+
+/* The whole buffer of one state in host (n_elems floats) on every rank of
+ * the shard group, each range from its holder (collective over the group). */
+void optimizer_gather(const optimizer *opt, optimizer_state which, float *host);
+/* Restores the state from host copies of this rank's range only
+ * (part->n_own floats each); step is the number of optimizer steps
+ * already taken. A copy that is the optimizer's own buffer (its host_pointer: a
  * checkpoint read straight into it) is not copied again. */
 void optimizer_load_range(optimizer *opt, const float *master_range, const float *m_range,
                           const float *v_range, int64_t step);
@@ -90,7 +82,7 @@ void optimizer_free(optimizer *opt);
 double optimizer_grad_norm(const optimizer *opt, const model *mdl);
 
 /* One AdamW step at learning rate lr given the gradient norm; refreshes
- * mdl->params. Returns the clip factor applied. */
+ * the compute weights (zero_share_params). Returns the clip factor applied. */
 double optimizer_step(optimizer *opt, model *mdl, double lr, double grad_norm);
 
 #endif

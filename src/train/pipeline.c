@@ -70,15 +70,15 @@ void pipeline_create(pipeline *pl, model *m, comm *pp, const pipe_schedule *sche
   ENSURE(pl->stages == (pl->pp ? pp->size : 1), "a schedule of %d stages on a pipeline group of %d",
          pl->stages, pl->pp ? pp->size : 1);
   pl->chunks_per_stage = schedule->virtual_chunks;
-  ENSURE(pl->chunks_per_stage == m->stage.n_chunks, "a schedule of %d chunks per stage for a model of %d",
-         pl->chunks_per_stage, m->stage.n_chunks);
+  ENSURE(pl->chunks_per_stage == m->layout.stage.n_chunks, "a schedule of %d chunks per stage for a model of %d",
+         pl->chunks_per_stage, m->layout.stage.n_chunks);
   pl->n_ops = schedule->n_ops[pl->stage];
   pl->ops = schedule->ops[pl->stage];
   pl->op_slot = xmalloc((size_t)pl->n_ops * sizeof *pl->op_slot, "pipeline plan");
   pl->post_after = xmalloc((size_t)pl->n_ops * sizeof *pl->post_after, "pipeline plan");
   pl->n_slots = assign_slots(schedule, pl->stage, pl->op_slot, pl->post_after);
-  ENSURE(pl->n_slots <= m->n_slots, "the schedule needs %d activation slots, the model has %d", pl->n_slots,
-         m->n_slots);
+  ENSURE(pl->n_slots <= m->acts.n_slots, "the schedule needs %d activation slots, the model has %d", pl->n_slots,
+         m->acts.n_slots);
   pl->last_backward = xmalloc((size_t)pl->chunks_per_stage * sizeof *pl->last_backward, "pipeline plan");
   for (int i = 0; i < pl->n_ops; i++)
     if (pl->ops[i].backward) pl->last_backward[pl->ops[i].chunk] = i;
@@ -129,10 +129,10 @@ static void finish_backward_send(pipeline *pl) {
 }
 
 double pipeline_train_step(pipeline *pl, const int32_t *inputs, const int32_t *targets, int B, int T,
-                           float dloss_scale, grads_ready_fn ready, void *ready_context) {
+                           float dloss_scale) {
   model *m = pl->m;
   const size_t boundary = model_boundary_elems(m, B, T), micro_tokens = (size_t)B * model_local_tokens(m, T);
-  const double step_start = progress_now();
+  const double step_start = now_seconds();
   double busy = 0, loss_sum = 0;
   int next_post = 0;
   for (int i = 0; i < pl->n_ops; i++) {
@@ -146,11 +146,11 @@ double pipeline_train_step(pipeline *pl, const int32_t *inputs, const int32_t *t
       pl->receive_posted[i] = false;
     }
     finish_forward_send(pl, x); /* the slot's output is about to be written (or recomputed) */
-    const double start = progress_now();
+    const double start = now_seconds();
     if (!op.backward) {
       loss_sum += model_chunk_forward(m, x, op.chunk, inputs + (size_t)op.micro * micro_tokens,
                                       targets + (size_t)op.micro * micro_tokens, B, T, dloss_scale, PASS_TRAIN);
-      busy += progress_now() - start;
+      busy += now_seconds() - start;
       if (g < last_global_chunk(pl)) {
         dcomm_send_act_start(pl->pp, m->be, model_slot_output(m, x, op.chunk), boundary, next_stage(pl),
                              forward_tag(g + 1), &pl->forward_sends[x]);
@@ -159,8 +159,8 @@ double pipeline_train_step(pipeline *pl, const int32_t *inputs, const int32_t *t
     } else {
       finish_backward_send(pl); /* the input gradient's buffer is about to be written */
       const bool last = i == pl->last_backward[op.chunk];
-      model_chunk_backward(m, x, op.chunk, B, T, last ? ready : NULL, ready_context);
-      busy += progress_now() - start;
+      model_chunk_backward(m, x, op.chunk, B, T, last);
+      busy += now_seconds() - start;
       if (g > 0) {
         dcomm_send_act_start(pl->pp, m->be, model_input_grad(m), boundary, previous_stage(pl),
                              backward_tag(g - 1), &pl->backward_send);
@@ -172,9 +172,7 @@ double pipeline_train_step(pipeline *pl, const int32_t *inputs, const int32_t *t
   for (int x = 0; x < pl->n_slots; x++) finish_forward_send(pl, x);
   finish_backward_send(pl);
   pl->busy_seconds = busy;
-  pl->step_seconds = progress_now() - step_start;
-  model_sum_tied_grads(m);
-  if (ready) ready(ready_context, 0);
+  pl->step_seconds = now_seconds() - step_start;
   return loss_sum;
 }
 
@@ -205,17 +203,11 @@ double pipeline_forward_loss(pipeline *pl, const int32_t *inputs, const int32_t 
 void pipeline_last_logits(void *context, const int32_t *tokens, int T, float *logits) {
   pipeline *pl = context;
   model *m = pl->m;
-  /* sequence parallelism and sharding need T in whole pieces: pad on the
-   * right, which a causal model's position T−1 never sees */
-  const int T_run = model_padded_length(m, T);
-  int32_t *padded = xmalloc((size_t)T_run * sizeof *padded, "padded prompt");
-  int32_t *local = xmalloc((size_t)T_run * sizeof *local, "prompt rows");
-  for (int t = 0; t < T_run; t++) padded[t] = tokens[t < T ? t : T - 1];
-  model_take_local(m, 1, T_run, padded, local);
+  int T_run;
+  int32_t *local = model_prompt_rows(m, tokens, T, &T_run);
   forward_through(pl, local, NULL, 1, T_run, PASS_LOGITS);
-  free(padded);
   free(local);
-  if (m->stage.has_head) model_copy_last_logits(m, 1, T - 1, logits);
+  if (m->layout.stage.has_head) model_copy_last_logits(m, 1, T - 1, logits);
   if (pl->pp) comm_broadcast(pl->pp, logits, (size_t)m->shape.vocab_size * sizeof *logits, pl->stages - 1);
 }
 

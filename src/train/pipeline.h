@@ -62,12 +62,12 @@ void pipeline_free(pipeline *pl);
 
 /* One training step: the schedule's m micro-batches (inputs/targets hold
  * them back to back: this rank's B·model_local_tokens(T) ids of each, in
- * its row order). Gradients accumulate in the model; `ready`
- * (may be NULL) hears of each chunk's final gradients during its last
- * backward, then — after the tied embedding's gradients are summed — of
- * offset 0. Returns this stage's loss sum (0 except on the last stage). */
+ * its row order). Gradients accumulate in the model; each chunk's last
+ * backward is marked final, so parallel/zero may start reducing its
+ * gradients then (zero_finish_gradients completes them after the step).
+ * Returns this stage's loss sum (0 except on the last stage). */
 double pipeline_train_step(pipeline *pl, const int32_t *inputs, const int32_t *targets, int B, int T,
-                           float dloss_scale, grads_ready_fn ready, void *ready_context);
+                           float dloss_scale);
 
 /* Forward only through every stage in turn (slot 0): the loss sum, on every
  * stage (collective over pp). */

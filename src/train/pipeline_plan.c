@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "architecture.h"
 #include "fail.h"
 #include "pipeline_partition.h"
 
-int pipeline_plan_make(pipeline_plan *plan, const config *cfg, int dp, char *err, size_t err_bytes) {
+int pipeline_plan_make(pipeline_plan *plan, const config *cfg, const model_shape *shape, int dp, char *err,
+                       size_t err_bytes) {
   memset(plan, 0, sizeof *plan);
   const int p = cfg->pp, V = cfg->pp_virtual, n_chunks = p * V;
   plan->stages = p;
@@ -24,15 +24,14 @@ int pipeline_plan_make(pipeline_plan *plan, const config *cfg, int dp, char *err
     return EXIT_USER_ERROR;
   }
   if (cfg->pp_layers[0]) {
-    if (pipe_partition_parse(cfg->pp_layers, cfg->n_layer, n_chunks, plan->layers_per_chunk, err, err_bytes))
+    if (pipe_partition_parse(cfg->pp_layers, shape->n_layer, n_chunks, plan->layers_per_chunk, err, err_bytes))
       return EXIT_USER_ERROR;
   } else {
-    const model_shape shape = architecture_from_config(cfg);
     /* the embedding: a lookup and an add per element of the token's row */
-    const double embedding = 2.0 * cfg->d_model;
-    double *costs = xmalloc((size_t)cfg->n_layer * sizeof *costs, "layer costs");
-    for (int l = 0; l < cfg->n_layer; l++) costs[l] = model_block_flops(&shape, l, cfg->seq_len);
-    const int status = pipe_partition_balanced(cfg->n_layer, n_chunks, costs, embedding, model_head_flops(&shape),
+    const double embedding = 2.0 * shape->d_model;
+    double *costs = xmalloc((size_t)shape->n_layer * sizeof *costs, "layer costs");
+    for (int l = 0; l < shape->n_layer; l++) costs[l] = model_block_flops(shape, l, shape->seq_len);
+    const int status = pipe_partition_balanced(shape->n_layer, n_chunks, costs, embedding, model_head_flops(shape),
                                                plan->layers_per_chunk, err, err_bytes);
     free(costs);
     if (status) return EXIT_USER_ERROR;

@@ -18,9 +18,11 @@ typedef struct pipeline_plan {
   pipe_schedule schedule;
 } pipeline_plan;
 
-/* dp gives the micro-batches per step: batch_size / (dp · micro_batch_size).
+/* The pipeline keys of cfg for the model `shape`; dp gives the
+ * micro-batches per step: batch_size / (dp · micro_batch_size).
  * 0, or EXIT_USER_ERROR with one line in err naming the option to change. */
-int pipeline_plan_make(pipeline_plan *plan, const config *cfg, int dp, char *err, size_t err_bytes);
+int pipeline_plan_make(pipeline_plan *plan, const config *cfg, const model_shape *shape, int dp, char *err,
+                       size_t err_bytes);
 void pipeline_plan_free(pipeline_plan *plan);
 
 /* The layers stage s holds: its chunks g = c·p + s. */

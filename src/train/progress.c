@@ -8,12 +8,6 @@
 
 #include "config.h"
 
-double progress_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void progress_format_duration(double seconds, char *out, int out_bytes) {
   if (seconds < 0) seconds = 0;
   long s = (long)(seconds + 0.5);
@@ -27,7 +21,7 @@ void progress_start(progress *pg, bool is_rank0, int mode, int64_t first_step, i
   pg->live = is_rank0 && (mode == PROGRESS_ON || (mode == PROGRESS_AUTO && isatty(STDERR_FILENO)));
   pg->first_step = first_step;
   pg->last_step = last_step;
-  pg->start_seconds = progress_now();
+  pg->start_seconds = now_seconds();
   pg->line_shown = false;
 }
 
@@ -51,7 +45,7 @@ void progress_print(progress *pg, const char *fmt, ...) {
 void progress_update(progress *pg, int64_t step, double loss, double tokens_per_s) {
   if (!pg->live) return;
   int64_t done = step - pg->first_step + 1, total = pg->last_step - pg->first_step + 1;
-  double elapsed = progress_now() - pg->start_seconds;
+  double elapsed = now_seconds() - pg->start_seconds;
   double eta = done > 0 ? elapsed * (double)(total - done) / (double)done : 0;
   char eta_text[32], bar[21];
   progress_format_duration(eta, eta_text, sizeof eta_text);

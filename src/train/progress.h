@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "clock.h"
+
 typedef struct progress {
   bool enabled;  /* this rank prints at all */
   bool live;     /* keep a redrawn status line */
@@ -27,8 +29,6 @@ void progress_print(progress *pg, const char *fmt, ...) __attribute__((format(pr
 void progress_update(progress *pg, int64_t step, double loss, double tokens_per_s);
 void progress_finish(progress *pg);
 
-/* Seconds on a monotonic clock. */
-double progress_now(void);
 /* "1h02m", "3m05s", "12s" */
 void progress_format_duration(double seconds, char *out, int out_bytes);
 

@@ -1,0 +1,158 @@
+/* ckpt_resume — loading a checkpoint into any layout (checkpoint.h).
+ *
+ * Who reads what: the dp×sp replicas of this rank's tp shard need the same
+ * weights (and, without ZeRO, the same moments): each reads a disjoint
+ * range — its ZeRO range, or without ZeRO the range the same split
+ * (zero_partition) would give it — and an all-gather shares them, so each
+ * byte is read and checked once per replica group rather than once per
+ * rank. With ZeRO the moments stay in the range that was read.
+ * doc/performance.md has the numbers.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "ckpt_names.h"
+#include "clock.h"
+#include "fail.h"
+#include "zero_partition.h"
+
+/* Where a load puts what it reads. On the CPU backend they are the buffers
+ * the state lives in (the model's fp32 weights and the optimizer's
+ * ranges), all touched already, so no fresh pages are faulted in (on the
+ * machine of doc/performance.md first touches cost more than the read
+ * itself) and nothing is copied twice; elsewhere host copies. */
+typedef struct load_target {
+  bool into_model;
+  float *weights;                 /* every weight of this rank's tp shard */
+  float *moments[2];              /* this rank's optimizer range of m and v */
+  bool own_moments[2];            /* moments[i] is the optimizer's own buffer */
+} load_target;
+
+static load_target load_target_of(model *m, optimizer *opt) {
+  const backend *be = opt->be;
+  load_target t = {0};
+  t.into_model = be->act_elem_bytes == sizeof(float) && !m->w.windowed_params && be->host_pointer(m->w.params) != NULL;
+  t.weights = t.into_model ? be->host_pointer(m->w.params)
+                           : xmalloc(m->layout.reg.n_local_total * sizeof(float), "checkpoint weights");
+  float *own[2] = {be->host_pointer(opt->m), be->host_pointer(opt->v)};
+  for (int i = 0; i < 2; i++) {
+    t.own_moments[i] = own[i] != NULL;
+    t.moments[i] = own[i] ? own[i] : xmalloc(opt->part->n_own * sizeof(float), "checkpoint moments");
+  }
+  return t;
+}
+
+static void load_target_free(load_target *t) {
+  if (!t->into_model) free(t->weights);
+  for (int i = 0; i < 2; i++)
+    if (!t->own_moments[i]) free(t->moments[i]);
+}
+
+/* Reads this rank's range [lo, hi) of the flat buffer, every state, in the
+ * file's order (each parameter's weight, adam_m, adam_v) so the kernel's
+ * readahead sees one sequential stream. Returns 0, or 1 with err. */
+static int read_range(ckpt_file *f, const registry *reg, const optimizer *opt, size_t lo, size_t hi,
+                      load_target *t, double *bytes_read, char *err, size_t err_bytes) {
+  for (int k = 0; k < reg->n_params; k++) {
+    const param_spec *p = &reg->params[k];
+    const size_t a = p->offset > lo ? p->offset : lo;
+    const size_t b = p->offset + p->n_local < hi ? p->offset + p->n_local : hi;
+    if (a >= b) continue;
+    int64_t start[4], count[4], n_valid = 1;
+    ckpt_shard_slab(p, start, count);
+    for (int d = 0; d < p->n_dims; d++) n_valid *= count[d];
+    /* valid elements are the shard's row-major prefix; padding (the
+     * vocabulary's, past its end) is zero */
+    const int64_t first = (int64_t)(a - p->offset), end = (int64_t)(b - p->offset);
+    const int64_t valid_end = end < n_valid ? end : n_valid;
+    for (int st = 0; st < OPT_N_STATES; st++) {
+      /* the moments' buffer starts at the optimizer's range: the whole
+       * buffer without ZeRO (read range [lo, hi) of it), the range with */
+      float *into = st == OPT_MASTER ? t->weights + lo : t->moments[st - 1] + (lo - opt->part->start);
+      char tensor[CKPT_TENSOR_PATH_BYTES];
+      ckpt_tensor_path(tensor, p->name, (optimizer_state)st);
+      if (valid_end > first) {
+        if (ckpt_tensor_read_part(f, tensor, p->n_dims, start, count, first, valid_end - first, into + (a - lo), err,
+                                  err_bytes))
+          return 1;
+        *bytes_read += (double)(valid_end - first) * sizeof(float);
+      }
+      const int64_t pad_from = first > valid_end ? first : valid_end;
+      if (end > pad_from) memset(into + (a - lo) + (pad_from - first), 0, (size_t)(end - pad_from) * sizeof(float));
+    }
+  }
+  return 0;
+}
+
+/* A damaged tile may lie in one rank's range only: the lowest failing
+ * rank's message is the job's. */
+static void fail_if_any_rank_failed(grid *g, bool bad, char *err, size_t err_bytes) {
+  int64_t failing = bad ? g->world_size - g->world_rank : 0;
+  comm_allreduce_max_i64(&g->world, &failing, 1);
+  if (!failing) return;
+  comm_broadcast(&g->world, err, err_bytes, g->world_size - (int)failing);
+  fail_collective(EXIT_IO_ERROR, "%s", err[0] ? err : "a rank could not read the checkpoint");
+}
+
+/* The file, with the model it holds checked against `shape` (the layout,
+ * batch and schedule may change). */
+static void open_checked(ckpt_file *f, const char *path, const model_shape *shape) {
+  char err[MESSAGE_BYTES] = "";
+  int status = ckpt_file_open(f, path, MPI_COMM_NULL, err, sizeof err);
+  if (status) fail_collective(status, "%s", err);
+  model_shape saved;
+  if (ckpt_read_model_shape(f, &saved, err, sizeof err) != 0) fail_collective(EXIT_IO_ERROR, "%s", err);
+  char differences[MESSAGE_BYTES] = "";
+  model_shape_differences(&saved, shape, differences, sizeof differences);
+  if (differences[0]) fail_collective(EXIT_USER_ERROR, "checkpoint '%s' holds a different model: %s", path, differences);
+}
+
+int64_t checkpoint_resume(const char *resume, const char *save_dir, const model_shape *shape, grid *g, model *m,
+                          optimizer *opt) {
+  /* ranks arrive at different times (their setup shares the cores): the
+   * load's clock starts once all are here */
+  comm_quiet_barrier(&g->world);
+  const double start_time = now_seconds();
+  char path[JOINED_PATH_BYTES], err[MESSAGE_BYTES] = "";
+  ckpt_resolve_resume(resume, save_dir, g->world_rank, path, sizeof path);
+  if (!path[0]) return 0;
+  ckpt_file f;
+  open_checked(&f, path, shape);
+
+  const size_t n = m->layout.reg.n_local_total;
+  comm *replicas = &g->dp_sp;
+  /* the optimizer's ranges under ZeRO; the split ZeRO would use otherwise */
+  zero_partition split;
+  if (!opt->shard_group) zero_partition_make(&split, n, replicas->size, replicas->rank);
+  const zero_partition *ranges = opt->shard_group ? opt->part : &split;
+  const size_t lo = ranges->start, hi = lo + ranges->n_own;
+
+  load_target t = load_target_of(m, opt);
+  double bytes_read = 0;
+  bool bad = read_range(&f, &m->layout.reg, opt, lo, hi, &t, &bytes_read, err, sizeof err) != 0;
+  int64_t step = 0, optimizer_step = 0;
+  if (!bad && (ckpt_attr_read_i64(&f, "step", &step) || ckpt_attr_read_i64(&f, "optimizer_step", &optimizer_step)))
+    bad = true, snprintf(err, sizeof err, "checkpoint '%s' lacks its step attributes", path);
+  ckpt_file_close(&f);
+  comm_quiet_barrier(&g->world);
+  fail_if_any_rank_failed(g, bad, err, sizeof err);
+  if (replicas->size > 1) {
+    comm_allgatherv_inplace_f32(replicas, t.weights, ranges->counts, ranges->displs);
+    if (!opt->shard_group) /* without ZeRO every replica holds all the moments */
+      for (int i = 0; i < 2; i++) comm_allgatherv_inplace_f32(replicas, t.moments[i], ranges->counts, ranges->displs);
+  }
+  if (!t.into_model) model_load_params(m, t.weights); /* into_model: they are in place already */
+  optimizer_load_range(opt, t.weights + opt->part->start, t.moments[0], t.moments[1], optimizer_step);
+  load_target_free(&t);
+  if (!opt->shard_group) zero_partition_free(&split);
+  const double seconds = now_seconds() - start_time;
+  const double bytes_loaded = (double)(n + 2 * opt->part->n_own) * sizeof(float);
+  if (g->world_rank == 0)
+    printf("resumed from %s at step %lld (loaded %.1f MB per rank in %.2f s, %.2f GB/s; %.1f MB of it read "
+           "from the file, the rest from replicas)\n",
+           path, (long long)step, bytes_loaded / 1e6, seconds, bytes_loaded / 1e9 / (seconds > 0 ? seconds : 1e-9),
+           bytes_read / 1e6);
+  return step;
+}

@@ -1,0 +1,198 @@
+/* run — see run.h. */
+#include "run.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "fail.h"
+#include "param_init.h"
+
+/* Long enough for a message that quotes a path (PATH_MAX, 4096) and the words around it. */
+#define RUN_MESSAGE_BYTES 4400
+
+/* DDP's default bucket: 25 MiB of fp32 gradients. */
+#define GRAD_BUCKET_ELEMS ((size_t)25 << 20 >> 2)
+
+static void open_data(run *r) {
+  const config *cfg = r->cfg;
+  char err[RUN_MESSAGE_BYTES];
+  int status = dataset_open(&r->train_ds, cfg->data, err, sizeof err);
+  if (status) fail_collective(status, "%s", err);
+  uint64_t n_windows = dataset_n_windows(&r->train_ds, cfg->seq_len);
+  data_split train = {&r->train_ds, 0, n_windows}, val = {0};
+  if (cfg->val_data[0]) {
+    status = dataset_open(&r->val_ds, cfg->val_data, err, sizeof err);
+    if (status) fail_collective(status, "%s", err);
+    r->separate_val = true;
+    val = (data_split){&r->val_ds, 0, dataset_n_windows(&r->val_ds, cfg->seq_len)};
+  } else {
+    uint64_t n_val = (uint64_t)floor(cfg->val_fraction * (double)n_windows);
+    if (cfg->val_fraction > 0 && n_val == 0 && n_windows > 1) n_val = 1;
+    train.n_windows = n_windows - n_val;
+    val = (data_split){&r->train_ds, train.n_windows, n_val};
+  }
+  if (train.n_windows == 0)
+    fail_collective(EXIT_USER_ERROR,
+                    "data '%s' holds %llu tokens: too few for one training sequence of seq_len %d "
+                    "(+1); use more text or a smaller seq_len",
+                    cfg->data, (unsigned long long)r->train_ds.n_tokens, cfg->seq_len);
+  r->loader = (batch_loader){.train = train,
+                             .val = val,
+                             .seq_len = cfg->seq_len,
+                             .global_batch = cfg->batch_size,
+                             .micro_batch = cfg->micro_batch_size,
+                             .dp_rank = r->grid.dp_rank,
+                             .dp_size = r->grid.shape.dp,
+                             .seed = (uint64_t)cfg->seed};
+}
+
+/* This rank's stage of the model, as the plan and the layout cut it. */
+static void create_model(run *r) {
+  const config *cfg = r->cfg;
+  const model_stage stage = pipeline_plan_stage(&r->plan, r->grid.pp_rank);
+  const model_options options = {.tp = &r->grid.tp,
+                                 .seq_shard = cfg->tp_seq_shard,
+                                 .windowed_grads = cfg->zero >= 2,
+                                 .windowed_params = cfg->zero >= 3,
+                                 .stage = &stage,
+                                 .pp = &r->grid.pp,
+                                 .n_slots = pipeline_slots_needed(&r->plan.schedule, r->grid.pp_rank),
+                                 .recompute = (recompute_kind)cfg->recompute,
+                                 .sp = &r->grid.sp,
+                                 .sp_algorithm = (sp_kind)cfg->sp_kind,
+                                 .head_chunk_rows = cfg->head_chunk_rows};
+  model_create(&r->mdl, r->be, r->shape, cfg->micro_batch_size, cfg->seq_len, &options);
+  if (cfg->profile) r->profile = profile_create(r->be);
+  r->mdl.profile = r->profile; /* the model, the pipeline and the loop mark regions */
+}
+
+/* The initial weights (a pure function of the seed: param_init.h), the
+ * data-parallel sync over dp×sp and the optimizer's master copy. */
+static void create_training_state(run *r) {
+  const config *cfg = r->cfg;
+  model *m = &r->mdl;
+  float *host_params = xmalloc(m->layout.reg.n_local_total * sizeof *host_params, "initial parameters");
+  param_init_all(&m->layout.reg, (uint64_t)cfg->seed, host_params);
+  model_load_params(m, host_params);
+  zero_setup setup = {.stage = cfg->zero,
+                      .group = &r->grid.dp_sp,
+                      .pp = &r->grid.pp,
+                      .be = r->be,
+                      .layout = model_flat_layout(m),
+                      .grads = m->w.grads,
+                      .params = m->w.params,
+                      .host_init = host_params,
+                      .bucket_elems = GRAD_BUCKET_ELEMS};
+  for (int w = 0; w < 2; w++) setup.grad_windows[w] = m->w.grad_windows[w], setup.param_windows[w] = m->w.param_windows[w];
+  zero_create(&r->zero, &setup);
+  m->zero = &r->zero;
+  const adamw_settings adam = {cfg->beta1, cfg->beta2, cfg->adam_eps, cfg->weight_decay, cfg->grad_clip};
+  optimizer_create(&r->opt, r->be, m, host_params, adam, &r->zero);
+  free(host_params);
+}
+
+/* Rank 0 opens the metrics file only now that the input is known to be
+ * good: a refused run never truncates the metrics of an earlier one; a
+ * resumed run appends. Every rank learns whether it worked. */
+static void open_metrics(run *r) {
+  char err[RUN_MESSAGE_BYTES];
+  int64_t failed = 0;
+  if (r->rt->world_rank == 0 && metrics_open(&r->mx, r->cfg->metrics, r->resumed_step > 0, err, sizeof err) != 0)
+    failed = 1;
+  comm_allreduce_max_i64(&r->grid.world, &failed, 1);
+  if (failed)
+    fail_collective(EXIT_USER_ERROR, "%s", r->rt->world_rank == 0 ? err : "cannot open the metrics file");
+}
+
+/* Peak FLOP/s of this rank for MFU: the configured figure, or a large GEMM
+ * timed on the backend (all ranks at once, so oversubscribed ranks share the
+ * cores just as they will while training). */
+static double measure_peak_flops(run *r) {
+  if (r->cfg->peak_tflops > 0) return r->cfg->peak_tflops * 1e12;
+  const backend *be = r->be;
+  const int n = 768;
+  act_t *a = be->alloc_act((size_t)n * n, "peak probe"), *b = be->alloc_act((size_t)n * n, "peak probe"),
+        *c = be->alloc_act((size_t)n * n, "peak probe");
+  float *host = xmalloc((size_t)n * n * sizeof *host, "peak probe");
+  for (size_t i = 0; i < (size_t)n * n; i++) host[i] = (float)((i * 2654435761u) % 1000) * 1e-3f;
+  be->act_from_host(a, host, (size_t)n * n);
+  be->act_from_host(b, host, (size_t)n * n);
+  be->gemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n); /* warm-up */
+  comm_barrier(&r->grid.world);
+  int calls = 0;
+  double start = now_seconds(), elapsed = 0;
+  while (elapsed < 0.3 || calls < 3) {
+    be->gemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    be->synchronize();
+    calls++;
+    elapsed = now_seconds() - start;
+  }
+  be->free_buffer(a);
+  be->free_buffer(b);
+  be->free_buffer(c);
+  free(host);
+  return 2.0 * n * (double)n * n * calls / elapsed;
+}
+
+run *run_create(const config *cfg, const model_shape *shape, const runtime *rt) {
+  run *r = xcalloc(1, sizeof *r, "run state");
+  r->cfg = cfg;
+  r->shape = *shape;
+  r->rt = rt;
+  char err[RUN_MESSAGE_BYTES];
+  grid_shape shape_of_grid;
+  if (grid_check_shape(rt->world_size, cfg->tp, cfg->pp, cfg->sp, &shape_of_grid, err, sizeof err))
+    fail_collective(EXIT_USER_ERROR, "%s", err);
+  grid_create(&r->grid, shape_of_grid);
+  grid_set_watchdog(&r->grid, cfg->watchdog);
+  /* the backend, and for a GPU the path its buffers take (NCCL communicators, or MPI staging) */
+  backend_select(cfg, &r->grid, &r->devices);
+  r->be = r->devices.be;
+  r->accum_steps = cfg->batch_size / (r->grid.shape.dp * cfg->micro_batch_size);
+  open_data(r);
+  const int status = pipeline_plan_make(&r->plan, cfg, &r->shape, r->grid.shape.dp, err, sizeof err);
+  if (status) fail_collective(status, "%s", err); /* train_command checked it already */
+  create_model(r);
+  pipeline_create(&r->pipe, &r->mdl, &r->grid.pp, &r->plan.schedule);
+  create_training_state(r);
+  const size_t step_tokens = (size_t)r->accum_steps * cfg->micro_batch_size * cfg->seq_len;
+  const size_t micro_tokens = (size_t)cfg->micro_batch_size * cfg->seq_len;
+  r->inputs = xmalloc(step_tokens * sizeof(int32_t), "step inputs");
+  r->targets = xmalloc(step_tokens * sizeof(int32_t), "step targets");
+  r->loaded_inputs = xmalloc(micro_tokens * sizeof(int32_t), "loaded inputs");
+  r->loaded_targets = xmalloc(micro_tokens * sizeof(int32_t), "loaded targets");
+
+  if (cfg->resume[0]) r->resumed_step = checkpoint_resume(cfg->resume, cfg->save_dir, &r->shape, &r->grid, &r->mdl, &r->opt);
+  zero_refetch_outer_params(&r->zero); /* ZeRO 3: the kept tensors from the (loaded) ranges */
+  open_metrics(r);
+  double peak = measure_peak_flops(r);
+  comm_allreduce_sum_f64(&r->grid.world, &peak, 1);
+  r->peak_flops_total = peak;
+  progress_start(&r->pg, rt->world_rank == 0, cfg->progress, r->resumed_step + 1, run_last_step(r));
+  return r;
+}
+
+void run_free(run *r) {
+  metrics_close(&r->mx);
+  free(r->inputs);
+  free(r->targets);
+  free(r->loaded_inputs);
+  free(r->loaded_targets);
+  optimizer_free(&r->opt);
+  zero_free(&r->zero);
+  pipeline_free(&r->pipe);
+  pipeline_plan_free(&r->plan);
+  model_free(&r->mdl);
+  profile_free(r->profile);
+  dataset_close(&r->train_ds);
+  if (r->separate_val) dataset_close(&r->val_ds);
+  grid_free(&r->grid);
+  free(r);
+}
+
+int64_t run_last_step(const run *r) {
+  const config *cfg = r->cfg;
+  return cfg->stop_at_step > 0 && cfg->stop_at_step < cfg->steps ? cfg->stop_at_step : cfg->steps;
+}
