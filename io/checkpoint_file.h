@@ -43,6 +43,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "fail.h"
+
 /* a write through the page cache kept for later (ckpt_file_close) */
 typedef struct ckpt_deferred_write {
   off_t offset;      /* in the file */
@@ -52,7 +54,7 @@ typedef struct ckpt_deferred_write {
 typedef struct ckpt_file {
   hid_t file;
   bool collective; /* opened by a communicator (parallel HDF5) */
-  char path[4096];
+  char path[JOINED_PATH_BYTES];
   /* the direct path for tensor bytes (files being written): */
   struct direct_writer *direct; /* O_DIRECT, or NULL where the file system refuses it */
   int buffered_fd;              /* the unaligned head and tail of each tensor, small tensors */

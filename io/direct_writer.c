@@ -11,10 +11,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fail.h"
+
 #define BUFFER_BYTES ((size_t)16 << 20)
 
 struct direct_writer {
-  char path[4096];
+  char path[JOINED_PATH_BYTES];
   int fd;          /* O_DIRECT */
   int fallback_fd; /* opened when O_DIRECT is refused at write time */
   pthread_t thread;

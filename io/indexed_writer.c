@@ -17,7 +17,7 @@
 #include "fail.h"
 
 struct indexed_writer {
-  char prefix[4096], bin_tmp[4200], idx_tmp[4200];
+  char prefix[PATH_BYTES], bin_tmp[JOINED_PATH_BYTES], idx_tmp[JOINED_PATH_BYTES];
   FILE *bin;
   token_dtype dtype;
   int32_t *lengths;
@@ -124,7 +124,7 @@ int indexed_writer_close(indexed_writer *w, char *err, size_t err_bytes) {
   int status = flush_and_close(w->bin, w->bin_tmp, err, err_bytes);
   w->bin = NULL;
   if (status == 0) status = write_index(w, err, err_bytes);
-  char bin_path[4200], idx_path[4200];
+  char bin_path[JOINED_PATH_BYTES], idx_path[JOINED_PATH_BYTES];
   snprintf(bin_path, sizeof bin_path, "%s.bin", w->prefix);
   snprintf(idx_path, sizeof idx_path, "%s.idx", w->prefix);
   if (status == 0 && (rename(w->bin_tmp, bin_path) != 0 || rename(w->idx_tmp, idx_path) != 0)) {

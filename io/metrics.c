@@ -65,7 +65,7 @@ void metrics_str(metrics *mx, const char *key, const char *value) {
 }
 
 void metrics_int_array(metrics *mx, const char *key, const int64_t *values, size_t n, size_t stride) {
-  char text[4096];
+  char text[PATH_BYTES];
   size_t used = 0;
   text[used++] = '[';
   for (size_t i = 0; i < n; i++) {

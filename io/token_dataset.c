@@ -64,7 +64,7 @@ static uint64_t read_u64(const unsigned char *p) {
 }
 
 static int open_megatron(token_dataset *ds, const char *prefix, char *err, size_t err_bytes) {
-  char idx_path[4200], bin_path[4200];
+  char idx_path[JOINED_PATH_BYTES], bin_path[JOINED_PATH_BYTES];
   snprintf(idx_path, sizeof idx_path, "%s.idx", prefix);
   snprintf(bin_path, sizeof bin_path, "%s.bin", prefix);
   int status = map_file(idx_path, &ds->mappings[1], &ds->mapping_bytes[1], err, err_bytes);
@@ -181,7 +181,7 @@ static int open_llmc(token_dataset *ds, const char *path, char *err, size_t err_
 int dataset_open(token_dataset *ds, const char *path, char *err, size_t err_bytes) {
   memset(ds, 0, sizeof *ds);
   snprintf(ds->path, sizeof ds->path, "%s", path);
-  char idx_path[4200], bin_path[4200];
+  char idx_path[JOINED_PATH_BYTES], bin_path[JOINED_PATH_BYTES];
   snprintf(idx_path, sizeof idx_path, "%s.idx", path);
   snprintf(bin_path, sizeof bin_path, "%s.bin", path);
   int status;

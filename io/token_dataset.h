@@ -24,11 +24,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fail.h"
+
 typedef enum token_format { TOKEN_FORMAT_MEGATRON, TOKEN_FORMAT_LLMC } token_format;
 typedef enum token_dtype { TOKEN_DTYPE_U16, TOKEN_DTYPE_I32 } token_dtype;
 
 typedef struct token_dataset {
-  char path[4096];          /* what the user named (prefix or file) */
+  char path[PATH_BYTES];    /* what the user named (prefix or file) */
   token_format format;
   token_dtype dtype;
   const void *tokens;       /* first token, inside the mapping */

@@ -73,7 +73,7 @@ typedef struct backend {
   void (*f32_to_host)(float *dst, const f32_t *src, size_t n_elems);
   void (*ids_from_host)(ids_t *dst, const int32_t *src, size_t n_elems);
   /* Host view of a buffer for communication, or NULL when the backend's
-   * memory is not host-addressable (then parallel/device_comm stages it
+   * memory is not host-addressable (then parallel/comm/device_comm stages it
    * through the host or hands it to NCCL). */
   void *(*host_pointer)(void *buffer);
   void (*cast_f32_to_act)(act_t *dst, const f32_t *src, size_t n_elems);

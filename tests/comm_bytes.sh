@@ -98,7 +98,7 @@ for kind in 1f1b interleaved; do
 done
 # Sequence parallelism over 2 ranks (dp 1, so m = 4 micro-batches of B = 2
 # sequences; L = 2, h = 32, 4 heads of 8): bytes this rank hands the sp group
-# per step, m·L times per layer (parallel/sp_attention.h, doc/design.md):
+# per step, m·L times per layer (parallel/sequence/sp_attention.h, doc/design.md):
 #   LASP-2 (linear, all-gather): forward and backward each gather P chunk
 #     states of S = B·heads·8² floats: 2·P·S·4 — the same at T = 16 and 32;
 #   LASP (linear, ring), rank 0: one state sent forward, none back: S·4;

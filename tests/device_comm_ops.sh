@@ -1,6 +1,6 @@
 #!/bin/sh
 # device_comm_ops — runs tests/test_device_comm (every call of
-# parallel/device_comm through the host-view and the staged path) on 1, 3
+# parallel/comm/device_comm through the host-view and the staged path) on 1, 3
 # and 4 ranks.
 . "$TESTS_SRCDIR/lib.sh"
 TEST_DEVICE_COMM=${TEST_DEVICE_COMM:-$(dirname "$TESSERA")/tests/test_device_comm}

@@ -1,6 +1,6 @@
 #!/bin/sh
 # faults — a broken job ends instead of hanging, and says where it broke
-# (fault injection through TESSERA_FAULT, see parallel/comm.h):
+# (fault injection through TESSERA_FAULT, see parallel/comm/comm.h):
 #  1. A rank stalls before a dp×sp all-reduce. With --watchdog 3 the rank
 #     left waiting reports the collective, group, sequence number and world
 #     ranks of the group, and the whole job is aborted.

@@ -115,7 +115,6 @@ static void test_crc32c(void) {
           "crc32c of %zu bytes: %08x, in pieces %08x, bit by bit %08x", n, crc32c(at, n), pieces, crc_bitwise(at, n));
   }
   free(noise);
-
 }
 
 /* A [ROWS, COLS] tensor written in column shards with small tiles: boxes
@@ -201,7 +200,6 @@ static void test_sharded_tensor(const char *path) {
         "the same rows of another shard still read: %s", err);
   ckpt_file_close(&f);
   free(crcs);
-
 }
 
 /* The direct path (pwrite/O_DIRECT): row shards and a tensor held whole

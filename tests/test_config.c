@@ -48,7 +48,6 @@ static void test_parse(void) {
   CHECK(cfg.comm_path == COMM_CHOICE_AUTO, "comm defaults to auto");
   CHECK(config_set(&cfg, "comm", "mpi", "--comm", err, sizeof err) == 0 && cfg.comm_path == COMM_CHOICE_MPI,
         "comm parsed: %s", err);
-
 }
 
 /* Each bad value, key, section or file is refused with status 1 and a
@@ -87,7 +86,6 @@ static void test_refusals(void) {
   CHECK(config_load_file(&cfg, "/nonexistent/x.ini", err, sizeof err) == EXIT_USER_ERROR,
         "missing file");
   CHECK(strstr(err, "/nonexistent/x.ini") != NULL, "names the missing file");
-
 }
 
 /* Checks across keys. */
@@ -104,7 +102,6 @@ static void test_validate(void) {
   cfg.micro_batch_size = 4;
   CHECK(config_validate(&cfg, err, sizeof err) == EXIT_USER_ERROR && strstr(err, "micro_batch_size"),
         "batch must be a multiple of the micro-batch");
-
 }
 
 static void test_print_round_trip(void) {
@@ -123,7 +120,6 @@ static void test_print_round_trip(void) {
   config_set_defaults(&again);
   CHECK(config_load_file(&again, path, err, sizeof err) == 0, "printed config loads: %s", err);
   CHECK(again.n_layer == 7 && again.lr == cfg.lr, "printed config round-trips");
-
 }
 
 int main(void) {

@@ -1,4 +1,4 @@
-/* test_device_comm — every call of parallel/device_comm on a real MPI job
+/* test_device_comm — every call of parallel/comm/device_comm on a real MPI job
  * (run by tests/device_comm_ops.sh on 1, 3 and 4 ranks), through two
  * backends: the CPU backend (the host-view path: comm.h on the buffers
  * themselves) and a "device" made of the CPU backend whose host_pointer is

@@ -2,7 +2,7 @@
  * gradients (act_t), fp32 master weights, moments and statistics (f32_t),
  * every buffer in device memory and every op on one stream. Host transfers
  * of act_t convert on the device (fp32 <-> bf16), so the host only ever
- * sees fp32. host_pointer is NULL: parallel/device_comm stages buffers
+ * sees fp32. host_pointer is NULL: parallel/comm/device_comm stages buffers
  * through the host (--comm mpi) or hands them to NCCL on a stream of its own
  * that waits for this backend's stream (--comm nccl).
  *

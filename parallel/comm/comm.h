@@ -1,11 +1,12 @@
 /* comm — the one communication layer (DESIGN.md principle 4).
  *
- * A `comm` wraps one process group (world, dp, later tp/pp/sp) and is the only
- * way the rest of tessera talks to other ranks. Every call counts itself:
+ * A `comm` wraps one process group (the grid's world, tp, sp, dp, pp or
+ * dp×sp: grid.h) and is the only way the rest of tessera talks to other
+ * ranks. Every call counts itself:
  * calls, payload bytes (the bytes of the buffer handed to the collective, per
  * rank — doc/design.md relates them to bytes on the wire) and seconds spent
  * waiting, per collective kind. These calls take host buffers and go
- * through MPI; parallel/device_comm.h takes a backend's buffers (act_t,
+ * through MPI; parallel/comm/device_comm.h takes a backend's buffers (act_t,
  * f32_t) and uses these calls on their host view (CPU), on a host copy
  * (--comm mpi on a GPU) or NCCL (--comm nccl), counting into the same
  * counters.
@@ -65,9 +66,9 @@ typedef struct comm {
   double watchdog_s;   /* 0: wait without a limit */
   comm_fault fault;    /* test-only fault injection (TESSERA_FAULT) */
   uint64_t fault_seq;
-  /* The group's NCCL communicator (parallel/nccl_comm.h), created by
+  /* The group's NCCL communicator (parallel/comm/nccl_comm.h), created by
    * grid_enable_nccl; NULL: device buffers of this group go through MPI,
-   * staged in host memory (parallel/device_comm.h). */
+   * staged in host memory (parallel/comm/device_comm.h). */
   struct nccl_group *nccl;
 } comm;
 
@@ -139,7 +140,7 @@ void comm_poke(comm_request *reqs, int n_reqs);
 
 const char *comm_kind_name(comm_kind kind);
 
-/* For the group's other transport (parallel/nccl_comm): the next sequence
+/* For the group's other transport (parallel/comm/nccl_comm): the next sequence
  * number, the counters (a call and its payload bytes; time waited), and the
  * group's world ranks for a watchdog report ("0,2,4,6"). */
 uint64_t comm_take_seq(comm *c);

@@ -10,7 +10,7 @@
  *   NCCL       the group has an NCCL communicator (grid_enable_nccl, `--comm
  *              nccl`): NCCL on the device buffers, act_t as bf16, on the
  *              group's own stream ordered after the backend's
- *              (parallel/nccl_comm.h). Counted: 2 bytes per act_t element,
+ *              (parallel/comm/nccl_comm.h). Counted: 2 bytes per act_t element,
  *              4 per f32_t.
  *   staged     otherwise (`--comm mpi` on a GPU, e.g. several ranks sharing
  *              one): the buffer is copied to host memory (act_to_host: bf16

@@ -1,4 +1,4 @@
-/* nccl_comm — a group's NCCL communicator and the calls parallel/device_comm
+/* nccl_comm — a group's NCCL communicator and the calls parallel/comm/device_comm
  * makes on it (`--comm nccl`). CUDA builds compile nccl_comm.c; others
  * compile nccl_comm_absent.c, where nccl_comm_built() is false and nothing
  * else may be called. This header names no CUDA or NCCL type, so parallel/

@@ -1,10 +1,10 @@
 /* sp_attention — attention over a sequence split across the sp group
  * (DESIGN.md, "Attention kinds"; the maths: shared notes on linear attention
  * and sequence parallelism). Every rank holds its pieces of every sequence
- * (parallel/sp_layout.h: rows piece by piece); these calls compute the
+ * (parallel/sequence/sp_layout.h: rows piece by piece); these calls compute the
  * attention of its query rows against the whole causal past, communicating
  * over the sp group, and their backwards. Compute goes through the backend
- * (kernels/backend.h); communication through parallel/device_comm, on the
+ * (kernels/backend.h); communication through parallel/comm/device_comm, on the
  * backend's buffers (host view, host copies or NCCL).
  *
  * Softmax attention (FlashAttention's decomposition: per key block an

@@ -14,7 +14,7 @@
  * recurrences are one linear_attention_state_combine per step (a copy is a
  * combine with n = 0 into zeros). In the ring, the heavy per-piece work is
  * done before waiting, so only a combine sits on the chain's critical path.
- * States are f32_t on every backend and move through parallel/device_comm. */
+ * States are f32_t on every backend and move through parallel/comm/device_comm. */
 #include "sp_attention.h"
 
 #include "device_comm.h"

@@ -9,7 +9,7 @@
  * the accumulator, so every accumulator row starts with a visible key. The
  * backward recomputes each block's probabilities from the final
  * log-sum-exp (saved) and delta = rowsum(dO ⊙ O). K|V blocks move through
- * parallel/device_comm, so the same code runs on host and device buffers;
+ * parallel/comm/device_comm, so the same code runs on host and device buffers;
  * each ring step's send and receive are one exchange (NCCL would deadlock on
  * a receive queued ahead of its own send). */
 #include "sp_attention.h"

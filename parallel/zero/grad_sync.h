@@ -11,7 +11,7 @@
  * (the overlap DDP and Megatron use). grad_sync_finish() starts what is left
  * and waits for all. Only the last micro-batch of a step reports readiness;
  * earlier ones just accumulate locally. The buffer is the backend's
- * (act_t): parallel/device_comm reduces it in place on the CPU, through a
+ * (act_t): parallel/comm/device_comm reduces it in place on the CPU, through a
  * host copy per bucket with --comm mpi on a GPU, or with NCCL on the dp×sp
  * group's stream with --comm nccl.
  */

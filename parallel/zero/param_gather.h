@@ -8,7 +8,7 @@
  * prefetch DeepSpeed and FSDP use). The cache remembers which block each
  * window holds, so the backward's first block, still in its window from the
  * forward, is not fetched again; an optimizer step invalidates everything.
- * Shard and windows are the backend's buffers (act_t); parallel/device_comm
+ * Shard and windows are the backend's buffers (act_t); parallel/comm/device_comm
  * moves them (host view, host copies or NCCL).
  */
 #ifndef TESSERA_PARAM_GATHER_H

@@ -10,7 +10,7 @@
  * slot and adds what arrived into the shard gradient (the backend's
  * accumulate), after which the window may be reused. Two slots serve the
  * two windows; a third serves the blocking reductions of the embeddings and
- * the final norm. Buffers are the backend's (act_t); parallel/device_comm
+ * the final norm. Buffers are the backend's (act_t); parallel/comm/device_comm
  * moves them (host view, host copies or NCCL).
  */
 #ifndef TESSERA_SHARD_SYNC_H

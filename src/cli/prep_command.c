@@ -94,7 +94,7 @@ static char *read_file(const char *path, size_t *n_bytes) {
 
 
 static void add_document(indexed_writer *w, const char *text, size_t n_bytes, int32_t *scratch) {
-  char err[4400];
+  char err[MESSAGE_BYTES];
   size_t n = tokenizer_encode(text, n_bytes, scratch);
   scratch[n++] = TOKENIZER_EOT;
   if (indexed_writer_add_document(w, scratch, n, err, sizeof err) != 0) {
@@ -130,7 +130,7 @@ int prep_command(int argc, char **argv) {
   prep_options opt;
   parse(argc, argv, &opt);
   const double start = now_seconds();
-  char err[4400];
+  char err[MESSAGE_BYTES];
   /* read every input before creating anything: a missing file leaves no output */
   char **texts = xcalloc((size_t)opt.n_inputs, sizeof *texts, "inputs");
   size_t *sizes = xcalloc((size_t)opt.n_inputs, sizeof *sizes, "inputs");

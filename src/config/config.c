@@ -282,7 +282,7 @@ int config_load_file(config *cfg, const char *path, char *err, size_t err_bytes)
     snprintf(err, err_bytes, "cannot open config file '%s': %s", path, strerror(errno));
     return EXIT_USER_ERROR;
   }
-  char line[8192], section[64] = "", origin[4200];
+  char line[8192], section[64] = "", origin[JOINED_PATH_BYTES];
   int line_number = 0, status = 0;
   while (!status && fgets(line, sizeof line, file)) {
     line_number++;

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fail.h"
 #include "model_shape.h"
 
 typedef enum backend_choice { BACKEND_CHOICE_AUTO, BACKEND_CHOICE_CPU, BACKEND_CHOICE_CUDA } backend_choice;
@@ -37,7 +38,7 @@ typedef struct config {
   /* [model] */
   int n_layer, n_head, d_model, vocab_size, seq_len;
   int attention;         /* attention_choice */
-  char layer_pattern[4096]; /* hybrid: per-layer S|L, repeated */
+  char layer_pattern[PATH_BYTES]; /* hybrid: per-layer S|L, repeated */
   int norm, mlp, position; /* norm_choice, mlp_choice, position_choice */
   bool bias;
   int ffn_hidden;        /* 0: the MLP's default width */
@@ -53,7 +54,7 @@ typedef struct config {
   double beta1, beta2, adam_eps, weight_decay, grad_clip;
   int64_t seed;
   /* [data] */
-  char data[4096], val_data[4096];
+  char data[PATH_BYTES], val_data[PATH_BYTES];
   double val_fraction;
   /* [eval] */
   int64_t val_every, sample_every;
@@ -67,20 +68,20 @@ typedef struct config {
   bool tp_seq_shard;
   int pp_schedule;       /* pp_schedule_choice */
   int pp_virtual;        /* model chunks per stage (interleaved schedule) */
-  char pp_layers[4096];  /* explicit layers per chunk, "3,4,4,3"; empty: balanced */
+  char pp_layers[PATH_BYTES];  /* explicit layers per chunk, "3,4,4,3"; empty: balanced */
   int recompute;         /* recompute_choice */
   int head_chunk_rows;   /* rows of logits at a time at the head (0: all) */
   bool profile;          /* time per region of the model */
-  char metrics[4096];
+  char metrics[PATH_BYTES];
   progress_choice progress;
   double peak_tflops;    /* 0: measure sgemm peak at start-up */
-  char save_dir[4096];
+  char save_dir[PATH_BYTES];
   int64_t save_every;
-  char resume[4096];
+  char resume[PATH_BYTES];
   bool async_save;
   int64_t stop_at_step;
   int keep;
-  char dump_params[4096];
+  char dump_params[PATH_BYTES];
   double watchdog;
 } config;
 

@@ -71,8 +71,8 @@ void model_expanded_pattern(const model_shape *s, char *out, size_t out_bytes) {
   out[n] = '\0';
 }
 
-/* Room for one letter per layer (a checkpoint's sizes are bounded by 2^24,
- * the configuration's by its own checks). */
+/* Room for one letter per layer: the configuration allows 1024 layers, a
+ * checkpoint's pattern attribute is read into the same size. */
 #define PATTERN_TEXT_BYTES 4096
 
 void model_shape_describe(const model_shape *s, char *out, size_t out_bytes) {

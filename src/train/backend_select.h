@@ -11,7 +11,7 @@
  *           = nccl   a user error on the CPU backend, in a build without
  *                    NCCL, or where ranks share a GPU (NCCL refuses that)
  *           = mpi    GPU buffers staged through host memory
- *                    (parallel/device_comm.h); CPU buffers go to MPI as
+ *                    (parallel/comm/device_comm.h); CPU buffers go to MPI as
  *                    they are, whatever `comm` says
  * With nccl, the grid gets its NCCL communicators here
  * (grid_enable_nccl). Every rank agrees through world all-reduces, so an

@@ -1,6 +1,6 @@
 /* pipeline — runs a pipeline schedule on this stage (DESIGN.md principle 3).
  *
- * A schedule (parallel/pipeline_schedule) lists this stage's forward and
+ * A schedule (parallel/pipeline/pipeline_schedule) lists this stage's forward and
  * backward ops on (micro-batch, local chunk); this runtime executes any
  * such list. Chunk g of the p·V global chunks lives on stage g mod p, so
  * the forward of g receives from stage (g−1) mod p and sends to (g+1) mod p
@@ -15,7 +15,7 @@
  * chunk and direction travel in micro-batch order, which MPI's
  * non-overtaking rule pairs with the receives); sends are non-blocking and
  * waited for only before their buffer is written again. Activations move
- * through parallel/device_comm: on a GPU a receive lands in a host copy and
+ * through parallel/comm/device_comm: on a GPU a receive lands in a host copy and
  * reaches the slot at its wait, and a send's host copy lives until its wait
  * (the pp group has no NCCL communicator: grid.h says why).
  *

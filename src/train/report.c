@@ -11,8 +11,6 @@
 
 #define MiB (1024.0 * 1024.0)
 
-/* The description line of a model: "layernorm, GELU MLP ..." */
-#define DESCRIPTION_BYTES 4400
 
 /* Per pipeline stage, what report_start prints: four memory kinds and the slots. */
 enum { STAGE_WEIGHTS, STAGE_GRADS, STAGE_OPTIMIZER, STAGE_ACTIVATIONS, STAGE_SLOTS, STAGE_FIELDS };
@@ -63,7 +61,7 @@ static void print_start(const run *r, const memory_report *mem, const int64_t *s
   const config *cfg = r->cfg;
   const model_shape *shape = &r->shape;
   build_info_print(stdout);
-  char description[DESCRIPTION_BYTES];
+  char description[MESSAGE_BYTES];
   model_shape_describe(shape, description, sizeof description);
   printf("model: %d layers, %d heads, d_model %d, vocab %d, seq_len %d: %.2fM parameters\n  %s\n", shape->n_layer,
          shape->n_head, shape->d_model, shape->vocab_size, shape->seq_len, (double)model_n_params(shape) / 1e6,

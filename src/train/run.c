@@ -9,15 +9,12 @@
 #include "fail.h"
 #include "param_init.h"
 
-/* Long enough for a message that quotes a path (PATH_MAX, 4096) and the words around it. */
-#define RUN_MESSAGE_BYTES 4400
-
 /* DDP's default bucket: 25 MiB of fp32 gradients. */
 #define GRAD_BUCKET_ELEMS ((size_t)25 << 20 >> 2)
 
 static void open_data(run *r) {
   const config *cfg = r->cfg;
-  char err[RUN_MESSAGE_BYTES];
+  char err[MESSAGE_BYTES];
   int status = dataset_open(&r->train_ds, cfg->data, err, sizeof err);
   if (status) fail_collective(status, "%s", err);
   uint64_t n_windows = dataset_n_windows(&r->train_ds, cfg->seq_len);
@@ -97,7 +94,7 @@ static void create_training_state(run *r) {
  * good: a refused run never truncates the metrics of an earlier one; a
  * resumed run appends. Every rank learns whether it worked. */
 static void open_metrics(run *r) {
-  char err[RUN_MESSAGE_BYTES];
+  char err[MESSAGE_BYTES];
   int64_t failed = 0;
   if (r->rt->world_rank == 0 && metrics_open(&r->mx, r->cfg->metrics, r->resumed_step > 0, err, sizeof err) != 0)
     failed = 1;
@@ -141,7 +138,7 @@ run *run_create(const config *cfg, const model_shape *shape, const runtime *rt) 
   r->cfg = cfg;
   r->shape = *shape;
   r->rt = rt;
-  char err[RUN_MESSAGE_BYTES];
+  char err[MESSAGE_BYTES];
   grid_shape shape_of_grid;
   if (grid_check_shape(rt->world_size, cfg->tp, cfg->pp, cfg->sp, &shape_of_grid, err, sizeof err))
     fail_collective(EXIT_USER_ERROR, "%s", err);

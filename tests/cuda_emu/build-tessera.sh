@@ -2,7 +2,7 @@
 # cuda_emu/build-tessera.sh BUILDDIR OUTDIR — a whole `tessera` binary whose
 # CUDA backend is the host emulation of run.sh, written to OUTDIR/tessera,
 # so that training on the CUDA backend (bf16 storage, the CUDA kernels, the
-# device paths of parallel/device_comm) runs on a machine without a GPU.
+# device paths of parallel/comm/device_comm) runs on a machine without a GPU.
 #
 # BUILDDIR is a configured and built tree (`make` has run): its Makefile
 # gives the compiler (mpicc) and the HDF5 and BLAS flags, build_config.h the
