@@ -16,12 +16,19 @@ void ckpt_step_name(char *out, size_t out_bytes, int64_t step) {
   snprintf(out, out_bytes, "step_%08lld.h5", (long long)step);
 }
 
+/* A step file's name: "step_" and 8 or more digits, ".h5". */
+#define STEP_NAME_BYTES 32
+
 void ckpt_step_file(char *out, size_t out_bytes, const char *dir, int64_t step) {
-  snprintf(out, out_bytes, "%s/step_%08lld.h5", dir, (long long)step);
+  char name[STEP_NAME_BYTES];
+  ckpt_step_name(name, sizeof name, step);
+  snprintf(out, out_bytes, "%s/%s", dir, name);
 }
 
 void ckpt_step_tmp_file(char *out, size_t out_bytes, const char *dir, int64_t step) {
-  snprintf(out, out_bytes, "%s/.step_%08lld.h5.tmp", dir, (long long)step);
+  char name[STEP_NAME_BYTES];
+  ckpt_step_name(name, sizeof name, step);
+  snprintf(out, out_bytes, "%s/.%s.tmp", dir, name);
 }
 
 bool ckpt_parse_step_file(const char *name, long long *step) {
