@@ -49,18 +49,11 @@
 #include <string.h>
 
 #include "backend.h"
+#include "random_inputs.h" /* random_array: fp32 values, for f32_t tensors (neither side rounds them) */
 #include "sequence_rows.h"
 #include "testing.h"
 
 static const backend *cpu, *gpu;
-static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
-
-static double uniform(void) {
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return (double)((rng_state * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
-}
 
 /* round to the nearest bf16 (ties to even), kept in a float */
 static float bf16_round(float x) {
@@ -75,13 +68,6 @@ static float bf16_round(float x) {
 static float *random_bf16(size_t n, float lo, float hi) {
   float *x = malloc((n ? n : 1) * sizeof *x);
   for (size_t i = 0; i < n; i++) x[i] = bf16_round(lo + (hi - lo) * (float)uniform());
-  return x;
-}
-
-/* fp32 values (for f32_t tensors, which neither side rounds) */
-static float *random_array(size_t n, float lo, float hi) {
-  float *x = malloc((n ? n : 1) * sizeof *x);
-  for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)uniform();
   return x;
 }
 
@@ -961,6 +947,7 @@ static void test_multi_tensor_cases(void) {
 }
 
 int main(void) {
+  random_seed(0x9E3779B97F4A7C15ULL);
   cpu = backend_cpu();
   gpu = backend_cuda();
   if (!gpu) {

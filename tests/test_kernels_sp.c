@@ -28,75 +28,19 @@
 #include <string.h>
 
 #include "backend.h"
+#include "finite_difference.h"
+#include "random_inputs.h"
 #include "sequence_rows.h"
 #include "testing.h"
 
 static const backend *be;
-static uint64_t rng_state = 0x5EED5EED12345678ULL;
 
-static double uniform(void) { /* xorshift64*, in [0, 1) */
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return (double)((rng_state * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
-}
-static float *random_array(size_t n, float lo, float hi) {
-  float *x = malloc((n ? n : 1) * sizeof *x);
-  for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)uniform();
-  return x;
-}
-static float *copy_of(const float *x, size_t n) {
-  float *y = malloc((n ? n : 1) * sizeof *y);
-  memcpy(y, x, n * sizeof *y);
-  return y;
-}
 static float *filled(size_t n, float value) {
   float *x = malloc((n ? n : 1) * sizeof *x);
   for (size_t i = 0; i < n; i++) x[i] = value;
   return x;
 }
-static double dot(const float *a, const float *b, size_t n) {
-  double s = 0;
-  for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-  return s;
-}
-#define A(p) ((act_t *)(p))
-#define CA(p) ((const act_t *)(p))
-#define F32(p) ((f32_t *)(p))
-#define CF32(p) ((const f32_t *)(p))
 #define IDS(p) ((const ids_t *)(p))
-
-typedef void (*forward_fn)(void *ctx, float *out);
-
-/* ‖fd − analytic‖/‖fd‖ for the gradient of Σ out·R with respect to x[0..n). */
-static double fd_relative_error(forward_fn forward, void *ctx, float *x, size_t n, const float *R,
-                                size_t n_out, const float *analytic) {
-  const float h = 1e-3f;
-  float *out = malloc(n_out * sizeof *out);
-  double err = 0, ref = 0;
-  for (size_t i = 0; i < n; i++) {
-    float saved = x[i];
-    x[i] = saved + h;
-    forward(ctx, out);
-    double up = dot(out, R, n_out);
-    x[i] = saved - h;
-    forward(ctx, out);
-    double down = dot(out, R, n_out);
-    x[i] = saved;
-    double fd = (up - down) / (2.0 * h);
-    err += (fd - analytic[i]) * (fd - analytic[i]);
-    ref += fd * fd;
-  }
-  free(out);
-  return sqrt(err / ref);
-}
-
-#define CHECK_GRAD(rel, what)                                                \
-  do {                                                                       \
-    double r_ = (rel);                                                       \
-    printf("  %-58s fd rel. error %.2e\n", what, r_);                        \
-    CHECK(r_ < 1e-3, "%s: finite-difference relative error %g", what, r_);  \
-  } while (0)
 
 /* max|got − want| / max|want| */
 static double rel_max_error_d(const float *got, const double *want, size_t n) {
@@ -734,6 +678,7 @@ static void test_linear_attention_pieces(void) {
 }
 
 int main(void) {
+  random_seed(0x5EED5EED12345678ULL);
   be = backend_cpu();
   test_rmsnorm();
   test_swiglu();
