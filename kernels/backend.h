@@ -83,6 +83,10 @@ static inline ids_t *ids_at(const ids_t *base, size_t n_elems) {
  * (total_elems) and 1 + the largest group (n_groups, 0 for no segments).
  * Fails (internal error) on a bad list. */
 void segments_check(const tensor_segment *segments, int n_segments, size_t *total_elems, int *n_groups);
+/* What sum_squares_multi does first (kernels/segments.c): fails (internal
+ * error) unless the table's groups (table_groups: 1 + its largest) fit in
+ * the n_groups sums asked for, then zeroes those sums. */
+void segments_sums_start(int table_groups, double *sums_by_group, int n_groups);
 
 /* The CPU backend; always present. */
 const backend *backend_cpu(void);

@@ -44,6 +44,18 @@ static float *read_back(const backend *be, const act_t *x, size_t n) {
   return host;
 }
 
+/* Mismatches in the result of an all-gather of uneven blocks: block q
+ * (counts[q] values at displs[q]) must hold rank q's values, and the
+ * one-element gap after it its sentinel −1. */
+static int uneven_gather_errors(const float *got, int P, const int *counts, const int *displs) {
+  int bad = 0;
+  for (int q = 0; q < P; q++) {
+    for (int i = 0; i < counts[q]; i++) bad += got[displs[q] + i] != value(q, (size_t)i);
+    bad += got[displs[q] + counts[q]] != -1.0f;
+  }
+  return bad;
+}
+
 /* Every call once on group c; the results' host copies are appended to out
  * (*n_out floats) so the two backends' runs can be compared. */
 static void exercise(comm *c, const backend *be, float *out, size_t *n_out, bool staged) {
@@ -133,11 +145,7 @@ static void exercise(comm *c, const backend *be, float *out, size_t *n_out, bool
   be->act_from_host(v, sentinel, (size_t)extent);
   dcomm_allgatherv_inplace_act(c, be, v, counts, displs);
   got = read_back(be, v, (size_t)extent);
-  bad = 0;
-  for (int q = 0; q < P; q++) {
-    for (int i = 0; i < counts[q]; i++) bad += got[displs[q] + i] != value(q, (size_t)i);
-    bad += got[displs[q] + counts[q]] != -1.0f;
-  }
+  bad = uneven_gather_errors(got, P, counts, displs);
   CHECK(bad == 0, "%s: in-place all-gather of uneven blocks", be->name);
   free(got);
   KEEP(v, (size_t)extent);
@@ -147,11 +155,7 @@ static void exercise(comm *c, const backend *be, float *out, size_t *n_out, bool
   dcomm_allgatherv_act_start(c, be, send, counts[r], gv, counts, displs, &req);
   dcomm_wait(&req);
   got = read_back(be, gv, (size_t)extent);
-  bad = 0;
-  for (int q = 0; q < P; q++) {
-    for (int i = 0; i < counts[q]; i++) bad += got[displs[q] + i] != value(q, (size_t)i);
-    bad += got[displs[q] + counts[q]] != -1.0f;
-  }
+  bad = uneven_gather_errors(got, P, counts, displs);
   CHECK(bad == 0, "%s: non-blocking all-gather of uneven blocks (gaps untouched)", be->name);
   free(got);
   free(sentinel);

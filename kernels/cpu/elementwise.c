@@ -123,10 +123,7 @@ double cpu_sum_squares(const act_t *x, size_t n) {
  * order: the optimizer's old per-tensor loop, bit for bit */
 void cpu_sum_squares_multi(const act_t *x, const segment_table *segments, double *sums_by_group, int n_groups) {
   const cpu_segment_table *t = (const cpu_segment_table *)segments;
-  if (t->n_groups > n_groups)
-    fail_local(EXIT_INTERNAL_ERROR, "sum_squares_multi: a segment of group %d, %d groups asked for", t->n_groups - 1,
-               n_groups);
-  for (int g = 0; g < n_groups; g++) sums_by_group[g] = 0;
+  segments_sums_start(t->n_groups, sums_by_group, n_groups);
   double *seg_sums = xmalloc((size_t)(t->n_segments ? t->n_segments : 1) * sizeof *seg_sums, "sum of squares");
   sum_squares_segments(CF(x), t->segments, t->n_segments, seg_sums);
   for (int s = 0; s < t->n_segments; s++) sums_by_group[t->segments[s].group] += seg_sums[s];
