@@ -341,10 +341,7 @@ static void block_partition_case(const whole_attention *w, int n_pieces, const i
     k0[u] = t;
     kv[u] = malloc((size_t)B * block_len[u] * 2 * C * 4);
     dkv[u] = calloc((size_t)B * block_len[u] * 2 * C, 4);
-    float *rows = malloc((size_t)B * block_len[u] * 3 * C * 4);
-    take_rows(rows, qkv, B, T, t, block_len[u], 3 * C);
-    for (int r = 0; r < B * block_len[u]; r++) memcpy(kv[u] + (size_t)r * 2 * C, rows + (size_t)r * 3 * C + C, 2 * C * 4);
-    free(rows);
+    take_columns(kv[u], qkv, B, T, t, block_len[u], 3 * C, C, 2 * C);
   }
   int n_masked_blocks = 0;
   for (int p = 0, q0 = 0; p < n_pieces; q0 += piece_len[p], p++) {
@@ -373,16 +370,11 @@ static void block_partition_case(const whole_attention *w, int n_pieces, const i
       be->attention_block_backward(A(dq), A(dkv[u]), A(dkv[u] + C), C, 2 * C, CA(Rp), CF32(delta),
                                    CF32(lse), CA(qp), CA(kv[u]), CA(kv[u] + C), 3 * C, 2 * C, B, Tq,
                                    block_len[u], C, NH, q0, k0[u]);
-    for (int b = 0; b < B; b++)
-      for (int i = 0; i < Tq; i++)
-        memcpy(dqkv + ((size_t)b * T + q0 + i) * 3 * C, dq + ((size_t)b * Tq + i) * C, (size_t)C * 4);
+    put_columns(dqkv, dq, B, T, q0, Tq, 3 * C, 0, C);
     free(qp); free(Rp); free(acc); free(lse); free(ob); free(lb); free(delta); free(dq);
   }
   for (int u = 0; u < n_blocks; u++) {
-    for (int b = 0; b < B; b++)
-      for (int j = 0; j < block_len[u]; j++)
-        memcpy(dqkv + ((size_t)b * T + k0[u] + j) * 3 * C + C, dkv[u] + ((size_t)b * block_len[u] + j) * 2 * C,
-               2 * (size_t)C * 4);
+    put_columns(dqkv, dkv[u], B, T, k0[u], block_len[u], 3 * C, C, 2 * C);
     free(kv[u]); free(dkv[u]);
   }
   const double e_out = rel_max_error(out_all, w->out, (size_t)B * T * C);

@@ -20,7 +20,7 @@
  * state entering a piece, S_in: out += diag(λ^{i+1}) Q S_in forward;
  * dQ += diag(λ^{i+1}) dO S_inᵀ (ACCUMULATED) and dS_in = Qᵀ diag(λ^{i+1}) dO
  * (OVERWRITTEN) backward; state_combine is the Horner step S = λ^n S + M of
- * both the forward and the backward scan (kernels/backend.h).
+ * both the forward and the backward scan (kernels/backend_ops.h).
  * Every product is an sgemm on the qkv layout (ld 3C); decay is applied by
  * scaling rows into a scratch copy (no division by powers of λ, so small λ
  * cannot overflow). Powers of λ come from pow() in double. Heads run one
@@ -192,6 +192,8 @@ void cpu_linear_attention_state_forward(act_t *out, const act_t *qkv, const f32_
   state_scratch_free(scratch);
 }
 
+/* ~80 lines, kept whole: its two sweeps (formulas: the opening comment) share
+ * the head's pointers, the powers and the scratch. */
 void cpu_linear_attention_backward(act_t *dqkv, const act_t *dout, const act_t *qkv,
                                    const f32_t *dstate, const f32_t *decay, int B, int T, int C,
                                    int NH, int chunk) {

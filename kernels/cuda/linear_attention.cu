@@ -22,7 +22,7 @@
  * and dQ of state_backward) or one block per (b, h) (dstate_in, a sum over
  * all rows). state_combine is elementwise.
  *
- * chunk is a speed knob (backend.h): the kernels use L = min(chunk, T, cap),
+ * chunk is a speed knob (backend_ops.h): the kernels use L = min(chunk, T, cap),
  * cap the largest of 64, 32, 16, 8 whose backward layout fits the device's
  * shared memory (64 for HS ≤ 128 on Hopper); results agree for every L up
  * to fp32 rounding. Powers of λ come from pow() in double, rounded to fp32,
@@ -213,6 +213,8 @@ __global__ void __launch_bounds__(LA_THREADS)
 
 /* ---- backward ---- */
 
+/* ~80 lines, kept whole: its two sweeps share the block's shared-memory
+ * layout and S; apart, each would take a dozen of the same pointers. */
 __global__ void __launch_bounds__(LA_THREADS)
     linear_attention_backward_kernel(bf16 *dqkv, float *dq_inter, const bf16 *dout, const bf16 *qkv,
                                      const float *dstate, const float *decay, int T, int C, int NH, int HS, int L) {
