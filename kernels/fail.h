@@ -43,6 +43,11 @@ typedef struct fail_hooks {
 
 void fail_install_hooks(const fail_hooks *hooks);
 
+/* A buffer for an error message that a call writes for its caller to report
+ * (the `err, err_bytes` arguments of io/ and src/): room for a path of
+ * PATH_MAX (4096 bytes on Linux) and the sentence around it. */
+#define ERROR_MESSAGE_BYTES (4096 + 512)
+
 /* Every rank knows the error: rank 0 prints "tessera: error: <message>". */
 TESSERA_NORETURN void fail_collective(int exit_status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -28,6 +28,7 @@
 #include "checkpoint_file.h"
 #include "crc32c.h"
 #include "direct_reader.h"
+#include "fail.h"
 #include "testing.h"
 
 enum { ROWS = 37, COLS = 2600, SHARD = 1000 }; /* shards of 1000, 1000 and 600 columns */
@@ -118,7 +119,7 @@ int main(int argc, char **argv) {
   int fd = mkstemp(path_template);
   CHECK(fd >= 0, "temporary file");
   close(fd);
-  char err[4600];
+  char err[ERROR_MESSAGE_BYTES];
   const int64_t shape[2] = {ROWS, COLS};
   const ckpt_tiling tiling = ckpt_tiling_for(2, shape, 1, SHARD);
   CHECK(tiling.rows == (1 << 20) / SHARD || tiling.rows >= ROWS, "tile rows %lld", (long long)tiling.rows);

@@ -96,7 +96,7 @@ static void test_independent_writers(void) {
     const char *prefix = path_of(use_int32 ? "meg32" : "meg16");
     write_megatron_independently(prefix, tokens, lengths, 3, use_int32);
     token_dataset ds;
-    char err[4400];
+    char err[ERROR_MESSAGE_BYTES];
     int status = dataset_open(&ds, prefix, err, sizeof err);
     CHECK(status == 0, "independent Megatron file (int32=%d) opens: %s", use_int32, err);
     if (status) continue;
@@ -122,7 +122,7 @@ static void test_independent_writers(void) {
   for (int i = 0; i < 30; i++) small[i] = (uint16_t)(i * 2111 % 65535);
   write_llmc_independently(path_of("shard.bin"), small, 30, 20240520);
   token_dataset ds;
-  char err[4400];
+  char err[ERROR_MESSAGE_BYTES];
   int status = dataset_open(&ds, path_of("shard.bin"), err, sizeof err);
   CHECK(status == 0, "independent llm.c file opens: %s", err);
   if (status == 0) {
@@ -136,7 +136,7 @@ static void test_independent_writers(void) {
 static void test_our_writer(void) {
   for (int use_int32 = 0; use_int32 < 2; use_int32++) {
     const char *prefix = path_of("ours");
-    char err[4400];
+    char err[ERROR_MESSAGE_BYTES];
     indexed_writer *w = indexed_writer_open(prefix, use_int32 ? TOKEN_DTYPE_I32 : TOKEN_DTYPE_U16, err,
                                             sizeof err);
     CHECK(w != NULL, "writer opens: %s", err);
@@ -162,7 +162,7 @@ static void test_our_writer(void) {
     snprintf(tmp, sizeof tmp, "%s.bin.tmp.%ld", prefix, (long)getpid());
     CHECK(access(tmp, F_OK) != 0, "no temporary file left behind");
   }
-  char err[4400];
+  char err[ERROR_MESSAGE_BYTES];
   indexed_writer *w = indexed_writer_open(path_of("narrow"), TOKEN_DTYPE_U16, err, sizeof err);
   int32_t too_big = 70000;
   CHECK(indexed_writer_add_document(w, &too_big, 1, err, sizeof err) != 0 && strstr(err, "70000"),
@@ -221,7 +221,7 @@ static void copy_truncated(const char *from, const char *to, long keep_bytes) {
 
 static void expect_error(const char *path, int want_status, const char *mention, const char *what) {
   token_dataset ds;
-  char err[4400] = "";
+  char err[ERROR_MESSAGE_BYTES] = "";
   int status = dataset_open(&ds, path, err, sizeof err);
   CHECK(status == want_status, "%s: status %d, want %d (%s)", what, status, want_status, err);
   CHECK(strstr(err, mention) != NULL, "%s: message '%s' mentions '%s'", what, err, mention);

@@ -18,6 +18,7 @@
 #include "backend.h"
 #include "comm.h"
 #include "device_comm.h"
+#include "fail.h"
 #include "runtime.h"
 #include "testing.h"
 
@@ -57,16 +58,19 @@ static int uneven_gather_errors(const float *got, int P, const int *counts, cons
 }
 
 /* Every call once on group c; the results' host copies are appended to out
- * (*n_out floats) so the two backends' runs can be compared. */
+ * (*n_out floats, at most KEPT_FLOATS) so the two backends' runs can be
+ * compared. */
+#define KEPT_FLOATS 4096 /* room for what exercise keeps (KEEP checks) */
 static void exercise(comm *c, const backend *be, float *out, size_t *n_out, bool staged) {
   const int P = c->size, r = c->rank;
   const size_t n = 7;
-#define KEEP(x, count)                                              \
-  do {                                                              \
-    float *kept_ = read_back(be, (x), (count));                     \
-    memcpy(out + *n_out, kept_, (count) * sizeof(float));           \
-    *n_out += (count);                                              \
-    free(kept_);                                                    \
+#define KEEP(x, count)                                                  \
+  do {                                                                  \
+    ENSURE(*n_out + (count) <= KEPT_FLOATS, "KEPT_FLOATS is too small"); \
+    float *kept_ = read_back(be, (x), (count));                         \
+    memcpy(out + *n_out, kept_, (count) * sizeof(float));               \
+    *n_out += (count);                                                  \
+    free(kept_);                                                        \
   } while (0)
 
   /* all-reduce, blocking and non-blocking */
@@ -232,7 +236,7 @@ int main(int argc, char **argv) {
   comm_create(&host_group, MPI_COMM_WORLD, "host");
   comm_create(&staged_group, MPI_COMM_WORLD, "staged");
   CHECK(host_group.size <= 16, "at most 16 ranks");
-  float *host_out = calloc(4096, sizeof(float)), *staged_out = calloc(4096, sizeof(float));
+  float *host_out = calloc(KEPT_FLOATS, sizeof(float)), *staged_out = calloc(KEPT_FLOATS, sizeof(float));
   size_t n_host = 0, n_staged = 0;
   exercise(&host_group, backend_cpu(), host_out, &n_host, false);
   exercise(&staged_group, &staged_device, staged_out, &n_staged, true);
