@@ -12,19 +12,29 @@ void fail_install_hooks(const fail_hooks *hooks) { installed_hooks = *hooks; }
 
 static int current_rank(void) { return installed_hooks.rank ? installed_hooks.rank() : -1; }
 
+/* the rest of an error line after its prefix: the message, a newline, flushed */
+static void print_message(const char *fmt, va_list args) {
+  vfprintf(stderr, fmt, args);
+  fputc('\n', stderr);
+  fflush(stderr);
+}
+
+/* stdout flushed, then the installed hook (NULL: none) ends the job, or exit */
+static _Noreturn void leave(int exit_status, void (*end_job)(int exit_status)) {
+  fflush(stdout);
+  if (end_job) end_job(exit_status);
+  exit(exit_status);
+}
+
 _Noreturn void fail_collective(int exit_status, const char *fmt, ...) {
   if (current_rank() <= 0) {
     va_list args;
     va_start(args, fmt);
     fputs("tessera: error: ", stderr);
-    vfprintf(stderr, fmt, args);
-    fputc('\n', stderr);
+    print_message(fmt, args);
     va_end(args);
-    fflush(stderr);
   }
-  fflush(stdout);
-  if (installed_hooks.exit_collectively) installed_hooks.exit_collectively(exit_status);
-  exit(exit_status);
+  leave(exit_status, installed_hooks.exit_collectively);
 }
 
 _Noreturn void fail_local_at(int exit_status, const char *file, int line, const char *fmt, ...) {
@@ -35,13 +45,9 @@ _Noreturn void fail_local_at(int exit_status, const char *file, int line, const 
     fprintf(stderr, "tessera: rank %d: %s:%d: ", rank, file, line);
   else
     fprintf(stderr, "tessera: %s:%d: ", file, line);
-  vfprintf(stderr, fmt, args);
-  fputc('\n', stderr);
+  print_message(fmt, args);
   va_end(args);
-  fflush(stderr);
-  fflush(stdout);
-  if (installed_hooks.abort_job) installed_hooks.abort_job(exit_status);
-  exit(exit_status);
+  leave(exit_status, installed_hooks.abort_job);
 }
 
 void *xmalloc_at(size_t n_bytes, const char *what, const char *file, int line) {

@@ -1,10 +1,11 @@
-/* segments — the check every backend's segments_create runs on a segment
- * list (kernels/backend.h, the multi-tensor optimizer ops) before copying
- * it: groups inside [0, SEGMENT_MAX_GROUPS), no two segments sharing an
+/* segments — what every backend's multi-tensor ops (kernels/backend_ops.h)
+ * share. segments_check: the check segments_create runs on a segment list
+ * before copying it: groups inside [0, SEGMENT_MAX_GROUPS), no two segments sharing an
  * element (adamw_multi would update such an element twice, and on a GPU in
  * no fixed order), offsets that do not wrap around. A bad list is a bug in
  * the caller, not a user error: it fails as an internal error. Costs one
- * sort of the list, once per table.
+ * sort of the list, once per table. segments_sums_start: the check and the
+ * zeroing that start sum_squares_multi.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,4 +45,11 @@ void segments_check(const tensor_segment *segments, int n_segments, size_t *tota
   free(sorted);
   *total_elems = total;
   *n_groups = groups;
+}
+
+void segments_sums_start(int table_groups, double *sums_by_group, int n_groups) {
+  if (table_groups > n_groups)
+    fail_local(EXIT_INTERNAL_ERROR, "sum_squares_multi: a segment of group %d, %d groups asked for", table_groups - 1,
+               n_groups);
+  for (int g = 0; g < n_groups; g++) sums_by_group[g] = 0;
 }

@@ -16,6 +16,20 @@
 #     norms    (2L + 1)·2h    weight and bias gradients of every LayerNorm
 . "$TESTS_SRCDIR/lib.sh"
 
+# step_bytes FILE GROUP — the comm_bytes_GROUP of every training step of the
+# metrics FILE, in step order, space separated
+step_bytes() {
+  sed -n "s/^{\"step\":[0-9]*,\"loss\".*\"comm_bytes_$2\":\([0-9]*\).*/\1/p" "$1" | tr '\n' ' ' | sed 's/ $//'
+}
+# check_bytes WHAT FILE GROUP STEPS WANT — each of the STEPS training steps
+# of FILE counted WANT bytes for GROUP (the formula's)
+check_bytes() {
+  got=$(step_bytes "$2" "$3")
+  every=$(i=0; while [ $i -lt "$4" ]; do printf '%s ' "$5"; i=$((i + 1)); done | sed 's/ $//')
+  [ "$got" = "$every" ] && pass "$1: $3 bytes per step $5 = formula" \
+    || fail "$1: $3 bytes per step '$got', formula $5"
+}
+
 cfg="$TESTS_SRCDIR/equiv.ini"   # L = 2, h = 32, s = 16, micro-batch 2, batch 8
 prep_corpus "$work/data" 30000
 $RUN_MPI 4 120 "$TESSERA" train -c "$cfg" --data "$work/data" --tp 2 --steps 3 \
@@ -24,15 +38,8 @@ L=2; h=32; N=$((2 * 16)); micro_batches=$((8 / (2 * 2)))
 want_tp=$(( micro_batches * (2 * (1 + 2 * L) * N * h + 3 * N) * 4 + 8 ))
 params_local=$(sed -n 's/.*"params_local":\([0-9]*\).*/\1/p' "$work/m.jsonl")
 want_dp=$(( params_local * 4 + 16 ))
-n=0
-for step in 1 2 3; do
-  line=$(grep "^{\"step\":$step,\"loss\"" "$work/m.jsonl")
-  got_tp=$(echo "$line" | sed -n 's/.*"comm_bytes_tp":\([0-9]*\).*/\1/p')
-  got_dp=$(echo "$line" | sed -n 's/.*"comm_bytes_dp_sp":\([0-9]*\).*/\1/p')
-  [ "$got_tp" = "$want_tp" ] && n=$((n + 1)) || fail "step $step: tp bytes $got_tp, formula $want_tp"
-  [ "$got_dp" = "$want_dp" ] && n=$((n + 1)) || fail "step $step: dp bytes $got_dp, formula $want_dp"
-done
-[ $n -eq 6 ] && pass "tp bytes per step = $want_tp and dp x sp bytes = $want_dp, as the formulas say"
+check_bytes "dp 2 x tp 2, 3 steps" "$work/m.jsonl" tp 3 "$want_tp"
+check_bytes "dp 2 x tp 2, 3 steps" "$work/m.jsonl" dp_sp 3 "$want_dp"
 grep -q '^  tp     allreduce' "$work/out" && pass "end-of-run table lists the tp all-reduces" \
   || fail "no communication table"
 
@@ -40,11 +47,7 @@ $RUN_MPI 2 120 "$TESSERA" train -c "$cfg" --data "$work/data" --tp 2 --tp-seq-sh
   --metrics "$work/s.jsonl" > "$work/out" 2>&1 || { cat "$work/out"; fail "tp2 sequence-sharded run"; finish; }
 micro_batches=$((8 / 2))
 want_seq=$(( micro_batches * (2 * (2 + 4 * L) * N * h + 3 * N + (2 * L + 1) * 2 * h) * 4 + 8 ))
-for step in 1 2; do
-  got=$(grep "^{\"step\":$step,\"loss\"" "$work/s.jsonl" | sed -n 's/.*"comm_bytes_tp":\([0-9]*\).*/\1/p')
-  [ "$got" = "$want_seq" ] && pass "sequence-sharded step $step: tp bytes $got = formula" \
-    || fail "sequence-sharded step $step: tp bytes $got, formula $want_seq"
-done
+check_bytes "tp 2 sequence-sharded" "$work/s.jsonl" tp 2 "$want_seq"
 # sharding the norm regions along the sequence shrinks the activation arena
 act_full=$(sed -n 's/.*"mem_activations":\([0-9]*\).*/\1/p' "$work/m.jsonl")
 act_seq=$(sed -n 's/.*"mem_activations":\([0-9]*\).*/\1/p' "$work/s.jsonl")
@@ -68,11 +71,7 @@ for zero in 2 3; do
   outer=$(( psi - L * block ))
   if [ $zero -eq 2 ]; then want=$(( m * L * 4 * block + 4 * outer + 4 * psi + 32 ))
   else want=$(( m * L * 4 * block + 4 * outer + (2 * L - 2 + 2 * (m - 1) * (L - 2)) * 4 * block + 4 * outer + 32 )); fi
-  for step in 1 2; do
-    got=$(grep "^{\"step\":$step,\"loss\"" "$work/z$zero.jsonl" | sed -n 's/.*"comm_bytes_dp_sp":\([0-9]*\).*/\1/p')
-    [ "$got" = "$want" ] && pass "ZeRO $zero step $step: dp x sp bytes $got = formula" \
-      || fail "ZeRO $zero step $step: dp x sp bytes $got, formula $want"
-  done
+  check_bytes "ZeRO $zero" "$work/z$zero.jsonl" dp_sp 2 "$want"
 done
 
 # Pipelines, 4 blocks, m = 8 / 2 = 4 micro-batches of N·h activations. Stage
@@ -90,11 +89,7 @@ for kind in 1f1b interleaved; do
   $RUN_MPI 2 120 "$TESSERA" train -c "$cfg" --data "$work/data" --pp 2 $flags --n_layer 4 --steps 2 \
     --metrics "$work/p.jsonl" > "$work/out" 2>&1 || { cat "$work/out"; fail "pp 2 $kind run"; continue; }
   want=$(( (chunks * m * N * h + V * h) * 4 + 32 ))
-  for step in 1 2; do
-    got=$(grep "^{\"step\":$step,\"loss\"" "$work/p.jsonl" | sed -n 's/.*"comm_bytes_pp":\([0-9]*\).*/\1/p')
-    [ "$got" = "$want" ] && pass "pp 2 $kind step $step: stage 0 sends $got bytes = formula" \
-      || fail "pp 2 $kind step $step: stage 0 pp bytes $got, formula $want"
-  done
+  check_bytes "pp 2 $kind, stage 0 sends" "$work/p.jsonl" pp 2 "$want"
 done
 # Sequence parallelism over 2 ranks (dp 1, so m = 4 micro-batches of B = 2
 # sequences; L = 2, h = 32, 4 heads of 8): bytes this rank hands the sp group
@@ -107,11 +102,6 @@ done
 #   K/V all-gather (softmax): P·rows·2h gathered forward and again backward,
 #     and P·rows·2h reduce-scattered.
 P=2; B=2; L=2; m=4; S=$((B * 4 * 8 * 8))
-sp_bytes() { # FILE: the sp bytes of steps 1 and 2, space separated
-  for step in 1 2; do
-    grep "^{\"step\":$step,\"loss\"" "$1" | sed -n 's/.*"comm_bytes_sp":\([0-9]*\).*/\1/p'
-  done | tr '\n' ' ' | sed 's/ $//'
-}
 sp_run() { # NAME FLAGS...
   name=$1; shift
   # shellcheck disable=SC2086
@@ -121,23 +111,15 @@ sp_run() { # NAME FLAGS...
 sp_run lasp2_16 --attention linear
 sp_run lasp2_32 --attention linear --seq_len 32
 want=$(( m * L * 2 * P * S * 4 ))
-got16=$(sp_bytes "$work/lasp2_16.jsonl"); got32=$(sp_bytes "$work/lasp2_32.jsonl")
-[ "$got16" = "$want $want" ] && [ "$got32" = "$want $want" ] \
-  && pass "LASP-2: sp bytes per step $want at T = 16 and at T = 32 (independent of the sequence length) = formula" \
-  || fail "LASP-2: sp bytes '$got16' (T 16), '$got32' (T 32), formula $want"
+check_bytes "LASP-2, T = 16" "$work/lasp2_16.jsonl" sp 2 "$want"
+check_bytes "LASP-2, T = 32 (the same: independent of the sequence length)" "$work/lasp2_32.jsonl" sp 2 "$want"
 sp_run lasp_ring --attention linear --sp-kind ring
-want=$(( m * L * S * 4 )); got=$(sp_bytes "$work/lasp_ring.jsonl")
-[ "$got" = "$want $want" ] && pass "LASP ring: rank 0 sends $want bytes per step = formula" \
-  || fail "LASP ring: rank 0 sp bytes '$got', formula $want"
+check_bytes "LASP ring, rank 0 sends" "$work/lasp_ring.jsonl" sp 2 $(( m * L * S * 4 ))
 for T in 16 32; do
   rows=$(( B * T / P ))
   sp_run ring_$T --sp-kind ring --seq_len $T
-  want=$(( m * L * rows * 2 * h * 4 * ((P - 1) + (P - 1) + P) )); got=$(sp_bytes "$work/ring_$T.jsonl")
-  [ "$got" = "$want $want" ] && pass "ring attention, T = $T: sp bytes per step $want = formula" \
-    || fail "ring attention, T = $T: sp bytes '$got', formula $want"
+  check_bytes "ring attention, T = $T" "$work/ring_$T.jsonl" sp 2 $(( m * L * rows * 2 * h * 4 * ((P - 1) + (P - 1) + P) ))
   sp_run gather_$T --sp-kind allgather --seq_len $T
-  want=$(( m * L * 3 * P * rows * 2 * h * 4 )); got=$(sp_bytes "$work/gather_$T.jsonl")
-  [ "$got" = "$want $want" ] && pass "K/V all-gather, T = $T: sp bytes per step $want = formula" \
-    || fail "K/V all-gather, T = $T: sp bytes '$got', formula $want"
+  check_bytes "K/V all-gather, T = $T" "$work/gather_$T.jsonl" sp 2 $(( m * L * 3 * P * rows * 2 * h * 4 ))
 done
 finish

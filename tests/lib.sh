@@ -57,5 +57,19 @@ max_rel_diff() {
                             if (r > m) m = r } END { printf "%.3g\n", m + 0 }'
 }
 
+# mpi_unit_test PROGRAM NAME NP... — runs the MPI unit test PROGRAM on each
+# NP ranks (60 s at most); passes with its first "NAME..." summary line,
+# fails with the head of its output
+mpi_unit_test() {
+  program=$1; name=$2; shift 2
+  for np in "$@"; do
+    if $RUN_MPI "$np" 60 "$program" > "$work/out" 2>&1; then
+      pass "$np ranks: $(grep "$name" "$work/out" | head -n 1)"
+    else
+      fail "$np ranks:"; sed 's/^/    /' "$work/out" | head -n 20
+    fi
+  done
+}
+
 # one_error_line FILE — true when FILE has exactly one "tessera: error:" line
 one_error_line() { [ "$(grep -c '^tessera: error:' "$1")" -eq 1 ]; }

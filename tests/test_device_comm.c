@@ -18,6 +18,7 @@
 #include "backend.h"
 #include "comm.h"
 #include "device_comm.h"
+#include "fail.h"
 #include "runtime.h"
 #include "testing.h"
 
@@ -55,7 +56,11 @@ typedef struct run_of_calls {
   size_t *n_out;
 } run_of_calls;
 
+/* Floats of results one run keeps: room for every call's output at up to 16 ranks. */
+#define KEPT_FLOATS 4096
+
 static void keep(run_of_calls *x, const act_t *buffer, size_t count) {
+  ENSURE(*x->n_out + count <= KEPT_FLOATS, "more results than KEPT_FLOATS");
   float *kept = read_back(x->be, buffer, count);
   memcpy(x->out + *x->n_out, kept, count * sizeof(float));
   *x->n_out += count;
@@ -265,7 +270,7 @@ int main(int argc, char **argv) {
   comm_create(&host_group, MPI_COMM_WORLD, "host");
   comm_create(&staged_group, MPI_COMM_WORLD, "staged");
   CHECK(host_group.size <= 16, "at most 16 ranks");
-  float *host_out = calloc(4096, sizeof(float)), *staged_out = calloc(4096, sizeof(float));
+  float *host_out = calloc(KEPT_FLOATS, sizeof(float)), *staged_out = calloc(KEPT_FLOATS, sizeof(float));
   size_t n_host = 0, n_staged = 0;
   exercise(&host_group, backend_cpu(), host_out, &n_host, false);
   exercise(&staged_group, &staged_device, staged_out, &n_staged, true);

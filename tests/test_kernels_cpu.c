@@ -25,68 +25,11 @@
 
 #include "backend.h"
 #include "cpu/cpu_ops.h"
+#include "finite_difference.h"
+#include "random_inputs.h"
 #include "testing.h"
 
 static const backend *be;
-static uint64_t rng_state = 0x1234567887654321ULL;
-
-static double uniform(void) { /* xorshift64*, in [0, 1) */
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return (double)((rng_state * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
-}
-static float *random_array(size_t n, float lo, float hi) {
-  float *x = malloc(n * sizeof *x);
-  for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)uniform();
-  return x;
-}
-static float *copy_of(const float *x, size_t n) {
-  float *y = malloc(n * sizeof *y);
-  memcpy(y, x, n * sizeof *y);
-  return y;
-}
-static double dot(const float *a, const float *b, size_t n) {
-  double s = 0;
-  for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-  return s;
-}
-#define A(p) ((act_t *)(p))
-#define CA(p) ((const act_t *)(p))
-#define F32(p) ((f32_t *)(p))
-
-/* An op under test: forward writes out (n_out) from the current inputs. */
-typedef void (*forward_fn)(void *ctx, float *out);
-
-/* ‖fd − analytic‖/‖fd‖ for the gradient of Σ out·R with respect to x[0..n). */
-static double fd_relative_error(forward_fn forward, void *ctx, float *x, size_t n, const float *R,
-                                size_t n_out, const float *analytic) {
-  const float h = 1e-3f;
-  float *out = malloc(n_out * sizeof *out);
-  double err = 0, ref = 0;
-  for (size_t i = 0; i < n; i++) {
-    float saved = x[i];
-    x[i] = saved + h;
-    forward(ctx, out);
-    double up = dot(out, R, n_out);
-    x[i] = saved - h;
-    forward(ctx, out);
-    double down = dot(out, R, n_out);
-    x[i] = saved;
-    double fd = (up - down) / (2.0 * h);
-    err += (fd - analytic[i]) * (fd - analytic[i]);
-    ref += fd * fd;
-  }
-  free(out);
-  return sqrt(err / ref);
-}
-
-#define CHECK_GRAD(rel, what)                                                   \
-  do {                                                                          \
-    double r_ = (rel);                                                          \
-    printf("  %-34s rel. error %.2e\n", what, r_);                              \
-    CHECK(r_ < 1e-3, "%s: finite-difference relative error %g", what, r_);    \
-  } while (0)
 
 /* ---------------------------------------------------------------- gemm */
 
@@ -602,6 +545,7 @@ static void test_elementwise(void) {
 }
 
 int main(void) {
+  random_seed(0x1234567887654321ULL);
   be = backend_cpu();
   test_gemm();
   test_gemm_builtin();

@@ -49,18 +49,11 @@
 #include <string.h>
 
 #include "backend.h"
+#include "random_inputs.h" /* random_array: fp32 values, for f32_t tensors (neither side rounds them) */
 #include "sequence_rows.h"
 #include "testing.h"
 
 static const backend *cpu, *gpu;
-static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
-
-static double uniform(void) {
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return (double)((rng_state * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
-}
 
 /* round to the nearest bf16 (ties to even), kept in a float */
 static float bf16_round(float x) {
@@ -75,13 +68,6 @@ static float bf16_round(float x) {
 static float *random_bf16(size_t n, float lo, float hi) {
   float *x = malloc((n ? n : 1) * sizeof *x);
   for (size_t i = 0; i < n; i++) x[i] = bf16_round(lo + (hi - lo) * (float)uniform());
-  return x;
-}
-
-/* fp32 values (for f32_t tensors, which neither side rounds) */
-static float *random_array(size_t n, float lo, float hi) {
-  float *x = malloc((n ? n : 1) * sizeof *x);
-  for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)uniform();
   return x;
 }
 
@@ -192,14 +178,21 @@ static void expect_act_part(const char *what, twin t, const float *base, size_t 
 static void expect_act_added(const char *what, twin t, const float *base, double tolerance) {
   expect_act_part(what, t, base, t.n ? t.n : 1, 0, t.n ? t.n : 1, tolerance);
 }
-/* the q, k and v parts of a [rows, 3C] gradient, each against its own largest value */
-static void expect_qkv(const char *what, twin t, const float *base, int C, double tolerance) {
+/* the q, k and v parts of a [rows, 3C] gradient (n values), each against
+ * its own largest value */
+static void report_qkv(const char *what, const float *got, const float *want, const float *base, size_t n, int C,
+                       double tolerance) {
   static const char *const part[3] = {"q", "k", "v"};
   for (int p = 0; p < 3; p++) {
     char name[160];
     snprintf(name, sizeof name, "%s, %s part", what, part[p]);
-    expect_act_part(name, t, base, 3 * (size_t)C, (size_t)p * C, (size_t)C, tolerance);
+    report(name, part_gap(got, want, base, n, 3 * (size_t)C, (size_t)p * C, (size_t)C), tolerance);
   }
+}
+static void expect_qkv(const char *what, twin t, const float *base, int C, double tolerance) {
+  float *c = host_act(cpu, t.c, t.n), *g = host_act(gpu, t.g, t.n);
+  report_qkv(what, g, c, base, t.n, C, tolerance);
+  free(c), free(g);
 }
 /* log-sum-exp rows: −∞ exactly where the CPU has −∞, the rest to tolerance·max|finite| */
 static void expect_lse(const char *what, twin32 t, double tolerance) {
@@ -596,15 +589,14 @@ static void test_attention_ring(void) {
   int k0[3];
   for (int u = 0, t = 0; u < n_blocks; t += block_len[u], u++) {
     const size_t n = (size_t)B * block_len[u];
-    float *rows = malloc(n * 3 * C * sizeof *rows), *packed = malloc(n * 2 * C * sizeof *packed);
-    take_rows(rows, qkv, B, T, t, block_len[u], 3 * C);
-    for (size_t r = 0; r < n; r++) memcpy(packed + r * 2 * C, rows + r * 3 * C + C, 2 * (size_t)C * sizeof *packed);
+    float *packed = malloc(n * 2 * C * sizeof *packed);
+    take_columns(packed, qkv, B, T, t, block_len[u], 3 * C, C, 2 * C);
     k0[u] = t;
     kv[u] = gpu->alloc_act(n * 2 * C, "test");
     dkv[u] = gpu->alloc_act(n * 2 * C, "test");
     gpu->act_from_host(kv[u], packed, n * 2 * C);
     gpu->zero_act(dkv[u], n * 2 * C);
-    free(rows), free(packed);
+    free(packed);
   }
   float *out_all = malloc(n_out * sizeof *out_all), *dqkv = calloc(n_qkv, sizeof *dqkv);
   for (int p = 0, q0 = 0; p < n_pieces; q0 += piece_len[p], p++) {
@@ -636,32 +628,22 @@ static void test_attention_ring(void) {
                                     act_at(gpu, kv[u], C), 3 * C, 2 * C, B, Tq, block_len[u], C, NH, q0, k0[u]);
     float *o_host = host_f32(gpu, acc, rows * C), *dq_host = host_act(gpu, dq, rows * C);
     put_rows(out_all, o_host, B, T, q0, Tq, C);
-    for (int b = 0; b < B; b++)
-      for (int i = 0; i < Tq; i++)
-        memcpy(dqkv + ((size_t)b * T + q0 + i) * 3 * C, dq_host + ((size_t)b * Tq + i) * C, (size_t)C * sizeof *dqkv);
+    put_columns(dqkv, dq_host, B, T, q0, Tq, 3 * C, 0, C);
     gpu->free_buffer(q), gpu->free_buffer(d_o), gpu->free_buffer(o_act), gpu->free_buffer(dq);
     gpu->free_buffer(acc), gpu->free_buffer(lse), gpu->free_buffer(ob), gpu->free_buffer(lb), gpu->free_buffer(delta);
     free(qp), free(dop), free(minus_inf), free(o_host), free(dq_host);
   }
   for (int u = 0; u < n_blocks; u++) {
     float *dkv_host = host_act(gpu, dkv[u], (size_t)B * block_len[u] * 2 * C);
-    for (int b = 0; b < B; b++)
-      for (int j = 0; j < block_len[u]; j++)
-        memcpy(dqkv + ((size_t)b * T + k0[u] + j) * 3 * C + C, dkv_host + ((size_t)b * block_len[u] + j) * 2 * C,
-               2 * (size_t)C * sizeof *dqkv);
+    put_columns(dqkv, dkv_host, B, T, k0[u], block_len[u], 3 * C, C, 2 * C);
     gpu->free_buffer(kv[u]), gpu->free_buffer(dkv[u]);
     free(dkv_host);
   }
   float *out_want = host_act(cpu, Out.c, n_out), *dqkv_want = host_act(cpu, Dqkv.c, n_qkv);
   report("ring attention on the device (pieces 60, 70 x key blocks 50, 1, 79): merged out vs whole",
          part_gap(out_all, out_want, NULL, n_out, n_out, 0, n_out), 1e-4);
-  static const char *const ring_part[3] = {"q", "k", "v"};
-  for (int part = 0; part < 3; part++) {
-    char what[160];
-    snprintf(what, sizeof what, "ring attention on the device: summed block backward vs whole, %s part",
-             ring_part[part]);
-    report(what, part_gap(dqkv, dqkv_want, NULL, n_qkv, 3 * (size_t)C, (size_t)part * C, (size_t)C), RING_TOL);
-  }
+  report_qkv("ring attention on the device: summed block backward vs whole", dqkv, dqkv_want, NULL, n_qkv, C,
+             RING_TOL);
   free_twin(Qkv), free_twin(Dout), free_twin(Out), free_twin(Dqkv), cpu->free_buffer(saved);
   free(qkv), free(dout), free(out_all), free(dqkv), free(out_want), free(dqkv_want);
 }
@@ -808,12 +790,7 @@ static void test_linear_attention_pieces(void) {
          part_gap(out, out_want, NULL, n_out, n_out, 0, n_out), BWD_TOL);
   report("linear attention in pieces on the device: chained final state vs whole",
          part_gap(s_got, s_want, NULL, n_state, n_state, 0, n_state), 1e-4);
-  static const char *const piece_part[3] = {"q", "k", "v"};
-  for (int part = 0; part < 3; part++) {
-    char what[160];
-    snprintf(what, sizeof what, "linear attention in pieces on the device: dqkv vs whole, %s part", piece_part[part]);
-    report(what, part_gap(dqkv, dqkv_want, NULL, n_qkv, 3 * (size_t)C, (size_t)part * C, (size_t)C), BWD_TOL);
-  }
+  report_qkv("linear attention in pieces on the device: dqkv vs whole", dqkv, dqkv_want, NULL, n_qkv, C, BWD_TOL);
   gpu->free_buffer(m), gpu->free_buffer(s_in1), gpu->free_buffer(s), gpu->free_buffer(ds), gpu->free_buffer(dl);
   free_twin(Qkv), free_twin(Dout), free_twin(Out), free_twin(Dqkv);
   free_twin32(Decay), free_twin32(State), free_twin32(G);
@@ -961,6 +938,7 @@ static void test_multi_tensor_cases(void) {
 }
 
 int main(void) {
+  random_seed(0x9E3779B97F4A7C15ULL);
   cpu = backend_cpu();
   gpu = backend_cuda();
   if (!gpu) {

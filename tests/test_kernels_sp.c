@@ -28,75 +28,19 @@
 #include <string.h>
 
 #include "backend.h"
+#include "finite_difference.h"
+#include "random_inputs.h"
 #include "sequence_rows.h"
 #include "testing.h"
 
 static const backend *be;
-static uint64_t rng_state = 0x5EED5EED12345678ULL;
 
-static double uniform(void) { /* xorshift64*, in [0, 1) */
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return (double)((rng_state * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
-}
-static float *random_array(size_t n, float lo, float hi) {
-  float *x = malloc((n ? n : 1) * sizeof *x);
-  for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)uniform();
-  return x;
-}
-static float *copy_of(const float *x, size_t n) {
-  float *y = malloc((n ? n : 1) * sizeof *y);
-  memcpy(y, x, n * sizeof *y);
-  return y;
-}
 static float *filled(size_t n, float value) {
   float *x = malloc((n ? n : 1) * sizeof *x);
   for (size_t i = 0; i < n; i++) x[i] = value;
   return x;
 }
-static double dot(const float *a, const float *b, size_t n) {
-  double s = 0;
-  for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-  return s;
-}
-#define A(p) ((act_t *)(p))
-#define CA(p) ((const act_t *)(p))
-#define F32(p) ((f32_t *)(p))
-#define CF32(p) ((const f32_t *)(p))
 #define IDS(p) ((const ids_t *)(p))
-
-typedef void (*forward_fn)(void *ctx, float *out);
-
-/* ‖fd − analytic‖/‖fd‖ for the gradient of Σ out·R with respect to x[0..n). */
-static double fd_relative_error(forward_fn forward, void *ctx, float *x, size_t n, const float *R,
-                                size_t n_out, const float *analytic) {
-  const float h = 1e-3f;
-  float *out = malloc(n_out * sizeof *out);
-  double err = 0, ref = 0;
-  for (size_t i = 0; i < n; i++) {
-    float saved = x[i];
-    x[i] = saved + h;
-    forward(ctx, out);
-    double up = dot(out, R, n_out);
-    x[i] = saved - h;
-    forward(ctx, out);
-    double down = dot(out, R, n_out);
-    x[i] = saved;
-    double fd = (up - down) / (2.0 * h);
-    err += (fd - analytic[i]) * (fd - analytic[i]);
-    ref += fd * fd;
-  }
-  free(out);
-  return sqrt(err / ref);
-}
-
-#define CHECK_GRAD(rel, what)                                                \
-  do {                                                                       \
-    double r_ = (rel);                                                       \
-    printf("  %-58s fd rel. error %.2e\n", what, r_);                        \
-    CHECK(r_ < 1e-3, "%s: finite-difference relative error %g", what, r_);  \
-  } while (0)
 
 /* max|got − want| / max|want| */
 static double rel_max_error_d(const float *got, const double *want, size_t n) {
@@ -359,13 +303,35 @@ static void test_attention_block_fd(void) {
   free(dkv0); free(dkv);
 }
 
+/* The reference the block cases are measured against: attention_forward's
+ * out and attention_backward's dqkv on the whole sequence, for random qkv
+ * and dO (R). */
+typedef struct whole_attention {
+  int B, T, C, NH;
+  float *qkv, *R, *out, *dqkv;
+} whole_attention;
+static whole_attention whole_attention_run(int B, int T, int C, int NH) {
+  const size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C;
+  whole_attention w = {.B = B, .T = T, .C = C, .NH = NH};
+  w.qkv = random_array(n_qkv, -1.5f, 1.5f);
+  w.R = random_array(n_out, -1, 1);
+  w.out = malloc(n_out * 4);
+  w.dqkv = malloc(n_qkv * 4);
+  float *saved = malloc(be->attention_saved_elems(B, T, NH) * 4);
+  be->attention_forward(A(w.out), F32(saved), CA(w.qkv), B, T, C, NH);
+  be->attention_backward(A(w.dqkv), CA(w.R), CA(w.out), CA(w.qkv), CF32(saved), B, T, C, NH);
+  free(saved);
+  return w;
+}
+static void whole_attention_free(whole_attention w) { free(w.qkv); free(w.R); free(w.out); free(w.dqkv); }
+
 /* Whole-sequence attention (attention_forward/backward) against blocks: the
  * queries cut in pieces, the keys in blocks, every (piece, block) pair run
  * and merged. */
-static void block_partition_case(const float *qkv, const float *out_w, const float *dqkv_w,
-                                 const float *R, int B, int T, int C, int NH, int n_pieces,
-                                 const int *piece_len, int n_blocks, const int *block_len,
-                                 bool reverse_merge, const char *what) {
+static void block_partition_case(const whole_attention *w, int n_pieces, const int *piece_len, int n_blocks,
+                                 const int *block_len, bool reverse_merge, const char *what) {
+  const int B = w->B, T = w->T, C = w->C, NH = w->NH;
+  const float *qkv = w->qkv, *R = w->R;
   const size_t n_qkv = (size_t)B * T * 3 * C;
   float *out_all = malloc((size_t)B * T * C * 4), *dqkv = calloc(n_qkv, 4);
   /* K/V blocks packed [B, Tk, 2C], and their gradients */
@@ -375,10 +341,7 @@ static void block_partition_case(const float *qkv, const float *out_w, const flo
     k0[u] = t;
     kv[u] = malloc((size_t)B * block_len[u] * 2 * C * 4);
     dkv[u] = calloc((size_t)B * block_len[u] * 2 * C, 4);
-    float *rows = malloc((size_t)B * block_len[u] * 3 * C * 4);
-    take_rows(rows, qkv, B, T, t, block_len[u], 3 * C);
-    for (int r = 0; r < B * block_len[u]; r++) memcpy(kv[u] + (size_t)r * 2 * C, rows + (size_t)r * 3 * C + C, 2 * C * 4);
-    free(rows);
+    take_columns(kv[u], qkv, B, T, t, block_len[u], 3 * C, C, 2 * C);
   }
   int n_masked_blocks = 0;
   for (int p = 0, q0 = 0; p < n_pieces; q0 += piece_len[p], p++) {
@@ -407,20 +370,15 @@ static void block_partition_case(const float *qkv, const float *out_w, const flo
       be->attention_block_backward(A(dq), A(dkv[u]), A(dkv[u] + C), C, 2 * C, CA(Rp), CF32(delta),
                                    CF32(lse), CA(qp), CA(kv[u]), CA(kv[u] + C), 3 * C, 2 * C, B, Tq,
                                    block_len[u], C, NH, q0, k0[u]);
-    for (int b = 0; b < B; b++)
-      for (int i = 0; i < Tq; i++)
-        memcpy(dqkv + ((size_t)b * T + q0 + i) * 3 * C, dq + ((size_t)b * Tq + i) * C, (size_t)C * 4);
+    put_columns(dqkv, dq, B, T, q0, Tq, 3 * C, 0, C);
     free(qp); free(Rp); free(acc); free(lse); free(ob); free(lb); free(delta); free(dq);
   }
   for (int u = 0; u < n_blocks; u++) {
-    for (int b = 0; b < B; b++)
-      for (int j = 0; j < block_len[u]; j++)
-        memcpy(dqkv + ((size_t)b * T + k0[u] + j) * 3 * C + C, dkv[u] + ((size_t)b * block_len[u] + j) * 2 * C,
-               2 * (size_t)C * 4);
+    put_columns(dqkv, dkv[u], B, T, k0[u], block_len[u], 3 * C, C, 2 * C);
     free(kv[u]); free(dkv[u]);
   }
-  const double e_out = rel_max_error(out_all, out_w, (size_t)B * T * C);
-  const double e_grad = rel_max_error(dqkv, dqkv_w, n_qkv);
+  const double e_out = rel_max_error(out_all, w->out, (size_t)B * T * C);
+  const double e_grad = rel_max_error(dqkv, w->dqkv, n_qkv);
   printf("  %-52s out %.2e, dqkv %.2e%s\n", what, e_out, e_grad,
          n_masked_blocks ? " (with fully masked blocks)" : "");
   CHECK_REL(e_out, 1e-5, worst_blocks, "%s: merged block forward vs attention_forward", what);
@@ -429,42 +387,24 @@ static void block_partition_case(const float *qkv, const float *out_w, const flo
 }
 
 static void test_attention_blocks(void) {
-  const int B = 2, T = 19, NH = 3, C = 15;
-  const size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C;
-  float *qkv = random_array(n_qkv, -1.5f, 1.5f), *R = random_array(n_out, -1, 1);
-  float *saved = malloc(be->attention_saved_elems(B, T, NH) * 4), *out_w = malloc(n_out * 4);
-  float *dqkv_w = malloc(n_qkv * 4);
-  be->attention_forward(A(out_w), F32(saved), CA(qkv), B, T, C, NH);
-  be->attention_backward(A(dqkv_w), CA(R), CA(out_w), CA(qkv), CF32(saved), B, T, C, NH);
+  const whole_attention w = whole_attention_run(2, 19, 15, 3); /* B, T, C, NH */
   const int whole[1] = {19}, two[2] = {8, 11}, three[3] = {5, 9, 5};
-  block_partition_case(qkv, out_w, dqkv_w, R, B, T, C, NH, 1, whole, 1, whole, false, "keys in 1 block");
-  block_partition_case(qkv, out_w, dqkv_w, R, B, T, C, NH, 1, whole, 2, two, false, "keys in 2 blocks (8, 11)");
-  block_partition_case(qkv, out_w, dqkv_w, R, B, T, C, NH, 1, whole, 3, three, true,
-                       "keys in 3 blocks (5, 9, 5), merged in reverse");
+  block_partition_case(&w, 1, whole, 1, whole, false, "keys in 1 block");
+  block_partition_case(&w, 1, whole, 2, two, false, "keys in 2 blocks (8, 11)");
+  block_partition_case(&w, 1, whole, 3, three, true, "keys in 3 blocks (5, 9, 5), merged in reverse");
   /* ring-attention shape: queries in pieces too, every pair (piece 0 with
    * the last key block is fully masked; others partly) */
   const int pieces[3] = {6, 7, 6}, blocks[3] = {4, 9, 6};
-  block_partition_case(qkv, out_w, dqkv_w, R, B, T, C, NH, 3, pieces, 3, blocks, false,
-                       "queries in 3 pieces x keys in 3 blocks");
+  block_partition_case(&w, 3, pieces, 3, blocks, false, "queries in 3 pieces x keys in 3 blocks");
   const int zigzag[4] = {3, 2, 9, 5}; /* uneven, a 2-row piece */
-  block_partition_case(qkv, out_w, dqkv_w, R, B, T, C, NH, 4, zigzag, 2, two, true,
-                       "queries in 4 pieces x keys in 2 blocks");
-  free(qkv); free(R); free(saved); free(out_w); free(dqkv_w);
+  block_partition_case(&w, 4, zigzag, 2, two, true, "queries in 4 pieces x keys in 2 blocks");
+  whole_attention_free(w);
   /* longer than the kernels' 128-row query tiles: tiles of one piece see
    * different numbers of keys, and a tile is fully masked against a block */
-  {
-    const int B2 = 1, T2 = 300, NH2 = 2, C2 = 10;
-    const size_t n_qkv2 = (size_t)B2 * T2 * 3 * C2, n_out2 = (size_t)B2 * T2 * C2;
-    float *qkv2 = random_array(n_qkv2, -1.5f, 1.5f), *R2 = random_array(n_out2, -1, 1);
-    float *saved2 = malloc(be->attention_saved_elems(B2, T2, NH2) * 4), *out_w2 = malloc(n_out2 * 4);
-    float *dqkv_w2 = malloc(n_qkv2 * 4);
-    be->attention_forward(A(out_w2), F32(saved2), CA(qkv2), B2, T2, C2, NH2);
-    be->attention_backward(A(dqkv_w2), CA(R2), CA(out_w2), CA(qkv2), CF32(saved2), B2, T2, C2, NH2);
-    const int long_pieces[2] = {140, 160}, long_blocks[3] = {170, 1, 129};
-    block_partition_case(qkv2, out_w2, dqkv_w2, R2, B2, T2, C2, NH2, 2, long_pieces, 3, long_blocks, false,
-                         "T=300: queries in 2 pieces x keys in 3 blocks");
-    free(qkv2); free(R2); free(saved2); free(out_w2); free(dqkv_w2);
-  }
+  const whole_attention w300 = whole_attention_run(1, 300, 10, 2);
+  const int long_pieces[2] = {140, 160}, long_blocks[3] = {170, 1, 129};
+  block_partition_case(&w300, 2, long_pieces, 3, long_blocks, false, "T=300: queries in 2 pieces x keys in 3 blocks");
+  whole_attention_free(w300);
 }
 
 /* --------------------------------------------------- linear attention */
@@ -734,6 +674,7 @@ static void test_linear_attention_pieces(void) {
 }
 
 int main(void) {
+  random_seed(0x5EED5EED12345678ULL);
   be = backend_cpu();
   test_rmsnorm();
   test_swiglu();

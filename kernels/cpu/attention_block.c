@@ -32,6 +32,13 @@
 
 static inline int min_int(int a, int b) { return a < b ? a : b; }
 
+/* Row r = (b·NH + h)·T + i of a [B, NH, T] row statistic (lse, δ): where
+ * its head's HS values start in a [B, T, NH, HS] tensor (out, dout) */
+static inline size_t head_row_at(long r, int T, int C, int NH) {
+  const long b = r / ((long)NH * T), h = r / T % NH, i = r % T;
+  return ((size_t)b * T + i) * C + (size_t)h * (C / NH);
+}
+
 /* how many keys (from j = 0) query i sees: those with k_pos0 + j ≤ q_pos0 + i */
 static inline int visible_keys(int i, int Tk, int q_pos0, int k_pos0) {
   const long n = (long)q_pos0 + i - k_pos0 + 1;
@@ -98,9 +105,8 @@ void cpu_attention_merge(f32_t *out, f32_t *lse, const f32_t *out_b, const f32_t
   const float *ob = CF(out_b), *lb = CF(lse_b);
   const long n_rows = (long)B * NH * Tq;
 #pragma omp parallel for schedule(static)
-  for (long r = 0; r < n_rows; r++) { /* r = (b·NH + h)·Tq + i */
-    const long b = r / ((long)NH * Tq), h = r / Tq % NH, i = r % Tq;
-    const size_t at = ((size_t)b * Tq + i) * C + (size_t)h * HS;
+  for (long r = 0; r < n_rows; r++) {
+    const size_t at = head_row_at(r, Tq, C, NH);
     const double la = l[r], lbr = lb[r];
     if (lbr == -INFINITY) continue; /* the block adds nothing */
     if (la == -INFINITY) {          /* nothing so far: take the block's row */
@@ -122,9 +128,8 @@ void cpu_attention_delta(f32_t *delta, const act_t *dout, const act_t *out, int 
   const float *dy = CF(dout), *y = CF(out);
   const long n_rows = (long)B * NH * T;
 #pragma omp parallel for schedule(static)
-  for (long r = 0; r < n_rows; r++) { /* r = (b·NH + h)·T + i */
-    const long b = r / ((long)NH * T), h = r / T % NH, i = r % T;
-    const size_t at = ((size_t)b * T + i) * C + (size_t)h * HS;
+  for (long r = 0; r < n_rows; r++) {
+    const size_t at = head_row_at(r, T, C, NH);
     double sum = 0;
     for (int e = 0; e < HS; e++) sum += (double)dy[at + e] * y[at + e];
     d[r] = (float)sum;

@@ -1,6 +1,7 @@
 /* elementwise — the ops that touch each element once: residual adds, scaling,
- * the GELU activation and the sums of squares behind the gradient norm (one
- * range, or a segment list summed per group: sum_squares_multi).
+ * copies and the fp32 -> act_t cast, the GELU activation and the sums of
+ * squares behind the gradient norm (one range, or a segment list summed per
+ * group: sum_squares_multi).
  *
  * GELU is GPT-2's tanh approximation:
  *   gelu(x) = ½x(1 + tanh(s(x + 0.044715x³))),  s = √(2/π)
@@ -42,6 +43,9 @@ void cpu_copy_rows(act_t *dst, int ld_dst, const act_t *src, int ld_src, int row
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < rows; r++) memcpy(d + (size_t)r * ld_dst, s + (size_t)r * ld_src, (size_t)cols * sizeof *d);
 }
+
+/* act_t is fp32 here: the cast is a copy (dst may equal src) */
+void cpu_cast_f32_to_act(act_t *dst, const f32_t *src, size_t n) { memmove(dst, src, n * sizeof(float)); }
 
 void cpu_scale(act_t *x, float factor, size_t n) {
   float *v = F(x);
@@ -119,10 +123,7 @@ double cpu_sum_squares(const act_t *x, size_t n) {
  * order: the optimizer's old per-tensor loop, bit for bit */
 void cpu_sum_squares_multi(const act_t *x, const segment_table *segments, double *sums_by_group, int n_groups) {
   const cpu_segment_table *t = (const cpu_segment_table *)segments;
-  if (t->n_groups > n_groups)
-    fail_local(EXIT_INTERNAL_ERROR, "sum_squares_multi: a segment of group %d, %d groups asked for", t->n_groups - 1,
-               n_groups);
-  for (int g = 0; g < n_groups; g++) sums_by_group[g] = 0;
+  segments_sums_start(t->n_groups, sums_by_group, n_groups);
   double *seg_sums = xmalloc((size_t)(t->n_segments ? t->n_segments : 1) * sizeof *seg_sums, "sum of squares");
   sum_squares_segments(CF(x), t->segments, t->n_segments, seg_sums);
   for (int s = 0; s < t->n_segments; s++) sums_by_group[t->segments[s].group] += seg_sums[s];

@@ -20,7 +20,7 @@
  * state entering a piece, S_in: out += diag(λ^{i+1}) Q S_in forward;
  * dQ += diag(λ^{i+1}) dO S_inᵀ (ACCUMULATED) and dS_in = Qᵀ diag(λ^{i+1}) dO
  * (OVERWRITTEN) backward; state_combine is the Horner step S = λ^n S + M of
- * both the forward and the backward scan (kernels/backend.h).
+ * both the forward and the backward scan (kernels/backend_ops.h).
  * Every product is an sgemm on the qkv layout (ld 3C); decay is applied by
  * scaling rows into a scratch copy (no division by powers of λ, so small λ
  * cannot overflow). Powers of λ come from pow() in double. Heads run one
@@ -62,6 +62,46 @@ static void scale_rows(float *dst, const float *src, int ld_src, int n_rows, int
   }
 }
 
+/* The rows src[r, :] (ld_src) as a product reads them: when the head decays,
+ * scaled by factor(r) as in scale_rows into the scratch x (ld HS); when it
+ * does not (every factor 1), src itself. *ld gets the rows' stride. */
+static const float *decayed_rows(float *x, const float *src, int ld_src, int n_rows, int HS, const float *pw,
+                                 int first, int step, bool decays, int *ld) {
+  if (!decays) {
+    *ld = ld_src;
+    return src;
+  }
+  scale_rows(x, src, ld_src, n_rows, HS, pw, first, step);
+  *ld = HS;
+  return x;
+}
+
+/* The state ops work on blocks of ≤ STATE_BLOCK rows; their scratch holds a
+ * block's scaled rows (x) and its powers of λ (pw). */
+typedef struct state_scratch {
+  float *x, *pw;
+} state_scratch;
+static state_scratch state_scratch_create(int T, int HS) {
+  const int L_max = min_int(STATE_BLOCK, T > 0 ? T : 1);
+  return (state_scratch){xmalloc((size_t)L_max * HS * sizeof(float), "linear attention scratch"),
+                         xmalloc((size_t)(L_max + 1) * sizeof(float), "linear attention powers")};
+}
+static void state_scratch_free(state_scratch s) {
+  free(s.x);
+  free(s.pw);
+}
+
+/* A state op's block: rows t0 + i (i < L) of src (ld_src) scaled by
+ * λ^{t0+i+1} = λ^{t0}·λ^{i+1}, the decay from the state entering the piece
+ * to the row. */
+static const float *state_block_rows(state_scratch s, const float *src, int ld_src, int t0, int L, int HS,
+                                     double lambda, int *ld) {
+  const bool decays = lambda != 1.0;
+  if (decays)
+    for (int n = 0; n <= L; n++) s.pw[n] = (float)pow(lambda, (double)t0 + n);
+  return decayed_rows(s.x, src + (size_t)t0 * ld_src, ld_src, L, HS, s.pw, 1, +1, decays, ld);
+}
+
 /* the causal decay mask on an L×L block: m_ij ← m_ij·λ^{i−j} for i ≥ j, 0 above */
 static void mask_decay(float *m, int L, const float *pw, bool decays) {
   for (int i = 0; i < L; i++) {
@@ -76,15 +116,10 @@ static void mask_decay(float *m, int L, const float *pw, bool decays) {
  * s_zero: S holds zeros (its content is not read). x: L×HS scratch. */
 static void state_step(float *S, bool s_zero, const float *k, const float *v, int ld, int L, int HS,
                        const float *pw, bool decays, float *x) {
-  const float *kb = k;
-  int ld_kb = ld;
-  if (decays) {
-    if (!s_zero)
-      for (int e = 0; e < HS * HS; e++) S[e] *= pw[L];
-    scale_rows(x, k, ld, L, HS, pw, L - 1, -1);
-    kb = x;
-    ld_kb = HS;
-  }
+  if (decays && !s_zero)
+    for (int e = 0; e < HS * HS; e++) S[e] *= pw[L];
+  int ld_kb;
+  const float *kb = decayed_rows(x, k, ld, L, HS, pw, L - 1, -1, decays, &ld_kb);
   cpu_gemm(true, false, HS, HS, L, 1.0f, (const act_t *)kb, ld_kb, (const act_t *)v, ld,
            s_zero ? 0.0f : 1.0f, (act_t *)S, HS);
 }
@@ -119,13 +154,8 @@ void cpu_linear_attention_forward(act_t *out, f32_t *state, const act_t *qkv, co
                  (act_t *)oc, C);
         /* inter-chunk: O_c += diag(a) Q_c S_{c−1} */
         if (!s_zero) {
-          const float *qa = qc;
-          int ld_qa = ld;
-          if (decays) {
-            scale_rows(x, qc, ld, L, HS, pw, 1, +1);
-            qa = x;
-            ld_qa = HS;
-          }
+          int ld_qa;
+          const float *qa = decayed_rows(x, qc, ld, L, HS, pw, 1, +1, decays, &ld_qa);
           cpu_gemm(false, false, L, HS, HS, 1.0f, (const act_t *)qa, ld_qa, (const act_t *)S, HS,
                    1.0f, (act_t *)oc, C);
         }
@@ -143,9 +173,8 @@ void cpu_linear_attention_forward(act_t *out, f32_t *state, const act_t *qkv, co
 
 void cpu_linear_attention_state_forward(act_t *out, const act_t *qkv, const f32_t *state_in,
                                         const f32_t *decay, int B, int T, int C, int NH) {
-  const int HS = C / NH, ld = 3 * C, L_max = min_int(STATE_BLOCK, T > 0 ? T : 1);
-  float *x = xmalloc((size_t)L_max * HS * sizeof *x, "linear attention scratch");
-  float *pw = xmalloc((size_t)(L_max + 1) * sizeof *pw, "linear attention powers");
+  const int HS = C / NH, ld = 3 * C;
+  const state_scratch scratch = state_scratch_create(T, HS);
   for (int b = 0; b < B; b++)
     for (int h = 0; h < NH; h++) {
       const double lambda = head_decay(decay, h);
@@ -154,22 +183,17 @@ void cpu_linear_attention_state_forward(act_t *out, const act_t *qkv, const f32_
       float *o = F(out) + (size_t)b * T * C + (size_t)h * HS;
       for (int t0 = 0; t0 < T; t0 += STATE_BLOCK) {
         const int L = min_int(STATE_BLOCK, T - t0);
-        const float *qa = q + (size_t)t0 * ld;
-        int ld_qa = ld;
-        if (lambda != 1.0) { /* rows t0 + i scaled by λ^{t0+i+1} = λ^{t0}·λ^{i+1} */
-          for (int n = 0; n <= L; n++) pw[n] = (float)pow(lambda, (double)t0 + n);
-          scale_rows(x, qa, ld, L, HS, pw, 1, +1);
-          qa = x;
-          ld_qa = HS;
-        }
+        int ld_qa;
+        const float *qa = state_block_rows(scratch, q, ld, t0, L, HS, lambda, &ld_qa);
         cpu_gemm(false, false, L, HS, HS, 1.0f, (const act_t *)qa, ld_qa, (const act_t *)S, HS,
                  1.0f, (act_t *)(o + (size_t)t0 * C), C);
       }
     }
-  free(x);
-  free(pw);
+  state_scratch_free(scratch);
 }
 
+/* ~80 lines, kept whole: its two sweeps (formulas: the opening comment) share
+ * the head's pointers, the powers and the scratch. */
 void cpu_linear_attention_backward(act_t *dqkv, const act_t *dout, const act_t *qkv,
                                    const f32_t *dstate, const f32_t *decay, int B, int T, int C,
                                    int NH, int chunk) {
@@ -215,32 +239,19 @@ void cpu_linear_attention_backward(act_t *dqkv, const act_t *dout, const act_t *
         cpu_gemm(true, false, L, HS, L, 1.0f, (const act_t *)pm, L, (const act_t *)doc, C, 0.0f,
                  (act_t *)dvc, ld);
         if (!ds_zero) { /* dK_c += diag(b) V_c dS_cᵀ,  dV_c += diag(b) K_c dS_c */
-          const float *vb = vc, *kb = kc;
-          int ld_b = ld;
-          if (decays) {
-            scale_rows(x, vc, ld, L, HS, pw, L - 1, -1);
-            vb = x;
-            ld_b = HS;
-          }
+          int ld_b;
+          const float *vb = decayed_rows(x, vc, ld, L, HS, pw, L - 1, -1, decays, &ld_b);
           cpu_gemm(false, true, L, HS, HS, 1.0f, (const act_t *)vb, ld_b, (const act_t *)dS, HS,
                    1.0f, (act_t *)dkc, ld);
-          if (decays) {
-            scale_rows(x, kc, ld, L, HS, pw, L - 1, -1);
-            kb = x;
-          }
+          const float *kb = decayed_rows(x, kc, ld, L, HS, pw, L - 1, -1, decays, &ld_b);
           cpu_gemm(false, false, L, HS, HS, 1.0f, (const act_t *)kb, ld_b, (const act_t *)dS, HS,
                    1.0f, (act_t *)dvc, ld);
         }
         if (c > 0) { /* dS_{c−1} = γ dS_c + Q_cᵀ diag(a) dO_c */
-          const float *doa = doc;
-          int ld_doa = C;
-          if (decays) {
-            if (!ds_zero)
-              for (int e = 0; e < HS * HS; e++) dS[e] *= pw[L];
-            scale_rows(x, doc, C, L, HS, pw, 1, +1);
-            doa = x;
-            ld_doa = HS;
-          }
+          if (decays && !ds_zero)
+            for (int e = 0; e < HS * HS; e++) dS[e] *= pw[L];
+          int ld_doa;
+          const float *doa = decayed_rows(x, doc, C, L, HS, pw, 1, +1, decays, &ld_doa);
           cpu_gemm(true, false, HS, HS, L, 1.0f, (const act_t *)qc, ld, (const act_t *)doa, ld_doa,
                    ds_zero ? 0.0f : 1.0f, (act_t *)dS, HS);
           ds_zero = false;
@@ -251,13 +262,8 @@ void cpu_linear_attention_backward(act_t *dqkv, const act_t *dout, const act_t *
         const int t0 = c * chunk, L = min_int(chunk, T - t0);
         const size_t prev = (size_t)(t0 - chunk) * ld;
         state_step(S, c == 1, k + prev, v + prev, ld, chunk, HS, pw, decays, x);
-        const float *doc = d_o + (size_t)t0 * C, *doa = doc;
-        int ld_doa = C;
-        if (decays) {
-          scale_rows(x, doc, C, L, HS, pw, 1, +1);
-          doa = x;
-          ld_doa = HS;
-        }
+        int ld_doa;
+        const float *doa = decayed_rows(x, d_o + (size_t)t0 * C, C, L, HS, pw, 1, +1, decays, &ld_doa);
         cpu_gemm(false, true, L, HS, HS, 1.0f, (const act_t *)doa, ld_doa, (const act_t *)S, HS,
                  1.0f, (act_t *)(dq + (size_t)t0 * ld), ld);
       }
@@ -271,9 +277,8 @@ void cpu_linear_attention_backward(act_t *dqkv, const act_t *dout, const act_t *
 void cpu_linear_attention_state_backward(act_t *dqkv, f32_t *dstate_in, const act_t *dout,
                                          const act_t *qkv, const f32_t *state_in,
                                          const f32_t *decay, int B, int T, int C, int NH) {
-  const int HS = C / NH, ld = 3 * C, L_max = min_int(STATE_BLOCK, T > 0 ? T : 1);
-  float *x = xmalloc((size_t)L_max * HS * sizeof *x, "linear attention scratch");
-  float *pw = xmalloc((size_t)(L_max + 1) * sizeof *pw, "linear attention powers");
+  const int HS = C / NH, ld = 3 * C;
+  const state_scratch scratch = state_scratch_create(T, HS);
   for (int b = 0; b < B; b++)
     for (int h = 0; h < NH; h++) {
       const double lambda = head_decay(decay, h);
@@ -287,14 +292,8 @@ void cpu_linear_attention_state_backward(act_t *dqkv, f32_t *dstate_in, const ac
       for (int t0 = 0; t0 < T; t0 += STATE_BLOCK) {
         const int L = min_int(STATE_BLOCK, T - t0);
         /* X = diag(λ^{t0+i+1}) dO rows */
-        const float *xa = d_o + (size_t)t0 * C;
-        int ld_xa = C;
-        if (lambda != 1.0) {
-          for (int n = 0; n <= L; n++) pw[n] = (float)pow(lambda, (double)t0 + n);
-          scale_rows(x, xa, C, L, HS, pw, 1, +1);
-          xa = x;
-          ld_xa = HS;
-        }
+        int ld_xa;
+        const float *xa = state_block_rows(scratch, d_o, C, t0, L, HS, lambda, &ld_xa);
         /* dQ += X S_inᵀ,  dS_in (=, then +=) Qᵀ X */
         cpu_gemm(false, true, L, HS, HS, 1.0f, (const act_t *)xa, ld_xa, (const act_t *)S, HS, 1.0f,
                  (act_t *)(dq + (size_t)t0 * ld), ld);
@@ -303,8 +302,7 @@ void cpu_linear_attention_state_backward(act_t *dqkv, f32_t *dstate_in, const ac
                    (const act_t *)xa, ld_xa, t0 == 0 ? 0.0f : 1.0f, (act_t *)dS, HS);
       }
     }
-  free(x);
-  free(pw);
+  state_scratch_free(scratch);
 }
 
 void cpu_linear_attention_state_combine(f32_t *state, const f32_t *piece_state,

@@ -153,20 +153,30 @@ __device__ __forceinline__ size_t cursor_element(segment_cursor &c, const device
   return c.offset + (j - c.start);
 }
 
-__global__ void adamw_multi_kernel(float *w, const bf16 *grad, float *mom, float *var, const device_segment *seg,
-                                   int n_segments, size_t total, float lr, float beta1, float beta2, float eps,
-                                   float grad_scale, float correction1, float correction2) {
+/* visit(i, c) for each of this thread's elements of the concatenation, i
+ * its index in the buffers and c its segment: the block's tiles of MT_TILE
+ * consecutive indices (grid-stride), in each the thread's elements
+ * threadIdx.x + k·MT_THREADS, k < MT_PER_THREAD, in order */
+template <typename Visit>
+__device__ __forceinline__ void for_each_element(const device_segment *seg, int n_segments, size_t total,
+                                                 Visit visit) {
   for (size_t tile = (size_t)blockIdx.x * MT_TILE; tile < total; tile += (size_t)gridDim.x * MT_TILE) {
     segment_cursor c;
     cursor_at(c, seg, segment_of(seg, n_segments, tile));
     for (int k = 0; k < MT_PER_THREAD; k++) {
       const size_t j = tile + (size_t)k * MT_THREADS + threadIdx.x;
       if (j >= total) break;
-      const size_t i = cursor_element(c, seg, j);
-      adamw_update(w, grad, mom, var, i, lr, beta1, beta2, eps, c.weight_decay, grad_scale, correction1,
-                   correction2);
+      visit(cursor_element(c, seg, j), c);
     }
   }
+}
+
+__global__ void adamw_multi_kernel(float *w, const bf16 *grad, float *mom, float *var, const device_segment *seg,
+                                   int n_segments, size_t total, float lr, float beta1, float beta2, float eps,
+                                   float grad_scale, float correction1, float correction2) {
+  for_each_element(seg, n_segments, total, [&](size_t i, const segment_cursor &c) {
+    adamw_update(w, grad, mom, var, i, lr, beta1, beta2, eps, c.weight_decay, grad_scale, correction1, correction2);
+  });
 }
 
 /* partial[g·gridDim.x + block] = Σ x² of this block's elements of group g,
@@ -179,18 +189,12 @@ __global__ void sum_squares_multi_kernel(double *partial, const bf16 *x, const d
   double acc[SEGMENT_MAX_GROUPS];
 #pragma unroll
   for (int g = 0; g < SEGMENT_MAX_GROUPS; g++) acc[g] = 0;
-  for (size_t tile = (size_t)blockIdx.x * MT_TILE; tile < total; tile += (size_t)gridDim.x * MT_TILE) {
-    segment_cursor c;
-    cursor_at(c, seg, segment_of(seg, n_segments, tile));
-    for (int k = 0; k < MT_PER_THREAD; k++) {
-      const size_t j = tile + (size_t)k * MT_THREADS + threadIdx.x;
-      if (j >= total) break;
-      const double v = load(x, cursor_element(c, seg, j));
-      const double square = v * v;
+  for_each_element(seg, n_segments, total, [&](size_t i, const segment_cursor &c) {
+    const double v = load(x, i);
+    const double square = v * v;
 #pragma unroll
-      for (int g = 0; g < SEGMENT_MAX_GROUPS; g++) acc[g] += g == c.group ? square : 0.0;
-    }
-  }
+    for (int g = 0; g < SEGMENT_MAX_GROUPS; g++) acc[g] += g == c.group ? square : 0.0;
+  });
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 #pragma unroll /* constant indices keep acc in registers */
   for (int g = 0; g < SEGMENT_MAX_GROUPS; g++) {
@@ -258,10 +262,7 @@ void cuda_adamw_multi(f32_t *master, const act_t *grad, f32_t *m, f32_t *v, cons
 
 void cuda_sum_squares_multi(const act_t *x, const segment_table *segments, double *sums_by_group, int n_groups) {
   const cuda_segment_table *t = (const cuda_segment_table *)segments;
-  if (t->n_groups > n_groups)
-    fail_local(EXIT_INTERNAL_ERROR, "sum_squares_multi: a segment of group %d, %d groups asked for", t->n_groups - 1,
-               n_groups);
-  for (int g = 0; g < n_groups; g++) sums_by_group[g] = 0;
+  segments_sums_start(t->n_groups, sums_by_group, n_groups);
   if (!t->total_elems) return;
   /* only the groups that have segments are reduced and copied */
   sum_squares_multi_kernel<<<t->sum_blocks, MT_THREADS, 0, cuda_stream()>>>(t->partial, as_bf16(x), t->device,

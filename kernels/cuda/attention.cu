@@ -43,7 +43,10 @@ template <int HS_MAX> struct att_shape {
    * G threads of a row read different banks (float4 loads, quarter-warp phases) */
   static constexpr int SLICE = W + 4;
   static constexpr int ROW = G * SLICE;
-  static constexpr int TILE = 4096 / HS_MAX; /* rows per tile: 2 tiles < 41 KiB */
+  /* a tile holds TILE_VALUES = rows × HS_MAX values (16 KiB): two padded
+   * tiles take < 41 KiB of the 48 KiB of static shared memory */
+  static constexpr int TILE_VALUES = 4096;
+  static constexpr int TILE = TILE_VALUES / HS_MAX; /* rows per tile */
   static_assert(W % 4 == 0 && G * W == HS_MAX && (G & (G - 1)) == 0, "bad attention shape");
 };
 

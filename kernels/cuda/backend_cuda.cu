@@ -17,22 +17,22 @@
 
 #include "cuda_common.cuh"
 
-static cudaStream_t stream;
+static cudaStream_t op_stream; /* every op of the table runs on it; the table's stream() hands it out */
 static cublasHandle_t blas;
 static cublasLtHandle_t blas_lt;
 static void *lt_workspace; /* CUDA_LT_WORKSPACE_BYTES, for every cuBLASLt matmul (one stream: no overlap) */
 static void *scratch;
 static size_t scratch_bytes;
 
-cudaStream_t cuda_stream(void) { return stream; }
+cudaStream_t cuda_stream(void) { return op_stream; }
 cublasHandle_t cuda_blas(void) { return blas; }
 cublasLtHandle_t cuda_blas_lt(void) { return blas_lt; }
 void *cuda_lt_workspace(void) { return lt_workspace; }
 
 void *cuda_scratch(size_t n_bytes) {
   if (n_bytes > scratch_bytes) {
-    if (scratch) CUDA_CHECK(cudaFreeAsync(scratch, stream));
-    CUDA_CHECK(cudaMallocAsync(&scratch, n_bytes, stream));
+    if (scratch) CUDA_CHECK(cudaFreeAsync(scratch, op_stream));
+    CUDA_CHECK(cudaMallocAsync(&scratch, n_bytes, op_stream));
     scratch_bytes = n_bytes;
   }
   return scratch;
@@ -53,8 +53,8 @@ static ids_t *alloc_ids(size_t n, const char *what) { return (ids_t *)device_buf
 static void free_buffer(void *buffer) {
   if (buffer) CUDA_CHECK(cudaFree(buffer));
 }
-static void zero_act(act_t *x, size_t n) { CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof(bf16), stream)); }
-static void zero_f32(f32_t *x, size_t n) { CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof(float), stream)); }
+static void zero_act(act_t *x, size_t n) { CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof(bf16), op_stream)); }
+static void zero_f32(f32_t *x, size_t n) { CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof(float), op_stream)); }
 
 __global__ void widen_kernel(float *dst, const bf16 *src, size_t n) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
@@ -67,49 +67,49 @@ __global__ void narrow_kernel(bf16 *dst, const float *src, size_t n) {
 
 void cuda_cast_f32_to_act(act_t *dst, const f32_t *src, size_t n) {
   if (!n) return;
-  narrow_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(as_bf16(dst), as_f32(src), n);
+  narrow_kernel<<<blocks_for(n, 256), 256, 0, op_stream>>>(as_bf16(dst), as_f32(src), n);
   CUDA_CHECK_LAUNCH();
 }
 
 static void act_from_host(act_t *dst, const float *src, size_t n) {
   if (!n) return;
   float *staging = (float *)cuda_scratch(n * sizeof(float));
-  CUDA_CHECK(cudaMemcpyAsync(staging, src, n * sizeof(float), cudaMemcpyHostToDevice, stream));
-  narrow_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(as_bf16(dst), staging, n);
+  CUDA_CHECK(cudaMemcpyAsync(staging, src, n * sizeof(float), cudaMemcpyHostToDevice, op_stream));
+  narrow_kernel<<<blocks_for(n, 256), 256, 0, op_stream>>>(as_bf16(dst), staging, n);
   CUDA_CHECK_LAUNCH();
-  CUDA_CHECK(cudaStreamSynchronize(stream)); /* src may be reused at once */
+  CUDA_CHECK(cudaStreamSynchronize(op_stream)); /* src may be reused at once */
 }
 static void act_to_host(float *dst, const act_t *src, size_t n) {
   if (!n) return;
   float *staging = (float *)cuda_scratch(n * sizeof(float));
-  widen_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(staging, as_bf16(src), n);
+  widen_kernel<<<blocks_for(n, 256), 256, 0, op_stream>>>(staging, as_bf16(src), n);
   CUDA_CHECK_LAUNCH();
-  CUDA_CHECK(cudaMemcpyAsync(dst, staging, n * sizeof(float), cudaMemcpyDeviceToHost, stream));
-  CUDA_CHECK(cudaStreamSynchronize(stream));
+  CUDA_CHECK(cudaMemcpyAsync(dst, staging, n * sizeof(float), cudaMemcpyDeviceToHost, op_stream));
+  CUDA_CHECK(cudaStreamSynchronize(op_stream));
 }
 static void f32_from_host(f32_t *dst, const float *src, size_t n) {
-  CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, stream));
-  CUDA_CHECK(cudaStreamSynchronize(stream));
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, op_stream));
+  CUDA_CHECK(cudaStreamSynchronize(op_stream));
 }
 static void f32_to_host(float *dst, const f32_t *src, size_t n) {
-  CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream));
-  CUDA_CHECK(cudaStreamSynchronize(stream));
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, op_stream));
+  CUDA_CHECK(cudaStreamSynchronize(op_stream));
 }
 static void ids_from_host(ids_t *dst, const int32_t *src, size_t n) {
-  CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
-  CUDA_CHECK(cudaStreamSynchronize(stream));
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(int32_t), cudaMemcpyHostToDevice, op_stream));
+  CUDA_CHECK(cudaStreamSynchronize(op_stream));
 }
 static void *host_pointer(void *buffer) {
   (void)buffer;
   return NULL;
 }
-static void synchronize(void) { CUDA_CHECK(cudaStreamSynchronize(stream)); }
+static void synchronize(void) { CUDA_CHECK(cudaStreamSynchronize(op_stream)); }
 static void *mark_create(void) {
   cudaEvent_t event;
   CUDA_CHECK(cudaEventCreate(&event));
   return (void *)event;
 }
-static void mark_record(void *mark) { CUDA_CHECK(cudaEventRecord((cudaEvent_t)mark, stream)); }
+static void mark_record(void *mark) { CUDA_CHECK(cudaEventRecord((cudaEvent_t)mark, op_stream)); }
 static double mark_elapsed_ms(void *from, void *to) {
   float ms = 0.0f;
   CUDA_CHECK(cudaEventSynchronize((cudaEvent_t)to));
@@ -137,76 +137,16 @@ static void device_id(char *out, size_t out_bytes) {
   CUDA_CHECK(cudaGetDevice(&device));
   CUDA_CHECK(cudaDeviceGetPCIBusId(out, (int)out_bytes, device));
 }
-static void *stream_handle(void) { return (void *)stream; }
+static void *stream(void) { return (void *)op_stream; }
 
+/* the runtime ops are this file's statics; the compute ops cuda_<op> (cuda_common.cuh) */
+#define CUDA_OP_ENTRY(ret, op, params) .op = cuda_##op,
 static const backend cuda_backend = {
     .name = "cuda",
     .kind = BACKEND_CUDA,
     .act_elem_bytes = sizeof(bf16),
-    .alloc_act = alloc_act,
-    .alloc_f32 = alloc_f32,
-    .alloc_ids = alloc_ids,
-    .free_buffer = free_buffer,
-    .zero_act = zero_act,
-    .zero_f32 = zero_f32,
-    .act_from_host = act_from_host,
-    .act_to_host = act_to_host,
-    .f32_from_host = f32_from_host,
-    .f32_to_host = f32_to_host,
-    .ids_from_host = ids_from_host,
-    .host_pointer = host_pointer,
-    .cast_f32_to_act = cuda_cast_f32_to_act,
-    .synchronize = synchronize,
-    .mark_create = mark_create,
-    .mark_record = mark_record,
-    .mark_elapsed_ms = mark_elapsed_ms,
-    .mark_destroy = mark_destroy,
-    .device_count = device_count,
-    .device_describe = device_describe,
-    .device_id = device_id,
-    .stream = stream_handle,
-    .gemm = cuda_gemm,
-    .gemm_bias = cuda_gemm_bias,
-    .gemm_bias_gelu = cuda_gemm_bias_gelu,
-    .bias_add = cuda_bias_add,
-    .bias_backward = cuda_bias_backward,
-    .add = cuda_add,
-    .accumulate = cuda_accumulate,
-    .scale = cuda_scale,
-    .copy_rows = cuda_copy_rows,
-    .gelu_forward = cuda_gelu_forward,
-    .gelu_backward = cuda_gelu_backward,
-    .swiglu_forward = cuda_swiglu_forward,
-    .swiglu_backward = cuda_swiglu_backward,
-    .embedding_forward = cuda_embedding_forward,
-    .embedding_backward = cuda_embedding_backward,
-    .layernorm_forward = cuda_layernorm_forward,
-    .layernorm_backward = cuda_layernorm_backward,
-    .rmsnorm_forward = cuda_rmsnorm_forward,
-    .rmsnorm_backward = cuda_rmsnorm_backward,
-    .attention_saved_elems = cuda_attention_saved_elems,
-    .attention_forward = cuda_attention_forward,
-    .attention_backward = cuda_attention_backward,
-    .rope_forward = cuda_rope_forward,
-    .rope_backward = cuda_rope_backward,
-    .attention_block_forward = cuda_attention_block_forward,
-    .attention_merge = cuda_attention_merge,
-    .attention_delta = cuda_attention_delta,
-    .attention_block_backward = cuda_attention_block_backward,
-    .linear_attention_forward = cuda_linear_attention_forward,
-    .linear_attention_state_forward = cuda_linear_attention_state_forward,
-    .linear_attention_backward = cuda_linear_attention_backward,
-    .linear_attention_state_backward = cuda_linear_attention_state_backward,
-    .linear_attention_state_combine = cuda_linear_attention_state_combine,
-    .crossentropy_max = cuda_crossentropy_max,
-    .crossentropy_sumexp = cuda_crossentropy_sumexp,
-    .crossentropy_finish = cuda_crossentropy_finish,
-    .adamw = cuda_adamw,
-    .sum_squares = cuda_sum_squares,
-    .segments_create = cuda_segments_create,
-    .segments_free = cuda_segments_free,
-    .adamw_multi = cuda_adamw_multi,
-    .sum_squares_multi = cuda_sum_squares_multi,
+    BACKEND_RUNTIME_OPS(BACKEND_RUNTIME_ENTRY)
+    BACKEND_COMPUTE_OPS(CUDA_OP_ENTRY)
 };
 
 /* the launcher's node-local rank, or 0 */
@@ -229,9 +169,9 @@ extern "C" const backend *backend_cuda(void) {
       state = -1;
     } else {
       CUDA_CHECK(cudaSetDevice(node_local_rank() % n_devices));
-      CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+      CUDA_CHECK(cudaStreamCreateWithFlags(&op_stream, cudaStreamNonBlocking));
       CUBLAS_CHECK(cublasCreate(&blas));
-      CUBLAS_CHECK(cublasSetStream(blas, stream));
+      CUBLAS_CHECK(cublasSetStream(blas, op_stream));
       CUBLAS_CHECK(cublasLtCreate(&blas_lt));
       lt_workspace = device_buffer(CUDA_LT_WORKSPACE_BYTES, "the cuBLASLt workspace");
       state = 1;

@@ -68,73 +68,10 @@ void *cuda_lt_workspace(void);
 /* A device buffer of at least n_bytes, reused between calls (stream-ordered). */
 void *cuda_scratch(size_t n_bytes);
 
-/* the ops, one file each family */
-void cuda_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const act_t *A, int lda,
-               const act_t *B, int ldb, float beta, act_t *C, int ldc);
-void cuda_gemm_bias(act_t *out, const act_t *inp, const act_t *weight, const act_t *bias, int N, int IC, int OC);
-void cuda_gemm_bias_gelu(act_t *out, act_t *pre, const act_t *inp, const act_t *weight, const act_t *bias, int N,
-                         int IC, int OC);
-void cuda_bias_add(act_t *out, const act_t *bias, int N, int C);
-void cuda_bias_backward(act_t *dbias, const act_t *dout, int N, int C);
-void cuda_add(act_t *out, const act_t *a, const act_t *b, size_t n);
-void cuda_accumulate(act_t *dst, const act_t *src, size_t n);
-void cuda_scale(act_t *x, float factor, size_t n);
-void cuda_copy_rows(act_t *dst, int ld_dst, const act_t *src, int ld_src, int rows, int cols);
-void cuda_gelu_forward(act_t *out, const act_t *inp, size_t n);
-void cuda_gelu_backward(act_t *dinp, const act_t *inp, const act_t *dout, size_t n);
-void cuda_swiglu_forward(act_t *out, const act_t *inp, int N, int H);
-void cuda_swiglu_backward(act_t *dinp, const act_t *inp, const act_t *dout, int N, int H);
-void cuda_cast_f32_to_act(act_t *dst, const f32_t *src, size_t n);
-void cuda_embedding_forward(act_t *out, const ids_t *tokens, const ids_t *positions, const act_t *wte,
-                            const act_t *wpe, int N, int C, int vocab_start, int n_vocab);
-void cuda_embedding_backward(act_t *dwte, act_t *dwpe, const act_t *dout, const ids_t *tokens,
-                             const ids_t *positions, int N, int C, int vocab_start, int n_vocab);
-void cuda_layernorm_forward(act_t *out, f32_t *mean, f32_t *rstd, const act_t *inp, const act_t *weight,
-                            const act_t *bias, int N, int C);
-void cuda_layernorm_backward(act_t *dinp, act_t *dweight, act_t *dbias, const act_t *dout,
-                             const act_t *inp, const act_t *weight, const f32_t *mean,
-                             const f32_t *rstd, int N, int C);
-void cuda_rmsnorm_forward(act_t *out, f32_t *rstd, const act_t *inp, const act_t *weight, int N, int C);
-void cuda_rmsnorm_backward(act_t *dinp, act_t *dweight, const act_t *dout, const act_t *inp, const act_t *weight,
-                           const f32_t *rstd, int N, int C);
-size_t cuda_attention_saved_elems(int B, int T, int NH);
-void cuda_attention_forward(act_t *out, f32_t *saved, const act_t *qkv, int B, int T, int C, int NH);
-void cuda_attention_backward(act_t *dqkv, const act_t *dout, const act_t *out, const act_t *qkv,
-                             const f32_t *saved, int B, int T, int C, int NH);
-void cuda_rope_forward(act_t *qkv, const ids_t *positions, int N, int C, int NH, float theta);
-void cuda_rope_backward(act_t *dqkv, const ids_t *positions, int N, int C, int NH, float theta);
-void cuda_attention_block_forward(f32_t *out, f32_t *lse, const act_t *q, const act_t *k, const act_t *v, int ld_q,
-                                  int ld_kv, int B, int Tq, int Tk, int C, int NH, int q_pos0, int k_pos0);
-void cuda_attention_merge(f32_t *out, f32_t *lse, const f32_t *out_b, const f32_t *lse_b, int B, int Tq, int C,
-                          int NH);
-void cuda_attention_delta(f32_t *delta, const act_t *dout, const act_t *out, int B, int T, int C, int NH);
-void cuda_attention_block_backward(act_t *dq, act_t *dk, act_t *dv, int ld_dq, int ld_dkv, const act_t *dout,
-                                   const f32_t *delta, const f32_t *lse, const act_t *q, const act_t *k,
-                                   const act_t *v, int ld_q, int ld_kv, int B, int Tq, int Tk, int C, int NH,
-                                   int q_pos0, int k_pos0);
-void cuda_linear_attention_forward(act_t *out, f32_t *state, const act_t *qkv, const f32_t *decay, int B, int T,
-                                   int C, int NH, int chunk);
-void cuda_linear_attention_state_forward(act_t *out, const act_t *qkv, const f32_t *state_in, const f32_t *decay,
-                                         int B, int T, int C, int NH);
-void cuda_linear_attention_backward(act_t *dqkv, const act_t *dout, const act_t *qkv, const f32_t *dstate,
-                                    const f32_t *decay, int B, int T, int C, int NH, int chunk);
-void cuda_linear_attention_state_backward(act_t *dqkv, f32_t *dstate_in, const act_t *dout, const act_t *qkv,
-                                          const f32_t *state_in, const f32_t *decay, int B, int T, int C, int NH);
-void cuda_linear_attention_state_combine(f32_t *state, const f32_t *piece_state, const f32_t *decay, int n_tokens,
-                                         int B, int NH, int HS);
-void cuda_crossentropy_max(f32_t *row_max, const act_t *logits, int N, int V, int V_stride);
-void cuda_crossentropy_sumexp(f32_t *stats, const act_t *logits, const f32_t *row_max,
-                              const ids_t *targets, int N, int V, int V_stride, int vocab_start);
-void cuda_crossentropy_finish(f32_t *losses, act_t *logits, const f32_t *row_max, const f32_t *stats,
-                              const ids_t *targets, int N, int V, int V_stride, int vocab_start,
-                              float dlogits_scale);
-void cuda_adamw(f32_t *master, const act_t *grad, f32_t *m, f32_t *v, size_t n, float lr, float beta1,
-                float beta2, float eps, float weight_decay, float grad_scale, int64_t step_t);
-double cuda_sum_squares(const act_t *x, size_t n);
-segment_table *cuda_segments_create(const tensor_segment *segments, int n_segments);
-void cuda_segments_free(segment_table *table);
-void cuda_adamw_multi(f32_t *master, const act_t *grad, f32_t *m, f32_t *v, const segment_table *segments,
-                      float lr, float beta1, float beta2, float eps, float grad_scale, int64_t step_t);
-void cuda_sum_squares_multi(const act_t *x, const segment_table *segments, double *sums_by_group, int n_groups);
+/* The table's compute ops (kernels/backend_ops.h: what each computes),
+ * one file each family: cuda_gemm, cuda_gemm_bias, …, cuda_sum_squares_multi.
+ * C++ linkage: only this backend's files call them. */
+#define CUDA_OP_PROTOTYPE(ret, op, params) ret cuda_##op params;
+BACKEND_COMPUTE_OPS(CUDA_OP_PROTOTYPE)
 
 #endif

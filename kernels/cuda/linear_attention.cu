@@ -22,7 +22,7 @@
  * and dQ of state_backward) or one block per (b, h) (dstate_in, a sum over
  * all rows). state_combine is elementwise.
  *
- * chunk is a speed knob (backend.h): the kernels use L = min(chunk, T, cap),
+ * chunk is a speed knob (backend_ops.h): the kernels use L = min(chunk, T, cap),
  * cap the largest of 64, 32, 16, 8 whose backward layout fits the device's
  * shared memory (64 for HS ≤ 128 on Hopper); results agree for every L up
  * to fp32 rounding. Powers of λ come from pow() in double, rounded to fp32,
@@ -129,6 +129,30 @@ __device__ __forceinline__ void state_step(float *S, int lds, const float *A, co
   }
 }
 
+/* A chunk's dV or dK, rows t0 .. t0 + Lc − 1 of dst (stride ld), rounded to
+ * bf16 once: dst = Xᵀ A + diag(b) B·op(dS) (the second term left out while
+ * dS is zero), with X the L×L scores (stride XP) and A, B, dS in shared
+ * memory (stride HSP):
+ *   dV_c = Pᵀ dO_c + diag(b) K_c dS_c    (X = P, A = dO_c, B = K_c, op = identity)
+ *   dK_c = Aᵀ Q_c + diag(b) V_c dS_cᵀ    (X = A, A = Q_c, B = V_c, op = transpose) */
+template <bool TRANSPOSE_DS>
+__device__ __forceinline__ void chunk_kv_gradient(bf16 *dst, size_t ld, int t0, int Lc, int HS, const float *X,
+                                                  int XP, const float *A, const float *B, const float *dS, int HSP,
+                                                  const float *b, bool ds_zero) {
+  for (int t = threadIdx.x; t < n_tiles(Lc, HS); t += LA_THREADS) {
+    const micro_tile x = tile_of(t, Lc, HS);
+    float acc[4][4] = {}, through[4][4] = {};
+    mm4x4<true, false, false>(acc, x, Lc, X, XP, A, HSP, nullptr);
+    if (!ds_zero) mm4x4<false, TRANSPOSE_DS, false>(through, x, HS, B, HSP, dS, HSP, nullptr);
+#pragma unroll
+    for (int u = 0; u < 4; u++)
+#pragma unroll
+      for (int w = 0; w < 4; w++)
+        if (x.m_ok[u] && x.n_ok[w])
+          store(dst, (size_t)(t0 + x.m[u]) * ld + x.n[w], acc[u][w] + b[x.m[u]] * through[u][w]);
+  }
+}
+
 /* shared-memory floats of the chunk kernels: the state, n_row_tiles L×HS
  * tiles, the L×L scores, λ^0..λ^L and b */
 static size_t chunk_smem_bytes(int HS, int L, int n_row_tiles) {
@@ -189,6 +213,8 @@ __global__ void __launch_bounds__(LA_THREADS)
 
 /* ---- backward ---- */
 
+/* ~80 lines, kept whole: its two sweeps share the block's shared-memory
+ * layout and S; apart, each would take a dozen of the same pointers. */
 __global__ void __launch_bounds__(LA_THREADS)
     linear_attention_backward_kernel(bf16 *dqkv, float *dq_inter, const bf16 *dout, const bf16 *qkv,
                                      const float *dstate, const float *decay, int T, int C, int NH, int HS, int L) {
@@ -245,35 +271,11 @@ __global__ void __launch_bounds__(LA_THREADS)
     __syncthreads();
     masked_scores(X, XP, Qs, Ks, HSP, Lc, HS, pw); /* P = (Q Kᵀ) ⊙ D */
     __syncthreads();
-    /* dV_c = Pᵀ dO_c + diag(b) K_c dS_c */
-    for (int t = threadIdx.x; t < n_tiles(Lc, HS); t += LA_THREADS) {
-      const micro_tile x = tile_of(t, Lc, HS);
-      float acc[4][4] = {}, through[4][4] = {};
-      mm4x4<true, false, false>(acc, x, Lc, X, XP, Ds, HSP, nullptr);
-      if (!ds_zero) mm4x4<false, false, false>(through, x, HS, Ks, HSP, S, HSP, nullptr);
-#pragma unroll
-      for (int u = 0; u < 4; u++)
-#pragma unroll
-        for (int w = 0; w < 4; w++)
-          if (x.m_ok[u] && x.n_ok[w])
-            store(dv, (size_t)(t0 + x.m[u]) * ld + x.n[w], acc[u][w] + bv[x.m[u]] * through[u][w]);
-    }
+    chunk_kv_gradient<false>(dv, ld, t0, Lc, HS, X, XP, Ds, Ks, S, HSP, bv, ds_zero); /* dV_c */
     __syncthreads();
     masked_scores(X, XP, Ds, Vs, HSP, Lc, HS, pw); /* A = (dO Vᵀ) ⊙ D */
     __syncthreads();
-    /* dK_c = Aᵀ Q_c + diag(b) V_c dS_cᵀ */
-    for (int t = threadIdx.x; t < n_tiles(Lc, HS); t += LA_THREADS) {
-      const micro_tile x = tile_of(t, Lc, HS);
-      float acc[4][4] = {}, through[4][4] = {};
-      mm4x4<true, false, false>(acc, x, Lc, X, XP, Qs, HSP, nullptr);
-      if (!ds_zero) mm4x4<false, true, false>(through, x, HS, Vs, HSP, S, HSP, nullptr);
-#pragma unroll
-      for (int u = 0; u < 4; u++)
-#pragma unroll
-        for (int w = 0; w < 4; w++)
-          if (x.m_ok[u] && x.n_ok[w])
-            store(dk, (size_t)(t0 + x.m[u]) * ld + x.n[w], acc[u][w] + bv[x.m[u]] * through[u][w]);
-    }
+    chunk_kv_gradient<true>(dk, ld, t0, Lc, HS, X, XP, Qs, Vs, S, HSP, bv, ds_zero); /* dK_c */
     /* dQ_c = A K_c + inter_c */
     for (int t = threadIdx.x; t < n_tiles(Lc, HS); t += LA_THREADS) {
       const micro_tile x = tile_of(t, Lc, HS);
