@@ -88,6 +88,26 @@ static int read_and_compare(ckpt_file *f, const char *path, int64_t r0, int64_t 
   return status ? -1 : wrong;
 }
 
+/* Flips bits `mask` of byte `byte_in_element` of element `element` of a
+ * contiguous dataset, in the file itself. */
+static void flip_byte(const char *path, const char *dataset, int64_t element, int byte_in_element, unsigned char mask) {
+  char err[MESSAGE_BYTES];
+  ckpt_file f;
+  CHECK(ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err) == 0, "open: %s", err);
+  hid_t dset = H5Dopen2(f.file, dataset, H5P_DEFAULT);
+  const haddr_t offset = H5Dget_offset(dset);
+  H5Dclose(dset);
+  ckpt_file_close(&f);
+  CHECK(offset != HADDR_UNDEF, "contiguous dataset has a file offset");
+  const int fd = open(path, O_RDWR);
+  const off_t at = (off_t)offset + (off_t)(element * (int64_t)sizeof(float)) + byte_in_element;
+  unsigned char byte;
+  CHECK(pread(fd, &byte, 1, at) == 1, "read the byte");
+  byte ^= mask;
+  CHECK(pwrite(fd, &byte, 1, at) == 1, "flip the byte");
+  close(fd);
+}
+
 /* CRC-32C: the standard check value, continuation, odd lengths, and the
  * three-chain path of long buffers against a bit-by-bit CRC. */
 static void test_crc32c(void) {
@@ -122,7 +142,6 @@ static void test_crc32c(void) {
  * and a flipped byte are refused, undamaged tiles still read. */
 static void test_sharded_tensor(const char *path) {
   char err[MESSAGE_BYTES];
-  int fd;
   const int64_t shape[2] = {ROWS, COLS};
   const ckpt_tiling tiling = ckpt_tiling_for(2, shape, 1, SHARD);
   CHECK(tiling.rows == (1 << 20) / SHARD || tiling.rows >= ROWS, "tile rows %lld", (long long)tiling.rows);
@@ -175,19 +194,9 @@ static void test_sharded_tensor(const char *path) {
           (long long)b[5], (long long)b[0], (long long)b[1], (long long)b[2], (long long)b[3], wrong, wrong < 0 ? err : "");
   }
 
-  /* flip a byte of element (10, 1500): shard 1, tile rows 9-11 */
-  hid_t dset = H5Dopen2(f.file, "params/t/weight", H5P_DEFAULT);
-  haddr_t offset = H5Dget_offset(dset);
-  H5Dclose(dset);
   ckpt_file_close(&f);
-  CHECK(offset != HADDR_UNDEF, "contiguous dataset has a file offset");
-  fd = open(path, O_RDWR);
-  const off_t at = (off_t)offset + (off_t)((10 * COLS + 1500) * sizeof(float)) + 1;
-  unsigned char byte;
-  CHECK(pread(fd, &byte, 1, at) == 1, "read the byte");
-  byte ^= 0x40;
-  CHECK(pwrite(fd, &byte, 1, at) == 1, "flip the byte");
-  close(fd);
+  /* flip a byte of element (10, 1500): shard 1, tile rows 9-11 */
+  flip_byte(path, "params/t/weight", 10 * COLS + 1500, 1, 0x40);
   CHECK(ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err) == 0, "reopen: %s", err);
   CHECK(read_and_compare(&f, "params/t/weight", 10, 11, 1400, 1600, err, sizeof err) < 0 &&
             strstr(err, "fails its checksum"),
@@ -202,19 +211,17 @@ static void test_sharded_tensor(const char *path) {
   free(crcs);
 }
 
+/* The direct path's tensor: [600, 1001] in shards of 250 rows. */
+enum { R2 = 600, C2 = 1001, SHARD2 = 250 };
+
 /* The direct path (pwrite/O_DIRECT): row shards and a tensor held whole
  * read back exactly, cached or not; a flipped byte fails its tile only.
  * has_direct: the file system gives O_DIRECT. */
 static void test_direct_path(const char *path, bool *has_direct_out) {
   char err[MESSAGE_BYTES];
   ckpt_file f;
-  int fd;
-  unsigned char byte;
-  hid_t dset;
-  haddr_t offset;
   /* the direct path: [600, 1001] in shards of 250 rows (runs starting at
    * unaligned byte offsets), and [3, 1000, 200] held whole */
-  enum { R2 = 600, C2 = 1001, SHARD2 = 250 };
   const int64_t shape2[2] = {R2, C2}, shape3[3] = {3, 1000, 200};
   const ckpt_tiling rows_split = ckpt_tiling_for(2, shape2, 0, SHARD2);
   const ckpt_tiling one_shard = ckpt_tiling_for(3, shape3, 1, 1000);
@@ -268,19 +275,17 @@ static void test_direct_path(const char *path, bool *has_direct_out) {
     ckpt_file_close(&f);
   }
 
-  /* a flipped byte in element (300, 10): shard 1 (rows 250-499) of
-   * params/r fails every read that touches it, by either path */
-  CHECK(ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err) == 0, "open: %s", err);
-  dset = H5Dopen2(f.file, "params/r/weight", H5P_DEFAULT);
-  offset = H5Dget_offset(dset);
-  H5Dclose(dset);
-  ckpt_file_close(&f);
-  fd = open(path, O_RDWR);
-  const off_t at_flip = (off_t)offset + (off_t)((300 * C2 + 10) * sizeof(float)) + 2;
-  CHECK(pread(fd, &byte, 1, at_flip) == 1, "read the byte");
-  byte ^= 0x08;
-  CHECK(pwrite(fd, &byte, 1, at_flip) == 1, "flip the byte");
-  close(fd);
+  free(crc2), free(crc3), free(all3), free(back3);
+  *has_direct_out = has_direct;
+}
+
+/* A flipped byte in element (300, 10) of the row-sharded tensor
+ * test_direct_path wrote: shard 1 (rows 250-499) fails every read that
+ * touches it, by either path; the other tiles still read. */
+static void test_direct_path_damage(const char *path) {
+  char err[MESSAGE_BYTES];
+  ckpt_file f;
+  flip_byte(path, "params/r/weight", 300 * C2 + 10, 2, 0x08);
   for (int cached = 0; cached < 2; cached++) {
     set_cached(path, cached);
     CHECK(ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err) == 0, "reopen: %s", err);
@@ -295,9 +300,6 @@ static void test_direct_path(const char *path, bool *has_direct_out) {
           "direct path (%s): the other tiles still read: %s", how, err);
     ckpt_file_close(&f);
   }
-  free(crc2), free(crc3), free(all3), free(back3);
-
-  *has_direct_out = has_direct;
 }
 
 /* The O_DIRECT reader alone, forwards, backwards and past the end. */
@@ -340,6 +342,7 @@ int main(int argc, char **argv) {
   test_sharded_tensor(path_template);
   bool has_direct = false;
   test_direct_path(path_template, &has_direct);
+  test_direct_path_damage(path_template);
   test_direct_reader(path_template, has_direct);
   unlink(path_template);
   MPI_Finalize();
