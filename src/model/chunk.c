@@ -32,9 +32,10 @@ static int begin_micro_batch(model *m, int slot, int chunk, int B, int T) {
   return T_local;
 }
 
-/* ZeRO-3: block j's weights in its window before use, block `next` on its way. */
+/* ZeRO-3: block j's weights in its window before use, block `next` on its
+ * way (zero_need_block does nothing at other stages). */
 static void need_block(model *m, int j, int next) {
-  if (m->w.windowed_params && m->zero) zero_need_block(m->zero, j, next);
+  if (m->zero) zero_need_block(m->zero, j, next);
 }
 
 double model_chunk_forward(model *m, int slot, int chunk, const int32_t *inputs,
