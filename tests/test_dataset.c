@@ -27,17 +27,19 @@ static const char *path_of(const char *name) {
 static void test_tokenizer(void) {
   char text[256];
   int32_t ids[256];
+  tokenizer *t = tokenizer_bytes();
   for (int i = 0; i < 256; i++) text[i] = (char)i;
-  CHECK(tokenizer_encode(text, 256, ids) == 256, "one id per byte");
+  CHECK(tokenizer_encode(t, text, 256, ids) == 256, "one id per byte");
   int ok = 1;
-  for (int i = 0; i < 256; i++) {
-    char out[32];
-    ok &= ids[i] == i && tokenizer_decode(ids[i], out) == 1 && out[0] == (char)i;
-  }
+  char scratch[32];
+  const char *bytes;
+  for (int i = 0; i < 256; i++)
+    ok &= ids[i] == i && tokenizer_token_bytes(t, ids[i], scratch, &bytes) == 1 && bytes[0] == (char)i;
   CHECK(ok, "all 256 bytes round-trip");
-  char out[32];
-  tokenizer_decode(TOKENIZER_EOT, out);
-  CHECK(strcmp(out, "<|endoftext|>") == 0, "end-of-text decodes to its name");
+  size_t n = tokenizer_token_bytes(t, TOKENIZER_BYTES_EOT, scratch, &bytes);
+  CHECK(n == 13 && memcmp(bytes, "<|endoftext|>", 13) == 0, "end-of-text decodes to its name");
+  CHECK(tokenizer_vocab_size(t) == 257 && tokenizer_eot(t) == 256, "257 ids, end-of-text 256");
+  tokenizer_free(t);
 }
 
 /* Independent Megatron writer: header, int32 lengths, int64 byte pointers,

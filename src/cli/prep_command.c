@@ -94,9 +94,11 @@ static char *read_file(const char *path, size_t *n_bytes) {
 
 
 static void add_document(indexed_writer *w, const char *text, size_t n_bytes, int32_t *scratch) {
+  static tokenizer *bytes_tokenizer;
+  if (!bytes_tokenizer) bytes_tokenizer = tokenizer_bytes();
   char err[MESSAGE_BYTES];
-  size_t n = tokenizer_encode(text, n_bytes, scratch);
-  scratch[n++] = TOKENIZER_EOT;
+  size_t n = tokenizer_encode(bytes_tokenizer, text, n_bytes, scratch);
+  scratch[n++] = tokenizer_eot(bytes_tokenizer);
   if (indexed_writer_add_document(w, scratch, n, err, sizeof err) != 0) {
     indexed_writer_discard(w);
     fail_collective(EXIT_IO_ERROR, "prep: %s", err);

@@ -54,19 +54,24 @@ void sampler_generate_text(sampler_logits_fn logits_of, void *context, int seq_l
   const size_t capacity = prompt_bytes + (size_t)n_new + 1;
   int32_t *tokens = xmalloc(capacity * sizeof *tokens, "sample tokens");
   float *logits = xmalloc((size_t)V * sizeof *logits, "sample logits");
-  size_t n_tokens = tokenizer_encode(prompt, prompt_bytes, tokens);
-  if (n_tokens == 0) tokens[n_tokens++] = TOKENIZER_EOT; /* start of a document */
-  char text[32];
-  for (size_t i = 0; i < n_tokens; i++)
-    if (out && tokenizer_decode(tokens[i], text) > 0 && tokens[i] != TOKENIZER_EOT) fputs(text, out);
+  tokenizer *tok = tokenizer_bytes();
+  size_t n_tokens = tokenizer_encode(tok, prompt, prompt_bytes, tokens);
+  if (n_tokens == 0) tokens[n_tokens++] = tokenizer_eot(tok); /* start of a document */
+  char scratch[32];
+  const char *bytes;
+  for (size_t i = 0; i < n_tokens && out; i++) {
+    if (tokens[i] == tokenizer_eot(tok)) continue;
+    const size_t n_bytes = tokenizer_token_bytes(tok, tokens[i], scratch, &bytes);
+    fwrite(bytes, 1, n_bytes, out);
+  }
   for (int i = 0; i < n_new; i++) {
     size_t n_context = n_tokens < (size_t)T_max ? n_tokens : (size_t)T_max;
     logits_of(context, tokens + n_tokens - n_context, (int)n_context, logits);
     double u = (double)(hash_mix64(seed * 0x9e3779b97f4a7c15ULL + (uint64_t)i) >> 11) * 0x1.0p-53;
     int32_t next = sampler_pick(logits, V, top_k, u);
     tokens[n_tokens++] = next;
-    tokenizer_decode(next, text);
-    if (out) fputs(text, out);
+    const size_t n_bytes = tokenizer_token_bytes(tok, next, scratch, &bytes);
+    if (out) fwrite(bytes, 1, n_bytes, out);
   }
   if (out) {
     fputc('\n', out);
@@ -74,4 +79,5 @@ void sampler_generate_text(sampler_logits_fn logits_of, void *context, int seq_l
   }
   free(tokens);
   free(logits);
+  tokenizer_free(tok);
 }
