@@ -56,24 +56,15 @@ int tessera_source_open(model_source *s, const char *given, char *err, size_t er
   char path[JOINED_PATH_BYTES];
   int status = checkpoint_path_of(given, path, sizeof path, err, err_bytes);
   if (status) return status;
+  /* the format, its version and the `complete` marker */
+  if ((status = ckpt_check_header(path, err, err_bytes)) != 0) return status;
   tessera_side *t = xcalloc(1, sizeof *t, "tessera source");
   if ((status = ckpt_file_open(&t->file, path, MPI_COMM_NULL, err, err_bytes)) != 0) {
     free(t);
     return status;
   }
-  char text[64] = "";
-  int64_t complete = 0;
-  if (ckpt_attr_read_str(&t->file, "format", text, sizeof text) != 0 || strcmp(text, CKPT_FORMAT_NAME) != 0) {
-    snprintf(err, err_bytes, "'%s' is an HDF5 file but not a tessera checkpoint", path);
-    status = EXIT_IO_ERROR;
-  } else if (ckpt_attr_read_i64(&t->file, "complete", &complete) != 0 || complete != 1) {
-    snprintf(err, err_bytes, "checkpoint '%s' is incomplete (no `complete` marker)", path);
-    status = EXIT_IO_ERROR;
-  } else if (ckpt_read_model_shape(&t->file, &s->shape, err, err_bytes) != 0) {
-    status = EXIT_IO_ERROR;
-  } else {
-    status = read_tokenizer_json(s, &t->file, err, err_bytes);
-  }
+  if (ckpt_read_model_shape(&t->file, &s->shape, err, err_bytes) != 0) status = EXIT_IO_ERROR;
+  else status = read_tokenizer_json(s, &t->file, err, err_bytes);
   if (status) {
     ckpt_file_close(&t->file);
     free(t);
