@@ -15,6 +15,9 @@ nothing is fetched from the network (HF_HUB_OFFLINE=1).
   llmc FILE                     a random llm.c GPT-2 model file (version 3, fp32, Vp = 384 > V = 300)
   same-tensors A B              exit 0 when two safetensors files hold the same tensors, bit for bit
   damage KIND IN OUT            a damaged copy of a safetensors file: truncated | lying-header | overlap
+  max-diff A B                  the largest |a - b| of two raw fp32 files of the same length
+  gpt2-tokenizer SRC DIR        GPT-2's tokenizer (encoder.json + vocab.bpe in SRC) saved into DIR
+  same-encoding A B             exit 0 when the tokenizers of folders A and B encode a text alike
 """
 import json
 import os
@@ -158,6 +161,20 @@ def main(argv):
         write_llmc(argv[2])
     elif command == "same-tensors":
         return same_tensors(argv[2], argv[3])
+    elif command == "max-diff":
+        a, b = np.fromfile(argv[2], dtype=np.float32), np.fromfile(argv[3], dtype=np.float32)
+        if a.shape != b.shape:
+            raise SystemExit("different lengths: %d and %d" % (a.size, b.size))
+        print("%.3g" % float(np.max(np.abs(a.astype(np.float64) - b))))
+    elif command == "gpt2-tokenizer":
+        from transformers import GPT2TokenizerFast
+        GPT2TokenizerFast(vocab_file=argv[2] + "/encoder.json", merges_file=argv[2] + "/vocab.bpe").save_pretrained(argv[3])
+    elif command == "same-encoding":
+        from transformers import AutoTokenizer
+        text = "Hello world, tessera's converters carry the tokenizer: 123 ünïcode!"
+        ids = [AutoTokenizer.from_pretrained(d)(text)["input_ids"] for d in argv[2:4]]
+        print(ids[0][:8])
+        return 0 if ids[0] == ids[1] else 1
     elif command == "damage":
         damage(argv[2], argv[3], argv[4])
     else:
