@@ -9,6 +9,8 @@ nothing is fetched from the network (HF_HUB_OFFLINE=1).
   llama DIR [--untied]          a random LlamaForCausalLM (2 layers, 4 heads, C 64, F 176, V 300,
                                 T 64, rms_norm_eps 1e-5, tied unless --untied)
   gpt2-124m DIR                 GPT-2 small's shape, random (the benchmark)
+  gpt2-variants DIR             in DIR: sharded/ (the gpt2 model in shards of 100 kB, with an index),
+                                bf16/ (it in bfloat16) and bf16-as-f32/ (that bfloat16 model widened to float32)
   tokens FILE N VOCAB           an llm.c token file of N random ids (tessera's --data)
   loss DIR TOKENS T             transformers' mean cross-entropy of the first window of T+1 tokens
   logits DIR TOKENS T OUT       transformers' logits [T, V] of the first T tokens, raw fp32
@@ -42,6 +44,17 @@ def tiny_gpt2(out, layers=2, heads=4, channels=64, vocab=300, positions=64):
             if name.endswith("bias") or "ln_" in name:
                 p.add_(0.1 * torch.randn_like(p))
     model.save_pretrained(out)
+
+
+def gpt2_variants(out):
+    import torch
+    from transformers import GPT2LMHeadModel
+    tiny_gpt2(out + "/plain")
+    model = GPT2LMHeadModel.from_pretrained(out + "/plain")
+    model.save_pretrained(out + "/sharded", max_shard_size="100KB")
+    model = model.to(torch.bfloat16)
+    model.save_pretrained(out + "/bf16")
+    model.to(torch.float32).save_pretrained(out + "/bf16-as-f32")
 
 
 def tiny_llama(out, untied=False):
@@ -148,6 +161,8 @@ def main(argv):
         tiny_gpt2(argv[2])
     elif command == "gpt2-124m":
         tiny_gpt2(argv[2], layers=12, heads=12, channels=768, vocab=50257, positions=1024)
+    elif command == "gpt2-variants":
+        gpt2_variants(argv[2])
     elif command == "llama":
         tiny_llama(argv[2], untied="--untied" in argv)
     elif command == "tokens":
@@ -167,8 +182,12 @@ def main(argv):
             raise SystemExit("different lengths: %d and %d" % (a.size, b.size))
         print("%.3g" % float(np.max(np.abs(a.astype(np.float64) - b))))
     elif command == "gpt2-tokenizer":
-        from transformers import GPT2TokenizerFast
-        GPT2TokenizerFast(vocab_file=argv[2] + "/encoder.json", merges_file=argv[2] + "/vocab.bpe").save_pretrained(argv[3])
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+        from transformers import PreTrainedTokenizerFast
+        tok = Tokenizer(models.BPE.from_file(argv[2] + "/encoder.json", argv[2] + "/vocab.bpe"))
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>").save_pretrained(argv[3])
     elif command == "same-encoding":
         from transformers import AutoTokenizer
         text = "Hello world, tessera's converters carry the tokenizer: 123 ünïcode!"
