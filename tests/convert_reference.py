@@ -17,6 +17,7 @@ nothing is fetched from the network (HF_HUB_OFFLINE=1).
   llmc FILE                     a random llm.c GPT-2 model file (version 3, fp32, Vp = 384 > V = 300)
   same-tensors A B              exit 0 when two safetensors files hold the same tensors, bit for bit
   damage KIND IN OUT            a damaged copy of a safetensors file: truncated | lying-header | overlap
+  edit-config DIR KEY JSON      sets KEY of DIR/config.json to the JSON value
   max-diff A B                  the largest |a - b| of two raw fp32 files of the same length
   gpt2-tokenizer SRC DIR        GPT-2's tokenizer (encoder.json + vocab.bpe in SRC) saved into DIR
   same-encoding A B             exit 0 when the tokenizers of folders A and B encode a text alike
@@ -176,6 +177,10 @@ def main(argv):
         write_llmc(argv[2])
     elif command == "same-tensors":
         return same_tensors(argv[2], argv[3])
+    elif command == "edit-config":
+        config = json.load(open(argv[2] + "/config.json"))
+        config[argv[3]] = json.loads(argv[4])
+        json.dump(config, open(argv[2] + "/config.json", "w"))
     elif command == "max-diff":
         a, b = np.fromfile(argv[2], dtype=np.float32), np.fromfile(argv[3], dtype=np.float32)
         if a.shape != b.shape:
