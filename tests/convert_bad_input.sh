@@ -5,10 +5,12 @@
 # even a temporary file: damaged safetensors (truncated, a header whose
 # sizes lie, overlapping tensors), config.json keys tessera cannot compute
 # (another architecture, grouped-query attention, RoPE scaling, a norm
-# epsilon other than 1e-5, an untied head), a tensor of another shape than
-# config.json implies, llm.c files with a wrong magic or cut short, and
-# models the target cannot hold (RMSNorm or linear attention into llm.c,
-# linear attention into HF), an HF output folder that exists.
+# epsilon out of range), a tied model whose lm_head.weight is not the
+# embedding, a tensor of another shape than config.json implies, llm.c
+# files with a wrong magic or cut short, and models the target cannot hold
+# (RMSNorm, linear attention, an untied head or a norm epsilon other than
+# 1e-5 into llm.c; linear attention into HF), an HF output folder that
+# exists.
 . "$TESTS_SRCDIR/lib.sh"
 
 [ -n "${TESSERA_PYTHON:-}" ] || { echo "SKIP: TESSERA_PYTHON unset (jobs/test sets it)"; exit 77; }
@@ -57,10 +59,10 @@ edited gqa llama num_key_value_heads 2
 refused gqa 1 "grouped-query" -- "$work/gqa" "$work/out/m.h5"
 edited scaled llama rope_parameters '{"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}'
 refused rope_scaling 1 "RoPE scaling" -- "$work/scaled" "$work/out/m.h5"
-edited eps llama rms_norm_eps 1e-6
-refused norm_eps 1 "epsilon" -- "$work/eps" "$work/out/m.h5"
-edited untied llama tie_word_embeddings false
-refused untied_head 1 "tie_word_embeddings" -- "$work/untied" "$work/out/m.h5"
+edited eps llama rms_norm_eps 2.0
+refused norm_eps 1 "rms_norm_eps 2 is not in" -- "$work/eps" "$work/out/m.h5"
+ref gpt2 "$work/gpt2_untied" --untied && ref edit-config "$work/gpt2_untied" tie_word_embeddings true
+refused stray_head 1 "lm_head.weight differs" -- "$work/gpt2_untied" "$work/out/m.h5"
 edited wider gpt2 vocab_size 301
 refused shape_mismatch 1 "has shape \[300, 64\], config.json calls for \[301, 64\]" -- "$work/wider" "$work/out/m.h5"
 edited deeper gpt2 n_layer 3
@@ -76,6 +78,9 @@ refused llmc_magic 2 "not an llm.c model file" -- "$work/magic.bin" "$work/out/m
 # targets that cannot hold the model
 "$TESSERA" convert "$work/llama" "$work/llama.h5" > /dev/null 2>&1 || fail "llama to .h5"
 refused rmsnorm_to_llmc 1 "LayerNorm" -- "$work/llama.h5" "$work/out/m.bin"
+ref gpt2 "$work/untied" --untied && ref gpt2 "$work/eps6" --eps-1e-6 || fail "untied and eps 1e-6 GPT-2"
+refused untied_to_llmc 1 "tied head" -- "$work/untied" "$work/out/m.bin"
+refused eps_to_llmc 1 "epsilon 1e-5" -- "$work/eps6" "$work/out/m.bin"
 ref tokens "$work/tokens.bin" 2000 257
 $RUN_MPI 1 60 "$TESSERA" train -c "$TESTS_SRCDIR/tiny-test.ini" --data "$work/tokens.bin" --steps 1 \
   --attention linear --save-dir "$work/linear" --save-every 1 --metrics "$work/linear.jsonl" > "$work/linear.out" 2>&1 \

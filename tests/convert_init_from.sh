@@ -1,7 +1,8 @@
 #!/bin/sh
 # convert_init_from — `tessera train --init-from` from models saved by
 # transformers (tests/convert_reference.py): a random GPT2LMHeadModel and a
-# random LlamaForCausalLM (tied embeddings, rms_norm_eps 1e-5, no GQA).
+# random LlamaForCausalLM (tied embeddings, rms_norm_eps 1e-5, no GQA), and
+# an untied Llama with rms_norm_eps 1e-6 (lm_head.weight its own tensor).
 # The data is one window of seq_len + 1 tokens (an llm.c token file), so
 # tessera's first batch is that window whatever the seed and layout; step
 # 1's loss is the loss of the loaded weights before the first update, and
@@ -10,7 +11,8 @@
 # compute in fp32 and sum in different orders (BLAS blocking, softmax and
 # norm reductions), which moves the logits by about 1e-6 relative through
 # the 2 layers; measured differences are below 1e-6.
-# Also: the same start on 4 ranks (tp 2 × dp 2 with ZeRO 1 and 3; pp 2 × dp 2)
+# Also: the same start on 4 ranks (tp 2 × dp 2 with ZeRO 1 and 3; pp 2 × dp 2;
+# tp 2 × pp 2 with the untied head)
 # gives the same loss; a model key set to another value than the source's
 # is one message naming each key (exit 1); a tessera checkpoint that
 # `--resume` continues is started from instead with --init-from when it is
@@ -30,10 +32,12 @@ run_first_loss() { # NAME NP MODEL [FLAGS] — step 1's loss, in $work/NAME.loss
     || { fail "$run: training from $model"; sed 's/^/    /' "$work/$run.out" | grep error | tail -n 5; return 1; }
   losses "$work/$run.jsonl" | head -n 1 > "$work/$run.loss"
 }
-close_to() { awk -v a="$1" -v b="$2" -v tol="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= tol) }'; }
+close_to() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" -v tol="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= tol) }'; }
 
-for arch in gpt2 llama; do
-  ref "$arch" "$work/$arch" || { cat "$work/python.err"; fail "$arch: transformers model"; continue; }
+for arch in gpt2 llama llama_untied; do
+  # shellcheck disable=SC2046
+  ref "${arch%_untied}" "$work/$arch" $([ "$arch" = llama_untied ] && echo --untied --eps-1e-6) \
+    || { cat "$work/python.err"; fail "$arch: transformers model"; continue; }
   want=$(ref loss "$work/$arch" "$work/window.bin" 64)
   run_first_loss "$arch" 1 "$work/$arch" || continue
   got=$(cat "$work/$arch.loss")
@@ -44,13 +48,14 @@ done
 
 # other layouts start from the same weights: the same loss (1e-5 relative,
 # the layout-equivalence tolerance: tp splits sums of products)
-for layout in "tp2_dp2:--tp 2 --zero 1" "pp2_dp2:--pp 2" "tp2_dp2_zero3:--tp 2 --zero 3"; do
-  name=${layout%%:*} flags=${layout#*:}
+for layout in "llama:tp2_dp2:--tp 2 --zero 1" "llama:pp2_dp2:--pp 2" "llama_untied:tp2_dp2_zero3:--tp 2 --zero 3" \
+              "llama_untied:tp2_pp2:--tp 2 --pp 2"; do
+  from=${layout%%:*} rest=${layout#*:}; name=${rest%%:*} flags=${rest#*:}
   # shellcheck disable=SC2086
-  run_first_loss "llama_$name" 4 "$work/llama" $flags || continue
-  got=$(cat "$work/llama_$name.loss") one=$(cat "$work/llama.loss")
-  close_to "$got" "$one" 6e-5 && pass "llama on $name: first loss $got (one rank $one)" \
-    || fail "llama on $name: first loss $got, one rank $one"
+  run_first_loss "${from}_$name" 4 "$work/$from" $flags || continue
+  got=$(cat "$work/${from}_$name.loss") one=$(cat "$work/$from.loss")
+  close_to "$got" "$one" 6e-5 && pass "$from on $name: first loss $got (one rank $one)" \
+    || fail "$from on $name: first loss $got, one rank $one"
 done
 
 # model keys the user sets must agree with the source: one message

@@ -5,9 +5,10 @@ Makes the models and files the tests convert, with the reference libraries
 tessera's results are compared with. Everything is random but seeded, and
 nothing is fetched from the network (HF_HUB_OFFLINE=1).
 
-  gpt2 DIR                      a random GPT2LMHeadModel (2 layers, 4 heads, C 64, V 300, T 64)
-  llama DIR [--untied]          a random LlamaForCausalLM (2 layers, 4 heads, C 64, F 176, V 300,
-                                T 64, rms_norm_eps 1e-5, tied unless --untied)
+  gpt2 DIR [--untied] [--eps-1e-6]   a random GPT2LMHeadModel (2 layers, 4 heads, C 64, V 300, T 64;
+                                tied, layer_norm_epsilon 1e-5 unless the options say otherwise)
+  llama DIR [--untied] [--eps-1e-6]  a random LlamaForCausalLM (2 layers, 4 heads, C 64, F 176, V 300,
+                                T 64, no GQA; tied, rms_norm_eps 1e-5 unless the options say otherwise)
   gpt2-124m DIR                 GPT-2 small's shape, random (the benchmark)
   gpt2-variants DIR             in DIR: sharded/ (the gpt2 model in shards of 100 kB, with an index),
                                 bf16/ (it in bfloat16) and bf16-as-f32/ (that bfloat16 model widened to float32)
@@ -32,12 +33,12 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def tiny_gpt2(out, layers=2, heads=4, channels=64, vocab=300, positions=64):
+def tiny_gpt2(out, layers=2, heads=4, channels=64, vocab=300, positions=64, untied=False, eps=1e-5):
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
     torch.manual_seed(1)
     config = GPT2Config(n_layer=layers, n_head=heads, n_embd=channels, vocab_size=vocab, n_positions=positions,
-                        bos_token_id=0, eos_token_id=0)
+                        bos_token_id=0, eos_token_id=0, tie_word_embeddings=not untied, layer_norm_epsilon=eps)
     model = GPT2LMHeadModel(config)
     # biases and norm gains away from their initial 0 and 1, so a mix-up shows
     with torch.no_grad():
@@ -58,12 +59,12 @@ def gpt2_variants(out):
     model.to(torch.float32).save_pretrained(out + "/bf16-as-f32")
 
 
-def tiny_llama(out, untied=False):
+def tiny_llama(out, untied=False, eps=1e-5):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
     torch.manual_seed(2)
     config = LlamaConfig(hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=4, vocab_size=300, max_position_embeddings=64, rms_norm_eps=1e-5,
+                         num_key_value_heads=4, vocab_size=300, max_position_embeddings=64, rms_norm_eps=eps,
                          tie_word_embeddings=not untied, bos_token_id=0, eos_token_id=0)
     model = LlamaForCausalLM(config)
     with torch.no_grad():
@@ -159,13 +160,13 @@ def damage(kind, src, dst):
 def main(argv):
     command = argv[1]
     if command == "gpt2":
-        tiny_gpt2(argv[2])
+        tiny_gpt2(argv[2], untied="--untied" in argv, eps=1e-6 if "--eps-1e-6" in argv else 1e-5)
     elif command == "gpt2-124m":
         tiny_gpt2(argv[2], layers=12, heads=12, channels=768, vocab=50257, positions=1024)
     elif command == "gpt2-variants":
         gpt2_variants(argv[2])
     elif command == "llama":
-        tiny_llama(argv[2], untied="--untied" in argv)
+        tiny_llama(argv[2], untied="--untied" in argv, eps=1e-6 if "--eps-1e-6" in argv else 1e-5)
     elif command == "tokens":
         write_tokens(argv[2], int(argv[3]), int(argv[4]))
     elif command == "loss":

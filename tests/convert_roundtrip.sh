@@ -1,13 +1,14 @@
 #!/bin/sh
 # convert_roundtrip — tessera convert between the three formats:
-#  * tessera -> Hugging Face: checkpoints trained by tessera (a GPT-2 and a
-#    Llama-style model, 3 steps) exported to HF folders, loaded by
+#  * tessera -> Hugging Face: checkpoints trained by tessera (a GPT-2, a
+#    Llama-style model and one with an untied head and norm_eps 1e-6, 3 steps) exported to HF folders, loaded by
 #    transformers' AutoModelForCausalLM, give tessera's logits on 16 tokens
 #    (tests/dump_logits) to 1e-5 absolute (logits of magnitude about 1: fp32
 #    on both sides, summed in other orders; measured about 3e-7);
 #  * llm.c -> tessera -> llm.c: the .bin (fp32, version 3, vocabulary padded
 #    from 300 to 384 rows, written by Python) comes back byte for byte (cmp);
-#  * HF -> tessera -> HF: the tensors come back bit for bit (GPT-2, Llama;
+#  * HF -> tessera -> HF: the tensors come back bit for bit (GPT-2, Llama,
+#    both also untied;
 #    a sharded GPT-2 with model.safetensors.index.json gives the same file as
 #    the unsharded one; a bfloat16 GPT-2 gives its values widened to fp32);
 #  * the tokenizer travels: GPT-2's tokenizer.json in the HF folder -> the
@@ -25,7 +26,8 @@ convert() { "$TESSERA" convert "$@" >> "$work/convert.out" 2>&1 || { fail "conve
 ref tokens "$work/data.bin" 4000 300 || { cat "$work/python.err"; fail "token file"; finish; }
 
 # ---- tessera -> HF: the same logits in transformers
-for model in "gpt2:" "llama:--norm rmsnorm --mlp swiglu --position rope --bias false"; do
+for model in "gpt2:" "llama:--norm rmsnorm --mlp swiglu --position rope --bias false" \
+             "llama_untied:--norm rmsnorm --mlp swiglu --position rope --bias false --tie-embeddings false --norm-eps 1e-6"; do
   name=${model%%:*} flags=${model#*:}
   # shellcheck disable=SC2086
   $RUN_MPI 1 60 "$TESSERA" train -c "$TESTS_SRCDIR/tiny-test.ini" --data "$work/data.bin" --n-layer 2 --n-head 4 \
@@ -46,8 +48,9 @@ convert "$work/model.bin" "$work/from_llmc.h5" && convert "$work/from_llmc.h5" "
   || fail "llm.c round trip"
 
 # ---- HF -> tessera -> HF, bit for bit
-ref gpt2 "$work/gpt2" && ref llama "$work/llama" && ref gpt2-variants "$work/var" || fail "transformers models"
-for name in gpt2 llama; do
+ref gpt2 "$work/gpt2" && ref llama "$work/llama" && ref llama "$work/llama_untied" --untied --eps-1e-6 \
+  && ref gpt2 "$work/gpt2_untied" --untied && ref gpt2-variants "$work/var" || fail "transformers models"
+for name in gpt2 llama llama_untied gpt2_untied; do
   convert "$work/$name" "$work/$name.h5" && convert "$work/$name.h5" "$work/$name.back" \
     && r=$(ref same-tensors "$work/$name/model.safetensors" "$work/$name.back/model.safetensors") \
     && pass "$name: HF -> tessera -> HF: $r" || fail "$name: HF round trip: $r"

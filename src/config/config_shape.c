@@ -43,6 +43,8 @@ static model_shape with_keys_set(const config *cfg, const model_shape *source) {
   TAKE("decay_base", decay_base);
   TAKE("linear_decay", decay_base);
   TAKE("rope_theta", rope_theta);
+  TAKE("tie_embeddings", untied_head);
+  TAKE("norm_eps", norm_eps);
 #undef TAKE
   if (config_key_was_set(cfg, "attention") || config_key_was_set(cfg, "layer_pattern"))
     memcpy(s.layer_pattern, mine.layer_pattern, sizeof s.layer_pattern);
@@ -66,4 +68,6 @@ void config_adopt_model_shape(config *cfg, const model_shape *source, char *diff
   cfg->linear_decay = adopted.decay_base > 0 ? DECAY_CHOICE_SLOPES : DECAY_CHOICE_NONE;
   if (adopted.decay_base > 0) cfg->decay_base = adopted.decay_base;
   cfg->rope_theta = model_rope_theta(&adopted);
+  cfg->tie_embeddings = !adopted.untied_head;
+  cfg->norm_eps = model_norm_eps(&adopted);
 }

@@ -42,6 +42,16 @@ static double get_number(config_reader *r, json_t *object, const char *key, doub
   return json_number_value(v);
 }
 
+/* A norm epsilon, in tessera's range (0, 1]. */
+static double get_eps(config_reader *r, const char *key, double fallback) {
+  const double eps = get_number(r, r->root, key, fallback);
+  if (!(eps > 0 && eps <= 1)) {
+    if (!r->status) snprintf(r->err, r->err_bytes, "'%s': %s %g is not in (0, 1]", r->path, key, eps);
+    r->status = EXIT_USER_ERROR;
+  }
+  return eps;
+}
+
 static bool get_bool(config_reader *r, const char *key, bool fallback) {
   json_t *v = json_object_get(r->root, key);
   return v && json_is_boolean(v) ? json_is_true(v) : fallback;
@@ -74,10 +84,8 @@ static void read_gpt2(config_reader *r, hf_model_info *info) {
   if (!get_bool(r, "scale_attn_weights", true)) REFUSE("scale_attn_weights false: tessera scales scores by 1/sqrt(d)");
   if (get_bool(r, "scale_attn_by_inverse_layer_idx", false))
     REFUSE("scale_attn_by_inverse_layer_idx true is not supported");
-  char what[64];
-  snprintf(what, sizeof what, "'%s' layer_norm_epsilon", r->path);
-  if (!r->status) r->status = model_io_check_eps(what, get_number(r, r->root, "layer_norm_epsilon", 1e-5), r->err, r->err_bytes);
-  info->tied = get_bool(r, "tie_word_embeddings", true);
+  s->norm_eps = get_eps(r, "layer_norm_epsilon", 1e-5);
+  s->untied_head = !get_bool(r, "tie_word_embeddings", true);
 }
 
 /* RoPE: transformers 5's rope_parameters, or the older rope_theta and rope_scaling. */
@@ -116,10 +124,8 @@ static void read_llama(config_reader *r, hf_model_info *info) {
            mlp_bias ? "true" : "false");
   s->no_bias = !attention_bias;
   read_rope(r, s);
-  char what[64];
-  snprintf(what, sizeof what, "'%s' rms_norm_eps", r->path);
-  if (!r->status) r->status = model_io_check_eps(what, get_number(r, r->root, "rms_norm_eps", 1e-6), r->err, r->err_bytes);
-  info->tied = get_bool(r, "tie_word_embeddings", false);
+  s->norm_eps = get_eps(r, "rms_norm_eps", 1e-6);
+  s->untied_head = !get_bool(r, "tie_word_embeddings", false);
 }
 
 /* The architecture the file names: 0, or EXIT_USER_ERROR. */
@@ -190,7 +196,7 @@ static json_t *gpt2_config(const model_shape *s) {
                         "n_layer", s->n_layer, "n_head", s->n_head);
   json_object_set_new(c, "n_inner", model_ffn_hidden(s) == 4 * s->d_model ? json_null() : json_integer(model_ffn_hidden(s)));
   json_object_set_new(c, "activation_function", json_string("gelu_new"));
-  json_object_set_new(c, "layer_norm_epsilon", json_real(MODEL_IO_NORM_EPS));
+  json_object_set_new(c, "layer_norm_epsilon", json_real(model_norm_eps(s)));
   json_object_set_new(c, "scale_attn_weights", json_true());
   json_object_set_new(c, "scale_attn_by_inverse_layer_idx", json_false());
   json_object_set_new(c, "reorder_and_upcast_attn", json_false());
@@ -207,7 +213,7 @@ static json_t *llama_config(const model_shape *s) {
                         "num_attention_heads", s->n_head, "num_key_value_heads", s->n_head, "head_dim",
                         model_head_size(s), "max_position_embeddings", s->seq_len);
   json_object_set_new(c, "hidden_act", json_string("silu"));
-  json_object_set_new(c, "rms_norm_eps", json_real(MODEL_IO_NORM_EPS));
+  json_object_set_new(c, "rms_norm_eps", json_real(model_norm_eps(s)));
   json_object_set_new(c, "rope_theta", json_real(model_rope_theta(s)));
   json_object_set_new(c, "rope_parameters", json_pack("{s:f, s:s}", "rope_theta", model_rope_theta(s), "rope_type", "default"));
   json_object_set_new(c, "attention_bias", json_boolean(!s->no_bias));
@@ -218,7 +224,7 @@ static json_t *llama_config(const model_shape *s) {
 
 int hf_config_write(const char *path, hf_arch arch, const model_shape *s, char *err, size_t err_bytes) {
   json_t *c = arch == HF_GPT2 ? gpt2_config(s) : llama_config(s);
-  json_object_set_new(c, "tie_word_embeddings", json_true());
+  json_object_set_new(c, "tie_word_embeddings", json_boolean(!s->untied_head));
   json_object_set_new(c, "initializer_range", json_real(0.02));
   json_object_set_new(c, "use_cache", json_true());
   /* transformers 4 reads torch_dtype, 5 dtype */

@@ -1,8 +1,9 @@
 /* hf_config — a Hugging Face model's config.json, read into a model shape
  * and written from one (jansson). What tessera's model cannot compute is
  * one clear error naming the key: grouped-query attention, RoPE scaling,
- * another activation or head size, attention without the 1/sqrt(d) scale,
- * a norm epsilon other than 1e-5, an untied output head. */
+ * another activation or head size, attention without the 1/sqrt(d) scale.
+ * The norm epsilon and an untied head (tie_word_embeddings false, the
+ * tensor lm_head.weight) are part of tessera's model shape. */
 #ifndef TESSERA_HF_CONFIG_H
 #define TESSERA_HF_CONFIG_H
 
@@ -15,7 +16,6 @@
 typedef struct hf_model_info {
   hf_arch arch;
   model_shape shape;
-  bool tied;  /* tie_word_embeddings */
 } hf_model_info;
 
 /* DIR/config.json into info: 0, or EXIT_USER_ERROR / EXIT_IO_ERROR with err. */

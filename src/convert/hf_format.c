@@ -153,17 +153,13 @@ static int check_tensors(const model_source *s, const hf_side *h, char *err, siz
   return 0;
 }
 
-/* The head: tied (config.json), and an lm_head.weight in the file, if any,
- * the same as the embedding. Untied heads are not supported yet. */
-static int check_head(model_source *s, hf_side *h, bool tied, char *err, size_t err_bytes) {
-  if (!tied) {
-    snprintf(err, err_bytes, "'%s': tie_word_embeddings is false (an output head of its own); tessera's head is "
-             "the token embedding (untied heads are not supported yet)", s->path);
-    return EXIT_USER_ERROR;
-  }
+/* A tied head (config.json) and an lm_head.weight in the file too: it must
+ * be the embedding (transformers would use the embedding and ignore it; a
+ * different one means the file is not what config.json says). */
+static int check_tied_head(model_source *s, hf_side *h, char *err, size_t err_bytes) {
   int file;
   const st_tensor *head = find_tensor(h, "lm_head.weight", &file);
-  if (!head) return 0;
+  if (s->shape.untied_head || !head) return 0;
   const size_t n = (size_t)s->shape.vocab_size * (size_t)s->shape.d_model;
   if ((size_t)head->n_elems != n) {
     snprintf(err, err_bytes, "'%s': lm_head.weight has %lld elements, the embedding %zu", s->path,
@@ -175,7 +171,7 @@ static int check_head(model_source *s, hf_side *h, bool tied, char *err, size_t 
   if (!status) status = st_read_f32(&h->files[file], head, lm, err, err_bytes);
   if (!status && memcmp(wte, lm, n * sizeof *lm) != 0) {
     snprintf(err, err_bytes, "'%s': lm_head.weight differs from the embedding although tie_word_embeddings is "
-             "true; tessera's head is the embedding (untied heads are not supported yet)", s->path);
+             "true; set tie_word_embeddings to false in config.json if the head is its own", s->path);
     status = EXIT_USER_ERROR;
   }
   free(wte);
@@ -198,7 +194,7 @@ int hf_source_open(model_source *s, const char *dir, char *err, size_t err_bytes
   int file;
   h->prefix = h->arch == HF_GPT2 && find_tensor(h, "transformer.wte.weight", &file) ? "transformer." : "";
   if (!status) status = check_tensors(s, h, err, err_bytes);
-  if (!status) status = check_head(s, h, info.tied, err, err_bytes);
+  if (!status) status = check_tied_head(s, h, err, err_bytes);
   char path[MODEL_IO_FILE_BYTES];
   snprintf(path, sizeof path, "%s/tokenizer.json", dir);
   if (!status && model_io_read_text(path, &s->tokenizer_json, NULL, err, err_bytes) > 0) status = EXIT_IO_ERROR;

@@ -4,8 +4,9 @@
  * [out, in] layout (qkvw's rows are q, k, v, each head after head, as
  * tessera's [3, NH, HS, C]), so the mapping is names and offsets only. The
  * vocabulary is padded to Vp rows in the file: a source drops the padding
- * rows, a sink leaves them zero. Only GPT-2 fits: LayerNorm, GELU with
- * F = 4C, learned positions, biases, softmax attention, the tied head. */
+ * rows, a sink leaves them zero. Only GPT-2 fits: LayerNorm (ε 1e-5), GELU
+ * with F = 4C, learned positions, biases, softmax attention, the tied head. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,16 @@ int llmc_sink_check(const model_shape *shape, char *err, size_t err_bytes) {
   if (model_ffn_hidden(shape) != 4 * shape->d_model) {
     snprintf(err, err_bytes, "an llm.c model file has an MLP of width 4·d_model = %d; this model's is %d",
              4 * shape->d_model, model_ffn_hidden(shape));
+    return EXIT_USER_ERROR;
+  }
+  if (shape->untied_head) {
+    snprintf(err, err_bytes, "an llm.c model file has the tied head (the token embedding); this model's head is "
+             "lm_head, a tensor of its own");
+    return EXIT_USER_ERROR;
+  }
+  if (fabs(model_norm_eps(shape) - MODEL_IO_GPT2_NORM_EPS) > 1e-12) {
+    snprintf(err, err_bytes, "an llm.c model file's LayerNorm has epsilon 1e-5; this model's is %g",
+             model_norm_eps(shape));
     return EXIT_USER_ERROR;
   }
   return 0;

@@ -52,13 +52,6 @@ int model_format_of_path(const char *path, model_format *format, char *err, size
   return 0;
 }
 
-int model_io_check_eps(const char *what, double eps, char *err, size_t err_bytes) {
-  if (fabs(eps - MODEL_IO_NORM_EPS) <= 1e-12) return 0;
-  snprintf(err, err_bytes, "%s: norm epsilon %g; tessera's norms use %g (other values are not supported yet)", what,
-           eps, MODEL_IO_NORM_EPS);
-  return EXIT_USER_ERROR;
-}
-
 int model_io_split_name(const char *name, const char **suffix) {
   int layer = -1, used = 0;
   if (sscanf(name, "layers.%d.%n", &layer, &used) == 1 && used > 0) {

@@ -48,10 +48,8 @@ int hf_sink_create(model_sink *s, const char *tokenizer_json, char *err, size_t 
 int llmc_sink_create(model_sink *s, const char *tokenizer_json, char *err, size_t err_bytes);
 int tessera_sink_create(model_sink *s, const char *tokenizer_json, char *err, size_t err_bytes);
 
-/* Norm epsilons other than the one tessera computes with (1e-5) change the
- * model: refused until the model shape carries one. */
-#define MODEL_IO_NORM_EPS 1e-5
-int model_io_check_eps(const char *what, double eps, char *err, size_t err_bytes);
+/* GPT-2's and llm.c's norm epsilon. */
+#define MODEL_IO_GPT2_NORM_EPS 1e-5
 
 /* "layers.3.attn.wqkv" -> layer 3, suffix "attn.wqkv"; other names ->
  * layer −1, suffix the name. */
