@@ -17,7 +17,7 @@
 HF_HUB_OFFLINE=1; export HF_HUB_OFFLINE
 ref() { "$TESSERA_PYTHON" "$TESTS_SRCDIR/convert_reference.py" "$@" 2>> "$work/python.err"; }
 
-ref gpt2 "$work/gpt2" && ref llama "$work/llama" && ref llmc "$work/good.bin" \
+ref models "$work" gpt2 llama gpt2_untied eps6 && ref llmc "$work/good.bin" \
   || { cat "$work/python.err"; fail "reference models"; finish; }
 mkdir "$work/out"
 
@@ -61,8 +61,8 @@ edited scaled llama rope_parameters '{"rope_type": "linear", "factor": 2.0, "rop
 refused rope_scaling 1 "RoPE scaling" -- "$work/scaled" "$work/out/m.h5"
 edited eps llama rms_norm_eps 2.0
 refused norm_eps 1 "rms_norm_eps 2 is not in" -- "$work/eps" "$work/out/m.h5"
-ref gpt2 "$work/gpt2_untied" --untied && ref edit-config "$work/gpt2_untied" tie_word_embeddings true
-refused stray_head 1 "lm_head.weight differs" -- "$work/gpt2_untied" "$work/out/m.h5"
+edited stray gpt2_untied tie_word_embeddings true
+refused stray_head 1 "lm_head.weight differs" -- "$work/stray" "$work/out/m.h5"
 edited wider gpt2 vocab_size 301
 refused shape_mismatch 1 "has shape \[300, 64\], config.json calls for \[301, 64\]" -- "$work/wider" "$work/out/m.h5"
 edited deeper gpt2 n_layer 3
@@ -78,8 +78,7 @@ refused llmc_magic 2 "not an llm.c model file" -- "$work/magic.bin" "$work/out/m
 # targets that cannot hold the model
 "$TESSERA" convert "$work/llama" "$work/llama.h5" > /dev/null 2>&1 || fail "llama to .h5"
 refused rmsnorm_to_llmc 1 "LayerNorm" -- "$work/llama.h5" "$work/out/m.bin"
-ref gpt2 "$work/untied" --untied && ref gpt2 "$work/eps6" --eps-1e-6 || fail "untied and eps 1e-6 GPT-2"
-refused untied_to_llmc 1 "tied head" -- "$work/untied" "$work/out/m.bin"
+refused untied_to_llmc 1 "tied head" -- "$work/gpt2_untied" "$work/out/m.bin"
 refused eps_to_llmc 1 "epsilon 1e-5" -- "$work/eps6" "$work/out/m.bin"
 ref tokens "$work/tokens.bin" 2000 257
 $RUN_MPI 1 60 "$TESSERA" train -c "$TESTS_SRCDIR/tiny-test.ini" --data "$work/tokens.bin" --steps 1 \

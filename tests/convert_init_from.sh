@@ -34,10 +34,8 @@ run_first_loss() { # NAME NP MODEL [FLAGS] — step 1's loss, in $work/NAME.loss
 }
 close_to() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" -v tol="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= tol) }'; }
 
+ref models "$work" gpt2 llama llama_untied || { cat "$work/python.err"; fail "transformers models"; finish; }
 for arch in gpt2 llama llama_untied; do
-  # shellcheck disable=SC2046
-  ref "${arch%_untied}" "$work/$arch" $([ "$arch" = llama_untied ] && echo --untied --eps-1e-6) \
-    || { cat "$work/python.err"; fail "$arch: transformers model"; continue; }
   want=$(ref loss "$work/$arch" "$work/window.bin" 64)
   run_first_loss "$arch" 1 "$work/$arch" || continue
   got=$(cat "$work/$arch.loss")

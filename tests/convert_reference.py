@@ -12,6 +12,9 @@ nothing is fetched from the network (HF_HUB_OFFLINE=1).
   gpt2-124m DIR                 GPT-2 small's shape, random (the benchmark)
   gpt2-variants DIR             in DIR: sharded/ (the gpt2 model in shards of 100 kB, with an index),
                                 bf16/ (it in bfloat16) and bf16-as-f32/ (that bfloat16 model widened to float32)
+  models DIR NAME...            several of the above in one process (importing torch takes seconds):
+                                NAME gpt2, llama, gpt2_untied, llama_untied (also eps 1e-6), eps6
+                                (gpt2, eps 1e-6), variants (gpt2-variants); each into DIR/NAME
   tokens FILE N VOCAB           an llm.c token file of N random ids (tessera's --data)
   loss DIR TOKENS T             transformers' mean cross-entropy of the first window of T+1 tokens
   logits DIR TOKENS T OUT       transformers' logits [T, V] of the first T tokens, raw fp32
@@ -163,6 +166,13 @@ def main(argv):
         tiny_gpt2(argv[2], untied="--untied" in argv, eps=1e-6 if "--eps-1e-6" in argv else 1e-5)
     elif command == "gpt2-124m":
         tiny_gpt2(argv[2], layers=12, heads=12, channels=768, vocab=50257, positions=1024)
+    elif command == "models":
+        makers = {"gpt2": lambda d: tiny_gpt2(d), "llama": lambda d: tiny_llama(d),
+                  "gpt2_untied": lambda d: tiny_gpt2(d, untied=True),
+                  "llama_untied": lambda d: tiny_llama(d, untied=True, eps=1e-6),
+                  "eps6": lambda d: tiny_gpt2(d, eps=1e-6), "variants": gpt2_variants}
+        for name in argv[3:]:
+            makers[name](argv[2] + "/" + name)
     elif command == "gpt2-variants":
         gpt2_variants(argv[2])
     elif command == "llama":

@@ -48,17 +48,16 @@ convert "$work/model.bin" "$work/from_llmc.h5" && convert "$work/from_llmc.h5" "
   || fail "llm.c round trip"
 
 # ---- HF -> tessera -> HF, bit for bit
-ref gpt2 "$work/gpt2" && ref llama "$work/llama" && ref llama "$work/llama_untied" --untied --eps-1e-6 \
-  && ref gpt2 "$work/gpt2_untied" --untied && ref gpt2-variants "$work/var" || fail "transformers models"
+ref models "$work" gpt2 llama llama_untied gpt2_untied variants || fail "transformers models"
 for name in gpt2 llama llama_untied gpt2_untied; do
   convert "$work/$name" "$work/$name.h5" && convert "$work/$name.h5" "$work/$name.back" \
     && r=$(ref same-tensors "$work/$name/model.safetensors" "$work/$name.back/model.safetensors") \
     && pass "$name: HF -> tessera -> HF: $r" || fail "$name: HF round trip: $r"
 done
-for v in plain sharded bf16; do convert "$work/var/$v" "$work/$v.h5" && convert "$work/$v.h5" "$work/$v.back"; done
+for v in plain sharded bf16; do convert "$work/variants/$v" "$work/$v.h5" && convert "$work/$v.h5" "$work/$v.back"; done
 cmp "$work/plain.back/model.safetensors" "$work/sharded.back/model.safetensors" \
   && pass "sharded HF model: the same tensors as unsharded" || fail "sharded HF model"
-r=$(ref same-tensors "$work/bf16.back/model.safetensors" "$work/var/bf16-as-f32/model.safetensors") \
+r=$(ref same-tensors "$work/bf16.back/model.safetensors" "$work/variants/bf16-as-f32/model.safetensors") \
   && pass "bfloat16 HF model: widened exactly ($r)" || fail "bfloat16 HF model: $r"
 
 # ---- the tokenizer travels HF -> tessera -> HF
