@@ -123,9 +123,10 @@ int llmc_open(llmc_file *f, const char *path, char *err, size_t err_bytes) {
   return 0;
 }
 
-int llmc_read(llmc_file *f, llmc_tensor k, int layer, float *out, char *err, size_t err_bytes) {
-  const int64_t n = llmc_slice_elems(&f->sizes, k);
-  const uint64_t at = f->offsets[k] + (uint64_t)(per_layer(k) ? layer : 0) * (uint64_t)n * (uint64_t)f->elem_bytes;
+int llmc_read(llmc_file *f, llmc_tensor k, int layer, int64_t n, float *out, char *err, size_t err_bytes) {
+  const int64_t slice = llmc_slice_elems(&f->sizes, k);
+  ENSURE(n >= 0 && n <= slice, "llm.c read past tensor %d", (int)k);
+  const uint64_t at = f->offsets[k] + (uint64_t)(per_layer(k) ? layer : 0) * (uint64_t)slice * (uint64_t)f->elem_bytes;
   int failed = 0;
   if (f->elem_bytes == 4) {
     failed = pread_all(f->fd, out, (size_t)n * 4, at);

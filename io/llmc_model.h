@@ -50,9 +50,10 @@ int64_t llmc_slice_elems(const llmc_sizes *s, llmc_tensor k);
 /* Opens and checks path. 0, or EXIT_USER_ERROR (cannot open) /
  * EXIT_IO_ERROR (wrong magic or version, bad sizes, wrong length) with err. */
 int llmc_open(llmc_file *f, const char *path, char *err, size_t err_bytes);
-/* Layer `layer`'s slice of tensor k (layer ignored for wte, wpe, lnf), as
- * fp32: llmc_slice_elems floats. 0 or EXIT_IO_ERROR. */
-int llmc_read(llmc_file *f, llmc_tensor k, int layer, float *out, char *err, size_t err_bytes);
+/* The first n elements (at most llmc_slice_elems) of layer `layer`'s slice
+ * of tensor k (layer ignored for wte, wpe, lnf), as fp32. 0 or
+ * EXIT_IO_ERROR. */
+int llmc_read(llmc_file *f, llmc_tensor k, int layer, int64_t n, float *out, char *err, size_t err_bytes);
 void llmc_close(llmc_file *f);
 
 /* Creates path (truncating): the header, and the tensors' space as zeros

@@ -43,13 +43,10 @@ static int source_read(model_source *s, const char *name, float *out, char *err,
   int layer;
   const int k = llmc_place(name, &layer);
   ENSURE(k >= 0, "llm.c source: no tensor %s", name);
-  if (k != LLMC_WTE) return llmc_read(f, (llmc_tensor)k, layer, out, err, err_bytes);
-  /* wte: the padded rows are read and dropped */
-  float *padded = xmalloc((size_t)llmc_slice_elems(&f->sizes, LLMC_WTE) * sizeof *padded, "llm.c wte");
-  const int status = llmc_read(f, LLMC_WTE, 0, padded, err, err_bytes);
-  if (!status) memcpy(out, padded, (size_t)f->sizes.vocab_size * (size_t)f->sizes.channels * sizeof *out);
-  free(padded);
-  return status;
+  /* wte: its first V rows; the padding rows after them are left */
+  const int64_t n = k == LLMC_WTE ? (int64_t)f->sizes.vocab_size * f->sizes.channels
+                                  : llmc_slice_elems(&f->sizes, (llmc_tensor)k);
+  return llmc_read(f, (llmc_tensor)k, layer, n, out, err, err_bytes);
 }
 
 static void source_close(model_source *s) {
