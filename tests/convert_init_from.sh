@@ -12,7 +12,7 @@
 # norm reductions), which moves the logits by about 1e-6 relative through
 # the 2 layers; measured differences are below 1e-6.
 # Also: the same start on 4 ranks (tp 2 × dp 2 with ZeRO 1 and 3; pp 2 × dp 2;
-# tp 2 × pp 2 with the untied head)
+# tp 2 × pp 2 with the untied head; sp 2 × dp 2 with ZeRO 2)
 # gives the same loss; a model key set to another value than the source's
 # is one message naming each key (exit 1); a tessera checkpoint that
 # `--resume` continues is started from instead with --init-from when it is
@@ -47,7 +47,7 @@ done
 # other layouts start from the same weights: the same loss (1e-5 relative,
 # the layout-equivalence tolerance: tp splits sums of products)
 for layout in "llama:tp2_dp2:--tp 2 --zero 1" "llama:pp2_dp2:--pp 2" "llama_untied:tp2_dp2_zero3:--tp 2 --zero 3" \
-              "llama_untied:tp2_pp2:--tp 2 --pp 2"; do
+              "llama_untied:tp2_pp2:--tp 2 --pp 2" "llama:sp2_dp2_zero2:--sp 2 --zero 2"; do
   from=${layout%%:*} rest=${layout#*:}; name=${rest%%:*} flags=${rest#*:}
   # shellcheck disable=SC2086
   run_first_loss "${from}_$name" 4 "$work/$from" $flags || continue
