@@ -63,7 +63,7 @@ static int check_pipeline(const json_t *root, const json_t *model, char *problem
   else if (!json_is_object(json_object_get(model, "vocab")) || !json_is_array(json_object_get(model, "merges")))
     snprintf(problem, n, "the model has no \"vocab\" object and \"merges\" list");
   else if (norm && !json_is_null(norm))
-    snprintf(problem, n, "it has a %s normalizer; tessera's byte-level BPE has none", type_of(norm));
+    snprintf(problem, n, "it has the normalizer %s; tessera's byte-level BPE has none", type_of(norm));
   else if (!pre || json_is_null(pre) || strcmp(type_of(pre), "ByteLevel") != 0)
     describe(pre, what, sizeof what),
         snprintf(problem, n, "the pre-tokenizer is %s, not GPT-2's ByteLevel", pre ? what : "missing");
