@@ -171,7 +171,7 @@ bpe_model *bpe_from_hf_json(const char *text, size_t n_bytes, const char *origin
   json_error_t jerr;
   json_t *root = json_loadb(text, n_bytes, JSON_REJECT_DUPLICATES, &jerr);
   if (!root) {
-    snprintf(err, err_bytes, "'%s' is not valid JSON (line %d, column %d: %s)", origin, jerr.line, jerr.column,
+    snprintf(err, err_bytes, "%s is not valid JSON (line %d, column %d: %s)", origin, jerr.line, jerr.column,
              jerr.text);
     return NULL;
   }
@@ -192,7 +192,7 @@ bpe_model *bpe_from_hf_json(const char *text, size_t n_bytes, const char *origin
   }
   json_decref(root);
   if (problem[0]) {
-    snprintf(err, err_bytes, "'%s': %s", origin, problem);
+    snprintf(err, err_bytes, "%s: %s", origin, problem);
     bpe_model_free(m);
     return NULL;
   }

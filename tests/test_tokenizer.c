@@ -171,6 +171,9 @@ static void test_small_bpe(void) {
     tokenizer_free(back);
   }
   free(written);
+  tokenizer *cut = tokenizer_from_json(json, strlen(json) - 10, err, sizeof err);
+  CHECK(!cut && strstr(err, "the tokenizer.json text is not valid JSON"), "damaged text in memory: %s", err);
+  tokenizer_free(cut);
   free(json);
   tokenizer_free(t);
 }
