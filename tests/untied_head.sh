@@ -29,6 +29,7 @@ layout 4 "--tp 2 --zero 3"
 layout 4 "--sp 2 --pp 2 --sp-kind ring"
 
 # save in one layout, resume in another
+# shellcheck disable=SC2086
 train() { np=$1; shift; $RUN_MPI "$np" 120 "$TESSERA" train -c "$cfg" --data "$work/data" $untied "$@"; }
 losses "$work/base.jsonl" | tail -n 10 > "$work/base.tail"
 dir="$work/saved"
