@@ -32,6 +32,18 @@
 
 static double normal(uint64_t i) { return param_init_normal(2024, "test", (int64_t)i); }
 
+enum { N_SAMPLES = 400 };
+
+/* The components to check: the first element of every tensor, all of
+ * focus (when not NULL), then random ones; N_SAMPLES of them. */
+static int pick_components(const registry *reg, const param_spec *focus, size_t picks[N_SAMPLES]) {
+  int n = 0;
+  for (int p = 0; p < reg->n_params && n < N_SAMPLES; p++) picks[n++] = reg->params[p].offset;
+  for (size_t i = 0; focus && i < focus->n_local && n < N_SAMPLES; i++) picks[n++] = focus->offset + i;
+  for (uint64_t s = 0; n < N_SAMPLES; s++) picks[n++] = (size_t)(hash_mix64(s + 77) % reg->n_local_total);
+  return n;
+}
+
 /* Checks one model; copies its gradient (first pass) into grads_out when not
  * NULL. Every element of the tensor named `whole` (NULL: none) is checked
  * too, besides the sampled ones. */
@@ -65,17 +77,10 @@ static void check_model(const char *label, model_shape shape, recompute_kind rec
   /* the loss of forward_backward equals the forward-only loss */
   CHECK_CLOSE(model_forward_loss(&m, inputs, targets, B, T) / N, loss, 1e-6, 0, "same loss");
 
-  /* sample components: the first element of every tensor, all of `whole`,
-   * then random ones */
-  enum { N_SAMPLES = 400 };
   size_t picks[N_SAMPLES];
-  int n_picks = 0;
-  for (int p = 0; p < m.layout.reg.n_params && n_picks < N_SAMPLES; p++) picks[n_picks++] = m.layout.reg.params[p].offset;
   const param_spec *focus = whole ? registry_find(&m.layout.reg, whole) : NULL;
   CHECK(!whole || focus, "%s: the model has %s", label, whole);
-  for (size_t i = 0; focus && i < focus->n_local && n_picks < N_SAMPLES; i++) picks[n_picks++] = focus->offset + i;
-  for (uint64_t s = 0; n_picks < N_SAMPLES; s++)
-    picks[n_picks++] = (size_t)(hash_mix64(s + 77) % n_params);
+  const int n_picks = pick_components(&m.layout.reg, focus, picks);
 
   const float h = 2e-3f;
   double err_sq = 0, ref_sq = 0, worst = 0;

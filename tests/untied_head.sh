@@ -3,9 +3,10 @@
 # an output head of its own (`tie_embeddings = false`: the parameter lm_head)
 # and the norms' epsilon (`norm_eps`).
 #  * layout equivalence (tests/equiv_lib.sh, same tolerances and reasons) of
-#    an untied Llama-style model with ε 1e-6: tp2 x pp2 (1F1B), where the
-#    last stage holds lm_head and no wte and no tied sum runs; dp2 x tp2
-#    under ZeRO-3, where lm_head is an outer tensor kept whole; sp2 x pp2;
+#    an untied Llama-style model with ε 1e-6: tp2 x pp2 (1F1B), also with
+#    dp2 and ZeRO-1, and 2 interleaved stages, where the last stage holds
+#    lm_head and no wte and no tied sum runs; dp2 x tp2 under ZeRO-3, where
+#    lm_head is an outer tensor kept whole; sp2 x pp2;
 #  * a checkpoint of it saved in tp2 x pp2 and resumed in dp2 ZeRO-3: steps
 #    11-20 and the final parameters match the uninterrupted run;
 #  * the checkpoint records both choices: a resume with another ε or a tied
@@ -22,10 +23,13 @@ cfg="$TESTS_SRCDIR/pipe-equiv.ini"   # 4 layers, T = 16
 untied="--norm rmsnorm --mlp swiglu --position rope --bias false --tie_embeddings false --norm_eps 1e-6"
 equiv_base "$cfg" "$untied"
 layout 4 "--tp 2 --pp 2"             # 1F1B (the default schedule)
+layout 8 "--tp 2 --pp 2 --zero 1"    # dp2 x tp2 x pp2 (ZeRO-2/3 refuse a pipeline)
+layout 2 "--pp 2 --pp-schedule interleaved --pp-virtual 2"
 layout 4 "--tp 2 --zero 3"
 layout 4 "--sp 2 --pp 2 --sp-kind ring"
 
 # save in one layout, resume in another
+# shellcheck disable=SC2086
 train() { np=$1; shift; $RUN_MPI "$np" 120 "$TESSERA" train -c "$cfg" --data "$work/data" $untied "$@"; }
 losses "$work/base.jsonl" | tail -n 10 > "$work/base.tail"
 dir="$work/saved"
