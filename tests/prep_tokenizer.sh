@@ -28,16 +28,16 @@ done
 grep -q 'byte-level BPE (50257 ids), uint16' "$work/out1" && pass "GPT-2's 50257 ids stored as uint16" \
   || fail "summary: $(cat "$work/out1")"
 # shellcheck disable=SC2086
-if HF_HUB_OFFLINE=1 "$TESSERA_PYTHON" "$TESTS_SRCDIR/prep_reference.py" "$work/g2" "$TESSERA_GPT2_TOKENIZER" % \
+if HF_HUB_OFFLINE=1 timeout 60 "$TESSERA_PYTHON" "$TESTS_SRCDIR/prep_reference.py" "$work/g2" "$TESSERA_GPT2_TOKENIZER" % \
      $inputs > "$work/ref" 2>&1; then
   pass "$(cat "$work/ref")"
 else
   fail "against HF tokenizers:"; cat "$work/ref"
 fi
-"$TESSERA" prep --tokenizer "$TESSERA_GPT2_TOKENIZER" "$fortunes/art" --dtype int32 -o "$work/wide" > /dev/null 2>&1 \
+timeout 60 "$TESSERA" prep --tokenizer "$TESSERA_GPT2_TOKENIZER" "$fortunes/art" --dtype int32 -o "$work/wide" > /dev/null 2>&1 \
   && [ "$(od -A n -t u1 -j 17 -N 1 "$work/wide.idx" | tr -d ' ')" = 4 ] \
   && pass "--dtype int32 is kept" || fail "--dtype int32"
-"$TESSERA" prep --tokenizer "$work/no-such-folder" "$fortunes/art" -o "$work/bad" > /dev/null 2> "$work/err"
+timeout 60 "$TESSERA" prep --tokenizer "$work/no-such-folder" "$fortunes/art" -o "$work/bad" > /dev/null 2> "$work/err"
 status=$?
 [ "$status" -eq 1 ] && one_error_line "$work/err" && grep -q no-such-folder "$work/err" \
   && pass "a missing tokenizer: exit 1, one message naming it" || { fail "missing tokenizer exits $status"; cat "$work/err"; }

@@ -19,9 +19,9 @@ fi
 gpt2=$TESSERA_GPT2_TOKENIZER
 fortunes=/usr/share/games/fortunes
 [ -f "$fortunes/fortunes" ] && [ -f "$fortunes/debian" ] || { echo "skipped: no fortunes"; exit 77; }
-"$TESSERA" prep --tokenizer "$gpt2" "$fortunes/fortunes" "$fortunes/debian" -o "$work/g" --split-lines % \
+timeout 60 "$TESSERA" prep --tokenizer "$gpt2" "$fortunes/fortunes" "$fortunes/debian" -o "$work/g" --split-lines % \
   > /dev/null || fail "prep with GPT-2's tokenizer"
-"$TESSERA" prep "$fortunes/debian" -o "$work/bytes" --split-lines % > /dev/null || fail "prep with bytes"
+timeout 60 "$TESSERA" prep "$fortunes/debian" -o "$work/bytes" --split-lines % > /dev/null || fail "prep with bytes"
 # a tiny model: the 50257-row embedding is most of it
 cat > "$work/tiny.ini" <<'INI'
 [model]
@@ -69,29 +69,29 @@ grep -q '^tokenizer: byte-level BPE (50257 ids)' "$work/out" && pass "the report
   || fail "report: $(grep tokenizer "$work/out")"
 sed -n '/^---- sample at step 4/{n;p;}' "$work/out" | grep -q '^The cat' && pass "the training sample starts with the prompt" \
   || fail "training sample: $(sed -n '/^---- sample/,/^----$/p' "$work/out")"
-"$TESSERA" ckpt info "$work/ck" > "$work/info" 2>&1
+timeout 60 "$TESSERA" ckpt info "$work/ck" > "$work/info" 2>&1
 grep -q '^tokenizer: byte-level BPE (50257 ids), carried as /tokenizer.json' "$work/info" \
   && pass "ckpt info names the tokenizer (collective writer)" || { fail "ckpt info:"; cat "$work/info"; }
-"$TESSERA" sample --ckpt "$work/ck" --prompt "The cat" --tokens 12 > "$work/sample" 2>&1
+timeout 60 "$TESSERA" sample --ckpt "$work/ck" --prompt "The cat" --tokens 12 > "$work/sample" 2>&1
 head -c 7 "$work/sample" | grep -q '^The cat$' && pass "sample starts with \"The cat\": $(head -n 1 "$work/sample")" \
   || fail "sample: $(cat "$work/sample")"
 head -c 8 "$work/sample" | grep -q '<|' && fail "an id placeholder in the prompt part" \
   || pass "no id placeholder in the prompt part"
-"$TESSERA" sample --ckpt "$work/ck" --prompt "The cat" --tokens 12 --tokenizer "$gpt2" > "$work/sample2" 2>&1
+timeout 60 "$TESSERA" sample --ckpt "$work/ck" --prompt "The cat" --tokens 12 --tokenizer "$gpt2" > "$work/sample2" 2>&1
 cmp -s "$work/sample" "$work/sample2" && pass "sample --tokenizer with the same tokenizer: the same text" \
   || fail "sample --tokenizer: $(cat "$work/sample2")"
 
 train 1 --data "$work/g" --save_dir "$work/ck" --resume auto --steps 6 --async_save true; status=$?
 [ "$status" -eq 0 ] && grep -q 'resumed from' "$work/out" && pass "resumes on 1 rank" \
   || { fail "resume exits $status"; head -n 5 "$work/err"; }
-"$TESSERA" ckpt info "$work/ck" 2>&1 | grep -q '^step 6,' && "$TESSERA" ckpt info "$work/ck" 2>&1 \
+timeout 60 "$TESSERA" ckpt info "$work/ck" 2>&1 | grep -q '^step 6,' && timeout 60 "$TESSERA" ckpt info "$work/ck" 2>&1 \
   | grep -q '^tokenizer: byte-level BPE (50257 ids), carried' && pass "the resumed run's checkpoint keeps it (single writer)" \
-  || fail "resumed checkpoint: $("$TESSERA" ckpt info "$work/ck" 2>&1 | head -n 5)"
+  || fail "resumed checkpoint: $(timeout 60 "$TESSERA" ckpt info "$work/ck" 2>&1 | head -n 5)"
 train 1 --data "$work/bytes" --resume "$work/ck" --steps 8; status=$?
 refused "resume on bytes data" "tokenizer"
 
 # an llm.c shard of the same tokens: GPT-2's without a sidecar
-"$TESSERA_PYTHON" - "$work/g.bin" "$work/shard.bin" <<'PY' || fail "writing an llm.c shard"
+timeout 60 "$TESSERA_PYTHON" - "$work/g.bin" "$work/shard.bin" <<'PY' || fail "writing an llm.c shard"
 import struct, sys
 tokens = open(sys.argv[1], "rb").read()
 with open(sys.argv[2], "wb") as f:
@@ -108,7 +108,7 @@ train 1 --data "$work/shard.bin" --tokenizer "$gpt2"; status=$?
 [ "$status" -eq 0 ] && sed -n '/^---- sample at step 4/{n;p;}' "$work/out" | grep -q '^The cat' \
   && pass "llm.c shard with the key: samples read as text" || { fail "llm.c with key: exit $status"; tail -n 5 "$work/out"; }
 # another tokenizer: GPT-2's tokenizer.json without its last merge
-"$TESSERA_PYTHON" - "$work/g.tokenizer.json" "$work/other.json" <<'PY' || fail "writing another tokenizer"
+timeout 60 "$TESSERA_PYTHON" - "$work/g.tokenizer.json" "$work/other.json" <<'PY' || fail "writing another tokenizer"
 import json, sys
 t = json.load(open(sys.argv[1], encoding="utf-8"))
 t["model"]["merges"] = t["model"]["merges"][:-1]
