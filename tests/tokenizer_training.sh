@@ -7,7 +7,8 @@
 # prints text that starts with "The cat" (no "<|id|>" placeholders: the
 # prompt went through BPE and back); a resume on 1 rank with an async save
 # (the single writer) keeps it; a resume on data of another tokenizer is
-# refused. llm.c shards: GPT-2 tokens, readable with the `tokenizer` key,
+# refused; one flipped byte of the carried tokenizer fails `ckpt verify`
+# (exit 2). llm.c shards: GPT-2 tokens, readable with the `tokenizer` key,
 # which a dataset's own sidecar must agree with.
 # Needs TESSERA_PYTHON and TESSERA_GPT2_TOKENIZER (jobs/test); skipped (77)
 # without them.
@@ -80,6 +81,19 @@ head -c 8 "$work/sample" | grep -q '<|' && fail "an id placeholder in the prompt
 timeout 60 "$TESSERA" sample --ckpt "$work/ck" --prompt "The cat" --tokens 12 --tokenizer "$gpt2" > "$work/sample2" 2>&1
 cmp -s "$work/sample" "$work/sample2" && pass "sample --tokenizer with the same tokenizer: the same text" \
   || fail "sample --tokenizer: $(cat "$work/sample2")"
+
+# one flipped byte in the carried tokenizer.json: a damaged checkpoint (exit 2)
+cp "$(readlink -f "$work/ck/$(cat "$work/ck/latest")")" "$work/damaged.h5"
+timeout 60 "$TESSERA_PYTHON" - "$work/damaged.h5" <<'PY' || fail "damaging the checkpoint"
+import sys
+data = bytearray(open(sys.argv[1], "rb").read())
+at = data.index(b'"merges"')  # inside /tokenizer.json, stored as plain bytes
+data[at + 1] ^= 0x01
+open(sys.argv[1], "wb").write(data)
+PY
+timeout 60 "$TESSERA" ckpt verify "$work/damaged.h5" > /dev/null 2> "$work/err"; status=$?
+[ "$status" -eq 2 ] && one_error_line "$work/err" && grep -q 'tokenizer.json.*checksum' "$work/err" \
+  && pass "ckpt verify: a damaged tokenizer is exit 2, one message" || { fail "damaged tokenizer: exit $status"; cat "$work/err"; }
 
 train 1 --data "$work/g" --save_dir "$work/ck" --resume auto --steps 6 --async_save true; status=$?
 [ "$status" -eq 0 ] && grep -q 'resumed from' "$work/out" && pass "resumes on 1 rank" \
