@@ -93,8 +93,8 @@ static tokenizer *load_tokenizer(prep_options *opt) {
     fail_collective(EXIT_USER_ERROR, "prep: the tokenizer %s has no end-of-text token to end documents with",
                     tokenizer_description(t));
   if (opt->dtype_given && opt->dtype == TOKEN_DTYPE_U16 && vocab > 65536)
-    fail_collective(EXIT_USER_ERROR, "prep: --dtype uint16 holds ids below 65536, the tokenizer %s has %d: "
-                    "use --dtype int32 (or leave --dtype out)", tokenizer_description(t), vocab);
+    fail_collective(EXIT_USER_ERROR, "prep: --dtype uint16 holds ids below 65536, but the tokenizer has %d ids: "
+                    "use --dtype int32 (or leave --dtype out)", vocab);
   if (!opt->dtype_given) opt->dtype = vocab <= 65536 ? TOKEN_DTYPE_U16 : TOKEN_DTYPE_I32;
   return t;
 }
