@@ -157,6 +157,7 @@ int prep_command(int argc, char **argv) {
   prep_tokens_init(&p, t, opt.dtype, hi - lo, rt.world_rank == 0);
   prep_for_each_document(opt.inputs, opt.n_inputs, opt.split_line, lo, hi, prep_tokens_add_document, &p);
   prep_inputs_unmap(opt.inputs, opt.n_inputs);
+  prep_quiet_barrier();
   status = prep_agree(p.status, p.err, sizeof p.err);
   if (status) fail_collective(status, "%s", p.err);
   const uint64_t n_tokens = prep_sum(p.n_tokens);
