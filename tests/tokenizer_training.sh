@@ -128,6 +128,9 @@ t = json.load(open(sys.argv[1], encoding="utf-8"))
 t["model"]["merges"] = t["model"]["merges"][:-1]
 json.dump(t, open(sys.argv[2], "w", encoding="utf-8"))
 PY
+train 1 --data "$work/g" --tokenizer "$gpt2" --steps 1 --sample_tokens 0; status=$?
+[ "$status" -eq 0 ] && pass "a key naming the sidecar's tokenizer (GPT-2's files) agrees with it" \
+  || { fail "key = GPT-2's files on GPT-2 data: exit $status"; head -n 3 "$work/err"; }
 train 1 --data "$work/g" --tokenizer "$work/other.json"; status=$?
 refused "a sidecar that disagrees with the key" "drop the key"
 finish
