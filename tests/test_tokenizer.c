@@ -322,6 +322,16 @@ static void test_gpt2(const char *folder) {
   tokenizer_free(back);
   free(json);
   tokenizer_free(t);
+  /* the same pair under Hugging Face's names */
+  char target[600];
+  mkdir(path_of("hf-names"), 0700);
+  snprintf(target, sizeof target, "%s/encoder.json", folder);
+  int linked = symlink(target, path_of("hf-names/vocab.json")) == 0;
+  snprintf(target, sizeof target, "%s/vocab.bpe", folder);
+  linked &= symlink(target, path_of("hf-names/merges.txt")) == 0;
+  t = linked ? tokenizer_load(path_of("hf-names"), err, sizeof err) : NULL;
+  CHECK(t && tokenizer_vocab_size(t) == 50257, "vocab.json + merges.txt load as GPT-2's pair: %s", err);
+  tokenizer_free(t);
 }
 
 int main(void) {

@@ -18,5 +18,7 @@ model_shape config_model_shape(const config *cfg) {
   s.decay_base = cfg->linear_decay == DECAY_CHOICE_SLOPES ? cfg->decay_base : 0;
   s.rope_theta = cfg->rope_theta;
   s.linear_chunk = cfg->linear_chunk;
+  s.untied_head = !cfg->tie_embeddings;
+  s.norm_eps = cfg->norm_eps;
   return s;
 }
