@@ -150,6 +150,7 @@ run *run_create(const config *cfg, const model_shape *shape, const runtime *rt) 
   r->be = r->devices.be;
   r->accum_steps = cfg->batch_size / (r->grid.shape.dp * cfg->micro_batch_size);
   open_data(r);
+  data_tokenizer_resolve(cfg, &r->train_ds, r->separate_val ? &r->val_ds : NULL, &r->data_tok);
   const int status = pipeline_plan_make(&r->plan, cfg, &r->shape, r->grid.shape.dp, err, sizeof err);
   if (status) fail_collective(status, "%s", err); /* train_command checked it already */
   create_model(r);
@@ -162,7 +163,9 @@ run *run_create(const config *cfg, const model_shape *shape, const runtime *rt) 
   r->loaded_inputs = xmalloc(micro_tokens * sizeof(int32_t), "loaded inputs");
   r->loaded_targets = xmalloc(micro_tokens * sizeof(int32_t), "loaded targets");
 
-  if (cfg->resume[0]) r->resumed_step = checkpoint_resume(cfg->resume, cfg->save_dir, &r->shape, &r->grid, &r->mdl, &r->opt);
+  if (cfg->resume[0])
+    r->resumed_step =
+        checkpoint_resume(cfg->resume, cfg->save_dir, &r->shape, &r->data_tok.tok, &r->grid, &r->mdl, &r->opt);
   /* a resumed run continues; --init-from starts one (so a job script may
    * pass both: the first run starts from the weights, requeued ones resume) */
   if (cfg->init_from[0] && r->resumed_step == 0) model_init_from(cfg->init_from, &r->grid, &r->mdl, &r->opt);
@@ -187,6 +190,7 @@ void run_free(run *r) {
   pipeline_plan_free(&r->plan);
   model_free(&r->mdl);
   profile_free(r->profile);
+  data_tokenizer_free(&r->data_tok);
   dataset_close(&r->train_ds);
   if (r->separate_val) dataset_close(&r->val_ds);
   grid_free(&r->grid);
