@@ -80,8 +80,8 @@ refused llmc_magic 2 "not an llm.c model file" -- "$work/magic.bin" "$work/out/m
 refused rmsnorm_to_llmc 1 "LayerNorm" -- "$work/llama.h5" "$work/out/m.bin"
 refused untied_to_llmc 1 "tied head" -- "$work/gpt2_untied" "$work/out/m.bin"
 refused eps_to_llmc 1 "epsilon 1e-5" -- "$work/eps6" "$work/out/m.bin"
-ref tokens "$work/tokens.bin" 2000 257
-$RUN_MPI 1 60 "$TESSERA" train -c "$TESTS_SRCDIR/tiny-test.ini" --data "$work/tokens.bin" --steps 1 \
+prep_corpus "$work/tokens" 8000
+$RUN_MPI 1 60 "$TESSERA" train -c "$TESTS_SRCDIR/tiny-test.ini" --data "$work/tokens" --steps 1 \
   --attention linear --save-dir "$work/linear" --save-every 1 --metrics "$work/linear.jsonl" > "$work/linear.out" 2>&1 \
   || fail "training a linear-attention model"
 refused linear_to_hf 1 "no Hugging Face architecture" -- "$work/linear" "$work/out/hf"
@@ -91,7 +91,7 @@ refused unknown_target 1 "--to" -- "$work/gpt2" "$work/out/m" --to onnx
 refused missing_input 1 "does not exist" -- "$work/nothing" "$work/out/m.h5"
 
 # --init-from with a damaged model: one message before training starts
-$RUN_MPI 2 60 "$TESSERA" train --init-from "$work/truncated" --data "$work/good.bin" > "$work/init.out" 2>&1; rc=$?
+$RUN_MPI 2 60 "$TESSERA" train --init-from "$work/truncated" --data "$work/tokens" > "$work/init.out" 2>&1; rc=$?
 [ $rc -eq 2 ] && [ "$(grep -c 'tessera: error' "$work/init.out")" -eq 1 ] \
   && pass "--init-from a damaged model on 2 ranks: exit 2, one message" \
   || { fail "--init-from a damaged model: exit $rc"; head -n 3 "$work/init.out"; }

@@ -3,7 +3,8 @@
 # transformers (tests/convert_reference.py): a random GPT2LMHeadModel and a
 # random LlamaForCausalLM (tied embeddings, rms_norm_eps 1e-5, no GQA), and
 # an untied Llama with rms_norm_eps 1e-6 (lm_head.weight its own tensor).
-# The data is one window of seq_len + 1 tokens (an llm.c token file), so
+# The data is one window of seq_len + 1 tokens (100 bytes of text through
+# `tessera prep`: bytes and end-of-text, ids < 257 <= the models' 300), so
 # tessera's first batch is that window whatever the seed and layout; step
 # 1's loss is the loss of the loaded weights before the first update, and
 # must equal transformers' cross-entropy of the same window.
@@ -14,7 +15,8 @@
 # Also: the same start on 4 ranks (tp 2 × dp 2 with ZeRO 1 and 3; pp 2 × dp 2;
 # tp 2 × pp 2 with the untied head; sp 2 × dp 2 with ZeRO 2)
 # gives the same loss; a model key set to another value than the source's
-# is one message naming each key (exit 1); a tessera checkpoint that
+# is one message naming each key (exit 1); a model carrying another
+# tokenizer than the data's is refused (exit 1); a tessera checkpoint that
 # `--resume` continues is started from instead with --init-from when it is
 # weights-only (--resume refuses it, exit 1).
 . "$TESTS_SRCDIR/lib.sh"
@@ -23,10 +25,11 @@
 HF_HUB_OFFLINE=1; export HF_HUB_OFFLINE
 ref() { "$TESSERA_PYTHON" "$TESTS_SRCDIR/convert_reference.py" "$@" 2>> "$work/python.err"; }
 
-ref tokens "$work/window.bin" 65 300 || { cat "$work/python.err"; fail "token file"; finish; }
+printf 'The converters carry weights from transformers into tessera, one tensor at a time, checked.\n' > "$work/window.txt"
+"$TESSERA" prep "$work/window.txt" -o "$work/window" --dtype uint16 > /dev/null || { fail "prep"; finish; }
 run_first_loss() { # NAME NP MODEL [FLAGS] — step 1's loss, in $work/NAME.loss
   run=$1 np=$2 model=$3; shift 3
-  $RUN_MPI "$np" 120 "$TESSERA" train --init-from "$model" --data "$work/window.bin" --batch-size 4 \
+  $RUN_MPI "$np" 120 "$TESSERA" train --init-from "$model" --data "$work/window" --batch-size 4 \
     --micro-batch-size 1 --steps 1 --val-fraction 0 --sample-tokens 0 --backend cpu --progress off \
     --peak-tflops 1 --metrics "$work/$run.jsonl" "$@" > "$work/$run.out" 2>&1 \
     || { fail "$run: training from $model"; sed 's/^/    /' "$work/$run.out" | grep error | tail -n 5; return 1; }
@@ -57,7 +60,7 @@ for layout in "llama:tp2_dp2:--tp 2 --zero 1" "llama:pp2_dp2:--pp 2" "llama_unti
 done
 
 # model keys the user sets must agree with the source: one message
-$RUN_MPI 1 60 "$TESSERA" train --init-from "$work/gpt2" --data "$work/window.bin" --n-layer 3 --norm rmsnorm \
+$RUN_MPI 1 60 "$TESSERA" train --init-from "$work/gpt2" --data "$work/window" --n-layer 3 --norm rmsnorm \
   > "$work/keys.out" 2>&1; rc=$?
 [ $rc -eq 1 ] && [ "$(grep -c 'tessera: error' "$work/keys.out")" -eq 1 ] && grep -q 'n_layer 2 .*, 3' "$work/keys.out" \
   && grep -q 'norm layernorm .*rmsnorm' "$work/keys.out" && pass "differing keys: $(cut -c1-110 "$work/keys.out" | head -n 1)" \
@@ -66,11 +69,20 @@ $RUN_MPI 1 60 "$TESSERA" train --init-from "$work/gpt2" --data "$work/window.bin
 run_first_loss same_keys 1 "$work/gpt2" --n-layer 2 --d-model 64 && pass "keys equal to the source's are accepted"
 run_first_loss short_llama 1 "$work/llama" --seq-len 32 && pass "llama at seq_len 32 (rotary positions)"
 
+# a model carrying another tokenizer than the data's (GPT-2's; the data is bytes)
+if [ -n "${TESSERA_GPT2_TOKENIZER:-}" ]; then
+  cp -r "$work/gpt2" "$work/gpt2_tok" && ref gpt2-tokenizer "$TESSERA_GPT2_TOKENIZER" "$work/gpt2_tok"
+  $RUN_MPI 1 60 "$TESSERA" train --init-from "$work/gpt2_tok" --data "$work/window" > "$work/tok.out" 2>&1; rc=$?
+  [ $rc -eq 1 ] && grep -q "carries the tokenizer byte-level BPE" "$work/tok.out" \
+    && pass "another tokenizer than the data's: $(grep 'tessera: error' "$work/tok.out" | sed "s|$work/||g" | cut -c16-130)" \
+    || { fail "another tokenizer than the data's: exit $rc"; head -n 3 "$work/tok.out"; }
+fi
+
 # a weights-only file: --init-from takes it (same loss), --resume refuses it
 "$TESSERA" convert "$work/gpt2" "$work/gpt2.h5" > "$work/convert.out" 2>&1 || fail "convert to .h5"
 run_first_loss from_h5 1 "$work/gpt2.h5" && close_to "$(cat "$work/from_h5.loss")" "$(cat "$work/gpt2.loss")" 0 \
   && pass "from the converted .h5: the same loss" || fail "from the converted .h5"
-$RUN_MPI 1 60 "$TESSERA" train -c "$TESTS_SRCDIR/tiny-test.ini" --data "$work/window.bin" --n-layer 2 --n-head 4 \
+$RUN_MPI 1 60 "$TESSERA" train -c "$TESTS_SRCDIR/tiny-test.ini" --data "$work/window" --n-layer 2 --n-head 4 \
   --d-model 64 --vocab-size 300 --seq-len 64 --resume "$work/gpt2.h5" > "$work/resume.out" 2>&1; rc=$?
 [ $rc -eq 1 ] && grep -q 'init-from' "$work/resume.out" && pass "--resume of a weights-only file: exit 1, points to --init-from" \
   || { fail "--resume of a weights-only file: exit $rc"; head -n 3 "$work/resume.out"; }

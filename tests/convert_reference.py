@@ -17,6 +17,7 @@ nothing is fetched from the network (HF_HUB_OFFLINE=1).
                                 (gpt2, eps 1e-6), variants (gpt2-variants); each into DIR/NAME
   tokens FILE N VOCAB           an llm.c token file of N random ids (tessera's --data)
   loss DIR TOKENS T             transformers' mean cross-entropy of the first window of T+1 tokens
+                                (TOKENS: an llm.c token file, or a PREFIX.bin of tessera prep, uint16)
   logits DIR TOKENS T OUT       transformers' logits [T, V] of the first T tokens, raw fp32
   llmc FILE                     a random llm.c GPT-2 model file (version 3, fp32, Vp = 384 > V = 300)
   same-tensors A B              exit 0 when two safetensors files hold the same tensors, bit for bit
@@ -88,9 +89,13 @@ def write_tokens(path, n, vocab):
 
 
 def read_tokens(path):
+    """An llm.c token file, or the PREFIX.bin of a Megatron dataset of uint16 tokens (tessera prep)."""
     with open(path, "rb") as f:
-        header = np.frombuffer(f.read(1024), dtype=np.int32)
-        return np.frombuffer(f.read(), dtype=np.uint16)[: header[2]].astype(np.int64)
+        data = f.read()
+    header = np.frombuffer(data[:1024], dtype=np.int32) if len(data) >= 1024 else None
+    if header is not None and header[0] == 20240520:
+        return np.frombuffer(data[1024:], dtype=np.uint16)[: header[2]].astype(np.int64)
+    return np.frombuffer(data, dtype=np.uint16).astype(np.int64)
 
 
 def logits_of(model_dir, tokens, T):

@@ -23,18 +23,18 @@ DUMP_LOGITS=${DUMP_LOGITS:-$(dirname "$TESSERA")/tests/dump_logits}
 ref() { "$TESSERA_PYTHON" "$TESTS_SRCDIR/convert_reference.py" "$@" 2>> "$work/python.err"; }
 convert() { "$TESSERA" convert "$@" >> "$work/convert.out" 2>&1 || { fail "convert $*"; tail -n 3 "$work/convert.out"; return 1; }; }
 
-ref tokens "$work/data.bin" 4000 300 || { cat "$work/python.err"; fail "token file"; finish; }
+prep_corpus "$work/data" 8000
 
 # ---- tessera -> HF: the same logits in transformers
 for model in "gpt2:" "llama:--norm rmsnorm --mlp swiglu --position rope --bias false" \
              "llama_untied:--norm rmsnorm --mlp swiglu --position rope --bias false --tie-embeddings false --norm-eps 1e-6"; do
   name=${model%%:*} flags=${model#*:}
   # shellcheck disable=SC2086
-  $RUN_MPI 1 60 "$TESSERA" train -c "$TESTS_SRCDIR/tiny-test.ini" --data "$work/data.bin" --n-layer 2 --n-head 4 \
+  $RUN_MPI 1 60 "$TESSERA" train -c "$TESTS_SRCDIR/tiny-test.ini" --data "$work/data" --n-layer 2 --n-head 4 \
     --d-model 64 --vocab-size 300 --seq-len 64 --steps 3 --save-dir "$work/$name.save" --save-every 3 \
     --metrics "$work/$name.jsonl" $flags > "$work/$name.train" 2>&1 || { fail "$name: training"; continue; }
   convert "$work/$name.save" "$work/$name.hf" || continue
-  "$DUMP_LOGITS" "$work/$name.save" "$work/data.bin" 16 "$work/$name.tessera.logits" || { fail "$name: dump_logits"; continue; }
+  "$DUMP_LOGITS" "$work/$name.save" "$work/data" 16 "$work/$name.tessera.logits" || { fail "$name: dump_logits"; continue; }
   ref logits "$work/$name.hf" "$work/data.bin" 16 "$work/$name.hf.logits" || { tail -n 3 "$work/python.err"; fail "$name: transformers"; continue; }
   d=$(ref max-diff "$work/$name.tessera.logits" "$work/$name.hf.logits")
   awk -v d="$d" 'BEGIN { exit !(d <= 1e-5) }' && pass "$name: tessera checkpoint -> HF: logits differ by $d" \

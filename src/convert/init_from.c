@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "dataset_tokenizer.h"
 #include "fail.h"
 #include "model_io.h"
 #include "zero_partition.h"
@@ -50,13 +51,41 @@ static void fail_if_any_rank_failed(grid *g, int status, char *err, size_t err_b
   fail_collective((int)failing[1], "%s", err[0] ? err : "a rank could not read the model to start from");
 }
 
-void model_init_from(const char *path, grid *g, model *m, optimizer *opt) {
+/* The source's tokenizer against the data's (*tok), as a resume checks a
+ * checkpoint's. Foreign models often come without one: nothing to check. */
+static void check_tokenizer(const char *path, const char *json, tokenizer **tok, int world_rank) {
+  if (!json) return;
+  char err[MESSAGE_BYTES];
+  tokenizer *carried = tokenizer_from_json(json, strlen(json), err, sizeof err);
+  if (!carried) {
+    if (world_rank == 0)
+      printf("note: the tokenizer of '%s' is not one tessera runs (%s); it is not compared with the data's\n", path,
+             err);
+    return;
+  }
+  if (!*tok) {
+    if (tokenizer_vocab_size(carried) != 50257)
+      fail_collective(EXIT_USER_ERROR, "--init-from '%s' carries the tokenizer %s, the data holds GPT-2's tokens",
+                      path, tokenizer_description(carried));
+    *tok = carried; /* kept for the run's samples */
+    return;
+  }
+  if (!tokenizers_agree(carried, *tok))
+    fail_collective(EXIT_USER_ERROR,
+                    "--init-from '%s' carries the tokenizer %s, the data is of %s: train it on data made by its "
+                    "tokenizer (tessera prep --tokenizer %s ...)",
+                    path, tokenizer_description(carried), tokenizer_description(*tok), path);
+  tokenizer_free(carried);
+}
+
+void model_init_from(const char *path, tokenizer **tok, grid *g, model *m, optimizer *opt) {
   comm_quiet_barrier(&g->world);
   const double start_time = now_seconds();
   char err[MESSAGE_BYTES] = "";
   int status = 0;
   model_source *source = model_source_open(path, &status, err, sizeof err);
   fail_if_any_rank_failed(g, status, err, sizeof err);
+  check_tokenizer(path, model_source_tokenizer_json(source), tok, g->world_rank);
 
   const size_t n = m->layout.reg.n_local_total;
   comm *replicas = &g->dp_sp;

@@ -12,6 +12,10 @@
  * all-gather over the replicas completes the weights. The model's weights
  * and the optimizer's master copy (under ZeRO-3 the compute shard too) are
  * then set from them.
+ *
+ * A source that carries a tokenizer (an HF folder's tokenizer.json, a
+ * checkpoint's) must agree with the data's, as on a resume; data of GPT-2
+ * tokens whose files nobody named takes a GPT-2-sized one for its samples.
  */
 #ifndef TESSERA_INIT_FROM_H
 #define TESSERA_INIT_FROM_H
@@ -19,10 +23,13 @@
 #include "grid.h"
 #include "model.h"
 #include "optimizer.h"
+#include "tokenizer.h"
 
 /* Collective over the world. The run's shape must be the source's
- * (train_command takes it from there). A source that cannot be read is
- * one message from rank 0 and exit 1 or 2. */
-void model_init_from(const char *path, grid *g, model *m, optimizer *opt);
+ * (train_command takes it from there); *tok: the data's tokenizer (NULL:
+ * GPT-2 tokens, unnamed), which may be set to the source's. A source that
+ * cannot be read, or whose tokenizer is not the data's, is one message from
+ * rank 0 and exit 1 or 2. */
+void model_init_from(const char *path, tokenizer **tok, grid *g, model *m, optimizer *opt);
 
 #endif

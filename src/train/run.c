@@ -168,7 +168,8 @@ run *run_create(const config *cfg, const model_shape *shape, const runtime *rt) 
         checkpoint_resume(cfg->resume, cfg->save_dir, &r->shape, &r->data_tok.tok, &r->grid, &r->mdl, &r->opt);
   /* a resumed run continues; --init-from starts one (so a job script may
    * pass both: the first run starts from the weights, requeued ones resume) */
-  if (cfg->init_from[0] && r->resumed_step == 0) model_init_from(cfg->init_from, &r->grid, &r->mdl, &r->opt);
+  if (cfg->init_from[0] && r->resumed_step == 0)
+    model_init_from(cfg->init_from, &r->data_tok.tok, &r->grid, &r->mdl, &r->opt);
   zero_refetch_outer_params(&r->zero); /* ZeRO 3: the kept tensors from the (loaded) ranges */
   open_metrics(r);
   double peak = measure_peak_flops(r);
