@@ -24,6 +24,9 @@
 #include "param_layout.h"
 #include "safetensors.h"
 
+/* More shards than any published model has (the largest have a few hundred). */
+#define HF_MAX_SHARDS 4096
+
 typedef struct hf_side {
   hf_arch arch;
   const char *prefix;   /* GPT-2: "transformer." or "" */
@@ -92,7 +95,7 @@ static int open_weights(hf_side *h, const char *dir, char *err, size_t err_bytes
     json_decref(index);
     return EXIT_IO_ERROR;
   }
-  const char *names[4096];
+  const char *names[HF_MAX_SHARDS];
   int n = 0;
   if (map) {
     const char *key;
@@ -106,7 +109,12 @@ static int open_weights(hf_side *h, const char *dir, char *err, size_t err_bytes
       }
       bool seen = false;
       for (int i = 0; i < n; i++) seen = seen || strcmp(names[i], file) == 0;
-      if (!seen && n < 4096) names[n++] = file;
+      if (!seen && n == HF_MAX_SHARDS) {
+        snprintf(err, err_bytes, "'%s' names more than %d shard files", path, HF_MAX_SHARDS);
+        json_decref(index);
+        return EXIT_USER_ERROR;
+      }
+      if (!seen) names[n++] = file;
     }
   } else {
     names[n++] = "model.safetensors";
