@@ -7,8 +7,9 @@
  *
  * A source checks every tensor tessera will read (present, of the shape
  * config.json calls for) when it opens, so a mismatch is refused before
- * anything is written. A sink writes GPT2LMHeadModel or LlamaForCausalLM
- * with the tied head, F32 weights, and the tokenizer when it is given one.
+ * anything is written; a tied model's stray lm_head.weight must be the
+ * embedding. A sink writes GPT2LMHeadModel or LlamaForCausalLM, tied or
+ * with lm_head.weight, F32 weights, and the tokenizer when it is given one.
  */
 #include <errno.h>
 #include <jansson.h>
