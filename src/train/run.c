@@ -149,6 +149,7 @@ run *run_create(const config *cfg, const model_shape *shape, const runtime *rt) 
   r->be = r->devices.be;
   r->accum_steps = cfg->batch_size / (r->grid.shape.dp * cfg->micro_batch_size);
   open_data(r);
+  data_tokenizer_resolve(cfg, &r->train_ds, r->separate_val ? &r->val_ds : NULL, &r->data_tok);
   const int status = pipeline_plan_make(&r->plan, cfg, &r->shape, r->grid.shape.dp, err, sizeof err);
   if (status) fail_collective(status, "%s", err); /* train_command checked it already */
   create_model(r);
@@ -161,7 +162,9 @@ run *run_create(const config *cfg, const model_shape *shape, const runtime *rt) 
   r->loaded_inputs = xmalloc(micro_tokens * sizeof(int32_t), "loaded inputs");
   r->loaded_targets = xmalloc(micro_tokens * sizeof(int32_t), "loaded targets");
 
-  if (cfg->resume[0]) r->resumed_step = checkpoint_resume(cfg->resume, cfg->save_dir, &r->shape, &r->grid, &r->mdl, &r->opt);
+  if (cfg->resume[0])
+    r->resumed_step =
+        checkpoint_resume(cfg->resume, cfg->save_dir, &r->shape, &r->data_tok.tok, &r->grid, &r->mdl, &r->opt);
   zero_refetch_outer_params(&r->zero); /* ZeRO 3: the kept tensors from the (loaded) ranges */
   open_metrics(r);
   double peak = measure_peak_flops(r);
@@ -183,6 +186,7 @@ void run_free(run *r) {
   pipeline_plan_free(&r->plan);
   model_free(&r->mdl);
   profile_free(r->profile);
+  data_tokenizer_free(&r->data_tok);
   dataset_close(&r->train_ds);
   if (r->separate_val) dataset_close(&r->val_ds);
   grid_free(&r->grid);
