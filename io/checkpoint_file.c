@@ -718,3 +718,60 @@ int ckpt_tensor_read_part(ckpt_file *f, const char *path, int n_dims, const int6
   H5Dclose(dset);
   return status;
 }
+
+/* ------------------------------------------------------------ byte strings */
+
+void ckpt_bytes_write(ckpt_file *f, const char *path, const void *data, size_t n_bytes) {
+  hsize_t dims = (hsize_t)n_bytes;
+  hid_t space = H5Screate_simple(1, &dims, NULL);
+  H5_CHECK(space);
+  hid_t dset = H5Dcreate2(f->file, path, H5T_STD_U8LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  H5_CHECK(dset);
+  hid_t dxpl = transfer_plist(f);
+  /* an empty string has nothing to write (HDF5 refuses a NULL buffer) */
+  if (n_bytes) H5_CHECK(H5Dwrite(dset, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, dxpl, data));
+  const uint32_t crc = crc32c(data, n_bytes);
+  write_attr_on(f, dset, "crc32c", H5T_NATIVE_UINT32, 0, &crc);
+  H5_CHECK(H5Pclose(dxpl));
+  H5_CHECK(H5Dclose(dset));
+  H5_CHECK(H5Sclose(space));
+}
+
+/* Reads the whole 1-D uint8 dataset into a malloc'd buffer; 0 or -1. */
+static int read_byte_dataset(hid_t dset, char **data, size_t *n_bytes) {
+  hid_t space = H5Dget_space(dset), type = H5Dget_type(dset);
+  int ok = space >= 0 && type >= 0 && H5Sget_simple_extent_ndims(space) == 1 &&
+           H5Tget_class(type) == H5T_INTEGER && H5Tget_size(type) == 1;
+  hsize_t dims = 0;
+  if (ok) ok = H5Sget_simple_extent_dims(space, &dims, NULL) == 1;
+  if (ok) {
+    *data = xmalloc((size_t)dims + 1, "a byte dataset");
+    ok = dims == 0 || H5Dread(dset, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, *data) >= 0;
+    (*data)[dims] = '\0';
+    *n_bytes = (size_t)dims;
+    if (!ok) free(*data), *data = NULL;
+  }
+  if (type >= 0) H5Tclose(type);
+  if (space >= 0) H5Sclose(space);
+  return ok ? 0 : -1;
+}
+
+int ckpt_bytes_read(ckpt_file *f, const char *path, char **data, size_t *n_bytes, char *err,
+                    size_t err_bytes) {
+  *data = NULL, *n_bytes = 0;
+  if (H5Lexists(f->file, path, H5P_DEFAULT) <= 0) return -1;
+  hid_t dset = H5Dopen2(f->file, path, H5P_DEFAULT);
+  uint32_t stored = 0;
+  int status = 0;
+  if (dset < 0 || read_byte_dataset(dset, data, n_bytes) != 0) {
+    snprintf(err, err_bytes, "%s: dataset %s is not a readable byte string", f->path, path);
+    status = EXIT_IO_ERROR;
+  } else if (read_vector_attr(dset, "crc32c", H5T_NATIVE_UINT32, 1, &stored) != 0 ||
+             stored != crc32c(*data, *n_bytes)) {
+    snprintf(err, err_bytes, "%s: dataset %s fails its checksum (damaged file)", f->path, path);
+    status = EXIT_IO_ERROR;
+  }
+  if (dset >= 0) H5Dclose(dset);
+  if (status) free(*data), *data = NULL, *n_bytes = 0;
+  return status;
+}

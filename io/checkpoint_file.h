@@ -145,6 +145,16 @@ int ckpt_tensor_read(ckpt_file *f, const char *path, int n_dims, const int64_t *
 int ckpt_tensor_read_part(ckpt_file *f, const char *path, int n_dims, const int64_t *start,
                           const int64_t *count, int64_t first, int64_t n, float *data, char *err,
                           size_t err_bytes);
+/* A byte string as the 1-D uint8 dataset `path` (at the root: no
+ * intermediate groups) with its CRC-32C as the attribute `crc32c`. In a
+ * collective file every rank calls with the same bytes. */
+void ckpt_bytes_write(ckpt_file *f, const char *path, const void *data, size_t n_bytes);
+/* The byte string of dataset `path`, malloc'd with a NUL after its
+ * n_bytes: 0; -1 when there is no such dataset; EXIT_IO_ERROR with err
+ * when it is not a 1-D uint8 dataset, cannot be read or fails its CRC.
+ * Local. */
+int ckpt_bytes_read(ckpt_file *f, const char *path, char **data, size_t *n_bytes, char *err,
+                    size_t err_bytes);
 /* The dataset's shape; -1 when it does not exist. */
 int ckpt_tensor_shape(ckpt_file *f, const char *path, int *n_dims, int64_t shape[4]);
 

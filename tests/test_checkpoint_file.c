@@ -332,6 +332,35 @@ static void test_direct_reader(const char *path, bool has_direct) {
   free(pattern), free(got);
 }
 
+/* A byte string dataset (a checkpoint's tokenizer.json): read back equal,
+ * absent is -1, one flipped bit is a damaged file. */
+static void test_byte_string(const char *path) {
+  char err[MESSAGE_BYTES];
+  static const char text[] = "{\"model\": {\"type\": \"BPE\"}, \"ids\": [1, 2, 3]}";
+  ckpt_file f;
+  CHECK(ckpt_file_create(&f, path, MPI_COMM_NULL, err, sizeof err) == 0, "create: %s", err);
+  ckpt_bytes_write(&f, "/text.json", text, strlen(text));
+  ckpt_bytes_write(&f, "/empty", "", 0);
+  ckpt_file_close(&f);
+  CHECK(ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err) == 0, "open: %s", err);
+  char *got = NULL;
+  size_t n = 0;
+  CHECK(ckpt_bytes_read(&f, "/text.json", &got, &n, err, sizeof err) == 0, "read: %s", err);
+  CHECK(got && n == strlen(text) && strcmp(got, text) == 0, "byte string read back equal");
+  free(got);
+  CHECK(ckpt_bytes_read(&f, "/empty", &got, &n, err, sizeof err) == 0 && n == 0 && got && got[0] == '\0',
+        "an empty byte string reads back empty");
+  free(got);
+  CHECK(ckpt_bytes_read(&f, "/missing", &got, &n, err, sizeof err) == -1 && !got, "absent dataset: -1");
+  ckpt_file_close(&f);
+  flip_byte(path, "/text.json", 3, 1, 0x02);
+  CHECK(ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err) == 0, "open: %s", err);
+  CHECK(ckpt_bytes_read(&f, "/text.json", &got, &n, err, sizeof err) == EXIT_IO_ERROR && !got,
+        "a flipped bit fails the checksum");
+  CHECK(strstr(err, "checksum") != NULL, "the message names the checksum: %s", err);
+  ckpt_file_close(&f);
+}
+
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   test_crc32c();
@@ -344,6 +373,7 @@ int main(int argc, char **argv) {
   test_direct_path(path_template, &has_direct);
   test_direct_path_damage(path_template);
   test_direct_reader(path_template, has_direct);
+  test_byte_string(path_template);
   unlink(path_template);
   MPI_Finalize();
   return test_summary("test_checkpoint_file");

@@ -135,41 +135,51 @@ static void test_independent_writers(void) {
   }
 }
 
+/* The token bytes as prep's ranks write them, under the temporary name. */
+static void write_raw_tokens(const char *path, const int32_t *ids, int n, token_dtype dtype) {
+  FILE *f = fopen(path, "wb");
+  for (int i = 0; i < n; i++) {
+    const uint16_t narrow = (uint16_t)ids[i];
+    if (dtype == TOKEN_DTYPE_U16) fwrite(&narrow, 2, 1, f);
+    else fwrite(&ids[i], 4, 1, f);
+  }
+  fclose(f);
+}
+
+/* The writer's index and publication: the dataset reads back exactly, no
+ * temporary file stays, and a dataset published without a sidecar removes
+ * an old one (an old sidecar must not describe new data). */
 static void test_our_writer(void) {
   for (int use_int32 = 0; use_int32 < 2; use_int32++) {
     const char *prefix = path_of("ours");
-    char err[MESSAGE_BYTES];
-    indexed_writer *w = indexed_writer_open(prefix, use_int32 ? TOKEN_DTYPE_I32 : TOKEN_DTYPE_U16, err,
-                                            sizeof err);
-    CHECK(w != NULL, "writer opens: %s", err);
-    if (!w) continue;
-    int32_t doc[100];
+    const token_dtype dtype = use_int32 ? TOKEN_DTYPE_I32 : TOKEN_DTYPE_U16;
+    char err[MESSAGE_BYTES], sidecar[600];
+    snprintf(sidecar, sizeof sidecar, "%s.tokenizer.json", prefix);
+    FILE *old = fopen(sidecar, "w"); /* left by an earlier dataset of this prefix */
+    fputs("{}", old);
+    fclose(old);
+    indexed_temp_paths tmp;
+    indexed_temp_paths_of(prefix, 4242, &tmp);
+    int32_t ids[5 * 35], lengths[5];
     int total = 0;
     for (int d = 1; d <= 5; d++) {
-      for (int i = 0; i < d * 7; i++) doc[i] = (d * 1000 + i) % 60000;
-      CHECK(indexed_writer_add_document(w, doc, (size_t)d * 7, err, sizeof err) == 0, "add doc");
+      for (int i = 0; i < d * 7; i++) ids[total + i] = (d * 1000 + i) % 60000;
+      lengths[d - 1] = d * 7;
       total += d * 7;
     }
-    CHECK(indexed_writer_close(w, err, sizeof err) == 0, "writer closes: %s", err);
+    write_raw_tokens(tmp.bin, ids, total, dtype);
+    CHECK(indexed_write_index(tmp.idx, dtype, lengths, 5, err, sizeof err) == 0, "index: %s", err);
+    CHECK(indexed_publish(prefix, &tmp, 0, err, sizeof err) == 0, "publish: %s", err);
     token_dataset ds;
     CHECK(dataset_open(&ds, prefix, err, sizeof err) == 0, "our file opens: %s", err);
     CHECK(ds.n_tokens == (uint64_t)total && ds.n_documents == 5, "counts");
     int same = 1;
-    uint64_t k = 0;
-    for (int d = 1; d <= 5; d++)
-      for (int i = 0; i < d * 7; i++) same &= dataset_token(&ds, k++) == (d * 1000 + i) % 60000;
+    for (int k = 0; k < total; k++) same &= dataset_token(&ds, (uint64_t)k) == ids[k];
     CHECK(same, "our writer round-trips (int32=%d)", use_int32);
     dataset_close(&ds);
-    char tmp[600];
-    snprintf(tmp, sizeof tmp, "%s.bin.tmp.%ld", prefix, (long)getpid());
-    CHECK(access(tmp, F_OK) != 0, "no temporary file left behind");
+    CHECK(access(tmp.bin, F_OK) != 0 && access(tmp.idx, F_OK) != 0, "no temporary file left behind");
+    CHECK(access(sidecar, F_OK) != 0, "a dataset without a tokenizer leaves no old sidecar");
   }
-  char err[MESSAGE_BYTES];
-  indexed_writer *w = indexed_writer_open(path_of("narrow"), TOKEN_DTYPE_U16, err, sizeof err);
-  int32_t too_big = 70000;
-  CHECK(indexed_writer_add_document(w, &too_big, 1, err, sizeof err) != 0 && strstr(err, "70000"),
-        "uint16 storage refuses id 70000");
-  indexed_writer_discard(w);
 }
 
 static void test_data_order(void) {
