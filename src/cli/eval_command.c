@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "ckpt_tokenizer.h"
 #include "cli_settings.h"
 #include "commands.h"
 #include "eval_task.h"
@@ -110,8 +111,9 @@ static tokenizer *read_model(const char *given, char *path, size_t path_bytes, m
   int status = ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err);
   if (status) fail_collective(status, "%s", err);
   if (ckpt_read_model_shape(&f, shape, err, sizeof err) != 0) fail_collective(EXIT_IO_ERROR, "%s", err);
-  tokenizer *tok = tokenizer_bytes(); /* until checkpoints carry theirs (ckpt_read_tokenizer) */
+  tokenizer *tok = ckpt_read_tokenizer(&f, err, sizeof err); /* the bytes tokenizer when it carries none */
   ckpt_file_close(&f);
+  if (!tok) fail_collective(EXIT_IO_ERROR, "%s", err);
   if (tokenizer_vocab_size(tok) > shape->vocab_size)
     fail_collective(EXIT_USER_ERROR,
                     "checkpoint '%s': its tokenizer, %s, makes ids up to %d, outside the model's vocabulary of %d",
