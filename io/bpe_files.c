@@ -152,7 +152,9 @@ static bpe_model *load_hf_file(const char *path, char *err, size_t err_bytes) {
   size_t n_bytes;
   char *text = bpe_read_file(path, &n_bytes, err, err_bytes);
   if (!text) return NULL;
-  bpe_model *m = bpe_from_hf_json(text, n_bytes, path, err, err_bytes);
+  char origin[JOINED_PATH_BYTES + 2];
+  snprintf(origin, sizeof origin, "'%s'", path);
+  bpe_model *m = bpe_from_hf_json(text, n_bytes, origin, err, err_bytes);
   free(text);
   return m;
 }

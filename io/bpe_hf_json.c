@@ -63,7 +63,7 @@ static int check_pipeline(const json_t *root, const json_t *model, char *problem
   else if (!json_is_object(json_object_get(model, "vocab")) || !json_is_array(json_object_get(model, "merges")))
     snprintf(problem, n, "the model has no \"vocab\" object and \"merges\" list");
   else if (norm && !json_is_null(norm))
-    snprintf(problem, n, "it has a %s normalizer; tessera's byte-level BPE has none", type_of(norm));
+    snprintf(problem, n, "it has the normalizer %s; tessera's byte-level BPE has none", type_of(norm));
   else if (!pre || json_is_null(pre) || strcmp(type_of(pre), "ByteLevel") != 0)
     describe(pre, what, sizeof what),
         snprintf(problem, n, "the pre-tokenizer is %s, not GPT-2's ByteLevel", pre ? what : "missing");
@@ -171,7 +171,7 @@ bpe_model *bpe_from_hf_json(const char *text, size_t n_bytes, const char *origin
   json_error_t jerr;
   json_t *root = json_loadb(text, n_bytes, JSON_REJECT_DUPLICATES, &jerr);
   if (!root) {
-    snprintf(err, err_bytes, "'%s' is not valid JSON (line %d, column %d: %s)", origin, jerr.line, jerr.column,
+    snprintf(err, err_bytes, "%s is not valid JSON (line %d, column %d: %s)", origin, jerr.line, jerr.column,
              jerr.text);
     return NULL;
   }
@@ -192,7 +192,7 @@ bpe_model *bpe_from_hf_json(const char *text, size_t n_bytes, const char *origin
   }
   json_decref(root);
   if (problem[0]) {
-    snprintf(err, err_bytes, "'%s': %s", origin, problem);
+    snprintf(err, err_bytes, "%s: %s", origin, problem);
     bpe_model_free(m);
     return NULL;
   }

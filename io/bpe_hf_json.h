@@ -15,7 +15,7 @@
 
 #include "bpe_model.h"
 
-/* origin names the text in messages (a path, "the stored tokenizer.json"). */
+/* origin names the text in messages, e.g. "'PATH'" or "the stored tokenizer.json". */
 bpe_model *bpe_from_hf_json(const char *text, size_t n_bytes, const char *origin, char *err,
                             size_t err_bytes);
 /* malloc'd, NUL-terminated; NULL only when out of memory. */

@@ -50,7 +50,7 @@ tokenizer *tokenizer_load(const char *path, char *err, size_t err_bytes) {
 }
 
 tokenizer *tokenizer_from_json(const char *text, size_t n_bytes, char *err, size_t err_bytes) {
-  return bpe_tokenizer(bpe_from_hf_json(text, n_bytes, "tokenizer.json", err, err_bytes));
+  return bpe_tokenizer(bpe_from_hf_json(text, n_bytes, "the tokenizer.json text", err, err_bytes));
 }
 
 char *tokenizer_to_json(const tokenizer *t) {

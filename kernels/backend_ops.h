@@ -136,21 +136,24 @@
   X(void, embedding_backward, (act_t *dwte, act_t *dwpe, const act_t *dout, const ids_t *tokens,               \
                                const ids_t *positions, int N, int C, int vocab_start, int n_vocab))            \
                                                                                                                \
-  /* ---- LayerNorm over the last dimension C of N rows (eps 1e-5) ----                                        \
-   * mean and rstd (N each) are saved for the backward. Backward accumulates                                   \
-   * into dinp, dweight and dbias. */                                                                          \
+  /* ---- LayerNorm over the last dimension C of N rows ----                                                   \
+   *   rstd[n] = 1/sqrt(var_c(inp[n,c]) + eps)   (biased variance)                                             \
+   * mean and rstd (N each) are saved for the backward, which needs no eps.                                    \
+   * eps is the model's (1e-5 for GPT-2); a backend computing in fp32 rounds                                   \
+   * it to float. Backward accumulates into dinp, dweight and dbias. */                                        \
   X(void, layernorm_forward, (act_t *out, f32_t *mean, f32_t *rstd, const act_t *inp, const act_t *weight,     \
-                              const act_t *bias, int N, int C))                                                \
+                              const act_t *bias, int N, int C, double eps))                                    \
   X(void, layernorm_backward, (act_t *dinp, act_t *dweight, act_t *dbias, const act_t *dout, const act_t *inp, \
                                const act_t *weight, const f32_t *mean, const f32_t *rstd, int N, int C))       \
                                                                                                                \
-  /* ---- RMSNorm over the last dimension C of N rows (eps 1e-5) ----                                          \
+  /* ---- RMSNorm over the last dimension C of N rows (eps as LayerNorm's) ----                                \
    *   rstd[n] = 1/sqrt(mean_c(inp[n,c]²) + eps),  out = inp·rstd[n]·weight[c]                                 \
    * weight may be NULL (no weight: out = inp·rstd). rstd (N, f32) is saved                                    \
    * for the backward. Backward ACCUMULATES into dinp (the residual stream's                                   \
    * gradient, as layernorm_backward) and into dweight (NULL when weight is                                    \
    * NULL). */                                                                                                 \
-  X(void, rmsnorm_forward, (act_t *out, f32_t *rstd, const act_t *inp, const act_t *weight, int N, int C))     \
+  X(void, rmsnorm_forward, (act_t *out, f32_t *rstd, const act_t *inp, const act_t *weight, int N, int C,     \
+                            double eps))                                                                       \
   X(void, rmsnorm_backward, (act_t *dinp, act_t *dweight, const act_t *dout, const act_t *inp,                 \
                              const act_t *weight, const f32_t *rstd, int N, int C))                            \
                                                                                                                \

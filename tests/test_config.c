@@ -1,6 +1,7 @@
 /* test_config — the INI parser and command-line overrides: defaults, sections,
  * comments, every kind of value, and that each bad input is refused with a
- * message naming the key and where it came from. */
+ * message naming the key and where it came from; the model keys of issue 15
+ * (tie_embeddings, norm_eps) as far as the model shape and its differences. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,40 @@ static void test_validate(void) {
         "batch must be a multiple of the micro-batch");
 }
 
+/* The head and ε keys: parsed, mapped into the model shape, refused out of
+ * range; and a shape with another ε or head is a difference a resume
+ * reports (model_shape_differences). */
+static void test_head_and_eps(void) {
+  config cfg;
+  char err[512];
+  config_set_defaults(&cfg);
+  model_shape gpt2 = config_model_shape(&cfg);
+  CHECK(cfg.tie_embeddings && !gpt2.untied_head && model_norm_eps(&gpt2) == 1e-5, "defaults: tied, eps 1e-5");
+  const char *llama = write_file("llama.ini", "[model]\ntie_embeddings = false\nnorm_eps = 1e-6\n");
+  CHECK(config_load_file(&cfg, llama, err, sizeof err) == 0, "tie_embeddings and norm_eps load: %s", err);
+  model_shape s = config_model_shape(&cfg);
+  CHECK(s.untied_head && s.norm_eps == 1e-6 && model_norm_eps(&s) == 1e-6, "mapped: untied, eps %g", s.norm_eps);
+  CHECK(config_set(&cfg, "norm_eps", "0", "--norm_eps", err, sizeof err) == EXIT_USER_ERROR &&
+            strstr(err, "norm_eps") && strstr(err, "out of range"),
+        "norm_eps 0 refused: %s", err);
+  CHECK(config_set(&cfg, "tie_embeddings", "maybe", "--tie_embeddings", err, sizeof err) == EXIT_USER_ERROR &&
+            strstr(err, "tie_embeddings"),
+        "tie_embeddings maybe refused: %s", err);
+  char diff[512];
+  model_shape_differences(&s, &s, diff, sizeof diff);
+  CHECK(diff[0] == '\0', "a shape does not differ from itself: '%s'", diff);
+  model_shape other_eps = s;
+  other_eps.norm_eps = 1e-5;
+  model_shape_differences(&s, &other_eps, diff, sizeof diff);
+  CHECK(strcmp(diff, "norm_eps 1e-06 in the checkpoint, 1e-05 now") == 0, "another eps: '%s'", diff);
+  model_shape_differences(&s, &gpt2, diff, sizeof diff);
+  CHECK(strstr(diff, "tie_embeddings 0 in the checkpoint, 1 now") && strstr(diff, "norm_eps"), "tied now: '%s'", diff);
+  model_shape zero_eps = gpt2, explicit_eps = gpt2;
+  explicit_eps.norm_eps = 1e-5; /* 0 means 1e-5: the same model */
+  model_shape_differences(&zero_eps, &explicit_eps, diff, sizeof diff);
+  CHECK(diff[0] == '\0', "eps 0 and 1e-5 are the same: '%s'", diff);
+}
+
 static void test_print_round_trip(void) {
   config cfg;
   char err[512];
@@ -127,6 +162,7 @@ int main(void) {
   test_parse();
   test_refusals();
   test_validate();
+  test_head_and_eps();
   test_print_round_trip();
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -210,13 +210,15 @@ static void test_embedding(void) {
 
 /* ----------------------------------------------------------- layernorm */
 
-typedef struct ln_ctx { float *x, *w, *b, *mean, *rstd; int N, C; } ln_ctx;
+typedef struct ln_ctx { float *x, *w, *b, *mean, *rstd; int N, C; double eps; } ln_ctx;
 static void ln_fwd(void *p, float *out) {
   ln_ctx *c = p;
-  be->layernorm_forward(A(out), F32(c->mean), F32(c->rstd), CA(c->x), CA(c->w), CA(c->b), c->N, c->C);
+  be->layernorm_forward(A(out), F32(c->mean), F32(c->rstd), CA(c->x), CA(c->w), CA(c->b), c->N, c->C, c->eps);
 }
-static void test_layernorm(void) {
-  ln_ctx c = {.N = 5, .C = 11};
+/* eps 1e-5 (GPT-2's) and a large one, which a kernel ignoring its eps
+ * would miss by far more than the tolerance */
+static void test_layernorm(double eps) {
+  ln_ctx c = {.N = 5, .C = 11, .eps = eps};
   const size_t n = 55;
   c.x = random_array(n, -2, 2);
   c.w = random_array(11, 0.5f, 1.5f);
@@ -233,11 +235,11 @@ static void test_layernorm(void) {
     for (int k = 0; k < c.C; k++) v += (c.x[r * c.C + k] - m) * (c.x[r * c.C + k] - m);
     v /= c.C;
     for (int k = 0; k < c.C; k++) {
-      double want = (c.x[r * c.C + k] - m) / sqrt(v + 1e-5) * c.w[k] + c.b[k];
+      double want = (c.x[r * c.C + k] - m) / sqrt(v + eps) * c.w[k] + c.b[k];
       worst = fmax(worst, fabs(out[r * c.C + k] - want));
     }
   }
-  CHECK(worst < 1e-5, "layernorm forward vs double: %g", worst);
+  CHECK(worst < 1e-5, "layernorm forward (eps %g) vs double: %g", eps, worst);
   float *R = random_array(n, -1, 1);
   float *dx0 = random_array(n, -1, 1), *dx = copy_of(dx0, n); /* residual gradient already there */
   float *dw = calloc(11, 4), *db = calloc(11, 4);
@@ -552,11 +554,13 @@ int main(void) {
   test_linear();
   test_gelu();
   test_embedding();
-  test_layernorm();
+  test_layernorm(1e-5);
   test_attention();
   test_crossentropy();
   test_adamw();
   test_multi_tensor();
   test_elementwise();
+  /* last: its random inputs would shift every later test's */
+  test_layernorm(0.25);
   return test_summary("test_kernels_cpu");
 }

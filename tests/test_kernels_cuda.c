@@ -360,7 +360,7 @@ static void test_embedding(void) {
   free(wte), free(wpe), free(dout);
 }
 
-static void test_layernorm(void) {
+static void test_layernorm(double eps) {
   const int N = 75, C = 97;
   const size_t n = (size_t)N * C;
   float *x = random_bf16(n, -2, 2), *w = random_bf16(C, 0.5f, 1.5f), *b = random_bf16(C, -0.5f, 0.5f);
@@ -368,9 +368,11 @@ static void test_layernorm(void) {
   twin X = twin_act(x, n), W = twin_act(w, C), Bb = twin_act(b, C), Out = twin_act(x, n);
   twin Dout = twin_act(dout, n), Dinp = twin_act(dinp, n), Dw = twin_act(w, C), Db = twin_act(b, C);
   twin32 Mean = twin_f32(NULL, N), Rstd = twin_f32(NULL, N);
-  cpu->layernorm_forward(Out.c, Mean.c, Rstd.c, X.c, W.c, Bb.c, N, C);
-  gpu->layernorm_forward(Out.g, Mean.g, Rstd.g, X.g, W.g, Bb.g, N, C);
-  expect_act("layernorm_forward", Out, FWD_TOL);
+  cpu->layernorm_forward(Out.c, Mean.c, Rstd.c, X.c, W.c, Bb.c, N, C, eps);
+  gpu->layernorm_forward(Out.g, Mean.g, Rstd.g, X.g, W.g, Bb.g, N, C, eps);
+  char what[64];
+  snprintf(what, sizeof what, "layernorm_forward eps %g", eps);
+  expect_act(what, Out, FWD_TOL);
   expect_f32("layernorm mean", Mean, 1e-5);
   expect_f32("layernorm rstd", Rstd, 1e-5);
   cpu->layernorm_backward(Dinp.c, Dw.c, Db.c, Dout.c, X.c, W.c, Mean.c, Rstd.c, N, C);
@@ -426,7 +428,7 @@ static void test_swiglu(void) {
   free(x), free(dout), free(garbage);
 }
 
-static void test_rmsnorm(int N, int C, bool weighted) {
+static void test_rmsnorm(int N, int C, bool weighted, double eps) {
   const size_t n = (size_t)N * C;
   float *x = random_bf16(n, -2, 2), *w = random_bf16(C, 0.5f, 1.5f), *dout = random_bf16(n, -1, 1);
   float *dinp = random_bf16(n, -0.2f, 0.2f), *dw = random_bf16(C, -0.5f, 0.5f);
@@ -435,8 +437,8 @@ static void test_rmsnorm(int N, int C, bool weighted) {
   twin32 Rstd = twin_f32(NULL, N);
   const act_t *wc = weighted ? W.c : NULL, *wg = weighted ? W.g : NULL;
   char what[128];
-  cpu->rmsnorm_forward(Out.c, Rstd.c, X.c, wc, N, C), gpu->rmsnorm_forward(Out.g, Rstd.g, X.g, wg, N, C);
-  snprintf(what, sizeof what, "rmsnorm_forward N %d C %d %s weight", N, C, weighted ? "with" : "without");
+  cpu->rmsnorm_forward(Out.c, Rstd.c, X.c, wc, N, C, eps), gpu->rmsnorm_forward(Out.g, Rstd.g, X.g, wg, N, C, eps);
+  snprintf(what, sizeof what, "rmsnorm_forward N %d C %d %s weight, eps %g", N, C, weighted ? "with" : "without", eps);
   expect_act(what, Out, FWD_TOL);
   expect_f32("rmsnorm rstd", Rstd, 1e-5);
   cpu->rmsnorm_backward(Dinp.c, weighted ? Dw.c : NULL, Dout.c, X.c, wc, Rstd.c, N, C);
@@ -950,9 +952,9 @@ int main(void) {
   test_elementwise();
   test_swiglu();
   test_embedding();
-  test_layernorm();
-  test_rmsnorm(75, 97, true);
-  test_rmsnorm(300, 45, false);
+  test_layernorm(1e-5);
+  test_rmsnorm(75, 97, true, 1e-5);
+  test_rmsnorm(300, 45, false, 1e-5);
   test_rope(61, 3, 24);
   test_rope(37, 2, 64);
   const int shapes[][4] = {{2, 1, 3, 64},   {2, 37, 3, 64}, {1, 130, 2, 64}, {2, 257, 2, 32},
@@ -986,5 +988,9 @@ int main(void) {
   test_crossentropy();
   test_adamw();
   test_multi_tensor_cases();
+  /* an eps the kernels must not ignore (rstd ~10% from eps 1e-5's); last,
+   * so that the cases above keep their random inputs */
+  test_layernorm(0.25);
+  test_rmsnorm(75, 97, true, 0.3);
   return test_summary("test_kernels_cuda");
 }

@@ -1,6 +1,6 @@
 /* layernorm — LayerNorm over the last dimension, forward and backward.
  *
- * Forward, per row x of C values (eps = 1e-5, biased variance):
+ * Forward, per row x of C values (eps the caller's, biased variance):
  *   μ = mean(x), r = 1/sqrt(var(x) + eps), x̂ = (x − μ)·r, y = x̂·w + b
  * μ and r are saved for the backward. Backward, with g = dy·w:
  *   dx = r·(g − mean(g) − x̂·mean(g·x̂)),  dw += Σ_rows dy·x̂,  db += Σ_rows dy
@@ -13,10 +13,8 @@
 #include "cpu_ops.h"
 #include "fail.h"
 
-#define LN_EPS 1e-5
-
 void cpu_layernorm_forward(act_t *out, f32_t *mean, f32_t *rstd, const act_t *inp,
-                           const act_t *weight, const act_t *bias, int N, int C) {
+                           const act_t *weight, const act_t *bias, int N, int C, double eps) {
   float *o = F(out), *mu = F(mean), *rs = F(rstd);
   const float *x = CF(inp), *w = CF(weight), *b = CF(bias);
 #pragma omp parallel for schedule(static)
@@ -26,7 +24,7 @@ void cpu_layernorm_forward(act_t *out, f32_t *mean, f32_t *rstd, const act_t *in
     for (int c = 0; c < C; c++) sum += xr[c];
     double m = sum / C;
     for (int c = 0; c < C; c++) sum_sq += (xr[c] - m) * (xr[c] - m);
-    double r = 1.0 / sqrt(sum_sq / C + LN_EPS);
+    double r = 1.0 / sqrt(sum_sq / C + eps);
     float *orow = o + (size_t)n * C;
     for (int c = 0; c < C; c++) orow[c] = (float)((xr[c] - m) * r) * w[c] + b[c];
     mu[n] = (float)m;

@@ -1,6 +1,6 @@
 /* rmsnorm — RMSNorm over the last dimension (Llama's norm), forward and backward.
  *
- * Forward, per row x of C values (eps = 1e-5):
+ * Forward, per row x of C values (eps the caller's):
  *   r = 1/sqrt(mean(x²) + eps),  x̂ = x·r,  y = x̂·w      (w = 1 when weight is NULL)
  * r is saved for the backward. Backward, with g = dy·w:
  *   dx = r·(g − x̂·mean(g·x̂)),  dw += Σ_rows dy·x̂
@@ -14,10 +14,8 @@
 #include "cpu_ops.h"
 #include "fail.h"
 
-#define RMS_EPS 1e-5
-
 void cpu_rmsnorm_forward(act_t *out, f32_t *rstd, const act_t *inp, const act_t *weight, int N,
-                         int C) {
+                         int C, double eps) {
   float *o = F(out), *rs = F(rstd);
   const float *x = CF(inp), *w = weight ? CF(weight) : NULL;
 #pragma omp parallel for schedule(static)
@@ -25,7 +23,7 @@ void cpu_rmsnorm_forward(act_t *out, f32_t *rstd, const act_t *inp, const act_t 
     const float *xr = x + (size_t)n * C;
     double sum_sq = 0;
     for (int c = 0; c < C; c++) sum_sq += (double)xr[c] * xr[c];
-    const double r = 1.0 / sqrt(sum_sq / C + RMS_EPS);
+    const double r = 1.0 / sqrt(sum_sq / C + eps);
     float *orow = o + (size_t)n * C;
     for (int c = 0; c < C; c++) orow[c] = (float)(xr[c] * r) * (w ? w[c] : 1.0f);
     rs[n] = (float)r;

@@ -7,12 +7,11 @@
  * one bf16 rounding per call, not one per row. */
 #include "cuda_common.cuh"
 
-#define LN_EPS 1e-5f
 #define LN_WARPS 8 /* rows per block of the forward and of the backward pass */
 #define LN_BACKWARD_BLOCKS 256
 
 __global__ void layernorm_forward_kernel(bf16 *out, float *mean, float *rstd, const bf16 *inp, const bf16 *weight,
-                                         const bf16 *bias, int N, int C) {
+                                         const bf16 *bias, int N, int C, float eps) {
   const int lane = threadIdx.x % 32, row = blockIdx.x * LN_WARPS + threadIdx.x / 32;
   if (row >= N) return;
   const bf16 *x = inp + (size_t)row * C;
@@ -24,7 +23,7 @@ __global__ void layernorm_forward_kernel(bf16 *out, float *mean, float *rstd, co
     float d = load(x, c) - mu;
     sq += d * d;
   }
-  const float rs = rsqrtf(warp_sum(sq) / C + LN_EPS);
+  const float rs = rsqrtf(warp_sum(sq) / C + eps);
   bf16 *y = out + (size_t)row * C;
   for (int c = lane; c < C; c += 32) store(y, c, (load(x, c) - mu) * rs * load(weight, c) + load(bias, c));
   if (lane == 0) mean[row] = mu, rstd[row] = rs;
@@ -71,10 +70,11 @@ __global__ void layernorm_params_kernel(bf16 *dweight, bf16 *dbias, const float 
 }
 
 void cuda_layernorm_forward(act_t *out, f32_t *mean, f32_t *rstd, const act_t *inp, const act_t *weight,
-                            const act_t *bias, int N, int C) {
+                            const act_t *bias, int N, int C, double eps) {
   if (!N) return;
+  /* ε in fp32, as the statistics: (float)1e-5 is the 1e-5f this kernel always used */
   layernorm_forward_kernel<<<(N + LN_WARPS - 1) / LN_WARPS, 32 * LN_WARPS, 0, cuda_stream()>>>(
-      as_bf16(out), as_f32(mean), as_f32(rstd), as_bf16(inp), as_bf16(weight), as_bf16(bias), N, C);
+      as_bf16(out), as_f32(mean), as_f32(rstd), as_bf16(inp), as_bf16(weight), as_bf16(bias), N, C, (float)eps);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -10,11 +10,11 @@
  * gradient: one bf16 rounding per call, not one per row. */
 #include "cuda_common.cuh"
 
-#define RMS_EPS 1e-5f
 #define RMS_WARPS 8 /* rows per block of the forward and of the backward pass */
 #define RMS_BACKWARD_BLOCKS 256
 
-__global__ void rmsnorm_forward_kernel(bf16 *out, float *rstd, const bf16 *inp, const bf16 *weight, int N, int C) {
+__global__ void rmsnorm_forward_kernel(bf16 *out, float *rstd, const bf16 *inp, const bf16 *weight, int N, int C,
+                                       float eps) {
   const int lane = threadIdx.x % 32, row = blockIdx.x * RMS_WARPS + threadIdx.x / 32;
   if (row >= N) return;
   const bf16 *x = inp + (size_t)row * C;
@@ -23,7 +23,7 @@ __global__ void rmsnorm_forward_kernel(bf16 *out, float *rstd, const bf16 *inp, 
     const float xc = load(x, c);
     sum_sq += xc * xc;
   }
-  const float r = rsqrtf(warp_sum(sum_sq) / C + RMS_EPS);
+  const float r = rsqrtf(warp_sum(sum_sq) / C + eps);
   bf16 *y = out + (size_t)row * C;
   for (int c = lane; c < C; c += 32) store(y, c, load(x, c) * r * (weight ? load(weight, c) : 1.0f));
   if (lane == 0) rstd[row] = r;
@@ -66,10 +66,12 @@ __global__ void rmsnorm_weight_kernel(bf16 *dweight, const float *partials, int 
   store(dweight, c, load(dweight, c) + sum);
 }
 
-void cuda_rmsnorm_forward(act_t *out, f32_t *rstd, const act_t *inp, const act_t *weight, int N, int C) {
+void cuda_rmsnorm_forward(act_t *out, f32_t *rstd, const act_t *inp, const act_t *weight, int N, int C,
+                          double eps) {
   if (!N || !C) return;
+  /* ε in fp32, as in layernorm.cu */
   rmsnorm_forward_kernel<<<(N + RMS_WARPS - 1) / RMS_WARPS, 32 * RMS_WARPS, 0, cuda_stream()>>>(
-      as_bf16(out), as_f32(rstd), as_bf16(inp), weight ? as_bf16(weight) : nullptr, N, C);
+      as_bf16(out), as_f32(rstd), as_bf16(inp), weight ? as_bf16(weight) : nullptr, N, C, (float)eps);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -35,10 +35,13 @@ void zero_create(zero *z, const zero_setup *s) {
   if (z->stage >= 2) {
     z->shard_grads = be->alloc_act(z->part.n_own, "gradient shard");
     be->zero_act(z->shard_grads, z->part.n_own);
-    /* the largest range one reduce-scatter covers: a block, or the embeddings */
-    const size_t embeddings = flat_layout_embeddings_end(&z->layout);
-    shard_sync_create(&z->scatter, z->group, be, &z->part, z->shard_grads,
-                      z->layout.block_elems > embeddings ? z->layout.block_elems : embeddings);
+    /* the largest range one reduce-scatter covers: a block, the embeddings,
+     * or what follows the blocks (the final norm, an untied head) */
+    size_t largest = flat_layout_embeddings_end(&z->layout);
+    const size_t tail = z->layout.n_elems - flat_layout_final_norm_start(&z->layout);
+    if (z->layout.block_elems > largest) largest = z->layout.block_elems;
+    if (tail > largest) largest = tail;
+    shard_sync_create(&z->scatter, z->group, be, &z->part, z->shard_grads, largest);
   } else {
     grad_sync_create(&z->buckets, z->group, be, z->grads, z->layout.n_elems, s->bucket_elems);
   }

@@ -44,15 +44,16 @@
 
 /* The stage's flat parameter buffer as this module needs to know it: the
  * embeddings first, then n_blocks blocks of block_elems each, then the
- * final norm. Under stage 2 and 3 the embeddings and final norm ("outer"
- * tensors) are kept whole, back to back, in the model's buffers. */
+ * final norm (and an untied output head). Under stage 2 and 3 the
+ * embeddings and what follows the blocks ("outer" tensors) are kept whole,
+ * back to back, in the model's buffers. */
 typedef struct flat_layout {
   size_t n_elems;
   size_t blocks_start, block_elems;
   int n_blocks;
   /* the tied embedding, whose gradient the first and last pipeline stages
    * sum: its range in the flat buffer and the other end's pp rank (−1: this
-   * stage does not share it) */
+   * stage does not share it, as with an untied head) */
   size_t tied_offset, tied_elems;
   int tied_peer;
 } flat_layout;

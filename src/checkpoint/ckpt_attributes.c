@@ -26,6 +26,8 @@ void ckpt_write_model_shape(ckpt_file *f, const model_shape *s) {
   ckpt_attr_write_f64(f, "decay_base", s->decay_base);
   ckpt_attr_write_f64(f, "rope_theta", model_rope_theta(s));
   ckpt_attr_write_i64(f, "linear_chunk", model_linear_chunk(s));
+  ckpt_attr_write_i64(f, "tie_embeddings", !s->untied_head);
+  ckpt_attr_write_f64(f, "norm_eps", model_norm_eps(s));
 }
 
 /* The per-layer attention kinds, "SSLL...": the expanded pattern is its
@@ -77,6 +79,16 @@ int ckpt_read_model_shape(ckpt_file *f, model_shape *s, char *err, size_t err_by
   if (ckpt_attr_read_f64(f, "decay_base", &f64) == 0) s->decay_base = f64;
   if (ckpt_attr_read_f64(f, "rope_theta", &f64) == 0) s->rope_theta = f64;
   if (ckpt_attr_read_i64(f, "linear_chunk", &i64) == 0) s->linear_chunk = (int)i64;
+  /* files written before these two existed: GPT-2's tie and ε 1e-5 (the
+   * zeroed shape's meaning) */
+  if (ckpt_attr_read_i64(f, "tie_embeddings", &i64) == 0) s->untied_head = i64 == 0;
+  if (ckpt_attr_read_f64(f, "norm_eps", &f64) == 0) {
+    if (!(f64 > 0 && f64 <= 1)) {
+      snprintf(err, err_bytes, "checkpoint '%s': norm_eps %g is not in (0, 1]", f->path, f64);
+      return -1;
+    }
+    s->norm_eps = f64;
+  }
   return 0;
 }
 

@@ -54,6 +54,10 @@ static const key_spec key_table[] = {
   {"linear_chunk", "model", KEY_INT, FIELD(linear_chunk), "64", 1, 1 << 16, NULL,
    "chunk size of the chunkwise linear attention (changes speed, not results)"},
   {"rope_theta", "model", KEY_DOUBLE, FIELD(rope_theta), "10000", 1, 1e12, NULL, "RoPE base"},
+  {"tie_embeddings", "model", KEY_BOOL, FIELD(tie_embeddings), "true", 0, 0, NULL,
+   "the output head is the token embedding (GPT-2: true) or its own matrix lm_head (Llama: false)"},
+  {"norm_eps", "model", KEY_DOUBLE, FIELD(norm_eps), "1e-5", 1e-12, 1, NULL,
+   "epsilon of the blocks' and final norm (GPT-2: 1e-5; Llama: 1e-5 or 1e-6)"},
 
   {"batch_size", "train", KEY_INT, FIELD(batch_size), "16", 1, 1 << 24, NULL,
    "global batch in sequences, summed over data-parallel ranks"},

@@ -45,6 +45,8 @@ typedef struct config {
   int linear_decay;      /* decay_choice */
   double decay_base, rope_theta;
   int linear_chunk;
+  bool tie_embeddings;   /* the output head is wte (GPT-2) or its own lm_head (false) */
+  double norm_eps;
   /* [train] */
   int batch_size;        /* global batch in sequences, over all data-parallel ranks */
   int micro_batch_size;  /* sequences per forward/backward on one rank */

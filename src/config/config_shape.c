@@ -20,6 +20,8 @@ model_shape config_model_shape(const config *cfg) {
   s.decay_base = cfg->linear_decay == DECAY_CHOICE_SLOPES ? cfg->decay_base : 0;
   s.rope_theta = cfg->rope_theta;
   s.linear_chunk = cfg->linear_chunk;
+  s.untied_head = !cfg->tie_embeddings;
+  s.norm_eps = cfg->norm_eps;
   return s;
 }
 
@@ -43,4 +45,6 @@ void config_set_model_shape(config *cfg, const model_shape *s) {
   if (s->decay_base > 0) cfg->decay_base = s->decay_base;
   cfg->rope_theta = model_rope_theta(s);
   cfg->linear_chunk = model_linear_chunk(s);
+  cfg->tie_embeddings = !s->untied_head;
+  cfg->norm_eps = model_norm_eps(s);
 }

@@ -41,10 +41,12 @@ size_t model_linear_state_elems(const model *m, int B) {
 }
 
 /* The per-head RMSNorm (no weight) after linear attention: TransNormerLLM's
- * normalisation in place of the softmax's denominator (doc/design.md). */
+ * normalisation in place of the softmax's denominator (doc/design.md). Its
+ * ε is part of the attention, not the model's norm_eps: fixed. */
+#define LINEAR_OUTPUT_NORM_EPS 1e-5
 static void linear_output_norm(const model *m, block_acts *a, int N) {
   const int HS = model_head_size(&m->shape);
-  m->be->rmsnorm_forward(a->atty, a->att_rstd, a->att_raw, NULL, N * m->par.NH_local, HS);
+  m->be->rmsnorm_forward(a->atty, a->att_rstd, a->att_raw, NULL, N * m->par.NH_local, HS, LINEAR_OUTPUT_NORM_EPS);
 }
 
 /* atty from qkv. `recompute`: the selective mode's rerun, which for linear

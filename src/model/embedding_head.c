@@ -1,7 +1,8 @@
 /* embedding_head — the two ends of the model: the token (and position)
  * embedding before the first block, and after the last the final norm, the
- * output head tied to the token embedding, the vocabulary-parallel loss and
- * the head's own backward; and the one row of logits generation needs.
+ * output head (the token embedding wte when tied, else lm_head), the
+ * vocabulary-parallel loss and the head's own backward; and the one row of
+ * logits generation needs.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,11 @@ void embedding_backward(model *m, model_slot *s, int B, int T_local) {
                             B * T_local, C, m->par.vocab_start, m->par.V_valid);
 }
 
-/* ---- the head: final norm, tied output layer, loss ---- */
+/* ---- the head: final norm, output layer, loss ---- */
+
+/* The output layer's matrix [V_local, C] (rows of this rank's vocabulary
+ * shard) and its gradient: wte under GPT-2's tie, else lm_head. */
+static const char *head_matrix_name(const model *m) { return m->shape.untied_head ? "lm_head" : "wte"; }
 
 int model_head_chunk_rows(int rows, int asked) {
   if (rows < 1) return 1;
@@ -82,28 +87,28 @@ double head_forward(model *m, const act_t *x, act_t *d_x, const int32_t *targets
   const backend *be = m->be;
   model_workspace *ws = &m->ws;
   const int C = m->shape.d_model, V = m->par.V_local, N = B * T_local, Nl = model_local_rows(m, N);
-  const act_t *wte = outer_param_at(m, "wte"), *lnf_w = outer_param_at(m, "lnf.weight");
+  const act_t *head_w = outer_param_at(m, head_matrix_name(m)), *lnf_w = outer_param_at(m, "lnf.weight");
   act_t *lnf_local = m->par.seq_shard ? ws->d_ln : ws->lnf;
   profile_mark(m->profile, PROFILE_HEAD, false);
   model_norm_forward(m, lnf_local, ws->lnf_mean, ws->lnf_rstd, x, lnf_w, outer_param_at(m, "lnf.bias"), Nl);
   model_gather_rows(m, ws->lnf, lnf_local, Nl, C);
   if (pass == PASS_LOGITS) return 0.0; /* model_copy_last_logits computes the one row it needs */
   const float scale = pass == PASS_TRAIN ? dloss_scale : 0.0f;
-  act_t *dwte = pass == PASS_TRAIN ? outer_grad_at(m, "wte") : NULL;
+  act_t *dhead_w = pass == PASS_TRAIN ? outer_grad_at(m, head_matrix_name(m)) : NULL;
   double loss_sum = 0.0;
   for (int r0 = 0; r0 < N; r0 += ws->head_rows) {
     const int R = N - r0 < ws->head_rows ? N - r0 : ws->head_rows;
     const act_t *lnf_rows = act_at(be, ws->lnf, (size_t)r0 * C);
     profile_mark(m->profile, PROFILE_HEAD, false);
-    /* tied head: logits = lnf · wteᵀ, this rank's vocabulary rows */
-    be->gemm(false, true, R, V, C, 1.0f, lnf_rows, C, wte, C, 0.0f, ws->logits, V);
+    /* logits = lnf · Wᵀ (W: wte or lm_head), this rank's vocabulary rows */
+    be->gemm(false, true, R, V, C, 1.0f, lnf_rows, C, head_w, C, 0.0f, ws->logits, V);
     loss_sum += crossentropy(m, targets + r0, R, scale, ws->host_losses + r0);
-    if (!dwte) continue;
+    if (!dhead_w) continue;
     profile_mark(m->profile, PROFILE_HEAD, true);
-    /* backward: dlnf = dlogits · wte (partial over vocabulary shards);
-     * dwte += dlogitsᵀ · lnf (this rank's rows) */
-    be->gemm(false, false, R, C, V, 1.0f, ws->logits, V, wte, C, 0.0f, act_at(be, ws->d_btc, (size_t)r0 * C), C);
-    be->gemm(true, false, V, C, R, 1.0f, ws->logits, V, lnf_rows, C, 1.0f, dwte, C);
+    /* backward: dlnf = dlogits · W (partial over vocabulary shards);
+     * dW += dlogitsᵀ · lnf (this rank's rows) */
+    be->gemm(false, false, R, C, V, 1.0f, ws->logits, V, head_w, C, 0.0f, act_at(be, ws->d_btc, (size_t)r0 * C), C);
+    be->gemm(true, false, V, C, R, 1.0f, ws->logits, V, lnf_rows, C, 1.0f, dhead_w, C);
   }
   if (pass != PASS_TRAIN) return loss_sum; /* the head's backward goes on: still its region */
   model_sum_rows(m, ws->d_ln, ws->d_btc, Nl, C);
@@ -122,8 +127,8 @@ void model_copy_last_logits(model *m, int B, int t, float *host_logits) {
   if (row >= 0) {
     const backend *be = m->be;
     const int C = m->shape.d_model;
-    be->gemm(false, true, 1, Vl, C, 1.0f, act_at(be, m->ws.lnf, (size_t)row * C), C, outer_param_at(m, "wte"), C, 0.0f,
-             m->ws.logits, Vl);
+    be->gemm(false, true, 1, Vl, C, 1.0f, act_at(be, m->ws.lnf, (size_t)row * C), C,
+             outer_param_at(m, head_matrix_name(m)), C, 0.0f, m->ws.logits, Vl);
     be->act_to_host(shard, m->ws.logits, (size_t)Vl);
   }
   float *all = shard;

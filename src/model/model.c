@@ -58,12 +58,15 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
   }
   const model_stage stage = options->stage ? *options->stage : model_stage_whole(shape.n_layer);
   param_layout_create(&m->layout, &shape, &stage, par->tp ? par->tp->rank : 0, par->tp_size);
-  par->tied_copy = stage.has_head && !stage.has_embedding;
-  const param_spec *wte = registry_find(&m->layout.reg, "wte");
-  if (wte) {
-    par->V_local = (int)wte->local_shape[0];
-    par->V_valid = (int)wte->local_valid;
-    par->vocab_start = (int)wte->local_start;
+  par->tied_copy = !shape.untied_head && stage.has_head && !stage.has_embedding;
+  /* the vocabulary shard: wte's, or on a last stage without it lm_head's
+   * (split alike) */
+  const param_spec *vocab = registry_find(&m->layout.reg, "wte");
+  if (!vocab) vocab = registry_find(&m->layout.reg, "lm_head");
+  if (vocab) {
+    par->V_local = (int)vocab->local_shape[0];
+    par->V_valid = (int)vocab->local_valid;
+    par->vocab_start = (int)vocab->local_start;
   }
   weights_create(m, options->windowed_grads, options->windowed_params);
   activations_create(m, options->n_slots, options->head_chunk_rows);
@@ -85,7 +88,9 @@ flat_layout model_flat_layout(const model *m) {
                    .n_blocks = pl->n_layers,
                    .tied_peer = -1};
   const param_spec *wte = registry_find(&pl->reg, "wte");
-  if (m->par.pp && wte) { /* the first and the last stage: each other's peer */
+  /* a tied head: the first and the last stage are each other's peer; an
+   * untied one shares nothing between stages */
+  if (m->par.pp && wte && !m->shape.untied_head) {
     l.tied_offset = wte->offset;
     l.tied_elems = wte->n_local;
     l.tied_peer = pl->stage.has_embedding ? m->par.pp->size - 1 : 0;

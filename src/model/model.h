@@ -5,7 +5,7 @@
  * blocks, each  x += attn(norm1(x));  x += mlp(norm2(x)),  the attention
  * softmax or linear per layer, the MLP GELU or SwiGLU, the norm LayerNorm
  * or RMSNorm (model_shape.h); a final norm; the output head tied to the
- * token embedding. No autograd: each block's forward saves what its
+ * token embedding (GPT-2) or its own matrix lm_head (untied_head). No autograd: each block's forward saves what its
  * backward needs in a per-micro-batch activation slot, in the style of
  * llm.c. Parameter gradients accumulate (+=) into one flat buffer, so the
  * micro-batches of a step add up until the optimizer consumes them.
@@ -17,7 +17,7 @@
  *   activations     the slots, the recomputation scratch, the backward's and the head's buffers
  *   tensor_parallel Megatron's f and g over tp; the norms under sequence sharding
  *   block           one transformer block, forward and backward
- *   embedding_head  the embedding, the final norm, the tied head and the loss
+ *   embedding_head  the embedding, the final norm, the head and the loss
  *   chunk           a chunk of consecutive blocks on a slot: what the pipeline runs
  *   model           creating and freeing; the sequence layout; the whole model on one stage
  *
@@ -97,7 +97,7 @@ typedef struct model_parallel {
   int tp_size;
   bool seq_shard;         /* norm regions sharded along the tokens over tp */
   comm *pp;               /* pipeline group, or NULL for one stage */
-  bool tied_copy;         /* holds wte for the head only; the first stage holds it too */
+  bool tied_copy;         /* holds wte for the tied head only; the first stage holds it too */
   comm *sp;               /* sequence-parallel group, or NULL for one rank */
   int sp_size;
   sp_placement placement; /* contiguous, or zig-zag (ring attention over softmax layers) */
@@ -188,7 +188,8 @@ void model_load_params(model *m, const float *host);
 void model_zero_grads(model *m);
 
 /* The stage's flat buffer as parallel/zero needs it (with the tied
- * embedding's range and peer when the pipeline shares it). */
+ * embedding's range and peer when the pipeline shares it: a tied head on
+ * more than one stage). */
 flat_layout model_flat_layout(const model *m);
 
 /* The registry of the whole model (every stage's parameters) with this

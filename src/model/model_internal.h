@@ -83,7 +83,7 @@ void block_backward(model *m, int j, block_acts *a, const act_t *res_in, int B, 
 void embedding_forward(model *m, model_slot *s, const int32_t *inputs, int B, int T_local);
 /* From ws.d_resid, dL/d(the embedding's output) of this rank's rows. */
 void embedding_backward(model *m, model_slot *s, int B, int T_local);
-/* Final norm, tied head, loss (and for PASS_TRAIN the head's backward into
+/* Final norm, output head, loss (and for PASS_TRAIN the head's backward into
  * d_x) from x, this rank's rows of the last block's output. */
 double head_forward(model *m, const act_t *x, act_t *d_x, const int32_t *targets, int B, int T_local,
                     float dloss_scale, model_pass pass);

@@ -42,6 +42,7 @@ int model_ffn_hidden(const model_shape *s) {
 int model_head_size(const model_shape *s) { return s->d_model / s->n_head; }
 double model_rope_theta(const model_shape *s) { return s->rope_theta > 0 ? s->rope_theta : 10000.0; }
 int model_linear_chunk(const model_shape *s) { return s->linear_chunk > 0 ? s->linear_chunk : 64; }
+double model_norm_eps(const model_shape *s) { return s->norm_eps > 0 ? s->norm_eps : 1e-5; }
 bool model_norm_has_bias(const model_shape *s) { return s->norm == NORM_LAYERNORM; }
 
 /* ---------------------------------------------------------------- names */
@@ -79,10 +80,10 @@ void model_shape_describe(const model_shape *s, char *out, size_t out_bytes) {
   char pattern[PATTERN_TEXT_BYTES];
   model_expanded_pattern(s, pattern, sizeof pattern);
   const char *attention = strchr(pattern, 'L') ? (strchr(pattern, 'S') ? "hybrid" : "linear") : "softmax";
-  snprintf(out, out_bytes, "%s, %s MLP (width %d), %s, %s, %s attention%s%s", norm_names[s->norm],
-           s->mlp == MLP_SWIGLU ? "SwiGLU" : "GELU", model_ffn_hidden(s), position_words[s->position],
-           s->no_bias ? "no biases" : "biases", attention, strchr(pattern, 'L') ? " " : "",
-           strchr(pattern, 'L') ? pattern : "");
+  snprintf(out, out_bytes, "%s (eps %g), %s MLP (width %d), %s, %s, %s head, %s attention%s%s",
+           norm_names[s->norm], model_norm_eps(s), s->mlp == MLP_SWIGLU ? "SwiGLU" : "GELU", model_ffn_hidden(s),
+           position_words[s->position], s->no_bias ? "no biases" : "biases", s->untied_head ? "untied" : "tied",
+           attention, strchr(pattern, 'L') ? " " : "", strchr(pattern, 'L') ? pattern : "");
 }
 
 #define APPEND(...)                                                                   \
@@ -99,11 +100,15 @@ void model_shape_differences(const model_shape *a, const model_shape *b, char *o
       {"n_layer", a->n_layer, b->n_layer},       {"n_head", a->n_head, b->n_head},
       {"d_model", a->d_model, b->d_model},       {"vocab_size", a->vocab_size, b->vocab_size},
       {"seq_len", a->seq_len, b->seq_len},       {"ffn_hidden", model_ffn_hidden(a), model_ffn_hidden(b)},
-      {"bias", !a->no_bias, !b->no_bias}};
+      {"bias", !a->no_bias, !b->no_bias},        {"tie_embeddings", !a->untied_head, !b->untied_head}};
   for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
     if (ints[i].saved != ints[i].now)
       APPEND("%s %lld in the checkpoint, %lld now", ints[i].name, ints[i].saved, ints[i].now);
   if (a->norm != b->norm) APPEND("norm %s in the checkpoint, %s now", norm_names[a->norm], norm_names[b->norm]);
+  /* ε enters every norm: even 1e-5 against 1e-6 changes each output (a
+   * relative 1e-12 is the attribute's own round trip, not a difference) */
+  if (fabs(model_norm_eps(a) - model_norm_eps(b)) > 1e-12 * model_norm_eps(b))
+    APPEND("norm_eps %g in the checkpoint, %g now", model_norm_eps(a), model_norm_eps(b));
   if (a->mlp != b->mlp) APPEND("mlp %s in the checkpoint, %s now", mlp_names[a->mlp], mlp_names[b->mlp]);
   if (a->position != b->position)
     APPEND("position %s in the checkpoint, %s now", position_names[a->position], position_names[b->position]);
@@ -135,7 +140,8 @@ double model_block_flops(const model_shape *s, int l, int T) {
 
 double model_flops_per_token(const model_shape *s, int T) {
   /* forward and backward: three times the forward (PaLM's appendix: 6N
-   * for the matrices, attention likewise), plus the tied head's 2VC */
+   * for the matrices, attention likewise), plus the head's 2VC (tied or
+   * not: the embedding's lookup is no product) */
   double forward = 2.0 * s->vocab_size * s->d_model;
   for (int l = 0; l < s->n_layer; l++) forward += model_block_flops(s, l, T);
   return 3.0 * forward;

@@ -34,6 +34,10 @@ typedef struct model_shape {
   double decay_base;       /* linear attention: λ_h = exp(−2^(−base·(h+1)/n_head)); 0: no decay */
   double rope_theta;       /* RoPE base (0: 10000) */
   int linear_chunk;        /* chunk size of the chunkwise linear attention (0: 64); compute only */
+  /* the output head: false, the token embedding wte (GPT-2's tie); true,
+   * its own matrix lm_head [vocab_size, d_model] (Llama) */
+  bool untied_head;
+  double norm_eps;         /* ε of the blocks' and final norm (0: 1e-5) */
 } model_shape;
 
 /* GPT-2 of the given sizes. */
@@ -47,6 +51,7 @@ int model_ffn_hidden(const model_shape *shape);   /* the MLP hidden width F in e
 int model_head_size(const model_shape *shape);    /* d_model / n_head */
 double model_rope_theta(const model_shape *shape);
 int model_linear_chunk(const model_shape *shape);
+double model_norm_eps(const model_shape *shape);  /* the norms' ε in effect */
 /* The norms carry a bias only as LayerNorm. */
 bool model_norm_has_bias(const model_shape *shape);
 
@@ -61,8 +66,8 @@ int model_position_from_name(const char *name);
 /* The pattern written out per layer, "SSLL..." (out_bytes > n_layer). */
 void model_expanded_pattern(const model_shape *shape, char *out, size_t out_bytes);
 
-/* One line: "layernorm, GELU MLP (width 3072), learned positions, biases,
- * softmax attention" and the like. */
+/* One line: "layernorm (eps 1e-05), GELU MLP (width 3072), learned
+ * positions, biases, tied head, softmax attention" and the like. */
 void model_shape_describe(const model_shape *shape, char *out, size_t out_bytes);
 
 /* The differences that change the model's function, as "name A in the

@@ -61,7 +61,8 @@ void model_register(registry *reg, const model_shape *s, const model_stage *stag
   const model_stage whole = model_stage_whole(s->n_layer);
   if (!stage) stage = &whole;
   const int64_t C = s->d_model;
-  if (stage->has_embedding || stage->has_head)
+  /* the tied head reads wte: the last stage holds a copy */
+  if (stage->has_embedding || (stage->has_head && !s->untied_head))
     registry_add_padded(reg, "wte", 2, (int64_t[]){s->vocab_size, C}, 0, INIT_NORMAL, 0.02, true, -1);
   if (stage->has_embedding && s->position == POSITION_LEARNED)
     registry_add(reg, "wpe", 2, (int64_t[]){s->seq_len, C}, -1, INIT_NORMAL, 0.02, false, -1);
@@ -70,6 +71,10 @@ void model_register(registry *reg, const model_shape *s, const model_stage *stag
   if (stage->has_head) {
     registry_add(reg, "lnf.weight", 1, (int64_t[]){C}, -1, INIT_ONES, 0, false, -1);
     if (model_norm_has_bias(s)) registry_add(reg, "lnf.bias", 1, (int64_t[]){C}, -1, INIT_ZEROS, 0, false, -1);
+    /* the untied head: vocabulary rows split over tp as wte's, initialised
+     * and decayed as wte; after the final norm, an outer tensor as lnf */
+    if (s->untied_head)
+      registry_add_padded(reg, "lm_head", 2, (int64_t[]){s->vocab_size, C}, 0, INIT_NORMAL, 0.02, true, -1);
   }
 }
 
@@ -131,7 +136,7 @@ void param_layout_outer_ranges(const param_layout *pl, size_t *embeddings_end, s
 
 size_t param_layout_outer_offset(const param_layout *pl, const char *name, bool windowed) {
   const param_spec *p = registry_find(&pl->reg, name);
-  ENSURE(p && p->layer < 0, "no embedding or final-norm parameter %s", name);
+  ENSURE(p && p->layer < 0, "no outer parameter %s (embedding, final norm, lm_head)", name);
   size_t offset = p->offset;
   const size_t blocks_end = param_layout_block_start(pl, pl->n_layers);
   if (windowed && offset >= pl->block_start0) offset = pl->block_start0 + (offset - blocks_end);

@@ -9,8 +9,10 @@
  *   layers.i.ln2.{weight,bias} [C]   layers.i.mlp.w1 [F, C] (split 0) — SwiGLU: [2, F, C] (split 1)
  *   layers.i.mlp.b1 [F] (split 0)    layers.i.mlp.w2 [C, F] (split 1)
  *   layers.i.mlp.b2 [C]              lnf.{weight,bias} [C]
+ *   lm_head [V, C] (split 0; only with an untied head)
  * Biases are left out without `bias`, norm biases under RMSNorm. The flat
- * order is block by block, embeddings first and final norm last, so one
+ * order is block by block, embeddings first and final norm (then lm_head)
+ * last, so one
  * block's parameters are one contiguous range of block_elems elements
  * (every block of a model has the same tensors), which is what gradient
  * buckets, ZeRO windows and pipeline stages cut along.
@@ -19,8 +21,10 @@
  * layers (model_stage; chunk c of stage s is global chunk c·p + s,
  * Megatron's interleaved placement). The first stage's chunk 0 begins with
  * the embedding; the last stage's last chunk ends with the final norm and
- * the head. A stage registers only what it holds: wte on the first and the
- * last stage (the head's tied copy), wpe, its blocks, lnf.
+ * the head. A stage registers only what it holds: wte on the first stage
+ * and, when the head is tied, on the last (the head's copy), wpe, its
+ * blocks, lnf and an untied head's lm_head. "Outer" tensors are the
+ * embeddings and everything after the last block (lnf, lm_head).
  */
 #ifndef TESSERA_PARAM_LAYOUT_H
 #define TESSERA_PARAM_LAYOUT_H
@@ -67,7 +71,7 @@ typedef struct param_layout {
   int max_chunk_layers;
   bool any_linear, any_softmax; /* attention kinds among this stage's layers */
   size_t block_start0, block_elems; /* flat range of local block 0, elements per block */
-  size_t outer_elems;    /* embeddings + final norm */
+  size_t outer_elems;    /* embeddings + final norm (and lm_head) */
 } param_layout;
 
 /* Fails (internal error) on a stage without layers or with too many chunks. */
@@ -78,11 +82,11 @@ void param_layout_free(param_layout *pl);
 /* Flat offset of local block j's first element. */
 size_t param_layout_block_start(const param_layout *pl, int j);
 /* The outer tensors' flat ranges: the embeddings [0, embeddings_end) and
- * the final norm [final_norm_start, n). */
+ * the final norm, then an untied head's lm_head [final_norm_start, n). */
 void param_layout_outer_ranges(const param_layout *pl, size_t *embeddings_end, size_t *final_norm_start);
-/* Where an embedding or final-norm tensor starts in a buffer: its flat
- * offset, or (windowed) in a buffer of the outer tensors only, the
- * embeddings at their flat offsets and the final norm right after them. */
+/* Where an outer tensor (embedding, final norm, lm_head) starts in a
+ * buffer: its flat offset, or (windowed) in a buffer of the outer tensors
+ * only, the embeddings at their flat offsets and the rest right after them. */
 size_t param_layout_outer_offset(const param_layout *pl, const char *name, bool windowed);
 
 /* The registry of the whole model (every stage's parameters) with the

@@ -32,8 +32,9 @@ void model_gather_rows(model *m, act_t *full, const act_t *local, int N_local, i
 void model_norm_forward(const model *m, act_t *out, f32_t *mean, f32_t *rstd, const act_t *inp, const act_t *weight,
                         const act_t *bias, int N_local) {
   const int C = m->shape.d_model;
-  if (m->shape.norm == NORM_RMSNORM) m->be->rmsnorm_forward(out, rstd, inp, weight, N_local, C);
-  else m->be->layernorm_forward(out, mean, rstd, inp, weight, bias, N_local, C);
+  const double eps = model_norm_eps(&m->shape);
+  if (m->shape.norm == NORM_RMSNORM) m->be->rmsnorm_forward(out, rstd, inp, weight, N_local, C, eps);
+  else m->be->layernorm_forward(out, mean, rstd, inp, weight, bias, N_local, C, eps);
 }
 
 static void norm_backward_local(const model *m, act_t *dinp, act_t *dweight, act_t *dbias, const act_t *dout,

@@ -4,7 +4,7 @@
  * out like the flat parameter buffer. A step: the global gradient norm
  * ‖g‖ = sqrt(Σ g²) over every parameter; clipping scales g by
  * min(1, clip / (‖g‖ + 1e-6)); then AdamW per parameter tensor with
- * decoupled weight decay on the tensors the registry marks (matrices: wte,
+ * decoupled weight decay on the tensors the registry marks (matrices: wte, lm_head,
  * attention and MLP weights; never biases, norm gains or position
  * embeddings); then the compute weights are refreshed from the master copy.
  * Every data-parallel rank holds the same reduced gradient, so every rank
