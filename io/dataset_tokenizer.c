@@ -75,3 +75,13 @@ int dataset_sidecar_read(const char *data_path, tokenizer **t, char *err, size_t
   }
   return 0;
 }
+
+bool tokenizers_agree(const tokenizer *a, const tokenizer *b) {
+  if (tokenizer_kind_of(a) != tokenizer_kind_of(b) || tokenizer_vocab_size(a) != tokenizer_vocab_size(b)) return false;
+  if (tokenizer_kind_of(a) == TOKENIZER_BYTES) return true;
+  char *text_a = tokenizer_to_json(a), *text_b = tokenizer_to_json(b);
+  const bool same = text_a && text_b && strcmp(text_a, text_b) == 0;
+  free(text_a);
+  free(text_b);
+  return same;
+}

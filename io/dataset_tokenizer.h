@@ -11,6 +11,7 @@
 #ifndef TESSERA_DATASET_TOKENIZER_H
 #define TESSERA_DATASET_TOKENIZER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "tokenizer.h"
@@ -29,5 +30,9 @@ int dataset_sidecar_write(const char *path, const tokenizer *t, char *err, size_
  * there is no sidecar; EXIT_IO_ERROR with err when the sidecar cannot be
  * read or is not a tokenizer. */
 int dataset_sidecar_read(const char *data_path, tokenizer **t, char *err, size_t err_bytes);
+
+/* Whether two tokenizers encode and decode alike: both bytes, or both with
+ * the same tokenizer.json text. */
+bool tokenizers_agree(const tokenizer *a, const tokenizer *b);
 
 #endif

@@ -19,7 +19,7 @@ printf '%%' > "$work/e.txt"
 inputs="$work/a.txt $work/empty.txt $work/b.txt $work/d.txt $work/e.txt $work/c.txt"
 
 # shellcheck disable=SC2086 # the inputs are separate words
-"$TESSERA" prep $inputs -o "$work/one" --split-lines % > "$work/out" 2>&1 \
+timeout 60 "$TESSERA" prep $inputs -o "$work/one" --split-lines % > "$work/out" 2>&1 \
   || { cat "$work/out"; fail "prep as one process"; }
 docs=$(sed -n 's/.* -> \([0-9]*\) documents.*/\1/p' "$work/out")
 for np in 1 2 3; do
@@ -36,7 +36,7 @@ for np in 1 2 3; do
 done
 # one document per file: a file is never cut between ranks
 # shellcheck disable=SC2086
-"$TESSERA" prep $inputs -o "$work/f1" > /dev/null 2>&1 || fail "prep, one document per file"
+timeout 60 "$TESSERA" prep $inputs -o "$work/f1" > /dev/null 2>&1 || fail "prep, one document per file"
 # shellcheck disable=SC2086
 $RUN_MPI 3 60 "$TESSERA" prep $inputs -o "$work/f3" > /dev/null 2>&1 || fail "prep on 3 ranks, one document per file"
 cmp -s "$work/f1.bin" "$work/f3.bin" && cmp -s "$work/f1.idx" "$work/f3.idx" \

@@ -46,6 +46,7 @@
 #include "model.h"
 #include "optimizer.h"
 #include "state_gather.h"
+#include "tokenizer.h"
 
 typedef struct ckpt_save_options {
   const char *dir; /* the save directory (created if missing) */
@@ -89,12 +90,15 @@ void checkpoint_saver_finish(checkpoint_saver *s);
 
 /* Collective: resolves `resume` ("auto": save_dir's latest, else its newest
  * complete file, a damaged newest one reported and skipped; a directory:
- * its latest; else a file), checks that it holds the model `shape`, loads
- * weights and optimizer state. Returns the step saved, or 0 when "auto"
- * finds no checkpoint (a fresh start). Errors: one message, exit 1 (missing
- * path, other model) or 2 (damaged file). */
-int64_t checkpoint_resume(const char *resume, const char *save_dir, const model_shape *shape, grid *g, model *m,
-                          optimizer *opt);
+ * its latest; else a file), checks that it holds the model `shape` and
+ * that its tokenizer (bytes when it carries none) is the data's, *tok
+ * (NULL: not known, GPT-2 tokens; *tok then becomes the tokenizer the
+ * checkpoint carries, so the run keeps it), loads weights and optimizer
+ * state. Returns the step saved, or 0 when "auto" finds no checkpoint (a
+ * fresh start). Errors: one message, exit 1 (missing path, other model,
+ * other tokenizer) or 2 (damaged file). */
+int64_t checkpoint_resume(const char *resume, const char *save_dir, const model_shape *shape, tokenizer **tok,
+                          grid *g, model *m, optimizer *opt);
 
 /* Collective: the weights only of the checkpoint `given` (a file, or a
  * save directory's latest) into the model, which must have the checkpoint's

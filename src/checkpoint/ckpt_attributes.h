@@ -15,6 +15,7 @@
 #include "lr_schedule.h"
 #include "model_shape.h"
 #include "optimizer.h"
+#include "tokenizer.h"
 
 /* What a checkpoint records of the run besides its tensors: the caller's
  * (the training run's) description, not its configuration. */
@@ -26,6 +27,7 @@ typedef struct ckpt_run_info {
   int batch_size;       /* sequences per optimizer step */
   int zero;             /* the saving run's ZeRO stage */
   const char *version;  /* tessera's */
+  const tokenizer *tokenizer; /* the data's, carried as /tokenizer.json; NULL or bytes: none */
 } ckpt_run_info;
 
 /* Every root attribute but `complete`, which a writer adds last. */

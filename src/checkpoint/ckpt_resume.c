@@ -14,7 +14,9 @@
 
 #include "checkpoint.h"
 #include "ckpt_names.h"
+#include "ckpt_tokenizer.h"
 #include "clock.h"
+#include "dataset_tokenizer.h"
 #include "fail.h"
 #include "zero_partition.h"
 
@@ -98,6 +100,27 @@ static void fail_if_any_rank_failed(grid *g, bool bad, char *err, size_t err_byt
   fail_collective(EXIT_IO_ERROR, "%s", err[0] ? err : "a rank could not read the checkpoint");
 }
 
+/* The checkpoint's tokenizer against the data's (*tok; NULL: GPT-2 tokens
+ * of an llm.c shard, files unnamed, which takes a GPT-2-sized one the
+ * checkpoint carries). */
+static void check_tokenizer(ckpt_file *f, const char *path, tokenizer **tok) {
+  char err[MESSAGE_BYTES] = "";
+  tokenizer *carried = ckpt_read_tokenizer(f, err, sizeof err);
+  if (!carried) fail_collective(EXIT_IO_ERROR, "%s", err);
+  if (!*tok) {
+    if (tokenizer_kind_of(carried) != TOKENIZER_BYTES && tokenizer_vocab_size(carried) != 50257)
+      fail_collective(EXIT_USER_ERROR, "checkpoint '%s' carries the tokenizer %s, the data holds GPT-2's tokens",
+                      path, tokenizer_description(carried));
+    if (tokenizer_kind_of(carried) != TOKENIZER_BYTES) *tok = carried, carried = NULL; /* kept for the run */
+  } else if (!tokenizers_agree(carried, *tok)) {
+    fail_collective(EXIT_USER_ERROR,
+                    "checkpoint '%s' was trained on data of the tokenizer %s, the data now is of %s: resume "
+                    "with data made by the checkpoint's tokenizer",
+                    path, tokenizer_description(carried), tokenizer_description(*tok));
+  }
+  tokenizer_free(carried);
+}
+
 /* The file, with the model it holds checked against `shape` (the layout,
  * batch and schedule may change). */
 static void open_checked(ckpt_file *f, const char *path, const model_shape *shape) {
@@ -111,8 +134,8 @@ static void open_checked(ckpt_file *f, const char *path, const model_shape *shap
   if (differences[0]) fail_collective(EXIT_USER_ERROR, "checkpoint '%s' holds a different model: %s", path, differences);
 }
 
-int64_t checkpoint_resume(const char *resume, const char *save_dir, const model_shape *shape, grid *g, model *m,
-                          optimizer *opt) {
+int64_t checkpoint_resume(const char *resume, const char *save_dir, const model_shape *shape, tokenizer **tok,
+                          grid *g, model *m, optimizer *opt) {
   /* ranks arrive at different times (their setup shares the cores): the
    * load's clock starts once all are here */
   comm_quiet_barrier(&g->world);
@@ -122,6 +145,7 @@ int64_t checkpoint_resume(const char *resume, const char *save_dir, const model_
   if (!path[0]) return 0;
   ckpt_file f;
   open_checked(&f, path, shape);
+  check_tokenizer(&f, path, tok);
 
   const size_t n = m->layout.reg.n_local_total;
   comm *replicas = &g->dp_sp;

@@ -13,6 +13,7 @@
 
 #include "ckpt_names.h"
 #include "ckpt_save_internal.h"
+#include "ckpt_tokenizer.h"
 #include "clock.h"
 
 /* the test-only crash point: TESSERA_FAULT_SAVE="RANK:STEP" */
@@ -62,6 +63,7 @@ void ckpt_write_single(checkpoint_saver *s, save_job *job) {
   if (job->status) return;
   const int fd = open(job->tmp_path, O_RDONLY);
   ckpt_write_run_attributes(&f, &s->info, s->g, job->step, job->optimizer_step);
+  ckpt_write_tokenizer(&f, s->info.tokenizer);
   uint32_t *crcs = NULL;
   for (int k = 0; k < reg->n_params; k++) {
     const param_spec *p = &reg->params[k];
@@ -186,6 +188,7 @@ void ckpt_write_collective(checkpoint_saver *s, save_job *job) {
   if (bad) fail_collective(EXIT_IO_ERROR, "cannot create checkpoint file '%s'", job->tmp_path);
   const int fd = g->world_rank == 0 ? open(job->tmp_path, O_RDONLY) : -1;
   ckpt_write_run_attributes(&f, &s->info, g, job->step, job->optimizer_step);
+  ckpt_write_tokenizer(&f, s->info.tokenizer); /* every rank: the dataset's creation is collective */
   int64_t *file_offsets = xmalloc((size_t)reg->n_params * OPT_N_STATES * sizeof *file_offsets, "checkpoint offsets");
   const int64_t n_slots_total = create_datasets(reg, &f, file_offsets);
   uint32_t *crcs = xcalloc((size_t)n_slots_total, sizeof *crcs, "checkpoint checksums");

@@ -2,10 +2,10 @@
  * and whether it is complete and intact. One process, no MPI job needed.
  *
  * info prints the run state stored in the attributes, the layout that saved
- * it and every tensor with its shape. verify checks the format marker and
- * the `complete` marker, that every tensor the model's shape calls for is
- * there with its logical shape, and reads every byte of every tensor,
- * checking each tile's CRC-32C. Exit status 0 when the
+ * it, the tokenizer it carries and every tensor with its shape. verify
+ * checks the format marker and the `complete` marker, that every tensor the
+ * model's shape calls for is there with its logical shape, and reads every
+ * byte of every tensor, checking each tile's CRC-32C, and of the tokenizer. Exit status 0 when the
  * checkpoint is good, 2 when it is damaged or incomplete, 1 for a bad path.
  */
 #include <stdio.h>
@@ -16,6 +16,7 @@
 #include "checkpoint.h"
 #include "checkpoint_file.h"
 #include "ckpt_names.h"
+#include "ckpt_tokenizer.h"
 #include "commands.h"
 #include "fail.h"
 #include "model.h"
@@ -59,6 +60,18 @@ static void print_info(ckpt_file *f, const char *path, const model_shape *shape,
   printf("saved by: %lld ranks = dp %lld x tp %lld x pp %lld x sp %lld, ZeRO %lld\n",
          (long long)attr_i64(f, "saved_world"), (long long)attr_i64(f, "saved_dp"), (long long)attr_i64(f, "saved_tp"),
          (long long)attr_i64(f, "saved_pp"), (long long)attr_i64(f, "saved_sp"), (long long)attr_i64(f, "saved_zero"));
+}
+
+/* The tokenizer the checkpoint carries: read (its CRC checked) and parsed;
+ * info names it. */
+static void check_tokenizer(ckpt_file *f, bool verify) {
+  char err[MESSAGE_BYTES] = "";
+  tokenizer *t = ckpt_read_tokenizer(f, err, sizeof err);
+  if (!t) fail_collective(EXIT_IO_ERROR, "%s", err);
+  if (!verify)
+    printf("tokenizer: %s%s\n", tokenizer_description(t),
+           tokenizer_kind_of(t) == TOKENIZER_BYTES ? " (none carried: trained on bytes)" : ", carried as " CKPT_TOKENIZER_DATASET);
+  tokenizer_free(t);
 }
 
 /* Each state of tensor p is there with its logical shape; verify reads
@@ -105,6 +118,7 @@ int ckpt_command(int argc, char **argv) {
   registry_init(&reg, 0, 1);
   model_register(&reg, &shape, NULL);
   if (!verify) print_info(&f, path, &shape, complete);
+  check_tokenizer(&f, verify);
   int64_t n_params = 0;
   for (int k = 0; k < reg.n_params; k++) {
     n_params += reg.params[k].n_logical;

@@ -4,7 +4,7 @@
 #define TESSERA_COMMANDS_H
 
 int train_command(int argc, char **argv);  /* tessera train ...  (MPI job) */
-int prep_command(int argc, char **argv);   /* tessera prep INPUT... -o PREFIX (one process) */
+int prep_command(int argc, char **argv);   /* tessera prep INPUT... -o PREFIX (MPI job, or one process) */
 int ckpt_command(int argc, char **argv);   /* tessera ckpt info|verify PATH (one process) */
 int sample_command(int argc, char **argv); /* tessera sample --ckpt PATH ... (one process) */
 int eval_command(int argc, char **argv);   /* tessera eval --ckpt PATH --task|--val-data ... (MPI job) */

@@ -24,6 +24,7 @@
 #include "ckpt_tokenizer.h"
 #include "cli_settings.h"
 #include "commands.h"
+#include "dataset_tokenizer.h"
 #include "eval_task.h"
 #include "fail.h"
 #include "run.h"
@@ -171,6 +172,22 @@ static json_t *run_task(run *r, const eval_options *o, tokenizer *tok) {
                    s.n_examples * per_s, "tokens_per_s", s.tokens * per_s);
 }
 
+/* A dataset that records its tokenizer (the sidecar of `tessera prep`)
+ * must have been made with the checkpoint's; one without is checked only
+ * by its ids (validate() refuses ids outside the vocabulary). */
+static void check_data_tokenizer(const char *path, const tokenizer *model_tok) {
+  char err[MESSAGE_BYTES];
+  tokenizer *data_tok = NULL;
+  const int status = dataset_sidecar_read(path, &data_tok, err, sizeof err);
+  if (status) fail_collective(status, "%s", err);
+  if (data_tok && !tokenizers_agree(data_tok, model_tok))
+    fail_collective(EXIT_USER_ERROR,
+                    "eval: --val-data '%s' was made with the tokenizer %s, the checkpoint's model reads %s; "
+                    "prepare the data with the checkpoint's tokenizer",
+                    path, tokenizer_description(data_tok), tokenizer_description(model_tok));
+  tokenizer_free(data_tok);
+}
+
 static json_t *run_val_data(run *r, config *cfg, const eval_options *o) {
   const uint64_t n_windows = r->loader.val.n_windows;
   if (n_windows == 0)
@@ -229,6 +246,7 @@ int eval_command(int argc, char **argv) {
   model_shape shape;
   tokenizer *tok = read_model(o.ckpt, path, sizeof path, &shape);
   settle_config(&cfg, &shape, &o, rt.world_size);
+  if (o.val_data) check_data_tokenizer(o.val_data, tok);
   run *r = run_create_for_eval(&cfg, &shape, &rt, path);
   if (rt.world_rank == 0)
     printf("eval: %s (step %lld) on %d ranks: tp %d, pp %d, sp %d, dp %d, backend %s\n", path,

@@ -93,8 +93,8 @@ static tokenizer *load_tokenizer(prep_options *opt) {
     fail_collective(EXIT_USER_ERROR, "prep: the tokenizer %s has no end-of-text token to end documents with",
                     tokenizer_description(t));
   if (opt->dtype_given && opt->dtype == TOKEN_DTYPE_U16 && vocab > 65536)
-    fail_collective(EXIT_USER_ERROR, "prep: --dtype uint16 holds ids below 65536, the tokenizer %s has %d: "
-                    "use --dtype int32 (or leave --dtype out)", tokenizer_description(t), vocab);
+    fail_collective(EXIT_USER_ERROR, "prep: --dtype uint16 holds ids below 65536, but the tokenizer has %d ids: "
+                    "use --dtype int32 (or leave --dtype out)", vocab);
   if (!opt->dtype_given) opt->dtype = vocab <= 65536 ? TOKEN_DTYPE_U16 : TOKEN_DTYPE_I32;
   return t;
 }
@@ -157,6 +157,7 @@ int prep_command(int argc, char **argv) {
   prep_tokens_init(&p, t, opt.dtype, hi - lo, rt.world_rank == 0);
   prep_for_each_document(opt.inputs, opt.n_inputs, opt.split_line, lo, hi, prep_tokens_add_document, &p);
   prep_inputs_unmap(opt.inputs, opt.n_inputs);
+  prep_quiet_barrier();
   status = prep_agree(p.status, p.err, sizeof p.err);
   if (status) fail_collective(status, "%s", p.err);
   const uint64_t n_tokens = prep_sum(p.n_tokens);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fail.h"
@@ -104,6 +105,17 @@ int32_t *prep_gather_lengths(const int32_t *lengths, uint64_t n, uint64_t *n_tot
   free(counts);
   free(displs);
   return all;
+}
+
+void prep_quiet_barrier(void) {
+  MPI_Request req;
+  MPI_CHECK(MPI_Ibarrier(MPI_COMM_WORLD, &req));
+  const struct timespec pause = {0, 500 * 1000};
+  for (int done = 0;;) {
+    MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+    if (done) return;
+    nanosleep(&pause, NULL);
+  }
 }
 
 long prep_shared_tag(void) {

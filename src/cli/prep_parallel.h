@@ -27,6 +27,11 @@ int32_t *prep_gather_lengths(const int32_t *lengths, uint64_t n, uint64_t *n_tot
 /* Rank 0's process id, on every rank: names the job's temporary files. */
 long prep_shared_tag(void);
 
+/* Waits for every rank without polling MPI in a busy loop: ranks that
+ * finish tokenizing early leave the cores to those still at it (several
+ * ranks per core, as in tests). */
+void prep_quiet_barrier(void);
+
 /* Sums over the ranks. */
 uint64_t prep_sum(uint64_t value);
 

@@ -1,7 +1,9 @@
 /* sample_command — `tessera sample --ckpt PATH --prompt TEXT [--tokens N]
- * [--top-k K] [--seed S]`: generate text from a checkpoint on one process
- * with the CPU backend. The checkpoint's logical tensors are the model
- * whatever layout trained it, so one rank reads them whole. */
+ * [--top-k K] [--seed S] [--tokenizer PATH]`: generate text from a
+ * checkpoint on one process with the CPU backend. The checkpoint's logical
+ * tensors are the model whatever layout trained it, so one rank reads them
+ * whole. The prompt is encoded and the text decoded with the tokenizer the
+ * checkpoint carries (bytes when it carries none), or --tokenizer's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,20 +12,24 @@
 #include "checkpoint.h"
 #include "checkpoint_file.h"
 #include "ckpt_names.h"
+#include "ckpt_tokenizer.h"
 #include "commands.h"
 #include "fail.h"
 #include "model.h"
 #include "sampler.h"
 
 int sample_command(int argc, char **argv) {
-  const char *ckpt = NULL, *prompt = "The ";
+  const char *ckpt = NULL, *prompt = "The ", *tokenizer_path = NULL;
   int n_tokens = 200, top_k = 0;
   long long seed = 1;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
       printf("usage: tessera sample --ckpt PATH [--prompt TEXT] [--tokens N] [--top-k K] [--seed S]\n"
-             "PATH: a checkpoint file, or a save directory (its `latest`)\n");
+             "                      [--tokenizer PATH]\n"
+             "--ckpt PATH: a checkpoint file, or a save directory (its `latest`)\n"
+             "--tokenizer PATH: GPT-2's encoder.json + vocab.bpe folder or a tokenizer.json, instead of the\n"
+             "  tokenizer the checkpoint carries (bytes when it carries none)\n");
       return EXIT_OK;
     }
     if (!value) fail_collective(EXIT_USER_ERROR, "sample: option '%s' needs a value", arg);
@@ -32,6 +38,7 @@ int sample_command(int argc, char **argv) {
     else if (strcmp(arg, "--tokens") == 0) n_tokens = atoi(value);
     else if (strcmp(arg, "--top-k") == 0) top_k = atoi(value);
     else if (strcmp(arg, "--seed") == 0) seed = atoll(value);
+    else if (strcmp(arg, "--tokenizer") == 0) tokenizer_path = value;
     else fail_collective(EXIT_USER_ERROR, "sample: unknown option '%s' (see `tessera sample --help`)", arg);
     i++;
   }
@@ -45,6 +52,12 @@ int sample_command(int argc, char **argv) {
   if (status) fail_collective(status, "%s", err);
   model_shape shape;
   if (ckpt_read_model_shape(&f, &shape, err, sizeof err) != 0) fail_collective(EXIT_IO_ERROR, "%s", err);
+  tokenizer *tok = tokenizer_path ? tokenizer_load(tokenizer_path, err, sizeof err) : ckpt_read_tokenizer(&f, err, sizeof err);
+  if (!tok) fail_collective(tokenizer_path ? EXIT_USER_ERROR : EXIT_IO_ERROR, "%s%s%s", tokenizer_path ? tokenizer_path : "",
+                            tokenizer_path ? ": " : "", err);
+  if (tokenizer_vocab_size(tok) > shape.vocab_size)
+    fail_collective(EXIT_USER_ERROR, "the tokenizer %s has more ids than the model's vocab_size %d: it is not the "
+                    "model's tokenizer", tokenizer_description(tok), shape.vocab_size);
   model m;
   model_create(&m, backend_cpu(), shape, 1, shape.seq_len, NULL);
   const registry *reg = &m.layout.reg;
@@ -60,8 +73,9 @@ int sample_command(int argc, char **argv) {
   ckpt_file_close(&f);
   model_load_params(&m, host);
   free(host);
-  sampler_generate_text(sampler_model_logits, &m, shape.seq_len, shape.vocab_size, prompt, n_tokens, top_k,
+  sampler_generate_text(sampler_model_logits, &m, shape.seq_len, shape.vocab_size, tok, prompt, n_tokens, top_k,
                         (uint64_t)seed, stdout);
+  tokenizer_free(tok);
   model_free(&m);
   return EXIT_OK;
 }

@@ -83,6 +83,9 @@ static const key_spec key_table[] = {
    "validation data; when empty, the last val_fraction of the training data"},
   {"val_fraction", "data", KEY_DOUBLE, FIELD(val_fraction), "0.05", 0, 0.5, NULL,
    "share of the training windows held out for validation when val_data is empty"},
+  {"tokenizer", "data", KEY_STRING, FIELD(tokenizer), "", 0, 0, NULL,
+   "tokenizer of data that records none (llm.c shards, other tools' datasets): GPT-2's encoder.json + "
+   "vocab.bpe folder, or a tokenizer.json; a dataset's own PREFIX.tokenizer.json must agree with it"},
 
   {"val_every", "eval", KEY_INT64, FIELD(val_every), "0", 0, BIG, NULL,
    "validation loss every N steps (0: only at the end)"},

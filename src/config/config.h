@@ -57,6 +57,7 @@ typedef struct config {
   int64_t seed;
   /* [data] */
   char data[PATH_BYTES], val_data[PATH_BYTES];
+  char tokenizer[PATH_BYTES]; /* of data that records none; "" when not set */
   double val_fraction;
   /* [eval] */
   int64_t val_every, sample_every;

@@ -47,16 +47,28 @@ void sampler_model_logits(void *context, const int32_t *tokens, int T, float *lo
   model_forward_last_logits(context, tokens, T, logits);
 }
 
-void sampler_generate_text(sampler_logits_fn logits_of, void *context, int seq_len, int vocab_size,
+/* The prompt's ids the model can take, in tokens; their count. */
+static size_t encode_prompt(tokenizer *tok, const char *prompt, int vocab_size, int32_t *tokens) {
+  const size_t n = tokenizer_encode(tok, prompt, strlen(prompt), tokens);
+  size_t kept = 0;
+  for (size_t i = 0; i < n; i++)
+    if (tokens[i] < vocab_size) tokens[kept++] = tokens[i];
+  const int32_t eot = tokenizer_eot(tok);
+  if (kept == 0 && eot >= 0 && eot < vocab_size) tokens[kept++] = eot; /* start of a document */
+  if (kept == 0) tokens[kept++] = 0;
+  return kept;
+}
+
+void sampler_generate_text(sampler_logits_fn logits_of, void *context, int seq_len, int vocab_size, tokenizer *tok,
                            const char *prompt, int n_new, int top_k, uint64_t seed, FILE *out) {
   const int T_max = seq_len, V = vocab_size;
-  const size_t prompt_bytes = strlen(prompt);
-  const size_t capacity = prompt_bytes + (size_t)n_new + 1;
+  const size_t capacity = strlen(prompt) + (size_t)n_new + 1;
   int32_t *tokens = xmalloc(capacity * sizeof *tokens, "sample tokens");
   float *logits = xmalloc((size_t)V * sizeof *logits, "sample logits");
-  tokenizer *tok = tokenizer_bytes();
-  size_t n_tokens = tokenizer_encode(tok, prompt, prompt_bytes, tokens);
-  if (n_tokens == 0) tokens[n_tokens++] = tokenizer_eot(tok); /* start of a document */
+  tokenizer *bytes_tok = tok ? NULL : tokenizer_bytes();
+  if (!tok && !bytes_tok) fail_local(EXIT_USER_ERROR, "out of memory for the bytes tokenizer");
+  if (!tok) tok = bytes_tok;
+  size_t n_tokens = encode_prompt(tok, prompt, V, tokens);
   char scratch[32];
   const char *bytes;
   for (size_t i = 0; i < n_tokens && out; i++) {
@@ -79,5 +91,5 @@ void sampler_generate_text(sampler_logits_fn logits_of, void *context, int seq_l
   }
   free(tokens);
   free(logits);
-  tokenizer_free(tok);
+  tokenizer_free(bytes_tok);
 }

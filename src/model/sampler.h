@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "model.h"
+#include "tokenizer.h"
 
 /* The logits of position T−1 after a forward over tokens[0..T): a whole
  * model's model_forward_last_logits, or a pipeline's pass over its stages.
@@ -21,11 +22,13 @@ typedef void (*sampler_logits_fn)(void *context, const int32_t *tokens, int T, f
 /* Adapter: context is a model holding every layer. */
 void sampler_model_logits(void *context, const int32_t *tokens, int T, float *logits);
 
-/* Encodes prompt with the byte tokenizer, generates n_new tokens with a
- * context of up to seq_len, writes the decoded text (prompt included) to out
- * (NULL: generate without printing, as the other ranks of the printing
- * replica do). */
-void sampler_generate_text(sampler_logits_fn logits_of, void *context, int seq_len, int vocab_size,
+/* Encodes prompt with tok (the tokenizer the model was trained with; NULL:
+ * bytes), generates n_new tokens with a context of up to seq_len, writes
+ * the decoded text (prompt included) to out (NULL: generate without
+ * printing, as the other ranks of the printing replica do). Prompt ids the
+ * model's vocabulary lacks are left out (callers check the tokenizer's
+ * size against vocab_size). */
+void sampler_generate_text(sampler_logits_fn logits_of, void *context, int seq_len, int vocab_size, tokenizer *tok,
                            const char *prompt, int n_new, int top_k, uint64_t seed, FILE *out);
 
 /* Draws an index from softmax(logits[0..n)) restricted to the top_k largest

@@ -73,6 +73,8 @@ static void print_start(const run *r, const memory_report *mem, const int64_t *s
   printf("data: '%s' %llu tokens, %llu training windows, %llu validation windows%s\n", cfg->data,
          (unsigned long long)r->train_ds.n_tokens, (unsigned long long)r->loader.train.n_windows,
          (unsigned long long)r->loader.val.n_windows, r->separate_val ? " (from --val-data)" : "");
+  printf("tokenizer: %s (%s)\n", r->data_tok.tok ? tokenizer_description(r->data_tok.tok) : "GPT-2 tokens, unread",
+         r->data_tok.origin);
   const int p = r->grid.shape.pp, slots = r->mdl.acts.n_slots;
   printf("memory per rank%s: weights %.1f MiB, gradients %.1f MiB, optimizer %.1f MiB, "
          "activations %.1f MiB (%d micro-batch slot%s)\n", p > 1 ? " (pipeline stage 0)" : "",

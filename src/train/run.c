@@ -172,10 +172,13 @@ static void build_stage(run *r) {
 run *run_create(const config *cfg, const model_shape *shape, const runtime *rt) {
   run *r = start_run(cfg, shape, rt);
   open_data(r);
+  data_tokenizer_resolve(cfg, &r->train_ds, r->separate_val ? &r->val_ds : NULL, &r->data_tok);
   build_stage(r);
   create_training_state(r);
 
-  if (cfg->resume[0]) r->resumed_step = checkpoint_resume(cfg->resume, cfg->save_dir, &r->shape, &r->grid, &r->mdl, &r->opt);
+  if (cfg->resume[0])
+    r->resumed_step =
+        checkpoint_resume(cfg->resume, cfg->save_dir, &r->shape, &r->data_tok.tok, &r->grid, &r->mdl, &r->opt);
   zero_refetch_outer_params(&r->zero); /* ZeRO 3: the kept tensors from the (loaded) ranges */
   open_metrics(r);
   double peak = measure_peak_flops(r);
@@ -221,6 +224,7 @@ void run_free(run *r) {
   pipeline_plan_free(&r->plan);
   model_free(&r->mdl);
   profile_free(r->profile);
+  data_tokenizer_free(&r->data_tok);
   dataset_close(&r->train_ds);
   if (r->separate_val) dataset_close(&r->val_ds);
   grid_free(&r->grid);

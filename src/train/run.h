@@ -21,6 +21,7 @@
 #include "backend_select.h"
 #include "batch_loader.h"
 #include "config.h"
+#include "data_tokenizer.h"
 #include "grid.h"
 #include "metrics.h"
 #include "model.h"
@@ -48,6 +49,7 @@ typedef struct run {
   profile *profile;           /* --profile, or NULL */
   token_dataset train_ds, val_ds;
   bool separate_val;          /* val_ds is open (--val-data) */
+  data_tokenizer data_tok;    /* what the data was made with: checkpoints carry it, samples use it */
   batch_loader loader;
   int accum_steps;            /* micro-batches per step on this rank */
   int32_t *inputs, *targets;  /* the step's micro-batches: this rank's tokens of each */

@@ -118,9 +118,14 @@ void print_sample(run *r, int64_t step) {
   const config *cfg = r->cfg;
   /* with ZeRO 3 every forward gathers weights over dp×sp: all replicas generate */
   if (cfg->sample_tokens <= 0 || (r->grid.dp_rank != 0 && cfg->zero < 3)) return;
+  if (!r->data_tok.tok) { /* GPT-2 ids with nothing to read them (data_tokenizer.h) */
+    progress_print(&r->pg, "---- no sample at step %lld: the data's GPT-2 tokens need GPT-2's tokenizer to be "
+                   "read; set `tokenizer` in [data] ----\n", (long long)step);
+    return;
+  }
   FILE *out = r->rt->world_rank == 0 ? stdout : NULL;
   progress_print(&r->pg, "---- sample at step %lld ----\n", (long long)step);
-  sampler_generate_text(pipeline_last_logits, &r->pipe, cfg->seq_len, cfg->vocab_size, cfg->sample_prompt,
-                        cfg->sample_tokens, 0, (uint64_t)cfg->seed + (uint64_t)step, out);
+  sampler_generate_text(pipeline_last_logits, &r->pipe, cfg->seq_len, cfg->vocab_size, r->data_tok.tok,
+                        cfg->sample_prompt, cfg->sample_tokens, 0, (uint64_t)cfg->seed + (uint64_t)step, out);
   progress_print(&r->pg, "----\n");
 }

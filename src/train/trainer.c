@@ -49,7 +49,8 @@ static ckpt_run_info run_info(const run *r) {
                          .seed = cfg->seed,
                          .batch_size = cfg->batch_size,
                          .zero = cfg->zero,
-                         .version = build_info_version()};
+                         .version = build_info_version(),
+                         .tokenizer = r->data_tok.tok};
 }
 
 static checkpoint_saver *create_saver(run *r) {
