@@ -18,6 +18,24 @@
 #include "model.h"
 #include "sampler.h"
 
+/* --tokenizer's, else the one the checkpoint carries (bytes when none);
+ * one that does not fit the model is refused. */
+static tokenizer *sample_tokenizer(ckpt_file *f, const char *tokenizer_path, int vocab_size) {
+  char err[MESSAGE_BYTES] = "";
+  tokenizer *tok = NULL;
+  if (tokenizer_path) {
+    tok = tokenizer_load(tokenizer_path, err, sizeof err);
+    if (!tok) fail_collective(EXIT_USER_ERROR, "sample: --tokenizer: %s", err);
+  } else {
+    tok = ckpt_read_tokenizer(f, err, sizeof err);
+    if (!tok) fail_collective(EXIT_IO_ERROR, "%s", err);
+  }
+  if (tokenizer_vocab_size(tok) > vocab_size)
+    fail_collective(EXIT_USER_ERROR, "sample: the tokenizer %s has more ids than the model's vocab_size %d: it is "
+                    "not the model's tokenizer", tokenizer_description(tok), vocab_size);
+  return tok;
+}
+
 int sample_command(int argc, char **argv) {
   const char *ckpt = NULL, *prompt = "The ", *tokenizer_path = NULL;
   int n_tokens = 200, top_k = 0;
@@ -52,12 +70,7 @@ int sample_command(int argc, char **argv) {
   if (status) fail_collective(status, "%s", err);
   model_shape shape;
   if (ckpt_read_model_shape(&f, &shape, err, sizeof err) != 0) fail_collective(EXIT_IO_ERROR, "%s", err);
-  tokenizer *tok = tokenizer_path ? tokenizer_load(tokenizer_path, err, sizeof err) : ckpt_read_tokenizer(&f, err, sizeof err);
-  if (!tok) fail_collective(tokenizer_path ? EXIT_USER_ERROR : EXIT_IO_ERROR, "%s%s%s", tokenizer_path ? tokenizer_path : "",
-                            tokenizer_path ? ": " : "", err);
-  if (tokenizer_vocab_size(tok) > shape.vocab_size)
-    fail_collective(EXIT_USER_ERROR, "the tokenizer %s has more ids than the model's vocab_size %d: it is not the "
-                    "model's tokenizer", tokenizer_description(tok), shape.vocab_size);
+  tokenizer *tok = sample_tokenizer(&f, tokenizer_path, shape.vocab_size);
   model m;
   model_create(&m, backend_cpu(), shape, 1, shape.seq_len, NULL);
   const registry *reg = &m.layout.reg;

@@ -34,6 +34,7 @@ blas_libs=$(mk BLAS_LIBS)
 hdf5_cflags=$(mk HDF5_CFLAGS)
 hdf5_libs=$(mk HDF5_LIBS)
 libs=$(mk LIBS)
+json_libs="$(mk JANSSON_LIBS) $(mk UTF8PROC_LIBS)" # the tokenizer's (io/)
 for lib in libtessera_src.a libtessera_io.a; do
   [ -f "$builddir/$lib" ] || { echo "build-tessera.sh: $builddir/$lib missing: run make first" >&2; exit 1; }
 done
@@ -59,6 +60,6 @@ cflags="$cflags $blas_cflags $hdf5_cflags -DTESSERA_DATADIR='\"/nonexistent\"'"
   done
 } | tr '\n' '\0' | xargs -0 -n 1 -P "${EMU_JOBS:-2}" sh -c 'eval "$0"'
 $cc $opt -fopenmp -o "$out/tessera" "$obj"/*.o "$builddir/libtessera_src.a" "$builddir/libtessera_io.a" \
-  $hdf5_libs $blas_libs $libs -lstdc++ -lm
+  $hdf5_libs $blas_libs $json_libs $libs -lstdc++ -lm
 rm -rf "$obj"
 echo "$out/tessera"
