@@ -24,8 +24,10 @@
 #    tolerance of tests/layout_equivalence.sh), the perplexity is exp(loss),
 #    --max-windows counts;
 #  * bad task files (not JSON, a key missing, a label out of range, empty
-#    endings, an ending not a string, a missing file) and bad usage: one
-#    message naming the line, exit 1, from 2 ranks.
+#    endings, an ending not a string, a missing or empty file) and bad usage
+#    (an --out folder that does not exist, both --task and --val-data, a
+#    model option): one message naming the line, exit 1, from 2 ranks,
+#    nothing written.
 . "$TESTS_SRCDIR/lib.sh"
 
 cfg="$TESTS_SRCDIR/eval.ini"
@@ -156,6 +158,9 @@ bad_task "label out of range" "bad.jsonl:2: \"label\" 4 is out of range" '{"ctx"
 bad_task "empty endings" "bad.jsonl:2: \"endings\" is empty" '{"ctx": "the cat", "endings": [], "label": 0}'
 bad_task "ending not a string" "bad.jsonl:2: \"endings\"\[1\] is not a string" '{"ctx": "the cat", "endings": ["a", 7], "label": 0}'
 expect_error "missing task file" "nope.jsonl" --task "$work/nope.jsonl"
+: > "$work/empty.jsonl"
+expect_error "empty task file" "holds no examples" --task "$work/empty.jsonl"
+expect_error "--out in a missing folder" "not writable" --task "$work/task.jsonl" --out "$work/no/such/dir/r.json"
 expect_error "both --task and --val-data" "exactly one of" --task "$work/task.jsonl" --val-data "$work/val"
 expect_error "a model option" "unknown option '--n_layer'" --task "$work/task.jsonl" --n_layer 3
 finish

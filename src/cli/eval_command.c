@@ -102,6 +102,15 @@ static void parse_arguments(int argc, char **argv, eval_options *o, config *cfg)
     fail_collective(EXIT_USER_ERROR, "eval: give exactly one of --task FILE.jsonl and --val-data PATH");
   if (o->max_windows && !o->val_data) fail_collective(EXIT_USER_ERROR, "eval: --max-windows goes with --val-data");
   if (o->verbose && !o->task) fail_collective(EXIT_USER_ERROR, "eval: --verbose goes with --task");
+  if (o->out) { /* the record is written at the end: its folder must take it */
+    char folder[PATH_BYTES];
+    snprintf(folder, sizeof folder, "%s", o->out);
+    char *slash = strrchr(folder, '/');
+    if (slash) slash[slash == folder ? 1 : 0] = '\0';
+    if (access(slash ? folder : ".", W_OK) != 0)
+      fail_collective(EXIT_USER_ERROR, "eval: --out '%s': its folder '%s' is not writable: %s", o->out,
+                      slash ? folder : ".", strerror(errno));
+  }
 }
 
 /* The checkpoint's model and tokenizer (every rank reads them). */
@@ -146,13 +155,9 @@ static void write_record(grid *g, const char *path, json_t *record) {
   if (failed) fail_collective(EXIT_IO_ERROR, "%s", g->world_rank == 0 ? err : "cannot write the --out file");
 }
 
-static json_t *run_task(run *r, const eval_options *o, tokenizer *tok) {
-  char err[MESSAGE_BYTES];
-  task_set set;
-  const int status = task_file_read(o->task, &set, err, sizeof err);
-  if (status) fail_collective(status, "%s", err);
+static json_t *run_task(run *r, const eval_options *o, const task_set *set, tokenizer *tok) {
   const bool printer = r->rt->world_rank == 0;
-  const task_score s = eval_task(r, &set, tok, printer && o->verbose ? stdout : NULL);
+  const task_score s = eval_task(r, set, tok, printer && o->verbose ? stdout : NULL);
   const double per_s = s.seconds > 0 ? 1.0 / s.seconds : 0;
   if (printer) {
     printf("eval %s: %lld examples, acc %.4f (%lld right), acc_norm %.4f (%lld right)\n", o->task,
@@ -164,7 +169,6 @@ static json_t *run_task(run *r, const eval_options *o, tokenizer *tok) {
              (long long)s.n_truncated, r->cfg->seq_len + 1);
     printf("\n");
   }
-  task_set_free(&set);
   return json_pack("{s:s, s:I, s:I, s:f, s:f, s:I, s:I, s:I, s:f, s:f, s:f}", "task", o->task, "examples",
                    (json_int_t)s.n_examples, "endings", (json_int_t)s.n_candidates, "acc", s.acc, "acc_norm",
                    s.acc_norm, "correct", (json_int_t)s.correct, "correct_norm", (json_int_t)s.correct_norm,
@@ -247,11 +251,18 @@ int eval_command(int argc, char **argv) {
   tokenizer *tok = read_model(o.ckpt, path, sizeof path, &shape);
   settle_config(&cfg, &shape, &o, rt.world_size);
   if (o.val_data) check_data_tokenizer(o.val_data, tok);
+  task_set set = {0};
+  if (o.task) { /* read before anything is built: a bad file fails at once */
+    char err[MESSAGE_BYTES];
+    const int status = task_file_read(o.task, &set, err, sizeof err);
+    if (status) fail_collective(status, "%s", err);
+  }
   run *r = run_create_for_eval(&cfg, &shape, &rt, path);
   if (rt.world_rank == 0)
     printf("eval: %s (step %lld) on %d ranks: tp %d, pp %d, sp %d, dp %d, backend %s\n", path,
            (long long)r->resumed_step, rt.world_size, cfg.tp, cfg.pp, cfg.sp, r->grid.shape.dp, r->be->name);
-  json_t *record = o.task ? run_task(r, &o, tok) : run_val_data(r, &cfg, &o);
+  json_t *record = o.task ? run_task(r, &o, &set, tok) : run_val_data(r, &cfg, &o);
+  task_set_free(&set);
   if (!record) fail_local(EXIT_INTERNAL_ERROR, "eval: building the result record failed");
   json_object_set_new(record, "ckpt", json_string(path));
   json_object_set_new(record, "step", json_integer(r->resumed_step));
