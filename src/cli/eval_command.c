@@ -67,6 +67,18 @@ static bool is_layout_key(const char *key) {
   return false;
 }
 
+/* The record is written at the end: its folder must take it, known before
+ * the work starts. */
+static void check_out_folder(const char *out) {
+  char folder[PATH_BYTES];
+  snprintf(folder, sizeof folder, "%s", out);
+  char *slash = strrchr(folder, '/');
+  if (slash) slash[slash == folder ? 1 : 0] = '\0'; /* "/x" keeps "/" */
+  if (access(slash ? folder : ".", W_OK) != 0)
+    fail_collective(EXIT_USER_ERROR, "eval: --out '%s': its folder '%s' is not writable: %s", out,
+                    slash ? folder : ".", strerror(errno));
+}
+
 /* eval's own options into o, layout settings into cfg. */
 static void parse_arguments(int argc, char **argv, eval_options *o, config *cfg) {
   for (int i = 1; i < argc; i++) {
@@ -102,15 +114,7 @@ static void parse_arguments(int argc, char **argv, eval_options *o, config *cfg)
     fail_collective(EXIT_USER_ERROR, "eval: give exactly one of --task FILE.jsonl and --val-data PATH");
   if (o->max_windows && !o->val_data) fail_collective(EXIT_USER_ERROR, "eval: --max-windows goes with --val-data");
   if (o->verbose && !o->task) fail_collective(EXIT_USER_ERROR, "eval: --verbose goes with --task");
-  if (o->out) { /* the record is written at the end: its folder must take it */
-    char folder[PATH_BYTES];
-    snprintf(folder, sizeof folder, "%s", o->out);
-    char *slash = strrchr(folder, '/');
-    if (slash) slash[slash == folder ? 1 : 0] = '\0';
-    if (access(slash ? folder : ".", W_OK) != 0)
-      fail_collective(EXIT_USER_ERROR, "eval: --out '%s': its folder '%s' is not writable: %s", o->out,
-                      slash ? folder : ".", strerror(errno));
-  }
+  if (o->out) check_out_folder(o->out);
 }
 
 /* The checkpoint's model and tokenizer (every rank reads them). */
