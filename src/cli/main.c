@@ -16,7 +16,8 @@ static void print_usage(FILE *out) {
           "  train    train a model (run under mpirun/srun for several ranks)\n"
           "  prep     turn text files into a token dataset (PREFIX.bin + PREFIX.idx)\n"
           "  ckpt     inspect (info) or check (verify) a checkpoint\n"
-          "  sample   generate text from a checkpoint\n\n"
+          "  sample   generate text from a checkpoint\n"
+          "  eval     a checkpoint's multiple-choice accuracy (--task) or perplexity (--val-data)\n\n"
           "  tessera <command> --help   options of a command\n"
           "  tessera --version          version and build (MPI, BLAS, HDF5, CUDA)\n");
 }
@@ -39,6 +40,7 @@ int main(int argc, char **argv) {
   if (strcmp(command, "prep") == 0) return prep_command(argc - 1, argv + 1);
   if (strcmp(command, "ckpt") == 0) return ckpt_command(argc - 1, argv + 1);
   if (strcmp(command, "sample") == 0) return sample_command(argc - 1, argv + 1);
-  fail_collective(EXIT_USER_ERROR, "unknown command '%s' (commands: train, prep, sample, ckpt)",
+  if (strcmp(command, "eval") == 0) return eval_command(argc - 1, argv + 1);
+  fail_collective(EXIT_USER_ERROR, "unknown command '%s' (commands: train, prep, sample, ckpt, eval)",
                   command);
 }

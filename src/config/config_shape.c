@@ -1,6 +1,8 @@
-/* config_shape — the model the configuration describes (config.h). The
+/* config_shape — the model the configuration describes, and the [model]
+ * keys of a given model (config.h). The
  * choice enums of config.h are in the order of model_shape.h's kinds. */
 #include <stdio.h>
+#include <string.h>
 
 #include "config.h"
 
@@ -21,4 +23,28 @@ model_shape config_model_shape(const config *cfg) {
   s.untied_head = !cfg->tie_embeddings;
   s.norm_eps = cfg->norm_eps;
   return s;
+}
+
+void config_set_model_shape(config *cfg, const model_shape *s) {
+  cfg->n_layer = s->n_layer;
+  cfg->n_head = s->n_head;
+  cfg->d_model = s->d_model;
+  cfg->vocab_size = s->vocab_size;
+  cfg->seq_len = s->seq_len;
+  cfg->ffn_hidden = s->ffn_hidden;
+  cfg->norm = (int)s->norm;
+  cfg->mlp = (int)s->mlp;
+  cfg->position = (int)s->position;
+  cfg->bias = !s->no_bias;
+  cfg->attention = !s->layer_pattern[0]                   ? ATTENTION_SOFTMAX
+                   : strcmp(s->layer_pattern, "L") == 0 ? ATTENTION_LINEAR
+                                                          : ATTENTION_HYBRID;
+  snprintf(cfg->layer_pattern, sizeof cfg->layer_pattern, "%s",
+           cfg->attention == ATTENTION_HYBRID ? s->layer_pattern : "");
+  cfg->linear_decay = s->decay_base > 0 ? DECAY_CHOICE_SLOPES : DECAY_CHOICE_NONE;
+  if (s->decay_base > 0) cfg->decay_base = s->decay_base;
+  cfg->rope_theta = model_rope_theta(s);
+  cfg->linear_chunk = model_linear_chunk(s);
+  cfg->tie_embeddings = !s->untied_head;
+  cfg->norm_eps = model_norm_eps(s);
 }
