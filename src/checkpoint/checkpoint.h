@@ -100,4 +100,10 @@ void checkpoint_saver_finish(checkpoint_saver *s);
 int64_t checkpoint_resume(const char *resume, const char *save_dir, const model_shape *shape, tokenizer **tok,
                           grid *g, model *m, optimizer *opt);
 
+/* Collective: the weights only of the checkpoint `given` (a file, or a
+ * save directory's latest) into the model, which must have the checkpoint's
+ * `shape`, in any layout; for evaluation (no optimizer, no ZeRO). Returns
+ * the step saved. Errors as checkpoint_resume's. */
+int64_t checkpoint_load_weights(const char *given, const model_shape *shape, grid *g, model *m);
+
 #endif

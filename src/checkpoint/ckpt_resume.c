@@ -52,10 +52,12 @@ static void load_target_free(load_target *t) {
     if (!t->own_moments[i]) free(t->moments[i]);
 }
 
-/* Reads this rank's range [lo, hi) of the flat buffer, every state, in the
- * file's order (each parameter's weight, adam_m, adam_v) so the kernel's
- * readahead sees one sequential stream. Returns 0, or 1 with err. */
-static int read_range(ckpt_file *f, const registry *reg, const optimizer *opt, size_t lo, size_t hi,
+/* Reads this rank's range [lo, hi) of the flat buffer, the first n_states
+ * states (OPT_N_STATES: all; 1: the weights only), in the file's order (each
+ * parameter's weight, adam_m, adam_v) so the kernel's readahead sees one
+ * sequential stream. The moments' buffers begin at element moments_start of
+ * the flat buffer. Returns 0, or 1 with err. */
+static int read_range(ckpt_file *f, const registry *reg, int n_states, size_t moments_start, size_t lo, size_t hi,
                       load_target *t, double *bytes_read, char *err, size_t err_bytes) {
   for (int k = 0; k < reg->n_params; k++) {
     const param_spec *p = &reg->params[k];
@@ -69,10 +71,10 @@ static int read_range(ckpt_file *f, const registry *reg, const optimizer *opt, s
      * vocabulary's, past its end) is zero */
     const int64_t first = (int64_t)(a - p->offset), end = (int64_t)(b - p->offset);
     const int64_t valid_end = end < n_valid ? end : n_valid;
-    for (int st = 0; st < OPT_N_STATES; st++) {
+    for (int st = 0; st < n_states; st++) {
       /* the moments' buffer starts at the optimizer's range: the whole
        * buffer without ZeRO (read range [lo, hi) of it), the range with */
-      float *into = st == OPT_MASTER ? t->weights + lo : t->moments[st - 1] + (lo - opt->part->start);
+      float *into = st == OPT_MASTER ? t->weights + lo : t->moments[st - 1] + (lo - moments_start);
       char tensor[CKPT_TENSOR_PATH_BYTES];
       ckpt_tensor_path(tensor, p->name, (optimizer_state)st);
       if (valid_end > first) {
@@ -159,7 +161,8 @@ int64_t checkpoint_resume(const char *resume, const char *save_dir, const model_
 
   load_target t = load_target_of(m, opt);
   double bytes_read = 0;
-  bool bad = read_range(&f, &m->layout.reg, opt, lo, hi, &t, &bytes_read, err, sizeof err) != 0;
+  bool bad = read_range(&f, &m->layout.reg, OPT_N_STATES, opt->part->start, lo, hi, &t, &bytes_read, err,
+                        sizeof err) != 0;
   int64_t step = 0, optimizer_step = 0;
   if (!bad && (ckpt_attr_read_i64(&f, "step", &step) || ckpt_attr_read_i64(&f, "optimizer_step", &optimizer_step)))
     bad = true, snprintf(err, sizeof err, "checkpoint '%s' lacks its step attributes", path);
@@ -182,5 +185,32 @@ int64_t checkpoint_resume(const char *resume, const char *save_dir, const model_
            "from the file, the rest from replicas)\n",
            path, (long long)step, bytes_loaded / 1e6, seconds, bytes_loaded / 1e9 / (seconds > 0 ? seconds : 1e-9),
            bytes_read / 1e6);
+  return step;
+}
+
+int64_t checkpoint_load_weights(const char *given, const model_shape *shape, grid *g, model *m) {
+  char path[JOINED_PATH_BYTES], err[MESSAGE_BYTES] = "";
+  ckpt_resolve_resume(given, "", g->world_rank, path, sizeof path);
+  ckpt_file f;
+  open_checked(&f, path, shape);
+  /* as a resume without ZeRO: each dp×sp replica reads its share of this
+   * tp shard's weights, an all-gather completes them */
+  const size_t n = m->layout.reg.n_local_total;
+  comm *replicas = &g->dp_sp;
+  zero_partition split;
+  zero_partition_make(&split, n, replicas->size, replicas->rank);
+  load_target t = {.weights = xmalloc(n * sizeof(float), "checkpoint weights")};
+  double bytes_read = 0;
+  bool bad = read_range(&f, &m->layout.reg, 1, 0, split.start, split.start + split.n_own, &t, &bytes_read, err,
+                        sizeof err) != 0;
+  int64_t step = 0;
+  if (!bad && ckpt_attr_read_i64(&f, "step", &step))
+    bad = true, snprintf(err, sizeof err, "checkpoint '%s' lacks its step attribute", path);
+  ckpt_file_close(&f);
+  fail_if_any_rank_failed(g, bad, err, sizeof err);
+  if (replicas->size > 1) comm_allgatherv_inplace_f32(replicas, t.weights, split.counts, split.displs);
+  model_load_params(m, t.weights);
+  free(t.weights);
+  zero_partition_free(&split);
   return step;
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_settings.h"
 #include "commands.h"
 #include "config.h"
 #include "fail.h"
@@ -17,7 +18,6 @@
 #include "model_io.h"
 #include "pipeline_plan.h"
 #include "runtime.h"
-#include "sp_attention.h"
 #include "trainer.h"
 
 static void print_usage(void) {
@@ -28,35 +28,6 @@ static void print_usage(void) {
          "  -h, --help          this text\n\n"
          "Every setting below can be given in the INI file or as --key=value / --key value:\n");
   config_print_help(stdout);
-}
-
-/* Splits "--key=value" / "--key value" into key and value. Returns the number
- * of argv entries consumed, or 0 when the option is not a setting. */
-static int option_key_value(int argc, char **argv, int i, char *key, size_t key_bytes,
-                            const char **value) {
-  const char *arg = argv[i];
-  if (strncmp(arg, "--", 2) != 0) return 0;
-  const char *name = arg + 2, *equals = strchr(name, '=');
-  size_t name_len = equals ? (size_t)(equals - name) : strlen(name);
-  if (name_len == 0 || name_len >= key_bytes) return 0;
-  memcpy(key, name, name_len);
-  key[name_len] = '\0';
-  for (char *c = key; *c; c++)
-    if (*c == '-') *c = '_'; /* --val-data is val_data */
-  if (equals) {
-    *value = equals + 1;
-    return 1;
-  }
-  if (config_key_is_switch(key) && (i + 1 >= argc || argv[i + 1][0] == '-')) {
-    *value = "true"; /* a bare switch: --tp-seq-shard */
-    return 1;
-  }
-  if (i + 1 >= argc) {
-    *value = NULL;
-    return 1;
-  }
-  *value = argv[i + 1];
-  return 2;
 }
 
 static void parse_arguments(int argc, char **argv, config *cfg, bool *print_config) {
@@ -85,67 +56,17 @@ static void parse_arguments(int argc, char **argv, config *cfg, bool *print_conf
     }
     char key[64];
     const char *value = NULL;
-    int consumed = option_key_value(argc, argv, i, key, sizeof key, &value);
+    int consumed = cli_option_key_value(argc, argv, i, key, sizeof key, &value);
     if (consumed == 0)
       fail_collective(EXIT_USER_ERROR, "unexpected argument '%s' (see `tessera train --help`)", arg);
-    if (!config_has_key(key))
-      fail_collective(EXIT_USER_ERROR, "unknown option '%s' (see `tessera train --help`)", arg);
-    if (!value) fail_collective(EXIT_USER_ERROR, "option '%s' needs a value", arg);
-    char origin[80];
-    snprintf(origin, sizeof origin, "--%s", key);
-    int status = config_set(cfg, key, value, origin, err, sizeof err);
-    if (status) fail_collective(status, "%s", err);
+    cli_set_option(cfg, "train", arg, key, value);
     i += consumed - 1;
   }
 }
 
 /* Checks that need the world size: the layout and the batch arithmetic. */
 static void check_layout(const config *cfg, const model_shape *arch, int world_size) {
-  char err[MESSAGE_BYTES];
-  grid_shape shape;
-  if (grid_check_shape(world_size, cfg->tp, cfg->pp, cfg->sp, &shape, err, sizeof err))
-    fail_collective(EXIT_USER_ERROR, "%s", err);
-  if (cfg->n_head % cfg->tp != 0) {
-    /* the nearest divisors of n_head below and above the request */
-    int below = cfg->tp, above = cfg->tp;
-    while (below > 1 && cfg->n_head % below) below--;
-    while (above <= cfg->n_head && cfg->n_head % above) above++;
-    char choices[64];
-    if (above <= cfg->n_head) snprintf(choices, sizeof choices, "--tp %d or --tp %d", below, above);
-    else snprintf(choices, sizeof choices, "--tp %d", below);
-    fail_collective(EXIT_USER_ERROR,
-                    "--tp %d does not divide n_head = %d: tensor parallelism splits whole heads; "
-                    "use %s",
-                    cfg->tp, cfg->n_head, choices);
-  }
-  if (model_ffn_hidden(arch) % cfg->tp != 0)
-    fail_collective(EXIT_USER_ERROR,
-                    "ffn_hidden = %d is not divisible by --tp %d: tensor parallelism splits the MLP's hidden "
-                    "width; set ffn_hidden to a multiple of %d",
-                    model_ffn_hidden(arch), cfg->tp, cfg->tp);
-  if (cfg->tp_seq_shard && cfg->tp > 1 && cfg->seq_len % cfg->tp != 0)
-    fail_collective(EXIT_USER_ERROR,
-                    "--tp-seq-shard shards each sequence over the %d tp ranks, but seq_len = %d is "
-                    "not divisible by %d; choose a seq_len that is a multiple of --tp",
-                    cfg->tp, cfg->seq_len, cfg->tp);
-
-  if (cfg->sp > 1) {
-    /* ring attention over softmax layers cuts sequences in 2·sp zig-zag chunks */
-    const sp_placement placement = sp_attention_placement((sp_kind)cfg->sp_kind, model_has_softmax(arch));
-    const bool zigzag = placement == SP_ZIGZAG;
-    const int chunks = cfg->sp * sp_placement_pieces(placement);
-    if (cfg->seq_len % chunks != 0)
-      fail_collective(EXIT_USER_ERROR,
-                      "--sp %d%s cuts each sequence into %d chunks, but seq_len = %d is not a multiple of %d; "
-                      "choose a seq_len that is%s",
-                      cfg->sp, zigzag ? " with --sp-kind ring (zig-zag over softmax layers)" : "", chunks,
-                      cfg->seq_len, chunks, zigzag ? ", or --sp-kind allgather" : "");
-    if (cfg->tp_seq_shard && cfg->tp > 1 && (cfg->seq_len / cfg->sp) % cfg->tp != 0)
-      fail_collective(EXIT_USER_ERROR,
-                      "--tp-seq-shard shards each rank's %d tokens per sequence (seq_len / --sp) over --tp %d; "
-                      "choose a seq_len that makes them a multiple of %d",
-                      cfg->seq_len / cfg->sp, cfg->tp, cfg->tp);
-  }
+  const grid_shape shape = cli_check_layout(cfg, arch, world_size);
   if (cfg->save_every > 0 && !cfg->save_dir[0])
     fail_collective(EXIT_USER_ERROR, "--save-every %lld needs --save-dir DIR",
                     (long long)cfg->save_every);
@@ -159,17 +80,7 @@ static void check_layout(const config *cfg, const model_shape *arch, int world_s
                     cfg->batch_size, dp, cfg->micro_batch_size, unit, lower > 0 ? lower : unit,
                     upper);
   }
-  if (cfg->pp > 1 && cfg->zero >= 2)
-    fail_collective(EXIT_USER_ERROR,
-                    "--zero %d with --pp %d: ZeRO-2 reduce-scatters each block's gradients as its "
-                    "backward ends and ZeRO-3 gathers each block's weights before every use, so with "
-                    "several micro-batches in flight per stage they would repeat that traffic for every "
-                    "micro-batch (DeepSpeed refuses the same pairing); use --zero 1 with a pipeline",
-                    cfg->zero, cfg->pp);
-  pipeline_plan plan;
-  const int status = pipeline_plan_make(&plan, cfg, arch, dp, err, sizeof err);
-  pipeline_plan_free(&plan);
-  if (status) fail_collective(status, "%s", err);
+  cli_check_pipeline(cfg, arch, dp);
   if (!cfg->data[0])
     fail_collective(EXIT_USER_ERROR,
                     "no training data: pass --data PREFIX (a dataset made by `tessera prep`)");

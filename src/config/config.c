@@ -419,6 +419,17 @@ void config_print(const config *cfg, void *file) {
   }
 }
 
+static void print_key_help(FILE *out, const key_spec *spec) {
+  char left[64];
+  snprintf(left, sizeof left, "--%s=%s", spec->name,
+           spec->type == KEY_CHOICE ? spec->choices
+           : spec->type == KEY_BOOL ? "true|false"
+           : spec->type == KEY_STRING ? "TEXT"
+           : spec->type == KEY_DOUBLE ? "X" : "N");
+  fprintf(out, "  %-28s %s (default: %s)\n", left, spec->help,
+          spec->default_text[0] ? spec->default_text : "none");
+}
+
 void config_print_help(void *file) {
   FILE *out = file;
   const char *section = "";
@@ -428,13 +439,12 @@ void config_print_help(void *file) {
       section = spec->section;
       fprintf(out, "\n  [%s]\n", section);
     }
-    char left[64];
-    snprintf(left, sizeof left, "--%s=%s", spec->name,
-             spec->type == KEY_CHOICE ? spec->choices
-             : spec->type == KEY_BOOL ? "true|false"
-             : spec->type == KEY_STRING ? "TEXT"
-             : spec->type == KEY_DOUBLE ? "X" : "N");
-    fprintf(out, "  %-28s %s (default: %s)\n", left, spec->help,
-            spec->default_text[0] ? spec->default_text : "none");
+    print_key_help(out, spec);
   }
+}
+
+void config_print_keys_help(void *file, const char *const *keys) {
+  for (size_t k = 0; keys[k]; k++)
+    for (size_t i = 0; i < N_KEYS; i++)
+      if (strcmp(key_table[i].name, keys[k]) == 0) print_key_help(file, &key_table[i]);
 }

@@ -119,6 +119,10 @@ int config_validate(const config *cfg, char *err, size_t err_bytes);
  * (config_shape.c), handed to everything that needs the model's shape. */
 model_shape config_model_shape(const config *cfg);
 
+/* The [model] keys of `shape` (a checkpoint's model, for a command that runs
+ * it): config_model_shape of the result describes the same model. */
+void config_set_model_shape(config *cfg, const model_shape *shape);
+
 /* Whether the file or the command line set `key`. */
 bool config_key_was_set(const config *cfg, const char *key);
 
@@ -134,5 +138,7 @@ void config_print(const config *cfg, void *file /* FILE* */);
 
 /* Writes `--key=VALUE  help (default)` lines for --help. */
 void config_print_help(void *file /* FILE* */);
+/* The same lines for the NULL-terminated list `keys` only. */
+void config_print_keys_help(void *file /* FILE* */, const char *const *keys);
 
 #endif

@@ -1,4 +1,5 @@
-/* config_shape — the model the configuration describes (config.h). The
+/* config_shape — the model the configuration describes, and the [model]
+ * keys of a given model (config.h). The
  * choice enums of config.h are in the order of model_shape.h's kinds. */
 #include <stdio.h>
 #include <string.h>
@@ -57,17 +58,31 @@ void config_adopt_model_shape(config *cfg, const model_shape *source, char *diff
   if (source->position != POSITION_LEARNED && config_key_was_set(cfg, "seq_len")) adopted.seq_len = cfg->seq_len;
   const model_shape wanted = with_keys_set(cfg, &adopted);
   model_shape_differences(&adopted, &wanted, differences, differences_bytes);
-  cfg->n_layer = adopted.n_layer, cfg->n_head = adopted.n_head, cfg->d_model = adopted.d_model;
-  cfg->vocab_size = adopted.vocab_size, cfg->seq_len = adopted.seq_len;
-  cfg->ffn_hidden = model_ffn_hidden(&adopted);
-  cfg->norm = (int)adopted.norm, cfg->mlp = (int)adopted.mlp, cfg->position = (int)adopted.position;
-  cfg->bias = !adopted.no_bias;
-  const bool all_linear = model_has_linear(&adopted) && !model_has_softmax(&adopted);
-  cfg->attention = !model_has_linear(&adopted) ? ATTENTION_SOFTMAX : all_linear ? ATTENTION_LINEAR : ATTENTION_HYBRID;
-  snprintf(cfg->layer_pattern, sizeof cfg->layer_pattern, "%s", cfg->attention == ATTENTION_HYBRID ? adopted.layer_pattern : "");
-  cfg->linear_decay = adopted.decay_base > 0 ? DECAY_CHOICE_SLOPES : DECAY_CHOICE_NONE;
-  if (adopted.decay_base > 0) cfg->decay_base = adopted.decay_base;
-  cfg->rope_theta = model_rope_theta(&adopted);
-  cfg->tie_embeddings = !adopted.untied_head;
-  cfg->norm_eps = model_norm_eps(&adopted);
+  const int linear_chunk = cfg->linear_chunk; /* compute only: the user's stays */
+  config_set_model_shape(cfg, &adopted);
+  cfg->linear_chunk = linear_chunk;
+}
+
+void config_set_model_shape(config *cfg, const model_shape *s) {
+  cfg->n_layer = s->n_layer;
+  cfg->n_head = s->n_head;
+  cfg->d_model = s->d_model;
+  cfg->vocab_size = s->vocab_size;
+  cfg->seq_len = s->seq_len;
+  cfg->ffn_hidden = s->ffn_hidden;
+  cfg->norm = (int)s->norm;
+  cfg->mlp = (int)s->mlp;
+  cfg->position = (int)s->position;
+  cfg->bias = !s->no_bias;
+  cfg->attention = !s->layer_pattern[0]                   ? ATTENTION_SOFTMAX
+                   : strcmp(s->layer_pattern, "L") == 0 ? ATTENTION_LINEAR
+                                                          : ATTENTION_HYBRID;
+  snprintf(cfg->layer_pattern, sizeof cfg->layer_pattern, "%s",
+           cfg->attention == ATTENTION_HYBRID ? s->layer_pattern : "");
+  cfg->linear_decay = s->decay_base > 0 ? DECAY_CHOICE_SLOPES : DECAY_CHOICE_NONE;
+  if (s->decay_base > 0) cfg->decay_base = s->decay_base;
+  cfg->rope_theta = model_rope_theta(s);
+  cfg->linear_chunk = model_linear_chunk(s);
+  cfg->tie_embeddings = !s->untied_head;
+  cfg->norm_eps = model_norm_eps(s);
 }

@@ -51,8 +51,9 @@ int model_head_chunk_rows(int rows, int asked) {
 
 /* Vocabulary-parallel cross-entropy (kernels/backend.h) of R rows whose
  * logits are in ws.logits: losses on every tp rank, and with dloss_scale ≠ 0
- * the logits become their gradient. Returns the rows' loss sum. */
-static double crossentropy(model *m, const int32_t *targets, int R, float dloss_scale) {
+ * the logits become their gradient. The rows' losses land in host_losses
+ * (where model_copy_token_losses finds them). Returns their sum. */
+static double crossentropy(model *m, const int32_t *targets, int R, float dloss_scale, float *host_losses) {
   const backend *be = m->be;
   model_workspace *ws = &m->ws;
   const model_parallel *par = &m->par;
@@ -64,9 +65,9 @@ static double crossentropy(model *m, const int32_t *targets, int R, float dloss_
   if (par->tp) dcomm_allreduce_sum_f32(par->tp, be, ws->ce_stats, 2 * (size_t)R);
   be->crossentropy_finish(ws->losses, ws->logits, ws->ce_max, ws->ce_stats, ws->targets, R, par->V_valid,
                           par->V_local, par->vocab_start, dloss_scale);
-  be->f32_to_host(ws->host_losses, ws->losses, (size_t)R);
+  be->f32_to_host(host_losses, ws->losses, (size_t)R);
   double total = 0.0;
-  for (int i = 0; i < R; i++) total += ws->host_losses[i];
+  for (int i = 0; i < R; i++) total += host_losses[i];
   return total;
 }
 
@@ -101,7 +102,7 @@ double head_forward(model *m, const act_t *x, act_t *d_x, const int32_t *targets
     profile_mark(m->profile, PROFILE_HEAD, false);
     /* logits = lnf · Wᵀ (W: wte or lm_head), this rank's vocabulary rows */
     be->gemm(false, true, R, V, C, 1.0f, lnf_rows, C, head_w, C, 0.0f, ws->logits, V);
-    loss_sum += crossentropy(m, targets + r0, R, scale);
+    loss_sum += crossentropy(m, targets + r0, R, scale, ws->host_losses + r0);
     if (!dhead_w) continue;
     profile_mark(m->profile, PROFILE_HEAD, true);
     /* backward: dlnf = dlogits · W (partial over vocabulary shards);
@@ -145,3 +146,15 @@ void model_copy_last_logits(model *m, int B, int t, float *host_logits) {
   free(shard);
 }
 
+
+void model_copy_token_losses(model *m, int B, int T, float *losses) {
+  /* every position from the row that holds it (host_losses has this rank's
+   * B·T_local rows, in its row order); zeros where another sp rank holds it */
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      const int64_t row = sp_layout_row_of(&m->par.seq, B, b, t);
+      losses[(size_t)b * T + t] = row >= 0 ? m->ws.host_losses[row] : 0.0f;
+    }
+  /* each position is non-zero on one sp rank only: the sum is exact */
+  if (m->par.sp) comm_allreduce_sum_f32(m->par.sp, losses, (size_t)B * T);
+}

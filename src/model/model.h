@@ -150,7 +150,7 @@ typedef struct model_workspace {
   ids_t *targets;
   ids_t *positions;             /* position id of each row, for the embedding and RoPE */
   int positions_B, positions_T; /* the micro-batch shape `positions` was filled for */
-  float *host_losses;
+  float *host_losses;           /* the head's loss of each row of the last forward */
 } model_workspace;
 
 /* What a chunk's forward computes at the head (the last chunk of the last
@@ -230,6 +230,13 @@ void model_chunk_backward(model *m, int slot, int chunk, int B, int T, bool fina
  * position t of sequence 0 (computed here), gathered over the tp group and handed from the
  * sp rank that holds that position to the others (vocab_size floats). */
 void model_copy_last_logits(model *m, int B, int t, float *host_logits);
+
+/* After a PASS_LOSS forward at the head over B sequences of T tokens: the
+ * loss of every position, losses[b·T + t] = −log p(target of position t of
+ * sequence b), on every rank of the stage (collective over the sp group;
+ * each tp rank holds them already). Training's numbers are unchanged: they
+ * are the values the loss sum adds up. */
+void model_copy_token_losses(model *m, int B, int T, float *losses);
 
 /* The head's chunk of `rows` rows: `asked` (at most all), or all when 0. */
 int model_head_chunk_rows(int rows, int asked);

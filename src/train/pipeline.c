@@ -200,6 +200,13 @@ double pipeline_forward_loss(pipeline *pl, const int32_t *inputs, const int32_t 
   return loss_sum;
 }
 
+void pipeline_forward_token_losses(pipeline *pl, const int32_t *inputs, const int32_t *targets, int B, int T,
+                                   float *losses) {
+  forward_through(pl, inputs, targets, B, T, PASS_LOSS);
+  if (pl->m->layout.stage.has_head) model_copy_token_losses(pl->m, B, T, losses);
+  if (pl->pp) comm_broadcast(pl->pp, losses, (size_t)B * T * sizeof *losses, pl->stages - 1);
+}
+
 void pipeline_last_logits(void *context, const int32_t *tokens, int T, float *logits) {
   pipeline *pl = context;
   model *m = pl->m;

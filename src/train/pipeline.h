@@ -73,6 +73,12 @@ double pipeline_train_step(pipeline *pl, const int32_t *inputs, const int32_t *t
  * stage (collective over pp). */
 double pipeline_forward_loss(pipeline *pl, const int32_t *inputs, const int32_t *targets, int B, int T);
 
+/* Forward only, like pipeline_forward_loss, keeping every token's loss:
+ * losses[b·T + t] (B·T floats, the B whole sequences' positions, not this
+ * rank's rows) on every rank of the pipeline (collective over pp and sp). */
+void pipeline_forward_token_losses(pipeline *pl, const int32_t *inputs, const int32_t *targets, int B, int T,
+                                   float *losses);
+
 /* The logits of position T−1 of one sequence, on every stage (a
  * sampler_logits_fn; context is the pipeline). */
 void pipeline_last_logits(void *context, const int32_t *tokens, int T, float *logits);

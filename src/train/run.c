@@ -134,7 +134,8 @@ static double measure_peak_flops(run *r) {
   return 2.0 * n * (double)n * n * calls / elapsed;
 }
 
-run *run_create(const config *cfg, const model_shape *shape, const runtime *rt) {
+/* The grid of groups and the backend: what every run starts with. */
+static run *start_run(const config *cfg, const model_shape *shape, const runtime *rt) {
   run *r = xcalloc(1, sizeof *r, "run state");
   r->cfg = cfg;
   r->shape = *shape;
@@ -149,19 +150,32 @@ run *run_create(const config *cfg, const model_shape *shape, const runtime *rt) 
   backend_select(cfg, &r->grid, &r->devices);
   r->be = r->devices.be;
   r->accum_steps = cfg->batch_size / (r->grid.shape.dp * cfg->micro_batch_size);
-  open_data(r);
-  data_tokenizer_resolve(cfg, &r->train_ds, r->separate_val ? &r->val_ds : NULL, &r->data_tok);
+  return r;
+}
+
+/* The plan, this rank's stage of the model, the pipeline runtime and the
+ * token buffers of a step. */
+static void build_stage(run *r) {
+  const config *cfg = r->cfg;
+  char err[MESSAGE_BYTES];
   const int status = pipeline_plan_make(&r->plan, cfg, &r->shape, r->grid.shape.dp, err, sizeof err);
-  if (status) fail_collective(status, "%s", err); /* train_command checked it already */
+  if (status) fail_collective(status, "%s", err); /* the command checked it already */
   create_model(r);
   pipeline_create(&r->pipe, &r->mdl, &r->grid.pp, &r->plan.schedule);
-  create_training_state(r);
   const size_t step_tokens = (size_t)r->accum_steps * cfg->micro_batch_size * cfg->seq_len;
   const size_t micro_tokens = (size_t)cfg->micro_batch_size * cfg->seq_len;
   r->inputs = xmalloc(step_tokens * sizeof(int32_t), "step inputs");
   r->targets = xmalloc(step_tokens * sizeof(int32_t), "step targets");
   r->loaded_inputs = xmalloc(micro_tokens * sizeof(int32_t), "loaded inputs");
   r->loaded_targets = xmalloc(micro_tokens * sizeof(int32_t), "loaded targets");
+}
+
+run *run_create(const config *cfg, const model_shape *shape, const runtime *rt) {
+  run *r = start_run(cfg, shape, rt);
+  open_data(r);
+  data_tokenizer_resolve(cfg, &r->train_ds, r->separate_val ? &r->val_ds : NULL, &r->data_tok);
+  build_stage(r);
+  create_training_state(r);
 
   if (cfg->resume[0])
     r->resumed_step =
@@ -179,14 +193,38 @@ run *run_create(const config *cfg, const model_shape *shape, const runtime *rt) 
   return r;
 }
 
+/* cfg->val_data, whole, as the validation split (validate() reads it). */
+static void open_eval_data(run *r) {
+  char err[MESSAGE_BYTES];
+  const int status = dataset_open(&r->val_ds, r->cfg->val_data, err, sizeof err);
+  if (status) fail_collective(status, "%s", err);
+  r->separate_val = true;
+  r->loader = (batch_loader){.val = {&r->val_ds, 0, dataset_n_windows(&r->val_ds, r->cfg->seq_len)},
+                             .seq_len = r->cfg->seq_len,
+                             .global_batch = r->cfg->batch_size,
+                             .micro_batch = r->cfg->micro_batch_size,
+                             .dp_rank = r->grid.dp_rank,
+                             .dp_size = r->grid.shape.dp,
+                             .seed = (uint64_t)r->cfg->seed};
+}
+
+run *run_create_for_eval(const config *cfg, const model_shape *shape, const runtime *rt, const char *ckpt) {
+  ENSURE(cfg->zero == 0, "evaluation runs without ZeRO (zero = %d)", cfg->zero);
+  run *r = start_run(cfg, shape, rt);
+  if (cfg->val_data[0]) open_eval_data(r);
+  build_stage(r);
+  r->resumed_step = checkpoint_load_weights(ckpt, &r->shape, &r->grid, &r->mdl);
+  return r;
+}
+
 void run_free(run *r) {
   metrics_close(&r->mx);
   free(r->inputs);
   free(r->targets);
   free(r->loaded_inputs);
   free(r->loaded_targets);
-  optimizer_free(&r->opt);
-  zero_free(&r->zero);
+  if (r->opt.be) optimizer_free(&r->opt); /* an evaluation run has neither */
+  if (r->zero.be) zero_free(&r->zero);
   pipeline_free(&r->pipe);
   pipeline_plan_free(&r->plan);
   model_free(&r->mdl);

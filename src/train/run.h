@@ -62,6 +62,12 @@ typedef struct run {
 
 /* Collective over the world. */
 run *run_create(const config *cfg, const model_shape *shape, const runtime *rt);
+/* Collective over the world: the parts an evaluation needs (grid, backend,
+ * plan, this stage of the model, the pipeline), the weights of checkpoint
+ * `ckpt` (checkpoint_load_weights) and, when cfg->val_data is set, that
+ * dataset whole as the validation split. No optimizer, no ZeRO (cfg->zero
+ * must be 0), no metrics file; resumed_step is the checkpoint's step. */
+run *run_create_for_eval(const config *cfg, const model_shape *shape, const runtime *rt, const char *ckpt);
 void run_free(run *r);
 
 /* The last step this invocation trains (--steps, or --stop-at-step earlier). */
