@@ -14,7 +14,7 @@
 #  * the tokenizer travels: GPT-2's tokenizer.json in the HF folder -> the
 #    .h5 (ckpt info shows the model) -> HF again, where transformers'
 #    AutoTokenizer encodes a text as with the original folder;
-#  * `tessera sample` and `ckpt verify` read a converted weights-only file.
+#  * `tessera sample`, `eval` and `ckpt verify` read a converted weights-only file.
 . "$TESTS_SRCDIR/lib.sh"
 
 [ -n "${TESSERA_PYTHON:-}" ] || { echo "SKIP: TESSERA_PYTHON unset (jobs/test sets it)"; exit 77; }
@@ -74,4 +74,7 @@ fi
 "$TESSERA" ckpt info "$work/gpt2.h5" | grep -q "weights only" || fail "ckpt info of a weights-only file"
 "$TESSERA" sample --ckpt "$work/gpt2.h5" --tokens 5 > "$work/sample.out" 2>&1 \
   && pass "sample from a converted file" || { fail "sample from a converted file"; tail -n 3 "$work/sample.out"; }
+$RUN_MPI 1 60 "$TESSERA" eval --ckpt "$work/gpt2.h5" --val-data "$work/data" > "$work/eval.out" 2>&1 \
+  && grep -q perplexity "$work/eval.out" && pass "eval of a converted file: $(grep perplexity "$work/eval.out" | cut -c1-90)" \
+  || { fail "eval of a converted file"; tail -n 3 "$work/eval.out"; }
 finish
