@@ -4,7 +4,7 @@
  * (a length past the file, bytes that do not match shape × dtype, ranges
  * past the end, overlaps, unknown dtypes, duplicate names, not JSON); llm.c
  * files with another magic, version or length refused, the padded
- * vocabulary rows left zero. */
+ * vocabulary rows left zero, bf16 files (version 5) widened. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,12 +167,36 @@ static void test_llmc(void) {
   CHECK(llmc_open(&f, path, err, sizeof err) == EXIT_IO_ERROR && strstr(err, "truncated"), "truncated: %s", err);
 }
 
+/* Version 5 stores bf16: read widened (1.0 and −3.0 as bf16 0x3f80, 0xc040). */
+static void test_llmc_bf16(void) {
+  char path[512], err[MESSAGE_BYTES];
+  path_of(path, sizeof path, "bf16.bin");
+  const llmc_sizes sizes = {2, 3, 1, 1, 2, 128};
+  int32_t header[LLMC_HEADER_INTS] = {LLMC_MAGIC, 5, 2, 3, 1, 1, 2, 128};
+  int64_t n = 0;
+  for (int k = 0; k < LLMC_N_TENSORS; k++) n += llmc_slice_elems(&sizes, (llmc_tensor)k); /* one layer */
+  FILE *file = fopen(path, "wb");
+  fwrite(header, sizeof header, 1, file);
+  for (int64_t i = 0; i < n; i++) {
+    const uint16_t v = i % 2 ? 0xc040 : 0x3f80;
+    fwrite(&v, 2, 1, file);
+  }
+  fclose(file);
+  llmc_file f;
+  CHECK(llmc_open(&f, path, err, sizeof err) == 0 && f.version == 5, "bf16 open: %s", err);
+  float wte[6];
+  CHECK(llmc_read(&f, LLMC_WTE, 0, 6, wte, err, sizeof err) == 0 && wte[0] == 1.0f && wte[1] == -3.0f &&
+            wte[4] == 1.0f, "bf16 widened: %g %g", wte[0], wte[1]);
+  llmc_close(&f);
+}
+
 int main(void) {
   if (!mkdtemp(dir)) return 99;
   test_safetensors_round_trip();
   test_widening();
   test_damaged_headers();
   test_llmc();
+  test_llmc_bf16();
   char command[600];
   snprintf(command, sizeof command, "rm -rf '%s'", dir);
   if (system(command) != 0) fprintf(stderr, "could not remove %s\n", dir);
