@@ -58,7 +58,9 @@ int convert_command(int argc, char **argv) {
   printf("converted %s '%s' into %s '%s' in %.2f s: %d layers, %d heads, d_model %d, vocab %d, seq_len %d; %s%s\n",
          model_source_description(source), paths[0], model_format_name(format), paths[1], now_seconds() - start,
          shape->n_layer, shape->n_head, shape->d_model, shape->vocab_size, shape->seq_len, description,
-         model_source_tokenizer_json(source) ? "; with its tokenizer" : "");
+         !model_source_tokenizer_json(source) ? ""
+         : format == MODEL_FORMAT_LLMC        ? "; its tokenizer left out (llm.c keeps it in a file of its own)"
+                                              : "; with its tokenizer");
   model_source_close(source);
   return EXIT_OK;
 }
