@@ -28,9 +28,10 @@ below = {
     "src/model": parallel + ["io", "kernels"],
     "src/optim": ["src/model"] + parallel + ["io", "kernels"],
     "src/checkpoint": ["src/optim", "src/model"] + parallel + ["io", "kernels"],
+    "src/convert": ["src/checkpoint", "src/optim", "src/model"] + parallel + ["io", "kernels"],
     "src/config": ["src/model", "kernels"],
-    "src/train": ["src/checkpoint", "src/config", "src/optim", "src/model"] + parallel + ["io", "kernels"],
-    "src/cli": ["src/train", "src/checkpoint", "src/config", "src/optim", "src/model"] + parallel + ["io", "kernels"],
+    "src/train": ["src/convert", "src/checkpoint", "src/config", "src/optim", "src/model"] + parallel + ["io", "kernels"],
+    "src/cli": ["src/train", "src/convert", "src/checkpoint", "src/config", "src/optim", "src/model"] + parallel + ["io", "kernels"],
 }
 def folder_of(path):
     rel = os.path.relpath(path, top)

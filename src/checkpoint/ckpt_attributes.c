@@ -120,3 +120,20 @@ void ckpt_write_run_attributes(ckpt_file *f, const ckpt_run_info *info, const gr
   ckpt_attr_write_i64(f, "saved_sp", g->shape.sp);
   ckpt_attr_write_i64(f, "saved_zero", info->zero);
 }
+
+void ckpt_write_weights_only_attributes(ckpt_file *f, const model_shape *shape, const char *version) {
+  ckpt_attr_write_str(f, "format", CKPT_FORMAT_NAME);
+  ckpt_attr_write_i64(f, "format_version", CKPT_FORMAT_VERSION);
+  ckpt_attr_write_str(f, "tessera_version", version);
+  ckpt_attr_write_i64(f, "weights_only", 1);
+  ckpt_attr_write_i64(f, "step", 0);
+  ckpt_attr_write_i64(f, "tokens", 0);
+  ckpt_attr_write_i64(f, "data_position", 0);
+  ckpt_attr_write_i64(f, "optimizer_step", 0);
+  ckpt_write_model_shape(f, shape);
+}
+
+bool ckpt_is_weights_only(ckpt_file *f) {
+  int64_t v = 0;
+  return ckpt_attr_read_i64(f, "weights_only", &v) == 0 && v == 1;
+}

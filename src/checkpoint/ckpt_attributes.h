@@ -8,6 +8,7 @@
 #ifndef TESSERA_CKPT_ATTRIBUTES_H
 #define TESSERA_CKPT_ATTRIBUTES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "checkpoint_file.h"
@@ -33,6 +34,13 @@ typedef struct ckpt_run_info {
 /* Every root attribute but `complete`, which a writer adds last. */
 void ckpt_write_run_attributes(ckpt_file *f, const ckpt_run_info *info, const grid *g, int64_t step,
                                int64_t optimizer_step);
+
+/* A weights-only file (tessera convert): the format, the model shape,
+ * step 0 and `weights_only` = 1; no optimizer or schedule state. */
+void ckpt_write_weights_only_attributes(ckpt_file *f, const model_shape *shape, const char *version);
+/* Whether the file is weights-only (no Adam moments: start from it with
+ * --init-from; it cannot be resumed). */
+bool ckpt_is_weights_only(ckpt_file *f);
 
 void ckpt_write_model_shape(ckpt_file *f, const model_shape *s);
 /* 0, or -1 with err when the sizes are missing or invalid. */

@@ -145,6 +145,10 @@ int64_t checkpoint_resume(const char *resume, const char *save_dir, const model_
   if (!path[0]) return 0;
   ckpt_file f;
   open_checked(&f, path, shape);
+  if (ckpt_is_weights_only(&f)) /* weights are all `tessera eval` needs; a resume needs the rest */
+    fail_collective(EXIT_USER_ERROR,
+                    "'%s' holds weights only (no optimizer state or step): start a run from it with --init-from %s, "
+                    "not --resume", path, path);
   check_tokenizer(&f, path, tok);
 
   const size_t n = m->layout.reg.n_local_total;

@@ -2,10 +2,12 @@
  * and whether it is complete and intact. One process, no MPI job needed.
  *
  * info prints the run state stored in the attributes, the layout that saved
- * it, the tokenizer it carries and every tensor with its shape. verify
- * checks the format marker and the `complete` marker, that every tensor the
- * model's shape calls for is there with its logical shape, and reads every
- * byte of every tensor, checking each tile's CRC-32C, and of the tokenizer. Exit status 0 when the
+ * it, the tokenizer it carries and every tensor with its shape. A
+ * weights-only file (tessera convert) holds the `weight` state only, and is
+ * checked for that. verify checks the format marker and the `complete`
+ * marker, that every tensor the model's shape calls for is there with its
+ * logical shape, and reads every byte of every tensor, checking each tile's
+ * CRC-32C, and of the tokenizer. Exit status 0 when the
  * checkpoint is good, 2 when it is damaged or incomplete, 1 for a bad path.
  */
 #include <stdio.h>
@@ -43,7 +45,7 @@ static int usage(int argc, char **argv) {
 }
 
 /* The run state in the attributes and the layout that saved it. */
-static void print_info(ckpt_file *f, const char *path, const model_shape *shape, int64_t complete) {
+static void print_info(ckpt_file *f, const char *path, const model_shape *shape, int64_t complete, bool weights_only) {
   char text[256] = "";
   struct stat st;
   stat(path, &st);
@@ -57,6 +59,10 @@ static void print_info(ckpt_file *f, const char *path, const model_shape *shape,
   model_shape_describe(shape, description, sizeof description);
   printf("model: %d layers, %d heads, d_model %d, vocab %d, seq_len %d; %s\n", shape->n_layer, shape->n_head,
          shape->d_model, shape->vocab_size, shape->seq_len, description);
+  if (weights_only) {
+    printf("weights only (written by tessera convert): start training from it with --init-from\n");
+    return;
+  }
   printf("saved by: %lld ranks = dp %lld x tp %lld x pp %lld x sp %lld, ZeRO %lld\n",
          (long long)attr_i64(f, "saved_world"), (long long)attr_i64(f, "saved_dp"), (long long)attr_i64(f, "saved_tp"),
          (long long)attr_i64(f, "saved_pp"), (long long)attr_i64(f, "saved_sp"), (long long)attr_i64(f, "saved_zero"));
@@ -76,8 +82,8 @@ static void check_tokenizer(ckpt_file *f, bool verify) {
 
 /* Each state of tensor p is there with its logical shape; verify reads
  * every byte (each tile's CRC checked), info prints the shape. */
-static void check_tensor(ckpt_file *f, const char *path, const param_spec *p, bool verify) {
-  for (int s = 0; s < OPT_N_STATES; s++) {
+static void check_tensor(ckpt_file *f, const char *path, const param_spec *p, bool verify, int n_states) {
+  for (int s = 0; s < n_states; s++) {
     char tensor[CKPT_TENSOR_PATH_BYTES], err[MESSAGE_BYTES];
     ckpt_tensor_path(tensor, p->name, (optimizer_state)s);
     int n_dims = 0;
@@ -94,7 +100,7 @@ static void check_tensor(ckpt_file *f, const char *path, const param_spec *p, bo
     } else if (s == OPT_MASTER) {
       printf("  %-28s ", p->name);
       print_shape(p->n_dims, p->shape);
-      printf("  (weight, adam_m, adam_v)\n");
+      printf(n_states == 1 ? "  (weight)\n" : "  (weight, adam_m, adam_v)\n");
     }
   }
 }
@@ -117,17 +123,19 @@ int ckpt_command(int argc, char **argv) {
   registry reg;
   registry_init(&reg, 0, 1);
   model_register(&reg, &shape, NULL);
-  if (!verify) print_info(&f, path, &shape, complete);
+  const bool weights_only = ckpt_is_weights_only(&f);
+  const int n_states = weights_only ? 1 : OPT_N_STATES;
+  if (!verify) print_info(&f, path, &shape, complete, weights_only);
   check_tokenizer(&f, verify);
   int64_t n_params = 0;
   for (int k = 0; k < reg.n_params; k++) {
     n_params += reg.params[k].n_logical;
-    check_tensor(&f, path, &reg.params[k], verify);
+    check_tensor(&f, path, &reg.params[k], verify, n_states);
   }
   if (verify && complete != 1)
     fail_collective(EXIT_IO_ERROR, "checkpoint '%s' is incomplete (no `complete` marker): the save was interrupted", path);
-  if (verify) printf("%s: complete, %d tensors x 3 states, %lld parameters, every checksum good\n", path,
-                     reg.n_params, (long long)n_params);
+  if (verify) printf("%s: complete, %d tensors x %d state%s, %lld parameters, every checksum good\n", path,
+                     reg.n_params, n_states, n_states == 1 ? " (weights only)" : "s", (long long)n_params);
   else printf("%d tensors, %lld parameters\n", reg.n_params, (long long)n_params);
   registry_free(&reg);
   ckpt_file_close(&f);

@@ -8,5 +8,6 @@ int prep_command(int argc, char **argv);   /* tessera prep INPUT... -o PREFIX (M
 int ckpt_command(int argc, char **argv);   /* tessera ckpt info|verify PATH (one process) */
 int sample_command(int argc, char **argv); /* tessera sample --ckpt PATH ... (one process) */
 int eval_command(int argc, char **argv);   /* tessera eval --ckpt PATH --task|--val-data ... (MPI job) */
+int convert_command(int argc, char **argv); /* tessera convert IN OUT [--to FORMAT] (one process) */
 
 #endif

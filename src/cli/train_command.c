@@ -15,6 +15,8 @@
 #include "config.h"
 #include "fail.h"
 #include "grid.h"
+#include "model_io.h"
+#include "pipeline_plan.h"
 #include "runtime.h"
 #include "trainer.h"
 
@@ -86,6 +88,23 @@ static void check_layout(const config *cfg, const model_shape *arch, int world_s
    * can ask every rank whether it has a GPU */
 }
 
+/* --init-from: the model keys are the source's; keys set to other values
+ * are one message listing them. Every rank opens the source and reaches
+ * the same verdict. */
+static void adopt_init_from_shape(config *cfg) {
+  char err[MESSAGE_BYTES], differences[MESSAGE_BYTES];
+  int status = 0;
+  model_source *source = model_source_open(cfg->init_from, &status, err, sizeof err);
+  if (!source) fail_collective(status, "--init-from: %s", err);
+  config_adopt_model_shape(cfg, model_source_shape(source), differences, sizeof differences);
+  model_source_close(source);
+  if (differences[0])
+    fail_collective(EXIT_USER_ERROR,
+                    "--init-from '%s' holds another model than the model keys set (\"in the checkpoint\": the model's, "
+                    "\"now\": the keys'): %s; the model keys come from the model started from: leave them out",
+                    cfg->init_from, differences);
+}
+
 int train_command(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -98,6 +117,7 @@ int train_command(int argc, char **argv) {
   config_set_defaults(&cfg);
   bool print_config = false;
   parse_arguments(argc, argv, &cfg, &print_config);
+  if (cfg.init_from[0]) adopt_init_from_shape(&cfg);
   char err[512];
   int status = config_validate(&cfg, err, sizeof err);
   if (status) fail_collective(status, "%s", err);

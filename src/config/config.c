@@ -140,6 +140,9 @@ static const key_spec key_table[] = {
   {"save_every", "run", KEY_INT64, FIELD(save_every), "0", 0, BIG, NULL, "checkpoint every N steps"},
   {"resume", "run", KEY_STRING, FIELD(resume), "", 0, 0, NULL,
    "auto (the newest complete checkpoint in save_dir, or a fresh start) or a checkpoint file"},
+  {"init_from", "run", KEY_STRING, FIELD(init_from), "", 0, 0, NULL,
+   "start from the weights of this model at step 0 with a fresh optimizer: a tessera checkpoint (.h5), "
+   "an llm.c model (.bin) or a Hugging Face folder; the model keys come from it"},
   {"async_save", "run", KEY_BOOL, FIELD(async_save), "false", 0, 0, NULL,
    "copy the state to host memory at the step boundary and write the checkpoint from a "
    "background thread while training goes on"},
@@ -153,6 +156,7 @@ static const key_spec key_table[] = {
    "at the end, write every logical parameter (fp32 master, gathered) to this raw file"},
 };
 #define N_KEYS (sizeof key_table / sizeof key_table[0])
+_Static_assert(N_KEYS <= CONFIG_MAX_KEYS, "raise CONFIG_MAX_KEYS");
 
 static const key_spec *find_key(const char *name) {
   for (size_t i = 0; i < N_KEYS; i++)
@@ -259,7 +263,14 @@ int config_set(config *cfg, const char *key, const char *value, const char *orig
              key);
     return EXIT_USER_ERROR;
   }
-  return set_from_spec(cfg, spec, value, origin, err, err_bytes);
+  const int status = set_from_spec(cfg, spec, value, origin, err, err_bytes);
+  if (!status) cfg->key_set[spec - key_table] = true;
+  return status;
+}
+
+bool config_key_was_set(const config *cfg, const char *key) {
+  const key_spec *spec = find_key(key);
+  return spec && cfg->key_set[spec - key_table];
 }
 
 void config_set_defaults(config *cfg) {

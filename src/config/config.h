@@ -34,6 +34,9 @@ typedef enum position_choice { POSITION_CHOICE_LEARNED, POSITION_CHOICE_ROPE, PO
 typedef enum decay_choice { DECAY_CHOICE_NONE, DECAY_CHOICE_SLOPES } decay_choice;
 typedef enum sp_kind_choice { SP_KIND_CHOICE_RING, SP_KIND_CHOICE_ALLGATHER } sp_kind_choice;
 
+/* room for the key table (config.c checks it) */
+#define CONFIG_MAX_KEYS 128
+
 typedef struct config {
   /* [model] */
   int n_layer, n_head, d_model, vocab_size, seq_len;
@@ -81,11 +84,16 @@ typedef struct config {
   char save_dir[PATH_BYTES];
   int64_t save_every;
   char resume[PATH_BYTES];
+  char init_from[PATH_BYTES];
   bool async_save;
   int64_t stop_at_step;
   int keep;
   char dump_params[PATH_BYTES];
   double watchdog;
+  /* which keys the file or the command line set (by key-table index):
+   * --init-from takes the model keys from the source, and refuses the ones
+   * set otherwise */
+  bool key_set[CONFIG_MAX_KEYS];
 } config;
 
 void config_set_defaults(config *cfg);
@@ -114,6 +122,16 @@ model_shape config_model_shape(const config *cfg);
 /* The [model] keys of `shape` (a checkpoint's model, for a command that runs
  * it): config_model_shape of the result describes the same model. */
 void config_set_model_shape(config *cfg, const model_shape *shape);
+
+/* Whether the file or the command line set `key`. */
+bool config_key_was_set(const config *cfg, const char *key);
+
+/* --init-from: the model keys become those of `source` (the model being
+ * started from). Model keys the user set to other values are listed in
+ * differences ("n_layer 12 in the model, 4 set; ...", empty when none):
+ * the caller refuses them. A model without learned positions may be
+ * trained at a seq_len of the user's choosing. */
+void config_adopt_model_shape(config *cfg, const model_shape *source, char *differences, size_t differences_bytes);
 
 /* Writes every key = value, grouped by section, as an INI file would hold it. */
 void config_print(const config *cfg, void *file /* FILE* */);

@@ -25,6 +25,44 @@ model_shape config_model_shape(const config *cfg) {
   return s;
 }
 
+/* The source's shape with the model keys the user set put in. */
+static model_shape with_keys_set(const config *cfg, const model_shape *source) {
+  const model_shape mine = config_model_shape(cfg);
+  model_shape s = *source;
+#define TAKE(key, field) \
+  if (config_key_was_set(cfg, key)) s.field = mine.field
+  TAKE("n_layer", n_layer);
+  TAKE("n_head", n_head);
+  TAKE("d_model", d_model);
+  TAKE("vocab_size", vocab_size);
+  TAKE("seq_len", seq_len);
+  TAKE("ffn_hidden", ffn_hidden);
+  TAKE("norm", norm);
+  TAKE("mlp", mlp);
+  TAKE("position", position);
+  TAKE("bias", no_bias);
+  TAKE("decay_base", decay_base);
+  TAKE("linear_decay", decay_base);
+  TAKE("rope_theta", rope_theta);
+  TAKE("tie_embeddings", untied_head);
+  TAKE("norm_eps", norm_eps);
+#undef TAKE
+  if (config_key_was_set(cfg, "attention") || config_key_was_set(cfg, "layer_pattern"))
+    memcpy(s.layer_pattern, mine.layer_pattern, sizeof s.layer_pattern);
+  return s;
+}
+
+void config_adopt_model_shape(config *cfg, const model_shape *source, char *differences, size_t differences_bytes) {
+  model_shape adopted = *source;
+  /* rotary or no positions: no tensor depends on seq_len */
+  if (source->position != POSITION_LEARNED && config_key_was_set(cfg, "seq_len")) adopted.seq_len = cfg->seq_len;
+  const model_shape wanted = with_keys_set(cfg, &adopted);
+  model_shape_differences(&adopted, &wanted, differences, differences_bytes);
+  const int linear_chunk = cfg->linear_chunk; /* compute only: the user's stays */
+  config_set_model_shape(cfg, &adopted);
+  cfg->linear_chunk = linear_chunk;
+}
+
 void config_set_model_shape(config *cfg, const model_shape *s) {
   cfg->n_layer = s->n_layer;
   cfg->n_head = s->n_head;

@@ -7,6 +7,7 @@
 
 #include "checkpoint.h"
 #include "fail.h"
+#include "init_from.h"
 #include "param_init.h"
 
 /* DDP's default bucket: 25 MiB of fp32 gradients. */
@@ -179,6 +180,10 @@ run *run_create(const config *cfg, const model_shape *shape, const runtime *rt) 
   if (cfg->resume[0])
     r->resumed_step =
         checkpoint_resume(cfg->resume, cfg->save_dir, &r->shape, &r->data_tok.tok, &r->grid, &r->mdl, &r->opt);
+  /* a resumed run continues; --init-from starts one (so a job script may
+   * pass both: the first run starts from the weights, requeued ones resume) */
+  if (cfg->init_from[0] && r->resumed_step == 0)
+    model_init_from(cfg->init_from, &r->data_tok.tok, &r->grid, &r->mdl, &r->opt);
   zero_refetch_outer_params(&r->zero); /* ZeRO 3: the kept tensors from the (loaded) ranges */
   open_metrics(r);
   double peak = measure_peak_flops(r);
