@@ -1,7 +1,7 @@
-/* file_range — exact byte ranges of a file by offset, for the foreign model
- * files (safetensors, llm.c): pread/pwrite that retry short transfers and
- * interrupted calls, and fp32 tensors read from F32, F16 or BF16 storage
- * (widened exactly: every 16-bit value is an fp32 value).
+/* file_range — exact byte ranges of a file by offset, for the model files
+ * (checkpoints' tiles, safetensors, llm.c): pread/pwrite that retry short
+ * transfers and interrupted calls, and fp32 tensors read from F32, F16 or
+ * BF16 storage (widened exactly: every 16-bit value is an fp32 value).
  */
 #ifndef TESSERA_FILE_RANGE_H
 #define TESSERA_FILE_RANGE_H
