@@ -15,6 +15,7 @@
 #include "direct_reader.h"
 #include "direct_writer.h"
 #include "fail.h"
+#include "file_range.h"
 
 /* The HDF5 checking macro: the call, HDF5's innermost message, abort. */
 static herr_t keep_first(unsigned n, const H5E_error2_t *e, void *out) {
@@ -563,17 +564,6 @@ static int64_t readable_offset(hid_t dset, int64_t n_elements) {
 #endif
 }
 
-static int pread_all(int fd, void *into, size_t bytes, off_t offset) {
-  char *at = into;
-  while (bytes > 0) {
-    ssize_t done = pread(fd, at, bytes, offset);
-    if (done < 0 && errno == EINTR) continue;
-    if (done <= 0) return -1; /* an error, or the file ends early (truncated) */
-    at += done, bytes -= (size_t)done, offset += done;
-  }
-  return 0;
-}
-
 /* The O_DIRECT reader, opened at the first read that could use it (an open
  * that only reads attributes needs none); NULL when the file is mostly in
  * the page cache already or the file system refuses O_DIRECT. */
@@ -611,7 +601,7 @@ static int read_box(ckpt_file *f, hid_t dset, int64_t base, bool large, const bo
     }
     do {
       const off_t at = (off_t)(base + flat_index(whole, idx, n_dims) * (int64_t)sizeof(float));
-      if (pread_all(f->read_fd, out, (size_t)run * sizeof *out, at) != 0) return -1;
+      if (file_read_exact(f->read_fd, out, (size_t)run * sizeof *out, (uint64_t)at) != 0) return -1;
       out += run;
     } while (next_run(idx, b, walk));
     return 0;

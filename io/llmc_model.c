@@ -11,8 +11,7 @@
 #include <unistd.h>
 
 #include "fail.h"
-
-#define LLMC_BLOCK_ELEMS ((size_t)1 << 18)
+#include "file_range.h"
 
 int llmc_padded_vocab(int vocab_size) { return (vocab_size + 127) / 128 * 128; }
 
@@ -44,28 +43,6 @@ static void lay_out(llmc_file *f) {
 
 static uint64_t file_bytes(const llmc_file *f) {
   return f->offsets[LLMC_N_TENSORS - 1] + (uint64_t)f->elems[LLMC_N_TENSORS - 1] * (uint64_t)f->elem_bytes;
-}
-
-static int pread_all(int fd, void *buf, size_t n, uint64_t offset) {
-  char *p = buf;
-  while (n > 0) {
-    const ssize_t got = pread(fd, p, n, (off_t)offset);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) return -1;
-    p += got, n -= (size_t)got, offset += (uint64_t)got;
-  }
-  return 0;
-}
-
-static int pwrite_all(int fd, const void *buf, size_t n, uint64_t offset) {
-  const char *p = buf;
-  while (n > 0) {
-    const ssize_t put = pwrite(fd, p, n, (off_t)offset);
-    if (put < 0 && errno == EINTR) continue;
-    if (put <= 0) return -1;
-    p += put, n -= (size_t)put, offset += (uint64_t)put;
-  }
-  return 0;
 }
 
 /* The header's sizes: 0, or -1 with err. */
@@ -103,7 +80,7 @@ int llmc_open(llmc_file *f, const char *path, char *err, size_t err_bytes) {
   }
   int32_t header[LLMC_HEADER_INTS];
   struct stat st;
-  if (fstat(f->fd, &st) != 0 || pread_all(f->fd, header, sizeof header, 0) != 0) {
+  if (fstat(f->fd, &st) != 0 || file_read_exact(f->fd, header, sizeof header, 0) != 0) {
     snprintf(err, err_bytes, "llm.c model file '%s' is shorter than its %zu-byte header", path, sizeof header);
     llmc_close(f);
     return EXIT_IO_ERROR;
@@ -127,22 +104,8 @@ int llmc_read(llmc_file *f, llmc_tensor k, int layer, int64_t n, float *out, cha
   const int64_t slice = llmc_slice_elems(&f->sizes, k);
   ENSURE(n >= 0 && n <= slice, "llm.c read past tensor %d", (int)k);
   const uint64_t at = f->offsets[k] + (uint64_t)(per_layer(k) ? layer : 0) * (uint64_t)slice * (uint64_t)f->elem_bytes;
-  int failed = 0;
-  if (f->elem_bytes == 4) {
-    failed = pread_all(f->fd, out, (size_t)n * 4, at);
-  } else { /* bf16: the upper half of an fp32 */
-    uint16_t *block = xmalloc(LLMC_BLOCK_ELEMS * sizeof *block, "llm.c block");
-    for (int64_t done = 0; done < n && !failed;) {
-      const size_t m = n - done < (int64_t)LLMC_BLOCK_ELEMS ? (size_t)(n - done) : LLMC_BLOCK_ELEMS;
-      failed = pread_all(f->fd, block, m * 2, at + (uint64_t)done * 2);
-      for (size_t i = 0; i < m && !failed; i++) {
-        const uint32_t bits = (uint32_t)block[i] << 16;
-        memcpy(&out[done + (int64_t)i], &bits, sizeof bits);
-      }
-      done += (int64_t)m;
-    }
-    free(block);
-  }
+  /* version 5 stores bf16 */
+  const int failed = file_read_floats(f->fd, f->elem_bytes == 4 ? STORED_F32 : STORED_BF16, n, at, out);
   if (!failed) return 0;
   snprintf(err, err_bytes, "cannot read tensor %d of llm.c model file '%s'", (int)k, f->path);
   return EXIT_IO_ERROR;
@@ -161,7 +124,7 @@ int llmc_create(llmc_file *f, const char *path, const llmc_sizes *sizes, char *e
   int32_t header[LLMC_HEADER_INTS] = {LLMC_MAGIC, 3, sizes->max_seq_len, sizes->vocab_size, sizes->n_layer,
                                       sizes->n_head, sizes->channels, sizes->padded_vocab_size};
   f->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (f->fd >= 0 && pwrite_all(f->fd, header, sizeof header, 0) == 0 && ftruncate(f->fd, (off_t)file_bytes(f)) == 0)
+  if (f->fd >= 0 && file_write_exact(f->fd, header, sizeof header, 0) == 0 && ftruncate(f->fd, (off_t)file_bytes(f)) == 0)
     return 0;
   snprintf(err, err_bytes, "cannot create llm.c model file '%s': %s", path, strerror(errno));
   llmc_close(f);
@@ -173,7 +136,7 @@ int llmc_write(llmc_file *f, llmc_tensor k, int layer, int64_t first, const floa
   const int64_t slice = llmc_slice_elems(&f->sizes, k);
   ENSURE(first >= 0 && first + n <= slice, "llm.c write past tensor %d", (int)k);
   const uint64_t at = f->offsets[k] + ((uint64_t)(per_layer(k) ? layer : 0) * (uint64_t)slice + (uint64_t)first) * 4;
-  if (pwrite_all(f->fd, data, (size_t)n * 4, at) == 0) return 0;
+  if (file_write_exact(f->fd, data, (size_t)n * 4, at) == 0) return 0;
   snprintf(err, err_bytes, "cannot write llm.c model file '%s': %s", f->path, strerror(errno));
   return EXIT_IO_ERROR;
 }

@@ -11,12 +11,11 @@
 #include <unistd.h>
 
 #include "fail.h"
+#include "file_range.h"
 
 /* A header larger than this is not a model's (the format's reference
  * implementation refuses 100 MB too). */
 #define ST_MAX_HEADER_BYTES ((uint64_t)100 << 20)
-/* Elements converted per pread when widening F16/BF16. */
-#define ST_BLOCK_ELEMS ((size_t)1 << 18)
 
 /* Element sizes of every dtype the format defines. */
 static int dtype_bytes(const char *dtype) {
@@ -33,29 +32,6 @@ static uint64_t le64(const unsigned char *b) {
   uint64_t v = 0;
   for (int i = 7; i >= 0; i--) v = v << 8 | b[i];
   return v;
-}
-
-/* pread of exactly n bytes; -1 on error or end of file. */
-static int pread_all(int fd, void *buf, size_t n, uint64_t offset) {
-  char *p = buf;
-  while (n > 0) {
-    const ssize_t got = pread(fd, p, n, (off_t)offset);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) return -1;
-    p += got, n -= (size_t)got, offset += (uint64_t)got;
-  }
-  return 0;
-}
-
-static int pwrite_all(int fd, const void *buf, size_t n, uint64_t offset) {
-  const char *p = buf;
-  while (n > 0) {
-    const ssize_t put = pwrite(fd, p, n, (off_t)offset);
-    if (put < 0 && errno == EINTR) continue;
-    if (put <= 0) return -1;
-    p += put, n -= (size_t)put, offset += (uint64_t)put;
-  }
-  return 0;
 }
 
 /* ---------------------------------------------------------------- reading */
@@ -158,7 +134,7 @@ int st_open(st_file *f, const char *path, char *err, size_t err_bytes) {
   }
   struct stat st;
   unsigned char len_bytes[8];
-  if (fstat(f->fd, &st) != 0 || (f->n_bytes = (uint64_t)st.st_size) < 8 || pread_all(f->fd, len_bytes, 8, 0)) {
+  if (fstat(f->fd, &st) != 0 || (f->n_bytes = (uint64_t)st.st_size) < 8 || file_read_exact(f->fd, len_bytes, 8, 0)) {
     snprintf(err, err_bytes, "safetensors file '%s' is shorter than its 8-byte header length", path);
     st_close(f);
     return EXIT_IO_ERROR;
@@ -171,7 +147,7 @@ int st_open(st_file *f, const char *path, char *err, size_t err_bytes) {
     return EXIT_IO_ERROR;
   }
   char *text = xmalloc(header_bytes, "safetensors header");
-  int status = pread_all(f->fd, text, header_bytes, 8) ? -1 : 0;
+  int status = file_read_exact(f->fd, text, header_bytes, 8) ? -1 : 0;
   if (status) snprintf(err, err_bytes, "cannot read the header of safetensors file '%s'", path);
   else status = parse_header(f, text, header_bytes, 8 + header_bytes, err, err_bytes);
   free(text);
@@ -195,31 +171,6 @@ const st_tensor *st_find(const st_file *f, const char *name) {
   return NULL;
 }
 
-/* IEEE half and bfloat16 to float. */
-static float half_to_float(uint16_t h) {
-  const uint32_t sign = (uint32_t)(h & 0x8000) << 16, exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
-  uint32_t bits;
-  if (exponent == 0x1f) bits = sign | 0x7f800000 | mantissa << 13; /* inf, NaN */
-  else if (exponent != 0) bits = sign | (exponent + 112) << 23 | mantissa << 13;
-  else if (mantissa == 0) bits = sign;
-  else { /* subnormal: normalise */
-    int shift = 0;
-    uint32_t m = mantissa;
-    while (!(m & 0x400)) m <<= 1, shift++;
-    bits = sign | (uint32_t)(113 - shift) << 23 | (m & 0x3ff) << 13;
-  }
-  float out;
-  memcpy(&out, &bits, sizeof out);
-  return out;
-}
-
-static float bf16_to_float(uint16_t b) {
-  const uint32_t bits = (uint32_t)b << 16;
-  float out;
-  memcpy(&out, &bits, sizeof out);
-  return out;
-}
-
 int st_read_f32(st_file *f, const st_tensor *t, float *out, char *err, size_t err_bytes) {
   const bool f32 = strcmp(t->dtype, "F32") == 0, f16 = strcmp(t->dtype, "F16") == 0,
              bf16 = strcmp(t->dtype, "BF16") == 0;
@@ -228,20 +179,8 @@ int st_read_f32(st_file *f, const st_tensor *t, float *out, char *err, size_t er
              t->name, t->dtype);
     return EXIT_IO_ERROR;
   }
-  if (f32) {
-    if (pread_all(f->fd, out, (size_t)(t->end - t->begin), t->begin) == 0) return 0;
-  } else {
-    uint16_t *block = xmalloc(ST_BLOCK_ELEMS * sizeof *block, "safetensors block");
-    int64_t done = 0;
-    while (done < t->n_elems) {
-      const size_t n = t->n_elems - done < (int64_t)ST_BLOCK_ELEMS ? (size_t)(t->n_elems - done) : ST_BLOCK_ELEMS;
-      if (pread_all(f->fd, block, n * 2, t->begin + (uint64_t)done * 2)) break;
-      for (size_t i = 0; i < n; i++) out[done + (int64_t)i] = f16 ? half_to_float(block[i]) : bf16_to_float(block[i]);
-      done += (int64_t)n;
-    }
-    free(block);
-    if (done == t->n_elems) return 0;
-  }
+  const stored_float kind = f32 ? STORED_F32 : f16 ? STORED_F16 : STORED_BF16;
+  if (file_read_floats(f->fd, kind, t->n_elems, t->begin, out) == 0) return 0;
   snprintf(err, err_bytes, "safetensors file '%s': cannot read tensor '%s' (truncated?)", f->path, t->name);
   return EXIT_IO_ERROR;
 }
@@ -306,8 +245,8 @@ int st_writer_create(st_writer *w, const char *path, int n, const char *const *n
     w->tensors[i].end = offset;
   }
   w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  const bool ok = w->fd >= 0 && pwrite_all(w->fd, len_bytes, 8, 0) == 0 &&
-                  pwrite_all(w->fd, header, header_bytes, 8) == 0 && ftruncate(w->fd, (off_t)offset) == 0;
+  const bool ok = w->fd >= 0 && file_write_exact(w->fd, len_bytes, 8, 0) == 0 &&
+                  file_write_exact(w->fd, header, header_bytes, 8) == 0 && ftruncate(w->fd, (off_t)offset) == 0;
   free(header);
   if (!ok) {
     snprintf(err, err_bytes, "cannot write safetensors file '%s': %s", path, strerror(errno));
@@ -327,7 +266,7 @@ int st_writer_write(st_writer *w, int index, int64_t first, const float *data, i
                     size_t err_bytes) {
   const st_tensor *t = &w->tensors[index];
   ENSURE(first >= 0 && n >= 0 && first + n <= t->n_elems, "safetensors write past tensor %s", t->name);
-  if (pwrite_all(w->fd, data, (size_t)n * 4, t->begin + (uint64_t)first * 4) == 0) return 0;
+  if (file_write_exact(w->fd, data, (size_t)n * 4, t->begin + (uint64_t)first * 4) == 0) return 0;
   snprintf(err, err_bytes, "cannot write tensor '%s' of safetensors file '%s': %s", t->name, w->path, strerror(errno));
   return EXIT_IO_ERROR;
 }

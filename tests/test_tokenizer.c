@@ -16,6 +16,7 @@
 #include "bpe_alphabet.h"
 #include "bpe_pretokenize.h"
 #include "testing.h"
+#include "token_round_trip.h"
 #include "tokenizer.h"
 
 static char dir[] = "/tmp/tessera-tokenizer-XXXXXX";
@@ -34,19 +35,6 @@ static void write_file(const char *name, const char *text, size_t n_bytes) {
     fprintf(stderr, "cannot write %s\n", name);
     exit(99);
   }
-}
-
-/* decode(ids) == text, byte for byte */
-static int round_trips(const tokenizer *t, const int32_t *ids, size_t n_ids, const char *text, size_t n_bytes) {
-  size_t at = 0;
-  char scratch[32];
-  for (size_t i = 0; i < n_ids; i++) {
-    const char *bytes;
-    size_t n = tokenizer_token_bytes(t, ids[i], scratch, &bytes);
-    if (at + n > n_bytes || memcmp(text + at, bytes, n) != 0) return 0;
-    at += n;
-  }
-  return at == n_bytes;
 }
 
 static void test_bytes_tokenizer(void) {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "token_round_trip.h"
 #include "tokenizer.h"
 
 static char *read_all(const char *path, size_t *n_bytes) {
@@ -29,19 +30,6 @@ static char *read_all(const char *path, size_t *n_bytes) {
   fclose(f);
   *n_bytes = n;
   return text;
-}
-
-/* decode(ids) == text, byte for byte */
-static int round_trips(const tokenizer *t, const int32_t *ids, size_t n_ids, const char *text, size_t n_bytes) {
-  size_t at = 0;
-  char scratch[32];
-  for (size_t i = 0; i < n_ids; i++) {
-    const char *bytes;
-    size_t n = tokenizer_token_bytes(t, ids[i], scratch, &bytes);
-    if (at + n > n_bytes || memcmp(text + at, bytes, n) != 0) return 0;
-    at += n;
-  }
-  return at == n_bytes;
 }
 
 static int encode_files(tokenizer *t, const char *out_path, char **files, int n_files) {

@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "dataset_tokenizer.h"
 #include "fail.h"
+#include "weights_load.h"
 #include "zero_partition.h"
 
 /* Where a load puts what it reads. On the CPU backend they are the buffers
@@ -90,16 +91,6 @@ static int read_range(ckpt_file *f, const registry *reg, int n_states, size_t mo
   return 0;
 }
 
-/* A damaged tile may lie in one rank's range only: the lowest failing
- * rank's message is the job's. */
-static void fail_if_any_rank_failed(grid *g, bool bad, char *err, size_t err_bytes) {
-  int64_t failing = bad ? g->world_size - g->world_rank : 0;
-  comm_allreduce_max_i64(&g->world, &failing, 1);
-  if (!failing) return;
-  comm_broadcast(&g->world, err, err_bytes, g->world_size - (int)failing);
-  fail_collective(EXIT_IO_ERROR, "%s", err[0] ? err : "a rank could not read the checkpoint");
-}
-
 /* The checkpoint's tokenizer against the data's (*tok; NULL: GPT-2 tokens
  * of an llm.c shard, files unnamed, which takes a GPT-2-sized one the
  * checkpoint carries). */
@@ -168,7 +159,7 @@ int64_t checkpoint_resume(const char *resume, const char *save_dir, const model_
     bad = true, snprintf(err, sizeof err, "checkpoint '%s' lacks its step attributes", path);
   ckpt_file_close(&f);
   comm_quiet_barrier(&g->world);
-  fail_if_any_rank_failed(g, bad, err, sizeof err);
+  weights_fail_if_any_rank_failed(g, bad ? EXIT_IO_ERROR : 0, err, sizeof err, "a rank could not read the checkpoint");
   if (replicas->size > 1) {
     comm_allgatherv_inplace_f32(replicas, t.weights, ranges->counts, ranges->displs);
     if (!opt->shard_group) /* without ZeRO every replica holds all the moments */
@@ -188,29 +179,34 @@ int64_t checkpoint_resume(const char *resume, const char *save_dir, const model_
   return step;
 }
 
+/* checkpoint_load_weights' reader: the weights of [lo, hi), then the step. */
+typedef struct weights_reader {
+  ckpt_file *f;
+  const char *path;
+  int64_t step;
+} weights_reader;
+
+static int read_weights(void *ctx, const registry *reg, size_t lo, size_t hi, float *weights, char *err,
+                        size_t err_bytes) {
+  weights_reader *w = ctx;
+  load_target t = {.weights = weights};
+  double bytes_read = 0;
+  if (read_range(w->f, reg, 1, 0, lo, hi, &t, &bytes_read, err, err_bytes) != 0) return EXIT_IO_ERROR;
+  if (ckpt_attr_read_i64(w->f, "step", &w->step) == 0) return 0;
+  snprintf(err, err_bytes, "checkpoint '%s' lacks its step attribute", w->path);
+  return EXIT_IO_ERROR;
+}
+
 int64_t checkpoint_load_weights(const char *given, const model_shape *shape, grid *g, model *m) {
-  char path[JOINED_PATH_BYTES], err[MESSAGE_BYTES] = "";
+  char path[JOINED_PATH_BYTES];
   ckpt_resolve_resume(given, "", g->world_rank, path, sizeof path);
   ckpt_file f;
   open_checked(&f, path, shape);
-  /* as a resume without ZeRO: each dp×sp replica reads its share of this
-   * tp shard's weights, an all-gather completes them */
-  const size_t n = m->layout.reg.n_local_total;
-  comm *replicas = &g->dp_sp;
-  zero_partition split;
-  zero_partition_make(&split, n, replicas->size, replicas->rank);
-  load_target t = {.weights = xmalloc(n * sizeof(float), "checkpoint weights")};
-  double bytes_read = 0;
-  bool bad = read_range(&f, &m->layout.reg, 1, 0, split.start, split.start + split.n_own, &t, &bytes_read, err,
-                        sizeof err) != 0;
-  int64_t step = 0;
-  if (!bad && ckpt_attr_read_i64(&f, "step", &step))
-    bad = true, snprintf(err, sizeof err, "checkpoint '%s' lacks its step attribute", path);
+  /* as a resume without ZeRO: the even split of this tp shard's weights */
+  weights_reader reader = {&f, path, 0};
+  float *weights = weights_load(g, &m->layout.reg, NULL, read_weights, &reader, "a rank could not read the checkpoint");
   ckpt_file_close(&f);
-  fail_if_any_rank_failed(g, bad, err, sizeof err);
-  if (replicas->size > 1) comm_allgatherv_inplace_f32(replicas, t.weights, split.counts, split.displs);
-  model_load_params(m, t.weights);
-  free(t.weights);
-  zero_partition_free(&split);
-  return step;
+  model_load_params(m, weights);
+  free(weights);
+  return reader.step;
 }

@@ -8,6 +8,12 @@
 #include "pipeline_plan.h"
 #include "sp_attention.h"
 
+bool cli_asks_for_help(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return true;
+  return false;
+}
+
 int cli_option_key_value(int argc, char **argv, int i, char *key, size_t key_bytes, const char **value) {
   const char *arg = argv[i];
   if (strncmp(arg, "--", 2) != 0) return 0;

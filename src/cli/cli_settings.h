@@ -1,7 +1,8 @@
-/* cli_settings — what the commands that run a model over MPI ranks (train,
- * eval) share on their command lines: `--key=value` / `--key value` as a
- * setting of the key table (src/config), and the checks of a layout against
- * the model and the world size.
+/* cli_settings — what the commands that run over MPI ranks share on their
+ * command lines: the --help check (train, eval, prep), and for the ones that
+ * run a model (train, eval) `--key=value` / `--key value` as a setting of
+ * the key table (src/config) and the checks of a layout against the model
+ * and the world size.
  *
  * Every rank parses the same arguments and reaches the same verdict, so
  * errors go through fail_collective: one message, from rank 0.
@@ -9,10 +10,15 @@
 #ifndef TESSERA_CLI_SETTINGS_H
 #define TESSERA_CLI_SETTINGS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
 #include "grid.h"
+
+/* Whether any argument is --help or -h: the command then prints its usage
+ * and exits 0 before MPI starts or anything is read. */
+bool cli_asks_for_help(int argc, char **argv);
 
 /* Splits argv[i] = "--key=value" / "--key value" (dashes in the key read as
  * underscores: --val-data is val_data) into key and value (NULL when a value

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_settings.h"
 #include "clock.h"
 #include "commands.h"
 #include "dataset_tokenizer.h"
@@ -135,11 +136,10 @@ static void print_summary(const prep_options *opt, const tokenizer *t, uint64_t 
 }
 
 int prep_command(int argc, char **argv) {
-  for (int i = 1; i < argc; i++)
-    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-      print_usage(stdout);
-      return EXIT_OK;
-    }
+  if (cli_asks_for_help(argc, argv)) {
+    print_usage(stdout);
+    return EXIT_OK;
+  }
   runtime rt;
   runtime_init(&argc, &argv, &rt);
   prep_options opt;

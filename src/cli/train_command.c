@@ -106,11 +106,10 @@ static void adopt_init_from_shape(config *cfg) {
 }
 
 int train_command(int argc, char **argv) {
-  for (int i = 1; i < argc; i++)
-    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-      print_usage();
-      return EXIT_OK;
-    }
+  if (cli_asks_for_help(argc, argv)) {
+    print_usage();
+    return EXIT_OK;
+  }
   runtime rt;
   runtime_init(&argc, &argv, &rt);
   config cfg;

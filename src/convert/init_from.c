@@ -9,7 +9,7 @@
 #include "dataset_tokenizer.h"
 #include "fail.h"
 #include "model_io.h"
-#include "zero_partition.h"
+#include "weights_load.h"
 
 /* This rank's elements [a, b) of the flat buffer, which lie in tensor p,
  * from p's logical tensor. */
@@ -22,9 +22,11 @@ static void keep_shard_part(const param_spec *p, const float *logical, size_t a,
     flat[p->offset + i] = registry_is_padding(p, i) ? 0.0f : logical[registry_logical_index(p, i)];
 }
 
-/* Fills [lo, hi) of the flat buffer from the source. 0 or the exit status with err. */
-static int read_range(model_source *source, const registry *reg, size_t lo, size_t hi, float *flat, char *err,
+/* Fills [lo, hi) of the flat buffer from the source (a weights_range_reader).
+ * 0 or the exit status with err. */
+static int read_range(void *ctx, const registry *reg, size_t lo, size_t hi, float *flat, char *err,
                       size_t err_bytes) {
+  model_source *source = ctx;
   int64_t largest = 1;
   for (int k = 0; k < reg->n_params; k++)
     if (reg->params[k].n_logical > largest) largest = reg->params[k].n_logical;
@@ -40,15 +42,6 @@ static int read_range(model_source *source, const registry *reg, size_t lo, size
   }
   free(logical);
   return status;
-}
-
-/* The lowest failing rank's message is the job's (as in ckpt_resume.c). */
-static void fail_if_any_rank_failed(grid *g, int status, char *err, size_t err_bytes) {
-  int64_t failing[2] = {status ? g->world_size - g->world_rank : 0, status};
-  comm_allreduce_max_i64(&g->world, failing, 2);
-  if (!failing[0]) return;
-  comm_broadcast(&g->world, err, err_bytes, g->world_size - (int)failing[0]);
-  fail_collective((int)failing[1], "%s", err[0] ? err : "a rank could not read the model to start from");
 }
 
 /* The source's tokenizer against the data's (*tok), as a resume checks a
@@ -84,28 +77,21 @@ void model_init_from(const char *path, tokenizer **tok, grid *g, model *m, optim
   char err[MESSAGE_BYTES] = "";
   int status = 0;
   model_source *source = model_source_open(path, &status, err, sizeof err);
-  fail_if_any_rank_failed(g, status, err, sizeof err);
+  weights_fail_if_any_rank_failed(g, status, err, sizeof err, "a rank could not read the model to start from");
   check_tokenizer(path, model_source_tokenizer_json(source), tok, g->world_rank);
 
-  const size_t n = m->layout.reg.n_local_total;
-  comm *replicas = &g->dp_sp;
-  zero_partition split;
-  if (!opt->shard_group) zero_partition_make(&split, n, replicas->size, replicas->rank);
-  const zero_partition *ranges = opt->shard_group ? opt->part : &split;
-  float *weights = xcalloc(n, sizeof *weights, "initial weights");
-  status = read_range(source, &m->layout.reg, ranges->start, ranges->start + ranges->n_own, weights, err, sizeof err);
+  /* under ZeRO each replica reads its own range of the optimizer's */
+  float *weights = weights_load(g, &m->layout.reg, opt->shard_group ? opt->part : NULL, read_range, source,
+                                "a rank could not read the model to start from");
   char description[128];
   snprintf(description, sizeof description, "%s", model_source_description(source));
   model_source_close(source);
-  fail_if_any_rank_failed(g, status, err, sizeof err);
-  if (replicas->size > 1) comm_allgatherv_inplace_f32(replicas, weights, ranges->counts, ranges->displs);
 
   model_load_params(m, weights);
   float *zeros = xcalloc(opt->part->n_own ? opt->part->n_own : 1, sizeof *zeros, "fresh moments");
   optimizer_load_range(opt, weights + opt->part->start, zeros, zeros, 0);
   free(zeros);
   free(weights);
-  if (!opt->shard_group) zero_partition_free(&split);
   if (g->world_rank == 0)
     printf("initialised from %s '%s' (weights only; fresh optimizer, step 0) in %.2f s\n", description, path,
            now_seconds() - start_time);

@@ -4,14 +4,14 @@
  * with a fresh optimizer (Adam moments zero, step count 0) and the data
  * order from its start. `--resume` continues a run; this starts one.
  *
- * Any layout: the loader is checkpoint_resume's (ckpt_resume.c) with the
- * moments left out. The dp×sp replicas of a tp shard each fill a disjoint
- * range of the flat buffer (their ZeRO range, or the split ZeRO would
- * make), reading from the source only the tensors that range touches, one
- * logical tensor at a time, and keeping their shard's elements of it; an
- * all-gather over the replicas completes the weights. The model's weights
- * and the optimizer's master copy (under ZeRO-3 the compute shard too) are
- * then set from them.
+ * Any layout: the loader is weights_load's (src/checkpoint/weights_load.h),
+ * the one `tessera eval` loads checkpoints with. The dp×sp replicas of a tp
+ * shard each fill a disjoint range of the flat buffer (their ZeRO range,
+ * or the split ZeRO would make), reading from the source only the tensors
+ * that range touches, one logical tensor at a time, and keeping their
+ * shard's elements of it; an all-gather over the replicas completes the
+ * weights. The model's weights and the optimizer's master copy (under
+ * ZeRO-3 the compute shard too) are then set from them.
  *
  * A source that carries a tokenizer (an HF folder's tokenizer.json, a
  * checkpoint's) must agree with the data's, as on a resume; data of GPT-2

@@ -38,14 +38,20 @@ static int llmc_place(const char *name, int *layer) {
 
 /* ---------------------------------------------------------------- source */
 
+/* Where tessera tensor `name` lies in the file (tensor k, layer) and how
+ * many elements of it are the logical tensor's: wte its first V rows; the
+ * padding rows after them are left on reading and stay zero on writing. */
+static int64_t place_of(const llmc_file *f, const char *name, const char *side, int *k, int *layer) {
+  *k = llmc_place(name, layer);
+  ENSURE(*k >= 0, "llm.c %s: no tensor %s", side, name);
+  return *k == LLMC_WTE ? (int64_t)f->sizes.vocab_size * f->sizes.channels
+                        : llmc_slice_elems(&f->sizes, (llmc_tensor)*k);
+}
+
 static int source_read(model_source *s, const char *name, float *out, char *err, size_t err_bytes) {
   llmc_file *f = s->impl;
-  int layer;
-  const int k = llmc_place(name, &layer);
-  ENSURE(k >= 0, "llm.c source: no tensor %s", name);
-  /* wte: its first V rows; the padding rows after them are left */
-  const int64_t n = k == LLMC_WTE ? (int64_t)f->sizes.vocab_size * f->sizes.channels
-                                  : llmc_slice_elems(&f->sizes, (llmc_tensor)k);
+  int k, layer;
+  const int64_t n = place_of(f, name, "source", &k, &layer);
   return llmc_read(f, (llmc_tensor)k, layer, n, out, err, err_bytes);
 }
 
@@ -95,12 +101,8 @@ int llmc_sink_check(const model_shape *shape, char *err, size_t err_bytes) {
 
 static int sink_write(model_sink *s, const char *name, const float *data, char *err, size_t err_bytes) {
   llmc_file *f = s->impl;
-  int layer;
-  const int k = llmc_place(name, &layer);
-  ENSURE(k >= 0, "llm.c sink: no tensor %s", name);
-  /* wte: the valid rows only; the padding stays zero */
-  const int64_t n = k == LLMC_WTE ? (int64_t)f->sizes.vocab_size * f->sizes.channels
-                                  : llmc_slice_elems(&f->sizes, (llmc_tensor)k);
+  int k, layer;
+  const int64_t n = place_of(f, name, "sink", &k, &layer);
   return llmc_write(f, (llmc_tensor)k, layer, 0, data, n, err, err_bytes);
 }
 
