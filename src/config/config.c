@@ -185,42 +185,65 @@ static int choice_index(const char *choices, const char *value) {
   return -1;
 }
 
+int config_parse_int64(const char *what, const char *text, int64_t min, int64_t max, int64_t *value,
+                       char *err, size_t err_bytes) {
+  char *end = NULL;
+  errno = 0;
+  const long long parsed = strtoll(text, &end, 10);
+  if (end == text || *end != '\0') {
+    snprintf(err, err_bytes, "%s needs a whole number, got '%s'", what, text);
+    return EXIT_USER_ERROR;
+  }
+  if (errno == ERANGE) { /* beyond long long: say so rather than show the clamped value */
+    snprintf(err, err_bytes, "%s = %s is out of range [%lld, %lld]", what, text, (long long)min, (long long)max);
+    return EXIT_USER_ERROR;
+  }
+  if (parsed < min || parsed > max) {
+    snprintf(err, err_bytes, "%s = %lld is out of range [%lld, %lld]", what, parsed, (long long)min,
+             (long long)max);
+    return EXIT_USER_ERROR;
+  }
+  *value = (int64_t)parsed;
+  return 0;
+}
+
+int config_parse_double(const char *what, const char *text, double min, double max, double *value, char *err,
+                        size_t err_bytes) {
+  char *end = NULL;
+  errno = 0;
+  const double parsed = strtod(text, &end);
+  if (end == text || *end != '\0' || !isfinite(parsed) || (errno && errno != ERANGE)) {
+    snprintf(err, err_bytes, "%s needs a number, got '%s'", what, text);
+    return EXIT_USER_ERROR;
+  }
+  /* ERANGE with a finite result is an underflow: a value closer to 0 than
+   * any double, which the range check below judges by its rounded value */
+  if (parsed < min || parsed > max) {
+    snprintf(err, err_bytes, "%s = %g is out of range [%g, %g]", what, parsed, min, max);
+    return EXIT_USER_ERROR;
+  }
+  *value = parsed;
+  return 0;
+}
+
 static int set_from_spec(config *cfg, const key_spec *spec, const char *value, const char *origin,
                          char *err, size_t err_bytes) {
   char *field = (char *)cfg + spec->offset;
-  char *end = NULL;
-  errno = 0;
+  char what[JOINED_PATH_BYTES + 80];
+  snprintf(what, sizeof what, "%s: '%s'", origin, spec->name);
   switch (spec->type) {
     case KEY_INT:
     case KEY_INT64: {
-      long long parsed = strtoll(value, &end, 10);
-      if (errno || end == value || *end != '\0') {
-        snprintf(err, err_bytes, "%s: '%s' needs a whole number, got '%s'", origin, spec->name, value);
-        return EXIT_USER_ERROR;
-      }
-      if ((double)parsed < spec->min || (double)parsed > spec->max) {
-        snprintf(err, err_bytes, "%s: '%s' = %lld is out of range [%.0f, %.0f]", origin, spec->name,
-                 parsed, spec->min, spec->max);
-        return EXIT_USER_ERROR;
-      }
+      int64_t parsed = 0;
+      const int status = config_parse_int64(what, value, (int64_t)spec->min, (int64_t)spec->max, &parsed, err,
+                                            err_bytes);
+      if (status) return status;
       if (spec->type == KEY_INT) *(int *)field = (int)parsed;
-      else *(int64_t *)field = (int64_t)parsed;
+      else *(int64_t *)field = parsed;
       return 0;
     }
-    case KEY_DOUBLE: {
-      double parsed = strtod(value, &end);
-      if (errno || end == value || *end != '\0' || !isfinite(parsed)) {
-        snprintf(err, err_bytes, "%s: '%s' needs a number, got '%s'", origin, spec->name, value);
-        return EXIT_USER_ERROR;
-      }
-      if (parsed < spec->min || parsed > spec->max) {
-        snprintf(err, err_bytes, "%s: '%s' = %g is out of range [%g, %g]", origin, spec->name,
-                 parsed, spec->min, spec->max);
-        return EXIT_USER_ERROR;
-      }
-      *(double *)field = parsed;
-      return 0;
-    }
+    case KEY_DOUBLE:
+      return config_parse_double(what, value, spec->min, spec->max, (double *)field, err, err_bytes);
     case KEY_STRING: {
       size_t capacity = strcmp(spec->name, "sample_prompt") == 0 ? sizeof cfg->sample_prompt
                                                                  : sizeof cfg->data;

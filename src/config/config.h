@@ -107,6 +107,17 @@ int config_load_file(config *cfg, const char *path, char *err, size_t err_bytes)
 int config_set(config *cfg, const char *key, const char *value, const char *origin, char *err,
                size_t err_bytes);
 
+/* The one checked parser of every number a user types: the keys' values and
+ * every command's numeric options. `text` must be all digits (a double:
+ * strtod's whole syntax, finite), within [min, max]. Returns 0, or
+ * EXIT_USER_ERROR with "WHAT needs a whole number, got 'TEXT'" or
+ * "WHAT = N is out of range [MIN, MAX]" in err; WHAT names the option
+ * ("sample: --tokens", "tiny.ini:12: 'lr'"). */
+int config_parse_int64(const char *what, const char *text, int64_t min, int64_t max, int64_t *value,
+                       char *err, size_t err_bytes);
+int config_parse_double(const char *what, const char *text, double min, double max, double *value, char *err,
+                        size_t err_bytes);
+
 /* True when `key` names a setting (so `--key value` can take the next argv). */
 bool config_has_key(const char *key);
 /* True when `key` is a switch: `--key` alone means `--key=true`. */
