@@ -99,6 +99,11 @@ typedef struct config {
 void config_set_defaults(config *cfg);
 
 /* Reads an INI file ([section] headers, `key = value`, `#`/`;` comments).
+ * The file must be a regular file (a FIFO or device is refused, never read);
+ * a UTF-8 BOM is skipped; a NUL byte, a key set twice (both lines named),
+ * an unclosed quote are errors. Comments: a line starting with # or ;, or,
+ * after a value, a # or ; standing alone (whitespace before, whitespace or
+ * the end after), so `The #1 dog` is kept; "quoted" values are verbatim.
  * Returns 0, or the exit status with a one-line message in err. */
 int config_load_file(config *cfg, const char *path, char *err, size_t err_bytes);
 
