@@ -326,20 +326,22 @@ static bool section_known(const char *name) {
  * descriptor, which O_NONBLOCK keeps from waiting on a writer. */
 static FILE *open_config_file(const char *path, char *err, size_t err_bytes) {
   struct stat info;
-  int fd = -1;
-  errno = 0;
-  if (stat(path, &info) == 0 && S_ISREG(info.st_mode)) fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd >= 0 && (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode))) {
-    close(fd);
-    fd = -1;
-    errno = 0;
+  if (stat(path, &info) != 0) {
+    snprintf(err, err_bytes, "cannot open config file '%s': %s", path, strerror(errno));
+    return NULL;
   }
-  if (fd < 0) {
-    if (errno) snprintf(err, err_bytes, "cannot open config file '%s': %s", path, strerror(errno));
-    else if (S_ISDIR(info.st_mode)) snprintf(err, err_bytes, "config file '%s' is a directory, not a file", path);
+  const int fd = S_ISREG(info.st_mode) ? open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC) : -1;
+  if (S_ISREG(info.st_mode) && fd < 0) {
+    snprintf(err, err_bytes, "cannot open config file '%s': %s", path, strerror(errno));
+    return NULL;
+  }
+  if (fd >= 0 && fstat(fd, &info) != 0) info.st_mode = 0; /* replaced since the stat: judged not regular */
+  if (!S_ISREG(info.st_mode)) {
+    if (S_ISDIR(info.st_mode)) snprintf(err, err_bytes, "config file '%s' is a directory, not a file", path);
     else
       snprintf(err, err_bytes, "config file '%s' is not a regular file (a FIFO, device or socket): give an INI file",
                path);
+    if (fd >= 0) close(fd);
     return NULL;
   }
   FILE *file = fdopen(fd, "r");
