@@ -34,6 +34,15 @@ expect 1 "malformed value in the config file" "bad2.ini:2.*n_layer" 2 train -c "
 expect 1 "malformed value on the command line" "lr" 2 train -c "$cfg" --data "$work/data" --lr=fast
 expect 1 "value out of range" "zero" 2 train -c "$cfg" --data "$work/data" --zero 7
 expect 1 "missing config file" "nope.ini" 2 train -c "$work/nope.ini" --data "$work/data"
+# -c of a FIFO nobody writes: refused at once, never read (a read would block
+# until the run's 60 s timeout, exit 124)
+mkfifo "$work/fifo.ini"
+expect 1 "config file that is a FIFO" "config file '$work/fifo.ini' is not a regular file" 2 \
+  train -c "$work/fifo.ini" --data "$work/data"
+expect 1 "config file that is a directory" "is a directory" 1 train -c "$work" --data "$work/data"
+printf '[train]\nsteps = 5\nlr = 1e-3\nsteps = 6\n' > "$work/twice.ini"
+expect 1 "key set twice in the config file" "twice.ini:4: key 'steps' is set twice, on line 2 and on line 4" 2 \
+  train -c "$work/twice.ini" --data "$work/data"
 expect 1 "no data given" "--data" 2 train -c "$cfg"
 expect 1 "missing data" "missing" 2 train -c "$cfg" --data "$work/missing"
 expect 1 "batch not divisible by dp x micro-batch" "batch_size 8 is not divisible by dp 3" 3 \

@@ -1,10 +1,13 @@
 /* test_config — the INI parser and command-line overrides: defaults, sections,
  * comments, every kind of value, and that each bad input is refused with a
  * message naming the key and where it came from; the model keys of issue 15
- * (tie_embeddings, norm_eps) as far as the model shape and its differences. */
+ * (tie_embeddings, norm_eps) as far as the model shape and its differences;
+ * issue 16: the comment and quoting rule, duplicate keys, a BOM, NUL bytes,
+ * files that are not regular files, and the one checked number parser. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -18,6 +21,16 @@ static const char *write_file(const char *name, const char *text) {
   snprintf(path, sizeof path, "%s/%s", dir, name);
   FILE *f = fopen(path, "w");
   fputs(text, f);
+  fclose(f);
+  return path;
+}
+
+/* A file of exactly n bytes (text may hold NUL bytes). */
+static const char *write_bytes(const char *name, const char *text, size_t n) {
+  static char path[256];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "wb");
+  fwrite(text, 1, n, f);
   fclose(f);
   return path;
 }
@@ -139,6 +152,107 @@ static void test_head_and_eps(void) {
   CHECK(diff[0] == '\0', "eps 0 and 1e-5 are the same: '%s'", diff);
 }
 
+/* The comment rule (doc/user-guide.md "Settings"): a line whose first
+ * non-blank character is # or ; is a comment; after a value, a # or ; that
+ * stands alone (whitespace before, whitespace or the end after) starts one;
+ * a value in double quotes is everything between them. */
+static void test_comments_and_quotes(void) {
+  config cfg;
+  char err[512];
+  config_set_defaults(&cfg);
+  const char *file = write_file("comments.ini",
+                                "[eval]   # a header may carry a comment\n"
+                                "sample_prompt = The #1 dog\n"
+                                "[train]\nsteps = 19073             # 10B tokens\n"
+                                "warmup_steps = 5 ; semicolon comment\n"
+                                "[data]\ndata = corpus#2;v3   #\n"
+                                "tokenizer = \"  spaced # kept ; too \"   # and a comment\n");
+  CHECK(config_load_file(&cfg, file, err, sizeof err) == 0, "comments file loads: %s", err);
+  CHECK(strcmp(cfg.sample_prompt, "The #1 dog") == 0, "a # followed by text is kept: '%s'", cfg.sample_prompt);
+  CHECK(cfg.steps == 19073 && cfg.warmup_steps == 5, "trailing # and ; comments removed (%lld, %lld)",
+        (long long)cfg.steps, (long long)cfg.warmup_steps);
+  CHECK(strcmp(cfg.data, "corpus#2;v3") == 0, "# and ; after a non-space are kept, a lone # at the end is not: '%s'",
+        cfg.data);
+  CHECK(strcmp(cfg.tokenizer, "  spaced # kept ; too ") == 0, "a quoted value is kept verbatim: '%s'",
+        cfg.tokenizer);
+
+  const char *open_quote = write_file("openquote.ini", "[eval]\nsample_prompt = \"The dog\n");
+  CHECK(config_load_file(&cfg, open_quote, err, sizeof err) == EXIT_USER_ERROR &&
+            strstr(err, "openquote.ini:2") && strstr(err, "no closing"),
+        "an unclosed quote is refused: %s", err);
+  const char *after_quote = write_file("afterquote.ini", "[eval]\nsample_prompt = \"The\" dog\n");
+  CHECK(config_load_file(&cfg, after_quote, err, sizeof err) == EXIT_USER_ERROR &&
+            strstr(err, "afterquote.ini:2") && strstr(err, "after the closing"),
+        "text after a closing quote is refused: %s", err);
+
+  /* config_print quotes what would not read back unquoted */
+  config_set_defaults(&cfg);
+  snprintf(cfg.sample_prompt, sizeof cfg.sample_prompt, " lead # and trail ");
+  char path[256];
+  snprintf(path, sizeof path, "%s/quoted.ini", dir);
+  FILE *printed = fopen(path, "w");
+  config_print(&cfg, printed);
+  fclose(printed);
+  config again;
+  config_set_defaults(&again);
+  CHECK(config_load_file(&again, path, err, sizeof err) == 0 && strcmp(again.sample_prompt, cfg.sample_prompt) == 0,
+        "a prompt with edge spaces and a lone # round-trips: '%s' %s", again.sample_prompt, err);
+}
+
+/* What the file itself may be: a key given twice, a BOM, a NUL byte, and
+ * files that are not regular files. */
+static void test_file_checks(void) {
+  config cfg;
+  char err[512];
+  config_set_defaults(&cfg);
+  const char *twice = write_file("twice.ini", "[train]\nsteps = 7\nlr = 1e-3\n# x\nsteps = 8\n");
+  CHECK(config_load_file(&cfg, twice, err, sizeof err) == EXIT_USER_ERROR &&
+            strstr(err, "twice.ini:5: key 'steps' is set twice, on line 2 and on line 5"),
+        "a duplicate key names both lines: %s", err);
+  const char *bom = write_file("bom.ini", "\xEF\xBB\xBF[train]\nsteps = 9\n");
+  CHECK(config_load_file(&cfg, bom, err, sizeof err) == 0 && cfg.steps == 9, "a UTF-8 BOM is accepted: %s", err);
+  const char *nul = write_bytes("nul.ini", "[train]\nsteps = 9\nl\0r = 1\n", 22);
+  CHECK(config_load_file(&cfg, nul, err, sizeof err) == EXIT_USER_ERROR &&
+            strstr(err, "nul.ini:3: a NUL byte at column 2"),
+        "a NUL byte is reported with its line: %s", err);
+
+  char fifo[256];
+  snprintf(fifo, sizeof fifo, "%s/fifo.ini", dir);
+  CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
+  /* no writer ever opens it: reading it would block for ever */
+  CHECK(config_load_file(&cfg, fifo, err, sizeof err) == EXIT_USER_ERROR && strstr(err, "not a regular file"),
+        "a FIFO is refused, not read: %s", err);
+  CHECK(config_load_file(&cfg, "/dev/zero", err, sizeof err) == EXIT_USER_ERROR &&
+            strstr(err, "'/dev/zero' is not a regular file"),
+        "a device is refused: %s", err);
+  CHECK(config_load_file(&cfg, dir, err, sizeof err) == EXIT_USER_ERROR && strstr(err, "is a directory"),
+        "a directory is refused: %s", err);
+}
+
+/* The one numeric parser every command's options use. */
+static void test_numbers(void) {
+  char err[512];
+  int64_t v = -1;
+  CHECK(config_parse_int64("x: --n", "42", 0, 100, &v, err, sizeof err) == 0 && v == 42, "42 parsed");
+  CHECK(config_parse_int64("x: --n", "abc", 0, 100, &v, err, sizeof err) == EXIT_USER_ERROR &&
+            strcmp(err, "x: --n needs a whole number, got 'abc'") == 0 && v == 42,
+        "text refused, value untouched: %s", err);
+  CHECK(config_parse_int64("x: --n", "101", 0, 100, &v, err, sizeof err) == EXIT_USER_ERROR &&
+            strcmp(err, "x: --n = 101 is out of range [0, 100]") == 0,
+        "above the range: %s", err);
+  CHECK(config_parse_int64("x: --n", "9223372036854775808", 0, INT64_MAX, &v, err, sizeof err) == EXIT_USER_ERROR &&
+            strstr(err, "9223372036854775808 is out of range"),
+        "beyond int64 is out of range, not clamped: %s", err);
+  config cfg;
+  config_set_defaults(&cfg);
+  CHECK(config_set(&cfg, "seq_len", "99999999999", "--seq_len", err, sizeof err) == EXIT_USER_ERROR &&
+            strstr(err, "out of range") && cfg.seq_len == 128,
+        "an int key never wraps: %s", err);
+  double d = 0;
+  CHECK(config_parse_double("x: --p", "nan", 0, 1, &d, err, sizeof err) == EXIT_USER_ERROR, "nan refused");
+  CHECK(config_parse_double("x: --p", "0.5", 0, 1, &d, err, sizeof err) == 0 && d == 0.5, "0.5 parsed");
+}
+
 static void test_print_round_trip(void) {
   config cfg;
   char err[512];
@@ -164,6 +278,9 @@ int main(void) {
   test_validate();
   test_head_and_eps();
   test_print_round_trip();
+  test_comments_and_quotes();
+  test_file_checks();
+  test_numbers();
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

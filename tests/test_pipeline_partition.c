@@ -116,6 +116,8 @@ int main(void) {
       {"3;4", 7, 2, "not a comma-separated list"},
       {"", 7, 2, "gives 0 counts"},
       {"3,,4", 7, 3, "not a comma-separated list"},
+      {"4294967297,1", 2, 2, "more than n_layer 2"}, /* wrapped to 1,1 before: a sum of 2 */
+      {"99999999999999999999,1", 2, 2, "not a comma-separated list"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     err[0] = '\0';

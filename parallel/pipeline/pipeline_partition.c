@@ -77,6 +77,11 @@ int pipe_partition_parse(const char *text, int n_layer, int n_chunks, int *count
       snprintf(err, err_bytes, "--pp-layers '%s': every chunk needs at least one layer", text);
       return -1;
     }
+    if (value > n_layer) { /* also keeps (int)value and the sum from wrapping: 4294967297 is not 1 */
+      snprintf(err, err_bytes, "--pp-layers '%s': a chunk of %ld layers, more than n_layer %d", text, value,
+               n_layer);
+      return -1;
+    }
     if (n < n_chunks) counts[n] = (int)value;
     n++;
     sum += (int)value;

@@ -40,6 +40,15 @@ int cli_option_key_value(int argc, char **argv, int i, char *key, size_t key_byt
   return 2;
 }
 
+int64_t cli_int_option(const char *command, const char *option, const char *text, int64_t min, int64_t max) {
+  char what[160], err[MESSAGE_BYTES];
+  snprintf(what, sizeof what, "%s: %s", command, option);
+  int64_t value = 0;
+  const int status = config_parse_int64(what, text, min, max, &value, err, sizeof err);
+  if (status) fail_collective(status, "%s", err);
+  return value;
+}
+
 void cli_set_option(config *cfg, const char *command, const char *arg, const char *key, const char *value) {
   if (!config_has_key(key))
     fail_collective(EXIT_USER_ERROR, "unknown option '%s' (see `tessera %s --help`)", arg, command);

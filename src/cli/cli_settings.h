@@ -1,5 +1,6 @@
 /* cli_settings — what the commands that run over MPI ranks share on their
- * command lines: the --help check (train, eval, prep), and for the ones that
+ * command lines: the --help check (train, eval, prep), the checked reading
+ * of numeric options (every command), and for the ones that
  * run a model (train, eval) `--key=value` / `--key value` as a setting of
  * the key table (src/config) and the checks of a layout against the model
  * and the world size.
@@ -12,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "grid.h"
@@ -25,6 +27,12 @@ bool cli_asks_for_help(int argc, char **argv);
  * is missing). Returns the number of argv entries consumed, or 0 when the
  * argument is not of that form. */
 int cli_option_key_value(int argc, char **argv, int i, char *key, size_t key_bytes, const char **value);
+
+/* A command's own numeric option (`sample --tokens`, `eval --max-windows`)
+ * through the config's one checked parser: text that is not a whole number
+ * in [min, max] ends the job with one message naming the command, the option
+ * and the value ("sample: --tokens needs a whole number, got 'abc'"). */
+int64_t cli_int_option(const char *command, const char *option, const char *text, int64_t min, int64_t max);
 
 /* Sets `key` (as cli_option_key_value split it, from argument `arg`) in cfg;
  * an unknown key or a bad value ends the job with one message that points

@@ -101,12 +101,8 @@ static void parse_arguments(int argc, char **argv, eval_options *o, config *cfg)
     else if (strcmp(key, "task") == 0) o->task = value;
     else if (strcmp(key, "val_data") == 0) o->val_data = value;
     else if (strcmp(key, "out") == 0) o->out = value;
-    else if (strcmp(key, "max_windows") == 0) {
-      char *end;
-      o->max_windows = strtoll(value, &end, 10);
-      if (*end || end == value || o->max_windows < 1)
-        fail_collective(EXIT_USER_ERROR, "eval: --max-windows needs a whole number >= 1, got '%s'", value);
-    } else
+    else if (strcmp(key, "max_windows") == 0) o->max_windows = cli_int_option("eval", "--max-windows", value, 1, INT64_MAX);
+    else
       fail_collective(EXIT_USER_ERROR, "eval: unknown option '%s' (see `tessera eval --help`)", arg);
   }
   if (!o->ckpt) fail_collective(EXIT_USER_ERROR, "eval: name a checkpoint with --ckpt PATH");

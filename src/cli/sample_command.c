@@ -4,6 +4,7 @@
  * tensors are the model whatever layout trained it, so one rank reads them
  * whole. The prompt is encoded and the text decoded with the tokenizer the
  * checkpoint carries (bytes when it carries none), or --tokenizer's. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "checkpoint_file.h"
 #include "ckpt_names.h"
 #include "ckpt_tokenizer.h"
+#include "cli_settings.h"
 #include "commands.h"
 #include "fail.h"
 #include "model.h"
@@ -36,10 +38,15 @@ static tokenizer *sample_tokenizer(ckpt_file *f, const char *tokenizer_path, int
   return tok;
 }
 
+/* the bounds of the numeric options: as many tokens as the key sample_tokens
+ * allows, and top-k up to the largest vocab_size a model may have */
+#define SAMPLE_MAX_TOKENS (1 << 20)
+#define SAMPLE_MAX_TOP_K (1 << 24)
+
 int sample_command(int argc, char **argv) {
   const char *ckpt = NULL, *prompt = "The ", *tokenizer_path = NULL;
   int n_tokens = 200, top_k = 0;
-  long long seed = 1;
+  int64_t seed = 1;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -53,15 +60,14 @@ int sample_command(int argc, char **argv) {
     if (!value) fail_collective(EXIT_USER_ERROR, "sample: option '%s' needs a value", arg);
     if (strcmp(arg, "--ckpt") == 0) ckpt = value;
     else if (strcmp(arg, "--prompt") == 0) prompt = value;
-    else if (strcmp(arg, "--tokens") == 0) n_tokens = atoi(value);
-    else if (strcmp(arg, "--top-k") == 0) top_k = atoi(value);
-    else if (strcmp(arg, "--seed") == 0) seed = atoll(value);
+    else if (strcmp(arg, "--tokens") == 0) n_tokens = (int)cli_int_option("sample", arg, value, 0, SAMPLE_MAX_TOKENS);
+    else if (strcmp(arg, "--top-k") == 0) top_k = (int)cli_int_option("sample", arg, value, 0, SAMPLE_MAX_TOP_K);
+    else if (strcmp(arg, "--seed") == 0) seed = cli_int_option("sample", arg, value, 0, INT64_MAX);
     else if (strcmp(arg, "--tokenizer") == 0) tokenizer_path = value;
     else fail_collective(EXIT_USER_ERROR, "sample: unknown option '%s' (see `tessera sample --help`)", arg);
     i++;
   }
   if (!ckpt) fail_collective(EXIT_USER_ERROR, "sample: name a checkpoint with --ckpt PATH");
-  if (n_tokens < 0) fail_collective(EXIT_USER_ERROR, "sample: --tokens must be >= 0");
   char path[JOINED_PATH_BYTES], err[MESSAGE_BYTES];
   int status = checkpoint_path_of(ckpt, path, sizeof path, err, sizeof err);
   if (status) fail_collective(status, "%s", err);

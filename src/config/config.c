@@ -4,10 +4,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "fail.h"
 
@@ -185,42 +188,65 @@ static int choice_index(const char *choices, const char *value) {
   return -1;
 }
 
+int config_parse_int64(const char *what, const char *text, int64_t min, int64_t max, int64_t *value,
+                       char *err, size_t err_bytes) {
+  char *end = NULL;
+  errno = 0;
+  const long long parsed = strtoll(text, &end, 10);
+  if (end == text || *end != '\0') {
+    snprintf(err, err_bytes, "%s needs a whole number, got '%s'", what, text);
+    return EXIT_USER_ERROR;
+  }
+  if (errno == ERANGE) { /* beyond long long: say so rather than show the clamped value */
+    snprintf(err, err_bytes, "%s = %s is out of range [%lld, %lld]", what, text, (long long)min, (long long)max);
+    return EXIT_USER_ERROR;
+  }
+  if (parsed < min || parsed > max) {
+    snprintf(err, err_bytes, "%s = %lld is out of range [%lld, %lld]", what, parsed, (long long)min,
+             (long long)max);
+    return EXIT_USER_ERROR;
+  }
+  *value = (int64_t)parsed;
+  return 0;
+}
+
+int config_parse_double(const char *what, const char *text, double min, double max, double *value, char *err,
+                        size_t err_bytes) {
+  char *end = NULL;
+  errno = 0;
+  const double parsed = strtod(text, &end);
+  if (end == text || *end != '\0' || !isfinite(parsed) || (errno && errno != ERANGE)) {
+    snprintf(err, err_bytes, "%s needs a number, got '%s'", what, text);
+    return EXIT_USER_ERROR;
+  }
+  /* ERANGE with a finite result is an underflow: a value closer to 0 than
+   * any double, which the range check below judges by its rounded value */
+  if (parsed < min || parsed > max) {
+    snprintf(err, err_bytes, "%s = %g is out of range [%g, %g]", what, parsed, min, max);
+    return EXIT_USER_ERROR;
+  }
+  *value = parsed;
+  return 0;
+}
+
 static int set_from_spec(config *cfg, const key_spec *spec, const char *value, const char *origin,
                          char *err, size_t err_bytes) {
   char *field = (char *)cfg + spec->offset;
-  char *end = NULL;
-  errno = 0;
+  char what[JOINED_PATH_BYTES + 80];
+  snprintf(what, sizeof what, "%s: '%s'", origin, spec->name);
   switch (spec->type) {
     case KEY_INT:
     case KEY_INT64: {
-      long long parsed = strtoll(value, &end, 10);
-      if (errno || end == value || *end != '\0') {
-        snprintf(err, err_bytes, "%s: '%s' needs a whole number, got '%s'", origin, spec->name, value);
-        return EXIT_USER_ERROR;
-      }
-      if ((double)parsed < spec->min || (double)parsed > spec->max) {
-        snprintf(err, err_bytes, "%s: '%s' = %lld is out of range [%.0f, %.0f]", origin, spec->name,
-                 parsed, spec->min, spec->max);
-        return EXIT_USER_ERROR;
-      }
+      int64_t parsed = 0;
+      const int status = config_parse_int64(what, value, (int64_t)spec->min, (int64_t)spec->max, &parsed, err,
+                                            err_bytes);
+      if (status) return status;
       if (spec->type == KEY_INT) *(int *)field = (int)parsed;
-      else *(int64_t *)field = (int64_t)parsed;
+      else *(int64_t *)field = parsed;
       return 0;
     }
-    case KEY_DOUBLE: {
-      double parsed = strtod(value, &end);
-      if (errno || end == value || *end != '\0' || !isfinite(parsed)) {
-        snprintf(err, err_bytes, "%s: '%s' needs a number, got '%s'", origin, spec->name, value);
-        return EXIT_USER_ERROR;
-      }
-      if (parsed < spec->min || parsed > spec->max) {
-        snprintf(err, err_bytes, "%s: '%s' = %g is out of range [%g, %g]", origin, spec->name,
-                 parsed, spec->min, spec->max);
-        return EXIT_USER_ERROR;
-      }
-      *(double *)field = parsed;
-      return 0;
-    }
+    case KEY_DOUBLE:
+      return config_parse_double(what, value, spec->min, spec->max, (double *)field, err, err_bytes);
     case KEY_STRING: {
       size_t capacity = strcmp(spec->name, "sample_prompt") == 0 ? sizeof cfg->sample_prompt
                                                                  : sizeof cfg->data;
@@ -294,61 +320,176 @@ static bool section_known(const char *name) {
   return false;
 }
 
-int config_load_file(config *cfg, const char *path, char *err, size_t err_bytes) {
-  FILE *file = fopen(path, "r");
+/* A config file must be a regular file: a FIFO or a terminal would be read
+ * until someone writes an end to it, a device forever, a directory not at
+ * all. Checked before opening (opening a FIFO blocks) and again on the open
+ * descriptor, which O_NONBLOCK keeps from waiting on a writer. */
+static FILE *open_config_file(const char *path, char *err, size_t err_bytes) {
+  struct stat info;
+  if (stat(path, &info) != 0) {
+    snprintf(err, err_bytes, "cannot open config file '%s': %s", path, strerror(errno));
+    return NULL;
+  }
+  const int fd = S_ISREG(info.st_mode) ? open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC) : -1;
+  if (S_ISREG(info.st_mode) && fd < 0) {
+    snprintf(err, err_bytes, "cannot open config file '%s': %s", path, strerror(errno));
+    return NULL;
+  }
+  if (fd >= 0 && fstat(fd, &info) != 0) info.st_mode = 0; /* replaced since the stat: judged not regular */
+  if (!S_ISREG(info.st_mode)) {
+    if (S_ISDIR(info.st_mode)) snprintf(err, err_bytes, "config file '%s' is a directory, not a file", path);
+    else
+      snprintf(err, err_bytes, "config file '%s' is not a regular file (a FIFO, device or socket): give an INI file",
+               path);
+    if (fd >= 0) close(fd);
+    return NULL;
+  }
+  FILE *file = fdopen(fd, "r");
   if (!file) {
     snprintf(err, err_bytes, "cannot open config file '%s': %s", path, strerror(errno));
+    close(fd);
+  }
+  return file;
+}
+
+typedef enum line_status { LINE_OK, LINE_END, LINE_TOO_LONG, LINE_NUL } line_status;
+
+/* One line without its '\n'. Read byte by byte so that a NUL byte (a binary
+ * file given as config) is seen and reported rather than silently ending
+ * the line, as fgets + strlen would; *column is the NUL's (1-based). */
+static line_status read_line(FILE *file, char *line, size_t line_bytes, size_t *column) {
+  size_t n = 0;
+  int c;
+  while ((c = getc(file)) != EOF && c != '\n') {
+    if (c == '\0') {
+      *column = n + 1;
+      return LINE_NUL;
+    }
+    if (n + 1 >= line_bytes) return LINE_TOO_LONG;
+    line[n++] = (char)c;
+  }
+  line[n] = '\0';
+  return c == EOF && n == 0 ? LINE_END : LINE_OK;
+}
+
+/* Whether text[at] (a '#' or ';') starts a comment after a value: it stands
+ * alone, with whitespace before it and whitespace or the end after it. So
+ * `steps = 100   # short` is 100 while `The #1 dog` and `a;b` are kept. */
+static bool comment_starts(const char *text, size_t at) {
+  return (text[at] == '#' || text[at] == ';') && at > 0 && isspace((unsigned char)text[at - 1]) &&
+         (text[at + 1] == '\0' || isspace((unsigned char)text[at + 1]));
+}
+
+/* The value after '=' with its comment removed. In double quotes it is
+ * everything between them, verbatim; only a comment may follow. */
+static int value_of(char *text, const char *origin, char **value, char *err, size_t err_bytes) {
+  text = trim(text);
+  if (*text == '"') {
+    char *close = strchr(text + 1, '"');
+    if (!close) {
+      snprintf(err, err_bytes, "%s: the quoted value %s has no closing \"", origin, text);
+      return EXIT_USER_ERROR;
+    }
+    *close = '\0';
+    const char *rest = close + 1;
+    while (isspace((unsigned char)*rest)) rest++;
+    if (*rest && *rest != '#' && *rest != ';') {
+      snprintf(err, err_bytes, "%s: text '%s' after the closing \" (only a comment may follow)", origin, rest);
+      return EXIT_USER_ERROR;
+    }
+    *value = text + 1;
+    return 0;
+  }
+  for (size_t at = 0; text[at]; at++)
+    if (comment_starts(text, at)) {
+      text[at] = '\0';
+      break;
+    }
+  *value = trim(text);
+  return 0;
+}
+
+/* "[name]", optionally followed by a comment, into section. */
+static int section_header(char *text, const char *origin, char *section, size_t section_bytes, char *err,
+                          size_t err_bytes) {
+  char *close = strchr(text, ']');
+  const char *rest = close ? close + 1 : "";
+  while (isspace((unsigned char)*rest)) rest++;
+  if (!close || (*rest && *rest != '#' && *rest != ';')) {
+    snprintf(err, err_bytes, "%s: malformed section header '%s' (expected [name])", origin, text);
     return EXIT_USER_ERROR;
   }
-  char line[8192], section[64] = "", origin[JOINED_PATH_BYTES];
+  *close = '\0';
+  snprintf(section, section_bytes, "%s", trim(text + 1));
+  if (!section_known(section)) {
+    snprintf(err, err_bytes, "%s: unknown section [%s] (sections: model, train, data, eval, run)", origin, section);
+    return EXIT_USER_ERROR;
+  }
+  return 0;
+}
+
+/* What the lines read so far set: the section and the line of each key,
+ * since a key given twice is an error naming both lines. */
+typedef struct ini_state {
+  char section[64];
+  int key_line[N_KEYS];
+} ini_state;
+
+static int parse_line(config *cfg, ini_state *state, char *text, int line_number, const char *origin, char *err,
+                      size_t err_bytes) {
+  text = trim(text);
+  if (*text == '\0' || *text == '#' || *text == ';') return 0;
+  if (*text == '[') return section_header(text, origin, state->section, sizeof state->section, err, err_bytes);
+  char *equals = strchr(text, '=');
+  if (!equals) {
+    snprintf(err, err_bytes, "%s: expected 'key = value', got '%s'", origin, text);
+    return EXIT_USER_ERROR;
+  }
+  *equals = '\0';
+  char *key = trim(text), *value = NULL;
+  int status = value_of(equals + 1, origin, &value, err, err_bytes);
+  if (status) return status;
+  const key_spec *spec = find_key(key);
+  if (spec && state->section[0] && strcmp(spec->section, state->section) != 0) {
+    snprintf(err, err_bytes, "%s: key '%s' belongs in section [%s], not [%s]", origin, key, spec->section,
+             state->section);
+    return EXIT_USER_ERROR;
+  }
+  if (spec && state->key_line[spec - key_table]) {
+    snprintf(err, err_bytes, "%s: key '%s' is set twice, on line %d and on line %d; keep one", origin, key,
+             state->key_line[spec - key_table], line_number);
+    return EXIT_USER_ERROR;
+  }
+  status = config_set(cfg, key, value, origin, err, err_bytes);
+  if (!status) state->key_line[spec - key_table] = line_number;
+  return status;
+}
+
+int config_load_file(config *cfg, const char *path, char *err, size_t err_bytes) {
+  FILE *file = open_config_file(path, err, err_bytes);
+  if (!file) return EXIT_USER_ERROR;
+  static const char bom[] = "\xEF\xBB\xBF"; /* UTF-8's byte order mark, which some editors write */
+  char line[8192], origin[JOINED_PATH_BYTES];
+  ini_state state = {.section = ""};
   int line_number = 0, status = 0;
-  while (!status && fgets(line, sizeof line, file)) {
+  size_t column = 0;
+  line_status got;
+  while (!status && (got = read_line(file, line, sizeof line, &column)) != LINE_END) {
     line_number++;
     snprintf(origin, sizeof origin, "%s:%d", path, line_number);
-    if (!strchr(line, '\n') && !feof(file)) {
+    if (got == LINE_TOO_LONG) {
       snprintf(err, err_bytes, "%s: line longer than %zu characters", origin, sizeof line - 1);
       status = EXIT_USER_ERROR;
-      break;
-    }
-    char *text = trim(line);
-    if (*text == '\0' || *text == '#' || *text == ';') continue;
-    if (*text == '[') {
-      char *close = strchr(text, ']');
-      if (!close || close[1] != '\0') {
-        snprintf(err, err_bytes, "%s: malformed section header '%s' (expected [name])", origin, text);
-        status = EXIT_USER_ERROR;
-        break;
-      }
-      *close = '\0';
-      snprintf(section, sizeof section, "%s", trim(text + 1));
-      if (!section_known(section)) {
-        snprintf(err, err_bytes, "%s: unknown section [%s] (sections: model, train, data, eval, run)",
-                 origin, section);
-        status = EXIT_USER_ERROR;
-      }
-      continue;
-    }
-    char *equals = strchr(text, '=');
-    if (!equals) {
-      snprintf(err, err_bytes, "%s: expected 'key = value', got '%s'", origin, text);
+    } else if (got == LINE_NUL) {
+      snprintf(err, err_bytes, "%s: a NUL byte at column %zu: a config file is text", origin, column);
       status = EXIT_USER_ERROR;
-      break;
+    } else {
+      const size_t skip = line_number == 1 && strncmp(line, bom, 3) == 0 ? 3 : 0;
+      status = parse_line(cfg, &state, line + skip, line_number, origin, err, err_bytes);
     }
-    *equals = '\0';
-    char *key = trim(text), *value = trim(equals + 1);
-    char *comment = strstr(value, " #");
-    if (comment) *comment = '\0', value = trim(value);
-    const key_spec *spec = find_key(key);
-    if (spec && section[0] && strcmp(spec->section, section) != 0) {
-      snprintf(err, err_bytes, "%s: key '%s' belongs in section [%s], not [%s]", origin, key,
-               spec->section, section);
-      status = EXIT_USER_ERROR;
-      break;
-    }
-    status = config_set(cfg, key, value, origin, err, err_bytes);
   }
   if (!status && ferror(file)) {
-    snprintf(err, err_bytes, "error reading config file '%s'", path);
+    snprintf(err, err_bytes, "error reading config file '%s': %s", path, strerror(errno));
     status = EXIT_IO_ERROR;
   }
   fclose(file);
@@ -386,13 +527,24 @@ int config_validate(const config *cfg, char *err, size_t err_bytes) {
   return 0;
 }
 
+/* Whether a string value reads back differently unquoted (config_print
+ * writes what config_load_file reads): edge spaces, a leading quote, a
+ * comment character standing alone. */
+static bool needs_quotes(const char *text) {
+  const size_t n = strlen(text);
+  if (n && (isspace((unsigned char)text[0]) || isspace((unsigned char)text[n - 1]) || text[0] == '"')) return true;
+  for (size_t at = 0; at < n; at++)
+    if (comment_starts(text, at)) return true;
+  return false;
+}
+
 static void print_value(const config *cfg, const key_spec *spec, FILE *out) {
   const char *field = (const char *)cfg + spec->offset;
   switch (spec->type) {
     case KEY_INT: fprintf(out, "%d", *(const int *)field); break;
     case KEY_INT64: fprintf(out, "%lld", (long long)*(const int64_t *)field); break;
     case KEY_DOUBLE: fprintf(out, "%.9g", *(const double *)field); break;
-    case KEY_STRING: fputs(field, out); break;
+    case KEY_STRING: fprintf(out, needs_quotes(field) ? "\"%s\"" : "%s", field); break;
     case KEY_BOOL: fputs(*(const bool *)field ? "true" : "false", out); break;
     case KEY_CHOICE: {
       int index = *(const int *)field;

@@ -99,6 +99,11 @@ typedef struct config {
 void config_set_defaults(config *cfg);
 
 /* Reads an INI file ([section] headers, `key = value`, `#`/`;` comments).
+ * The file must be a regular file (a FIFO or device is refused, never read);
+ * a UTF-8 BOM is skipped; a NUL byte, a key set twice (both lines named),
+ * an unclosed quote are errors. Comments: a line starting with # or ;, or,
+ * after a value, a # or ; standing alone (whitespace before, whitespace or
+ * the end after), so `The #1 dog` is kept; "quoted" values are verbatim.
  * Returns 0, or the exit status with a one-line message in err. */
 int config_load_file(config *cfg, const char *path, char *err, size_t err_bytes);
 
@@ -106,6 +111,17 @@ int config_load_file(config *cfg, const char *path, char *err, size_t err_bytes)
  * text came from, for messages ("--lr", "tiny.ini:12"). */
 int config_set(config *cfg, const char *key, const char *value, const char *origin, char *err,
                size_t err_bytes);
+
+/* The one checked parser of every number a user types: the keys' values and
+ * every command's numeric options. `text` must be all digits (a double:
+ * strtod's whole syntax, finite), within [min, max]. Returns 0, or
+ * EXIT_USER_ERROR with "WHAT needs a whole number, got 'TEXT'" or
+ * "WHAT = N is out of range [MIN, MAX]" in err; WHAT names the option
+ * ("sample: --tokens", "tiny.ini:12: 'lr'"). */
+int config_parse_int64(const char *what, const char *text, int64_t min, int64_t max, int64_t *value,
+                       char *err, size_t err_bytes);
+int config_parse_double(const char *what, const char *text, double min, double max, double *value, char *err,
+                        size_t err_bytes);
 
 /* True when `key` names a setting (so `--key value` can take the next argv). */
 bool config_has_key(const char *key);
