@@ -34,6 +34,8 @@ pair() { # NAME NP_A "FLAGS_A" NP_B "FLAGS_B" — against the run $base
   train "$4" $5 --save-dir "$dir" --resume auto --metrics "$dir.jsonl" --dump_params "$dir.params" \
     > "$dir.b.out" 2>&1 || { fail "$name: resumed half"; sed 's/^/    /' "$dir.b.out" | tail -n 5; return; }
   grep -q 'resumed from .*step_00000010.h5 at step 10' "$dir.b.out" || fail "$name: did not resume at step 10"
+  ran_in_layout "$dir.a.out" "$2" "$3" || fail "$name: the first half ran in another layout"
+  ran_in_layout "$dir.b.out" "$4" "$5" || fail "$name: the resumed half ran in another layout"
   losses "$dir.jsonl" > "$dir.losses"
   [ "$(wc -l < "$dir.losses")" -eq 20 ] || fail "$name: metrics should hold steps 1..20 once"
   tail -n 10 "$dir.losses" > "$dir.tail"

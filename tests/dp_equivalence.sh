@@ -15,6 +15,7 @@ for np in 1 2 4; do
   $RUN_MPI $np 240 "$TESSERA" train -c "$TESTS_SRCDIR/tiny-test.ini" --data "$work/data" \
     --metrics "$work/dp$np.jsonl" > "$work/dp$np.out" 2>&1 \
     || { cat "$work/dp$np.out"; fail "dp=$np run"; continue; }
+  ran_in_layout "$work/dp$np.out" $np "" || fail "dp=$np: not the layout asked for"
   losses "$work/dp$np.jsonl" > "$work/dp$np.losses"
   [ "$(wc -l < "$work/dp$np.losses")" -eq 20 ] || fail "dp=$np: expected 20 losses"
   val_losses "$work/dp$np.jsonl" > "$work/dp$np.val"

@@ -32,6 +32,7 @@ equiv_base() { # CONFIG [FLAGS shared by every run]
   equiv_cfg=$1; equiv_common=${2:-}
   prep_corpus "$work/data" 60000
   equiv_run base 1 || { cat "$work/base.out"; fail "the 1-process run"; finish; }
+  ran_in_layout "$work/base.out" 1 "$equiv_common" || fail "the 1-process run: not 1 rank"
   losses "$work/base.jsonl" > "$work/base.losses"
   val_losses "$work/base.jsonl" > "$work/base.val"
 }
@@ -43,6 +44,8 @@ layout() { # NP "FLAGS"
   if ! equiv_run "$name" "$np" $flags; then
     fail "np=$np $flags: run failed"; sed 's/^/    /' "$work/$name.out" | tail -n 5; return
   fi
+  # shellcheck disable=SC2086
+  ran_in_layout "$work/$name.out" "$np" "$equiv_common $flags" || { fail "np=$np $flags: not the layout asked for"; return; }
   losses "$work/$name.jsonl" > "$work/$name.losses"
   val_losses "$work/$name.jsonl" > "$work/$name.val"
   if [ "$(wc -l < "$work/$name.losses")" -ne 20 ]; then fail "np=$np $flags: 20 losses"; return; fi

@@ -57,16 +57,44 @@ max_rel_diff() {
                             if (r > m) m = r } END { printf "%.3g\n", m + 0 }'
 }
 
+# layout_line NP "FLAGS" — the layout line (up to the backend) a run on NP
+# ranks with FLAGS must print: tp, pp, sp and ZeRO as FLAGS give them (1, 1,
+# 1 and 0 by default), dp the ranks left over
+layout_line() {
+  echo " $2 " | awk -v np="$1" '{
+    tp = 1; pp = 1; sp = 1; zero = 0
+    for (i = 1; i < NF; i++) {
+      if ($i == "--tp") tp = $(i + 1); else if ($i == "--pp") pp = $(i + 1)
+      else if ($i == "--sp") sp = $(i + 1); else if ($i == "--zero") zero = $(i + 1)
+    }
+    printf "layout: %d ranks = dp %g x tp %d x pp %d x sp %d, ZeRO stage %d\n", np, np / (tp * pp * sp), tp, pp, sp, zero
+  }'
+}
+
+# ran_in_layout OUT NP "FLAGS" — true when OUT, a trainer's output, holds
+# exactly one layout line and it is the one NP ranks with FLAGS ask for (N
+# independent 1-rank copies would print N lines of 1 rank each); otherwise
+# prints both lines, indented, and fails
+ran_in_layout() {
+  want=$(layout_line "$2" "$3")
+  got=$(grep '^layout: ' "$1" | sed 's/, backend .*//')
+  [ "$got" = "$want" ] && return 0
+  echo "    expected '$want', the run printed '$(printf %s "${got:-no layout line}" | tr '\n' '|')'"
+  return 1
+}
+
 # mpi_unit_test PROGRAM NAME NP... — runs the MPI unit test PROGRAM on each
-# NP ranks (60 s at most); passes with its first "NAME..." summary line,
-# fails with the head of its output
+# NP ranks (60 s at most); passes with its one summary line, which must
+# begin "NAME on NP ranks: " (the world size the program saw), fails with
+# the head of its output
 mpi_unit_test() {
   program=$1; name=$2; shift 2
   for np in "$@"; do
-    if $RUN_MPI "$np" 60 "$program" > "$work/out" 2>&1; then
+    if $RUN_MPI "$np" 60 "$program" > "$work/out" 2>&1 \
+       && [ "$(grep -c "^$name" "$work/out")" -eq 1 ] && grep -q "^$name on $np ranks: " "$work/out"; then
       pass "$np ranks: $(grep "$name" "$work/out" | head -n 1)"
     else
-      fail "$np ranks:"; sed 's/^/    /' "$work/out" | head -n 20
+      fail "$np ranks: the run failed or printed no single '$name on $np ranks:' line"; sed 's/^/    /' "$work/out" | head -n 20
     fi
   done
 }
