@@ -23,6 +23,7 @@ train() { np=$1; shift; $RUN_MPI "$np" 120 "$TESSERA" train -c "$cfg" --data "$w
 train 1 --metrics "$work/full.jsonl" --dump_params "$work/full.params" > "$work/full.out" 2>&1 \
   || { cat "$work/full.out"; fail "uninterrupted run"; finish; }
 losses "$work/full.jsonl" | tail -n 10 > "$work/full.tail"
+[ "$(losses "$work/full.jsonl" | wc -l)" -eq 20 ] || fail "uninterrupted run: 20 losses"
 
 base=full
 pair() { # NAME NP_A "FLAGS_A" NP_B "FLAGS_B" — against the run $base
@@ -41,7 +42,7 @@ pair() { # NAME NP_A "FLAGS_A" NP_B "FLAGS_B" — against the run $base
   tail -n 10 "$dir.losses" > "$dir.tail"
   d=$(max_rel_diff "$dir.tail" "$work/$base.tail")
   p=$("$COMPARE" "$dir.params" "$work/$base.params" 1e-4); ok=$?
-  awk -v d="$d" 'BEGIN { exit !(d <= 1e-5) }' && [ $ok -eq 0 ] \
+  within "$d" 1e-5 && [ $ok -eq 0 ] \
     && pass "$name: steps 11-20 losses $d, parameters: $p" \
     || fail "$name: losses $d (tolerance 1e-5), parameters: $p (tolerance 1e-4)"
 }

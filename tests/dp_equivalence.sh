@@ -23,11 +23,11 @@ for np in 1 2 4; do
 done
 for np in 2 4; do
   diff=$(max_rel_diff "$work/dp$np.losses" "$work/dp1.losses")
-  awk -v d="$diff" 'BEGIN { exit !(d <= 1e-5) }' \
+  within "$diff" 1e-5 \
     && pass "dp=$np matches dp=1 (max relative difference $diff)" \
     || fail "dp=$np differs from dp=1 by $diff (tolerance 1e-5)"
   diff=$(max_rel_diff "$work/dp$np.val" "$work/dp1.val")
-  awk -v d="$diff" 'BEGIN { exit !(d <= 1e-5) }' \
+  within "$diff" 1e-5 \
     && pass "dp=$np validation matches dp=1 ($diff)" \
     || fail "dp=$np validation differs from dp=1 by $diff (tolerance 1e-5)"
 done
@@ -36,6 +36,6 @@ $RUN_MPI 1 240 "$TESSERA" train -c "$TESTS_SRCDIR/tiny-test.ini" --data "$work/d
   --seed 8 --metrics "$work/seed8.jsonl" > /dev/null 2>&1
 losses "$work/seed8.jsonl" > "$work/seed8.losses"
 diff=$(max_rel_diff "$work/seed8.losses" "$work/dp1.losses")
-awk -v d="$diff" 'BEGIN { exit !(d > 1e-3) }' \
+beyond "$diff" 1e-3 \
   && pass "another seed differs ($diff)" || fail "another seed gives the same losses ($diff)"
 finish

@@ -51,11 +51,37 @@ losses() { sed -n 's/.*"step":\([0-9]*\),"loss":\([^,]*\),.*/\2/p' "$1"; }
 # val_losses METRICS — the validation losses, one per line
 val_losses() { sed -n 's/^{"step":[0-9]*,"val_loss":\([^,}]*\)}$/\1/p' "$1"; }
 
-# max_rel_diff A B — largest |a-b|/|b| over paired lines of two files
+# max_rel_diff A B — largest |a-b|/|b| over the paired lines of two files of
+# one number a line. Two empty files, files of different lengths, an empty
+# or non-numeric line, or a zero in B are no comparison: it prints why
+# ("not comparable: ...") and fails, and `within`/`beyond` reject that text.
 max_rel_diff() {
-  paste "$1" "$2" | awk '{ d = $1 - $2; if (d < 0) d = -d; r = d / ($2 < 0 ? -$2 : $2);
-                            if (r > m) m = r } END { printf "%.3g\n", m + 0 }'
+  awk -v fa="$1" -v fb="$2" '
+    function bad(why) { printf "not comparable: %s\n", why; failed = 1; exit 1 }
+    function number(x) { return x ~ /^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$/ }
+    BEGIN {
+      while ((ra = getline a < fa) > 0) {
+        if ((rb = getline b < fb) < 0) bad("cannot read " fb)
+        if (rb == 0) bad(sprintf("%s has more lines than %s", fa, fb))
+        n++
+        if (!number(a) || !number(b)) bad(sprintf("line %d is \"%s\" vs \"%s\"", n, a, b))
+        if (b + 0 == 0) bad(sprintf("line %d of %s is 0", n, fb))
+        d = a - b; if (d < 0) d = -d; r = d / (b < 0 ? -b : b); if (r > m) m = r
+      }
+      if (ra < 0) bad("cannot read " fa)
+      if ((rb = getline b < fb) != 0) bad(rb < 0 ? "cannot read " fb : sprintf("%s has more lines than %s", fb, fa))
+      if (n == 0) bad("no values")
+      printf "%.3g\n", m
+    }
+    END { exit failed }'
 }
+
+# within D TOL / beyond D TOL — D (from max_rel_diff) is a number <= TOL / > TOL
+within() { awk -v a="$1" -v t="$2" 'BEGIN { exit !(a ~ /^[0-9.eE+-]+$/ && a + 0 <= t + 0) }'; }
+beyond() { awk -v a="$1" -v t="$2" 'BEGIN { exit !(a ~ /^[0-9.eE+-]+$/ && a + 0 > t + 0) }'; }
+
+# grad_norms METRICS — the per-step gradient norms (before clipping), one per line
+grad_norms() { sed -n 's/.*"step":[0-9]*,"loss":[^,]*,"lr":[^,]*,"grad_norm":\([^,]*\),.*/\1/p' "$1"; }
 
 # layout_line NP "FLAGS" — the layout line (up to the backend) a run on NP
 # ranks with FLAGS must print: tp, pp, sp and ZeRO as FLAGS give them (1, 1,
