@@ -49,8 +49,6 @@ cuda_run() { # (sh has no local variables: run_* are this function's)
   $RUN_MPI "$run_np" 240 "$run_bin" train -c "$cuda_cfg" --data "$work/data" --steps 10 \
     --metrics "$work/$run_name.jsonl" "$@" > "$work/$run_name.out" 2>&1
 }
-grad_norms() { sed -n 's/.*"step":[0-9]*,"loss":[^,]*,"lr":[^,]*,"grad_norm":\([^,]*\),.*/\1/p' "$1"; }
-within() { awk -v a="$1" -v t="$2" 'BEGIN { exit !(a <= t) }'; }
 extract() { # NAME — its losses, gradient norms and validation losses, one file each
   losses "$work/$1.jsonl" > "$work/$1.losses"
   grad_norms "$work/$1.jsonl" > "$work/$1.norms"

@@ -51,22 +51,76 @@ losses() { sed -n 's/.*"step":\([0-9]*\),"loss":\([^,]*\),.*/\2/p' "$1"; }
 # val_losses METRICS — the validation losses, one per line
 val_losses() { sed -n 's/^{"step":[0-9]*,"val_loss":\([^,}]*\)}$/\1/p' "$1"; }
 
-# max_rel_diff A B — largest |a-b|/|b| over paired lines of two files
+# max_rel_diff A B — largest |a-b|/|b| over the paired lines of two files of
+# one number a line. Two empty files, files of different lengths, an empty
+# or non-numeric line, or a zero in B are no comparison: it prints why
+# ("not comparable: ...") and fails, and `within`/`beyond` reject that text.
 max_rel_diff() {
-  paste "$1" "$2" | awk '{ d = $1 - $2; if (d < 0) d = -d; r = d / ($2 < 0 ? -$2 : $2);
-                            if (r > m) m = r } END { printf "%.3g\n", m + 0 }'
+  awk -v fa="$1" -v fb="$2" '
+    function bad(why) { printf "not comparable: %s\n", why; failed = 1; exit 1 }
+    function number(x) { return x ~ /^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$/ }
+    BEGIN {
+      while ((ra = getline a < fa) > 0) {
+        if ((rb = getline b < fb) < 0) bad("cannot read " fb)
+        if (rb == 0) bad(sprintf("%s has more lines than %s", fa, fb))
+        n++
+        if (!number(a) || !number(b)) bad(sprintf("line %d is \"%s\" vs \"%s\"", n, a, b))
+        if (b + 0 == 0) bad(sprintf("line %d of %s is 0", n, fb))
+        d = a - b; if (d < 0) d = -d; r = d / (b < 0 ? -b : b); if (r > m) m = r
+      }
+      if (ra < 0) bad("cannot read " fa)
+      if ((rb = getline b < fb) != 0) bad(rb < 0 ? "cannot read " fb : sprintf("%s has more lines than %s", fb, fa))
+      if (n == 0) bad("no values")
+      printf "%.3g\n", m
+    }
+    END { exit failed }'
+}
+
+# within D TOL / beyond D TOL — D (from max_rel_diff) is a number <= TOL / > TOL
+within() { awk -v a="$1" -v t="$2" 'BEGIN { exit !(a ~ /^[0-9.eE+-]+$/ && a + 0 <= t + 0) }'; }
+beyond() { awk -v a="$1" -v t="$2" 'BEGIN { exit !(a ~ /^[0-9.eE+-]+$/ && a + 0 > t + 0) }'; }
+
+# grad_norms METRICS — the per-step gradient norms (before clipping), one per line
+grad_norms() { sed -n 's/.*"step":[0-9]*,"loss":[^,]*,"lr":[^,]*,"grad_norm":\([^,]*\),.*/\1/p' "$1"; }
+
+# layout_line NP "FLAGS" — the layout line (up to the backend) a run on NP
+# ranks with FLAGS must print: tp, pp, sp and ZeRO as FLAGS give them (1, 1,
+# 1 and 0 by default), dp the ranks left over
+layout_line() {
+  echo " $2 " | awk -v np="$1" '{
+    tp = 1; pp = 1; sp = 1; zero = 0
+    for (i = 1; i < NF; i++) {
+      if ($i == "--tp") tp = $(i + 1); else if ($i == "--pp") pp = $(i + 1)
+      else if ($i == "--sp") sp = $(i + 1); else if ($i == "--zero") zero = $(i + 1)
+    }
+    printf "layout: %d ranks = dp %g x tp %d x pp %d x sp %d, ZeRO stage %d\n", np, np / (tp * pp * sp), tp, pp, sp, zero
+  }'
+}
+
+# ran_in_layout OUT NP "FLAGS" — true when OUT, a trainer's output, holds
+# exactly one layout line and it is the one NP ranks with FLAGS ask for (N
+# independent 1-rank copies would print N lines of 1 rank each); otherwise
+# prints both lines, indented, and fails
+ran_in_layout() {
+  want=$(layout_line "$2" "$3")
+  got=$(grep '^layout: ' "$1" | sed 's/, backend .*//')
+  [ "$got" = "$want" ] && return 0
+  echo "    expected '$want', the run printed '$(printf %s "${got:-no layout line}" | tr '\n' '|')'"
+  return 1
 }
 
 # mpi_unit_test PROGRAM NAME NP... — runs the MPI unit test PROGRAM on each
-# NP ranks (60 s at most); passes with its first "NAME..." summary line,
-# fails with the head of its output
+# NP ranks (60 s at most); passes with its one summary line, which must
+# begin "NAME on NP ranks: " (the world size the program saw), fails with
+# the head of its output
 mpi_unit_test() {
   program=$1; name=$2; shift 2
   for np in "$@"; do
-    if $RUN_MPI "$np" 60 "$program" > "$work/out" 2>&1; then
+    if $RUN_MPI "$np" 60 "$program" > "$work/out" 2>&1 \
+       && [ "$(grep -c "^$name" "$work/out")" -eq 1 ] && grep -q "^$name on $np ranks: " "$work/out"; then
       pass "$np ranks: $(grep "$name" "$work/out" | head -n 1)"
     else
-      fail "$np ranks:"; sed 's/^/    /' "$work/out" | head -n 20
+      fail "$np ranks: the run failed or printed no single '$name on $np ranks:' line"; sed 's/^/    /' "$work/out" | head -n 20
     fi
   done
 }

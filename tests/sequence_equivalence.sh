@@ -14,7 +14,8 @@
 # gradients agree to 3e-9 drift apart by 1e-2 in loss within 20 steps
 # (measured for dp 2, where nothing but the reduction order changes) — so
 # the comparison would test the dynamics, not the layout. At 1e-3 every
-# layout agrees to ~1e-7.
+# layout agrees to ~1e-7 in loss. Their gradient norms are compared at step
+# 1 only (NORM_STEPS=1; why: tests/equiv_lib.sh).
 . "$TESTS_SRCDIR/lib.sh"
 . "$TESTS_SRCDIR/equiv_lib.sh"
 
@@ -37,6 +38,7 @@ layout 2 "--sp 2 --sp-kind ring"
 layout 4 "--sp 2 --tp 2 --tp-seq-shard"
 
 # linear attention with decay slopes
+NORM_STEPS=1
 equiv_base "$cfg" "--attention linear --lr 1e-3 --min_lr 1e-4"
 layout 2 "--sp 2 --sp-kind ring"             # LASP
 layout 2 "--sp 2"                            # LASP-2
