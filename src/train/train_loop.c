@@ -34,15 +34,23 @@ static void check_token_ids(run *r, int32_t max_id, int64_t max_sample, const ch
 /* A data file truncated while mapped raises SIGBUS on the next read of the
  * lost pages: every rank compares its files with what it mapped before reading
  * (doc/design.md says why this and not a SIGBUS handler), and all stop together. */
+static int data_files_changed(const run *r, char *err, size_t err_bytes) {
+  int status = r->loader.train.ds ? dataset_check_unchanged(r->loader.train.ds, err, err_bytes) : 0;
+  if (!status && r->loader.val.ds && r->loader.val.ds != r->loader.train.ds)
+    status = dataset_check_unchanged(r->loader.val.ds, err, err_bytes);
+  return status;
+}
+
 static void check_data_unchanged(run *r) {
   char err[MESSAGE_BYTES] = "";
-  int status = r->loader.train.ds ? dataset_check_unchanged(r->loader.train.ds, err, sizeof err) : 0;
-  if (!status && r->loader.val.ds && r->loader.val.ds != r->loader.train.ds)
-    status = dataset_check_unchanged(r->loader.val.ds, err, sizeof err);
+  int status = data_files_changed(r, err, sizeof err);
   int64_t any = status;
   comm_allreduce_max_i64(&r->grid.world, &any, 1);
-  if (any)
-    fail_collective(EXIT_IO_ERROR, "%s", status ? err : "a data file changed on another rank's node while training");
+  if (!any) return;
+  /* another rank saw the change first (its stat came later): look again, so
+   * rank 0 names the file too */
+  if (!status) status = data_files_changed(r, err, sizeof err);
+  fail_collective(EXIT_IO_ERROR, "%s", status ? err : "a data file changed on another rank's node while training");
 }
 
 /* The step's micro-batches: the same whole sequences on every sp rank of a
