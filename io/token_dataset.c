@@ -30,7 +30,8 @@ static int file_exists(const char *path) {
 }
 
 /* Maps a whole file read-only. Returns 0 or EXIT_IO_ERROR with err set. */
-static int map_file(const char *path, void **data, size_t *n_bytes, char *err, size_t err_bytes) {
+static int map_file(const char *path, void **data, size_t *n_bytes, struct stat *mapped_st, char *err,
+                    size_t err_bytes) {
   int fd = open(path, O_RDONLY);
   if (fd < 0) {
     snprintf(err, err_bytes, "cannot open data file '%s': %s", path, strerror(errno));
@@ -43,6 +44,7 @@ static int map_file(const char *path, void **data, size_t *n_bytes, char *err, s
     return EXIT_IO_ERROR;
   }
   *n_bytes = (size_t)st.st_size;
+  if (mapped_st) *mapped_st = st;
   *data = NULL;
   if (*n_bytes > 0) {
     void *mapped = mmap(NULL, *n_bytes, PROT_READ, MAP_SHARED, fd, 0);
@@ -57,6 +59,18 @@ static int map_file(const char *path, void **data, size_t *n_bytes, char *err, s
   return 0;
 }
 
+/* Maps the file holding the tokens (mapping 0) and remembers which file it was,
+ * for dataset_check_unchanged. */
+static int map_tokens_file(token_dataset *ds, const char *path, char *err, size_t err_bytes) {
+  struct stat st;
+  int status = map_file(path, &ds->mappings[0], &ds->mapping_bytes[0], &st, err, err_bytes);
+  if (status) return status;
+  snprintf(ds->tokens_path, sizeof ds->tokens_path, "%s", path);
+  ds->tokens_device = (uint64_t)st.st_dev;
+  ds->tokens_inode = (uint64_t)st.st_ino;
+  return 0;
+}
+
 static uint64_t read_u64(const unsigned char *p) {
   uint64_t v;
   memcpy(&v, p, sizeof v); /* little-endian hosts only (x86-64, aarch64) */
@@ -67,9 +81,9 @@ static int open_megatron(token_dataset *ds, const char *prefix, char *err, size_
   char idx_path[JOINED_PATH_BYTES], bin_path[JOINED_PATH_BYTES];
   snprintf(idx_path, sizeof idx_path, "%s.idx", prefix);
   snprintf(bin_path, sizeof bin_path, "%s.bin", prefix);
-  int status = map_file(idx_path, &ds->mappings[1], &ds->mapping_bytes[1], err, err_bytes);
+  int status = map_file(idx_path, &ds->mappings[1], &ds->mapping_bytes[1], NULL, err, err_bytes);
   if (status) return status;
-  status = map_file(bin_path, &ds->mappings[0], &ds->mapping_bytes[0], err, err_bytes);
+  status = map_tokens_file(ds, bin_path, err, err_bytes);
   if (status) return status;
   const unsigned char *idx = ds->mappings[1];
   const size_t idx_bytes = ds->mapping_bytes[1];
@@ -145,7 +159,7 @@ static int open_megatron(token_dataset *ds, const char *prefix, char *err, size_
 }
 
 static int open_llmc(token_dataset *ds, const char *path, char *err, size_t err_bytes) {
-  int status = map_file(path, &ds->mappings[0], &ds->mapping_bytes[0], err, err_bytes);
+  int status = map_tokens_file(ds, path, err, err_bytes);
   if (status) return status;
   const size_t n_bytes = ds->mapping_bytes[0];
   int32_t header[3] = {0, 0, 0};
@@ -210,6 +224,28 @@ void dataset_close(token_dataset *ds) {
   memset(ds, 0, sizeof *ds);
 }
 
+int dataset_check_unchanged(const token_dataset *ds, char *err, size_t err_bytes) {
+  struct stat st;
+  if (stat(ds->tokens_path, &st) != 0) {
+    snprintf(err, err_bytes, "data file '%s' disappeared while training (%s): it must stay in place until the run ends",
+             ds->tokens_path, strerror(errno));
+    return EXIT_IO_ERROR;
+  }
+  if ((uint64_t)st.st_dev != ds->tokens_device || (uint64_t)st.st_ino != ds->tokens_inode) {
+    snprintf(err, err_bytes, "data file '%s' was replaced while training: the run read another file; "
+             "data must not change until the run ends", ds->tokens_path);
+    return EXIT_IO_ERROR;
+  }
+  if ((uint64_t)st.st_size != (uint64_t)ds->mapping_bytes[0]) {
+    snprintf(err, err_bytes, "data file '%s' was %s while training (%llu bytes at the start, %llu now); "
+             "data must not change until the run ends", ds->tokens_path,
+             (uint64_t)st.st_size < (uint64_t)ds->mapping_bytes[0] ? "truncated" : "extended",
+             (unsigned long long)ds->mapping_bytes[0], (unsigned long long)st.st_size);
+    return EXIT_IO_ERROR;
+  }
+  return 0;
+}
+
 uint64_t dataset_n_windows(const token_dataset *ds, int seq_len) {
   return ds->n_tokens >= (uint64_t)seq_len + 1 ? (ds->n_tokens - 1) / (uint64_t)seq_len : 0;
 }
@@ -221,7 +257,7 @@ int64_t dataset_token(const token_dataset *ds, uint64_t i) {
 
 int32_t dataset_read_window(const token_dataset *ds, uint64_t window, int seq_len, int32_t *out) {
   const uint64_t first = window * (uint64_t)seq_len;
-  int32_t max_id = -1;
+  int32_t max_id = -1; /* the worst id: a negative one if any (token_id_worse) */
   if (ds->dtype == TOKEN_DTYPE_U16) {
     const uint16_t *src = (const uint16_t *)ds->tokens + first;
     for (int i = 0; i <= seq_len; i++) {
@@ -230,11 +266,10 @@ int32_t dataset_read_window(const token_dataset *ds, uint64_t window, int seq_le
     }
   } else {
     const int32_t *src = (const int32_t *)ds->tokens + first;
+    max_id = src[0];
     for (int i = 0; i <= seq_len; i++) {
       out[i] = src[i];
-      if (out[i] > max_id) max_id = out[i];
-      /* a negative id is as wrong as one past the vocabulary: report it as huge */
-      if (out[i] < 0) max_id = INT32_MAX;
+      if (token_id_worse(out[i], max_id)) max_id = out[i];
     }
   }
   return max_id;

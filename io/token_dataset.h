@@ -38,6 +38,10 @@ typedef struct token_dataset {
   uint64_t n_documents;     /* Megatron: documents in the index; llm.c: 0 (unknown) */
   void *mappings[2];        /* mmap'd regions (bin, idx) for dataset_close */
   size_t mapping_bytes[2];
+  /* the file behind mapping 0 as it was mapped: truncating it later would make
+   * reading the mapping raise SIGBUS, so the trainer compares before reading */
+  char tokens_path[JOINED_PATH_BYTES];
+  uint64_t tokens_device, tokens_inode;
 } token_dataset;
 
 /* Returns 0 on success. On failure returns the exit status (EXIT_USER_ERROR when
@@ -46,12 +50,25 @@ typedef struct token_dataset {
 int dataset_open(token_dataset *ds, const char *path, char *err, size_t err_bytes);
 void dataset_close(token_dataset *ds);
 
+/* 0 when the tokens file is still the one mapped, at its mapped size; otherwise
+ * EXIT_IO_ERROR and one line naming the file (disappeared, replaced, truncated
+ * or extended). One stat(2): cheap enough to run before every step's reads. */
+int dataset_check_unchanged(const token_dataset *ds, char *err, size_t err_bytes);
+
+/* Orders token ids by how wrong they are: any negative id is worse than every
+ * non-negative one (more negative is worse), then larger is worse. The value
+ * reported is the id itself, so a negative id prints as negative. */
+static inline int64_t token_id_badness(int32_t id) { return id < 0 ? (int64_t)INT32_MAX - (int64_t)id : id; }
+static inline int32_t token_id_from_badness(int64_t b) { return b > INT32_MAX ? (int32_t)(INT32_MAX - b) : (int32_t)b; }
+static inline int token_id_worse(int32_t a, int32_t b) { return token_id_badness(a) > token_id_badness(b); }
+
 /* Number of whole windows of seq_len+1 tokens (windows overlap by one token). */
 uint64_t dataset_n_windows(const token_dataset *ds, int seq_len);
 
 /* Copies window w (seq_len+1 tokens starting at token w·seq_len) into out as
- * int32, and returns the largest token id it copied, so the caller can check it
- * against the vocabulary. */
+ * int32, and returns the worst token id it copied (token_id_worse: a negative
+ * one if any, else the largest), so the caller can check it against the
+ * vocabulary. */
 int32_t dataset_read_window(const token_dataset *ds, uint64_t window, int seq_len, int32_t *out);
 
 /* Reads token i (any dtype) as int64. */

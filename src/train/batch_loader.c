@@ -14,7 +14,7 @@ static int32_t load_rows(const batch_loader *bl, const data_split *split, const 
   int32_t max_id = -1;
   for (int row = 0; row < n_rows; row++) {
     int32_t row_max = dataset_read_window(split->ds, windows[row], T, window_tokens);
-    if (row_max > max_id) {
+    if (row == 0 || token_id_worse(row_max, max_id)) {
       max_id = row_max;
       *max_sample = sample_ids[row];
     }

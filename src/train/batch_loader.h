@@ -30,8 +30,9 @@ typedef struct batch_loader {
 } batch_loader;
 
 /* Fills inputs and targets (micro_batch × seq_len each) for micro-batch
- * `micro_index` of this rank at `step`. Returns the largest token id read and,
- * through max_sample, the global sample index where it was read. */
+ * `micro_index` of this rank at `step`. Returns the worst token id read
+ * (token_id_worse: a negative one, else the largest) and, through max_sample,
+ * the global sample index where it was read. */
 int32_t batch_load_train(const batch_loader *bl, int64_t step, int micro_index, int32_t *inputs,
                          int32_t *targets, int64_t *max_sample);
 /* Fills n_rows validation sequences starting at validation sequence `first`. */

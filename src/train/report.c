@@ -318,11 +318,13 @@ static end_numbers end_numbers_of(run *r, const run_totals *t) {
   return e;
 }
 
-static void record_end(run *r, const run_totals *t, const end_numbers *e) {
+static void record_end(run *r, const run_totals *t, const end_numbers *e, int64_t final_step) {
   metrics *mx = &r->mx;
   metrics_begin(mx);
   metrics_str(mx, "event", "end");
-  metrics_int(mx, "steps", r->cfg->steps);
+  metrics_int(mx, "steps", final_step);                  /* where the run stands: the schedule's end, or the
+                                                            step a signal stopped it after */
+  metrics_int(mx, "steps_run", final_step - r->resumed_step); /* by this process (after a resume: fewer) */
   metrics_num(mx, "loss", t->last_loss);
   metrics_num(mx, "val_loss", t->last_val_loss);
   metrics_num(mx, "tokens_per_s", e->tokens_per_s);
@@ -347,7 +349,8 @@ static void record_end(run *r, const run_totals *t, const end_numbers *e) {
   metrics_end(mx);
 }
 
-void report_end(run *r, const run_totals *t, int64_t steps_done) {
+void report_end(run *r, const run_totals *t, int64_t final_step) {
+  const int64_t steps_done = final_step - r->resumed_step;
   const end_numbers e = end_numbers_of(r, t);
   report_communication(r);
   char elapsed_text[32];
@@ -369,5 +372,5 @@ void report_end(run *r, const run_totals *t, int64_t steps_done) {
   if (t->saves > 0)
     progress_print(&r->pg, "checkpoints: %d saved, %.2f GB, %.2f s writing, training waited %.2f s%s\n", t->saves,
                    t->save_bytes / 1e9, t->save_seconds, t->save_blocking_seconds, r->cfg->async_save ? " (async)" : "");
-  record_end(r, t, &e);
+  record_end(r, t, &e, final_step);
 }

@@ -57,7 +57,9 @@ void report_validation(run *r, run_totals *totals, int64_t step, double val_loss
 /* `where`: "" or " in the background". */
 void report_checkpoint(run *r, run_totals *totals, const checkpoint_stats *st, const char *where);
 /* Collective over the world (peak resident memory). */
-void report_end(run *r, const run_totals *totals, int64_t steps_done);
+/* final_step: the last step trained (the schedule's end, or where a signal
+ * stopped the run); the summary counts the steps this process ran. */
+void report_end(run *r, const run_totals *totals, int64_t final_step);
 
 /* Resets the step's communication baseline (after validation, samples,
  * saves: they are not the step's traffic). */

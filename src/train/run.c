@@ -13,6 +13,27 @@
 /* DDP's default bucket: 25 MiB of fp32 gradients. */
 #define GRAD_BUCKET_ELEMS ((size_t)25 << 20 >> 2)
 
+/* Validation wraps around a held-out split smaller than val_sequences; beyond
+ * VAL_REPEAT_LIMIT passes over every window the repeats add no information and
+ * only time (val_sequences reaches 2^24: millions of forwards per validation).
+ * VAL_ALWAYS_ALLOWED sequences are always fine (the presets use <= 80), so a
+ * small split never refuses an ordinary setting. */
+#define VAL_REPEAT_LIMIT 16
+#define VAL_ALWAYS_ALLOWED 1024
+
+static void check_val_sequences(const config *cfg, const data_split *val) {
+  if (val->n_windows == 0) return; /* nothing held out: validation is off */
+  uint64_t limit = VAL_REPEAT_LIMIT * val->n_windows;
+  if (limit < VAL_ALWAYS_ALLOWED) limit = VAL_ALWAYS_ALLOWED;
+  if ((uint64_t)cfg->val_sequences > limit)
+    fail_collective(EXIT_USER_ERROR,
+                    "val_sequences = %d is beyond the limit of %d x the %llu held-out windows of seq_len %d (%llu; "
+                    "at least %d): each would be evaluated more than %d times; lower val_sequences or hold out "
+                    "more data (val_fraction, --val-data)",
+                    cfg->val_sequences, VAL_REPEAT_LIMIT, (unsigned long long)val->n_windows, cfg->seq_len,
+                    (unsigned long long)limit, VAL_ALWAYS_ALLOWED, VAL_REPEAT_LIMIT);
+}
+
 static void open_data(run *r) {
   const config *cfg = r->cfg;
   char err[MESSAGE_BYTES];
@@ -31,6 +52,7 @@ static void open_data(run *r) {
     train.n_windows = n_windows - n_val;
     val = (data_split){&r->train_ds, train.n_windows, n_val};
   }
+  check_val_sequences(cfg, &val);
   if (train.n_windows == 0)
     fail_collective(EXIT_USER_ERROR,
                     "data '%s' holds %llu tokens: too few for one training sequence of seq_len %d "

@@ -10,19 +10,47 @@
 #include "sampler.h"
 
 /* Every rank checks its tokens; one all-reduce tells all of them whether any
- * rank saw an id outside the vocabulary, so the error is reported once. */
+ * rank saw an id outside the vocabulary, so the error is reported once. The
+ * reduction orders ids by token_id_badness, so a negative id wins and is
+ * reported as itself. */
 static void check_token_ids(run *r, int32_t max_id, int64_t max_sample, const char *path, const char *what) {
-  int64_t worst = max_id;
-  comm_allreduce_max_i64(&r->grid.dp_sp, &worst, 1);
-  if (worst >= r->cfg->vocab_size) {
-    /* name one offending sample: the ranks holding the largest id offer theirs */
+  int64_t worst_badness = token_id_badness(max_id);
+  comm_allreduce_max_i64(&r->grid.dp_sp, &worst_badness, 1);
+  const int32_t worst = token_id_from_badness(worst_badness);
+  if (worst < 0 || worst >= r->cfg->vocab_size) {
+    /* name one offending sample: the ranks holding the worst id offer theirs */
     int64_t sample = max_id == worst ? max_sample : -1;
     comm_allreduce_max_i64(&r->grid.dp_sp, &sample, 1);
+    if (worst < 0)
+      fail_collective(EXIT_IO_ERROR, "%s '%s': token id %lld in global sample %lld is negative; the data file is "
+                      "damaged or was not written as token ids", what, path, (long long)worst, (long long)sample);
     fail_collective(EXIT_IO_ERROR,
                     "%s '%s': token id %lld in global sample %lld is >= vocab_size %d; the data was "
                     "made with a larger vocabulary — set vocab_size to at least %lld",
                     what, path, (long long)worst, (long long)sample, r->cfg->vocab_size, (long long)worst + 1);
   }
+}
+
+/* A data file truncated while mapped raises SIGBUS on the next read of the
+ * lost pages: every rank compares its files with what it mapped before reading
+ * (doc/design.md says why this and not a SIGBUS handler), and all stop together. */
+static int data_files_changed(const run *r, char *err, size_t err_bytes) {
+  int status = r->loader.train.ds ? dataset_check_unchanged(r->loader.train.ds, err, err_bytes) : 0;
+  if (!status && r->loader.val.ds && r->loader.val.ds != r->loader.train.ds)
+    status = dataset_check_unchanged(r->loader.val.ds, err, err_bytes);
+  return status;
+}
+
+static void check_data_unchanged(run *r) {
+  char err[MESSAGE_BYTES] = "";
+  int status = data_files_changed(r, err, sizeof err);
+  int64_t any = status;
+  comm_allreduce_max_i64(&r->grid.world, &any, 1);
+  if (!any) return;
+  /* another rank saw the change first (its stat came later): look again, so
+   * rank 0 names the file too */
+  if (!status) status = data_files_changed(r, err, sizeof err);
+  fail_collective(EXIT_IO_ERROR, "%s", status ? err : "a data file changed on another rank's node while training");
 }
 
 /* The step's micro-batches: the same whole sequences on every sp rank of a
@@ -31,12 +59,13 @@ static void load_step(run *r, int64_t step) {
   const config *cfg = r->cfg;
   const int M = cfg->micro_batch_size, T = cfg->seq_len;
   const size_t micro_tokens = (size_t)M * model_local_tokens(&r->mdl, T);
-  int32_t max_id = -1;
+  int32_t max_id = 0;
   int64_t max_sample = -1;
+  check_data_unchanged(r);
   for (int k = 0; k < r->accum_steps; k++) {
     int64_t sample = -1;
     int32_t id = batch_load_train(&r->loader, step, k, r->loaded_inputs, r->loaded_targets, &sample);
-    if (id > max_id) max_id = id, max_sample = sample;
+    if (k == 0 || token_id_worse(id, max_id)) max_id = id, max_sample = sample;
     model_take_local(&r->mdl, M, T, r->loaded_inputs, r->inputs + k * micro_tokens);
     model_take_local(&r->mdl, M, T, r->loaded_targets, r->targets + k * micro_tokens);
   }
@@ -85,12 +114,13 @@ double validate(run *r) {
   /* every rank runs the same number of rounds (the token check is collective) */
   const int64_t rounds = (S / dp + 1 + M - 1) / M;
   double sums[2] = {0, 0}; /* loss sum, token count */
+  check_data_unchanged(r);
   for (int64_t round = 0; round < rounds; round++) {
     int64_t start = first + round * M;
     int rows = start < last ? (int)(last - start < M ? last - start : M) : 0;
     int64_t sample = -1;
     int32_t max_id = rows ? batch_load_val(&r->loader, start, rows, r->loaded_inputs, r->loaded_targets, &sample)
-                          : -1;
+                          : 0; /* no rows: id 0 passes every check */
     if (rows) {
       model_take_local(&r->mdl, rows, T, r->loaded_inputs, r->inputs);
       model_take_local(&r->mdl, rows, T, r->loaded_targets, r->targets);

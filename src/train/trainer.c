@@ -89,8 +89,10 @@ int trainer_run(const config *cfg, const model_shape *shape, const runtime *rt) 
   checkpoint_saver *saver = cfg->save_dir[0] ? create_saver(r) : NULL;
   const int64_t last_step = run_last_step(r);
   bool stopped = false;
+  int64_t final_step = r->resumed_step; /* the last step trained: last_step unless a signal stops the run */
   for (int64_t step = r->resumed_step + 1; step <= last_step && !stopped; step++) {
     const step_result res = train_step(r, step);
+    final_step = step;
     report_step(r, &totals, step, &res);
     if (!isfinite(res.loss))
       fail_collective(EXIT_INTERNAL_ERROR, "loss is %g at step %lld: training diverged; lower lr or raise warmup_steps",
@@ -109,9 +111,9 @@ int trainer_run(const config *cfg, const model_shape *shape, const runtime *rt) 
   collect_saves(r, saver, &totals, true); /* the last background save is on disk before we exit */
   checkpoint_saver_free(saver);
   progress_finish(&r->pg);
-  print_sample(r, last_step);
+  print_sample(r, final_step);
   if (cfg->dump_params[0]) checkpoint_dump_parameters(cfg->dump_params, &r->grid, &r->mdl, &r->opt);
-  report_end(r, &totals, last_step - r->resumed_step);
+  report_end(r, &totals, final_step);
   run_free(r);
   return stopped ? EXIT_STOPPED : EXIT_OK;
 }
