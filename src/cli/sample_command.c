@@ -13,6 +13,7 @@
 #include "checkpoint.h"
 #include "checkpoint_file.h"
 #include "ckpt_names.h"
+#include "ckpt_validate.h"
 #include "ckpt_tokenizer.h"
 #include "cli_settings.h"
 #include "commands.h"
@@ -80,6 +81,7 @@ int sample_command(int argc, char **argv) {
   model m;
   model_create(&m, backend_cpu(), shape, 1, shape.seq_len, NULL);
   const registry *reg = &m.layout.reg;
+  if (ckpt_check_tensors(&f, reg, 1, err, sizeof err) != 0) fail_collective(EXIT_IO_ERROR, "%s", err);
   float *host = xcalloc(reg->n_local_total, sizeof *host, "checkpoint weights");
   for (int k = 0; k < reg->n_params; k++) { /* one rank: local shards are the logical tensors */
     const param_spec *p = &reg->params[k];
