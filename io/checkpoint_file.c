@@ -242,8 +242,11 @@ static int read_attr(ckpt_file *f, const char *name, hid_t class_wanted, hid_t m
   if (H5Aexists(f->file, name) <= 0) return -1;
   hid_t attr = H5Aopen(f->file, name, H5P_DEFAULT);
   if (attr < 0) return -1;
-  hid_t type = H5Aget_type(attr);
-  int ok = H5Tget_class(type) == class_wanted && H5Aread(attr, mem_type, value) >= 0;
+  hid_t type = H5Aget_type(attr), space = H5Aget_space(attr);
+  /* one value: a vector attribute would overflow `value` */
+  int ok = H5Tget_class(type) == class_wanted && H5Sget_simple_extent_npoints(space) == 1 &&
+           H5Aread(attr, mem_type, value) >= 0;
+  H5Sclose(space);
   H5Tclose(type);
   H5Aclose(attr);
   return ok ? 0 : -1;

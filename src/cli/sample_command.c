@@ -76,6 +76,7 @@ int sample_command(int argc, char **argv) {
   status = ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err);
   if (status) fail_collective(status, "%s", err);
   model_shape shape;
+  if (ckpt_check_attributes(&f, true, err, sizeof err) != 0) fail_collective(EXIT_IO_ERROR, "%s", err);
   if (ckpt_read_model_shape(&f, &shape, err, sizeof err) != 0) fail_collective(EXIT_IO_ERROR, "%s", err);
   tokenizer *tok = sample_tokenizer(&f, tokenizer_path, shape.vocab_size);
   model m;
