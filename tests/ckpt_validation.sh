@@ -11,7 +11,8 @@
 # format_version 9, step -1 and 2^62, optimizer_step unlike step, a
 # data_position unlike step x batch_size (all passed `ckpt verify` before).
 # `latest` naming a path outside its directory or being a directory, and
-# `--resume auto` over checkpoints none of which is readable, are refused.
+# `--resume auto` over checkpoints none of which is readable, are refused;
+# a fresh start over an earlier metrics file says that it truncates it.
 # The files are crafted with tests/rewrite_checkpoint (HDF5 API).
 . "$TESTS_SRCDIR/lib.sh"
 
@@ -118,9 +119,14 @@ status=$?; refused unreadable.resume 2 "--resume auto: '$work/unreadable' holds 
 rm "$work/unreadable/latest"
 refused_train --steps 4 --save-dir "$work/unreadable" --resume auto --metrics "$work/u2.jsonl" > /dev/null 2> "$work/no_latest.resume.err"
 status=$?; refused no_latest.resume 2 "holds checkpoints but none is readable"
+echo '{"earlier":"run"}' > "$work/empty.jsonl"
 train --steps 2 --save-dir "$work/empty" --resume auto --metrics "$work/empty.jsonl" > "$work/empty.out" 2>&1 \
   && [ -f "$work/empty/step_00000002.h5" ] && pass "--resume auto in a directory without checkpoints starts fresh" \
   || { fail "fresh start with --resume auto"; tail -n 3 "$work/empty.out"; }
+grep -qF "tessera: warning: a fresh start: truncating the metrics file '$work/empty.jsonl' (18 bytes of an earlier run)" \
+  "$work/empty.out" && ! grep -q earlier "$work/empty.jsonl" \
+  && pass "the fresh start says it truncates the earlier metrics file" \
+  || { fail "a fresh start truncated the metrics file silently"; grep -i warning "$work/empty.out"; }
 
 # --init-from and eval: the same validator
 refused_train --steps 2 --init-from "$work/column_short.h5" --metrics "$work/init.jsonl" > /dev/null 2> "$work/init_from.err"

@@ -2,8 +2,10 @@
 #include "run.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "checkpoint.h"
 #include "fail.h"
@@ -93,10 +95,17 @@ static void create_training_state(run *r) {
 
 /* Rank 0 opens the metrics file only now that the input is known to be
  * good: a refused run never truncates the metrics of an earlier one; a
- * resumed run appends. Every rank learns whether it worked. */
+ * resumed run appends; a fresh start over an earlier run's metrics says so
+ * before it truncates them. Every rank learns whether it worked. */
 static void open_metrics(run *r) {
   char err[MESSAGE_BYTES];
   int64_t failed = 0;
+  struct stat st;
+  if (r->rt->world_rank == 0 && r->resumed_step == 0 && r->cfg->metrics[0] && stat(r->cfg->metrics, &st) == 0 &&
+      S_ISREG(st.st_mode) && st.st_size > 0)
+    fprintf(stderr, "tessera: warning: a fresh start: truncating the metrics file '%s' (%lld bytes of an earlier "
+            "run); use --resume to continue that run or --metrics to keep them\n", r->cfg->metrics,
+            (long long)st.st_size);
   if (r->rt->world_rank == 0 && metrics_open(&r->mx, r->cfg->metrics, r->resumed_step > 0, err, sizeof err) != 0)
     failed = 1;
   comm_allreduce_max_i64(&r->grid.world, &failed, 1);
