@@ -9,7 +9,8 @@
 # verify cannot pass a file a resume refuses; `--init-from` and `eval` on one
 # case each. The root attributes too: no `step`, a string `step`,
 # format_version 9, step -1 and 2^62, optimizer_step unlike step, a
-# data_position unlike step x batch_size (all passed `ckpt verify` before).
+# data_position unlike step x batch_size (all passed `ckpt verify` before);
+# a resume past the run's last step is a user error.
 # `latest` naming a path outside its directory or being a directory, and
 # `--resume auto` over checkpoints none of which is readable, are refused;
 # a fresh start over an earlier metrics file says that it truncates it.
@@ -91,6 +92,10 @@ every_reader optimizer_ahead "is damaged: optimizer_step 5 differs from step 2 (
 craft position_off i64 data_position 17
 "$TESSERA" ckpt verify "$work/position_off.h5" > /dev/null 2> "$work/position_off.verify.err"
 status=$?; refused position_off.verify 2 "is damaged: data_position 17 is not step 2 x batch_size 8"
+
+# a step past the run's schedule: nothing to continue (it printed "done: -1 steps")
+refused_train --steps 1 --resume "$good" --metrics "$work/past.jsonl" > /dev/null 2> "$work/past_schedule.err"
+status=$?; refused past_schedule 1 "--resume: the checkpoint is at step 2, beyond this run's 1 steps: raise --steps"
 
 # `latest` names a file inside its directory, and is a file
 mkdir -p "$work/elsewhere" "$work/latest_dir/latest"

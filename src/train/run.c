@@ -189,6 +189,12 @@ run *run_create(const config *cfg, const model_shape *shape, const runtime *rt) 
   if (cfg->resume[0])
     r->resumed_step =
         checkpoint_resume(cfg->resume, cfg->save_dir, &r->shape, &r->data_tok.tok, &r->grid, &r->mdl, &r->opt);
+  /* past the schedule's end there is nothing to continue: the run would
+   * report a negative step count */
+  if (r->resumed_step > cfg->steps)
+    fail_collective(EXIT_USER_ERROR,
+                    "--resume: the checkpoint is at step %lld, beyond this run's %lld steps: raise --steps to "
+                    "continue it", (long long)r->resumed_step, (long long)cfg->steps);
   /* a resumed run continues; --init-from starts one (so a job script may
    * pass both: the first run starts from the weights, requeued ones resume) */
   if (cfg->init_from[0] && r->resumed_step == 0)
