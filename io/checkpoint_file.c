@@ -242,8 +242,11 @@ static int read_attr(ckpt_file *f, const char *name, hid_t class_wanted, hid_t m
   if (H5Aexists(f->file, name) <= 0) return -1;
   hid_t attr = H5Aopen(f->file, name, H5P_DEFAULT);
   if (attr < 0) return -1;
-  hid_t type = H5Aget_type(attr);
-  int ok = H5Tget_class(type) == class_wanted && H5Aread(attr, mem_type, value) >= 0;
+  hid_t type = H5Aget_type(attr), space = H5Aget_space(attr);
+  /* one value: a vector attribute would overflow `value` */
+  int ok = H5Tget_class(type) == class_wanted && H5Sget_simple_extent_npoints(space) == 1 &&
+           H5Aread(attr, mem_type, value) >= 0;
+  H5Sclose(space);
   H5Tclose(type);
   H5Aclose(attr);
   return ok ? 0 : -1;
@@ -276,6 +279,9 @@ int ckpt_attr_read_str(ckpt_file *f, const char *name, char *value, size_t value
 /* ------------------------------------------------------------ tiling */
 
 #define TILE_TARGET_ELEMENTS ((int64_t)1 << 20)
+/* The largest shard extent a stored tiling may claim (sums and products of
+ * it with extents of a model stay far from int64 overflow). */
+#define MAX_SHARD_EXTENT ((int64_t)1 << 32)
 
 typedef struct box {
   int64_t lo[4], hi[4]; /* half-open, per dimension */
@@ -545,6 +551,88 @@ static int read_vector_attr(hid_t obj, const char *name, hid_t mem_type, hssize_
   return ok ? 0 : -1;
 }
 
+/* The dataset's checksum tiling, each field bounded before any arithmetic
+ * uses it (a crafted one would overflow the divisions of the tile
+ * geometry): split_dim in [-1, n_dims), shard_extent in [1, 2^32] (a
+ * padded vocabulary shard may exceed the logical extent; any value when
+ * split_dim is -1: unused), rows in [1, TILE_TARGET_ELEMENTS] — the ranges
+ * ckpt_tiling_for gives — and at most 2^24 tiles. 0 or -1. */
+static int stored_tiling(hid_t dset, int n_dims, const int64_t *shape, ckpt_tiling *t, int64_t *n_slots) {
+  int64_t geometry[3];
+  if (read_vector_attr(dset, "checksum_tiling", H5T_NATIVE_INT64, 3, geometry) != 0) return -1;
+  const int64_t split_dim = geometry[0], shard_extent = geometry[1], rows = geometry[2];
+  if (split_dim < -1 || split_dim >= n_dims || rows < 1 || rows > TILE_TARGET_ELEMENTS) return -1;
+  if (split_dim >= 0 && (shard_extent < 1 || shard_extent > MAX_SHARD_EXTENT)) return -1;
+  *t = (ckpt_tiling){(int)split_dim, split_dim >= 0 ? shard_extent : 0, rows};
+  *n_slots = ckpt_tiling_slots(t, n_dims, shape);
+  return *n_slots > 0 && *n_slots < ((int64_t)1 << 24) ? 0 : -1;
+}
+
+static void format_shape(char *out, size_t out_bytes, int n_dims, const int64_t *shape) {
+  size_t used = (size_t)snprintf(out, out_bytes, "[");
+  for (int d = 0; d < n_dims && used < out_bytes; d++)
+    used += (size_t)snprintf(out + used, out_bytes - used, "%s%lld", d ? ", " : "", (long long)shape[d]);
+  if (used < out_bytes) snprintf(out + used, out_bytes - used, "]");
+}
+
+/* Whether the dataset's stored type is IEEE fp32 (either byte order: HDF5
+ * converts; tessera writes little-endian). */
+static bool stored_as_fp32(hid_t dset) {
+  hid_t type = H5Dget_type(dset);
+  if (type < 0) return false;
+  const bool fp32 = H5Tget_class(type) == H5T_FLOAT && H5Tget_size(type) == sizeof(float);
+  H5Tclose(type);
+  return fp32;
+}
+
+int ckpt_tensor_check(ckpt_file *f, const char *path, int n_dims, const int64_t *shape, char *err,
+                      size_t err_bytes) {
+  char want[96], got[96];
+  format_shape(want, sizeof want, n_dims, shape);
+  int file_dims = 0;
+  int64_t stored[4];
+  if (ckpt_tensor_shape(f, path, &file_dims, stored) != 0) {
+    snprintf(err, err_bytes, "checkpoint '%s' has no tensor %s (the model's is %s)", f->path, path, want);
+    return EXIT_IO_ERROR;
+  }
+  bool same = file_dims == n_dims;
+  for (int d = 0; same && d < n_dims; d++) same = stored[d] == shape[d];
+  if (!same) {
+    format_shape(got, sizeof got, file_dims, stored);
+    snprintf(err, err_bytes, "checkpoint '%s': tensor %s has the shape %s, the model's is %s", f->path, path, got,
+             want);
+    return EXIT_IO_ERROR;
+  }
+  hid_t dset = H5Dopen2(f->file, path, H5P_DEFAULT);
+  if (dset < 0) {
+    snprintf(err, err_bytes, "checkpoint '%s': tensor %s cannot be opened", f->path, path);
+    return EXIT_IO_ERROR;
+  }
+  ckpt_tiling tiling;
+  int64_t n_slots = 0;
+  int status = 0;
+  if (!stored_as_fp32(dset)) {
+    snprintf(err, err_bytes, "checkpoint '%s': tensor %s is not stored as fp32", f->path, path);
+    status = EXIT_IO_ERROR;
+  } else if (stored_tiling(dset, n_dims, shape, &tiling, &n_slots) != 0 || H5Aexists(dset, "crc32c") <= 0) {
+    snprintf(err, err_bytes, "checkpoint '%s' is damaged: tensor %s lacks its checksums or its checksum tiling "
+             "is out of range", f->path, path);
+    status = EXIT_IO_ERROR;
+  } else {
+    hid_t attr = H5Aopen(dset, "crc32c", H5P_DEFAULT);
+    hid_t space = attr >= 0 ? H5Aget_space(attr) : -1;
+    if (space < 0 || H5Sget_simple_extent_npoints(space) != n_slots) {
+      snprintf(err, err_bytes, "checkpoint '%s' is damaged: tensor %s has not one checksum per tile (%lld tiles)",
+               f->path, path, (long long)n_slots);
+      status = EXIT_IO_ERROR;
+    }
+    if (space >= 0) H5Sclose(space);
+    if (attr >= 0) H5Aclose(attr);
+  }
+  H5Dclose(dset);
+  return status;
+}
+
 /* The file offset of a dataset's bytes when they can be read with pread:
  * contiguous storage at a fixed offset, holding exactly n_elements
  * little-endian fp32 values (what tessera writes) on a little-endian host;
@@ -650,18 +738,11 @@ int ckpt_tensor_read_part(ckpt_file *f, const char *path, int n_dims, const int6
   }
   if (n <= 0) return 0;
   hid_t dset = H5Dopen2(f->file, path, H5P_DEFAULT);
-  int64_t geometry[3];
   ckpt_tiling tiling = {0, 0, 0};
   int64_t n_slots = -1;
   uint32_t *crcs = NULL;
   int status = EXIT_IO_ERROR;
-  if (read_vector_attr(dset, "checksum_tiling", H5T_NATIVE_INT64, 3, geometry) == 0) {
-    tiling = (ckpt_tiling){(int)geometry[0], geometry[1], geometry[2]};
-    bool sane = tiling.split_dim >= -1 && tiling.split_dim < n_dims && tiling.rows > 0 &&
-                (tiling.split_dim < 0 || tiling.shard_extent > 0);
-    if (sane) n_slots = ckpt_tiling_slots(&tiling, n_dims, shape);
-  }
-  if (n_slots > 0 && n_slots < ((int64_t)1 << 24)) {
+  if (stored_tiling(dset, n_dims, shape, &tiling, &n_slots) == 0) {
     crcs = xmalloc((size_t)n_slots * sizeof *crcs, "checksum table");
     if (read_vector_attr(dset, "crc32c", H5T_NATIVE_UINT32, n_slots, crcs) == 0) status = 0;
   }

@@ -133,6 +133,14 @@ void ckpt_tensor_write(ckpt_file *f, const char *path, int64_t file_offset, int 
  * collective file, every rank with the same values). */
 void ckpt_tensor_write_checksums(ckpt_file *f, const char *path, const ckpt_tiling *tiling,
                                  const uint32_t *crcs, int64_t n_slots);
+/* Whether dataset `path` is what a reader of the model expects, checked
+ * before any of its bytes is used: there, of exactly `shape` (every
+ * extent, not only the rank), stored as fp32, with a checksum tiling whose
+ * fields lie in the writer's ranges and one CRC per tile. 0, or
+ * EXIT_IO_ERROR with err naming the file, the tensor, the model's and the
+ * stored shape. Local. */
+int ckpt_tensor_check(ckpt_file *f, const char *path, int n_dims, const int64_t *shape, char *err,
+                      size_t err_bytes);
 /* Reads a hyperslab, checking the CRC of every tile it touches; returns 0,
  * or EXIT_IO_ERROR with err set when the dataset is missing, has another
  * shape rank or lacks its checksums, or a tile fails its checksum or cannot

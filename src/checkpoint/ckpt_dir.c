@@ -9,6 +9,7 @@
 
 #include "checkpoint_file.h"
 #include "ckpt_names.h"
+#include "ckpt_validate.h"
 #include "fail.h"
 
 /* A step file's name as `latest` holds it (NAME_MAX). */
@@ -18,33 +19,35 @@ int ckpt_check_header(const char *path, char *err, size_t err_bytes) {
   ckpt_file f;
   int status = ckpt_file_open(&f, path, MPI_COMM_NULL, err, err_bytes);
   if (status) return status;
-  int64_t complete = 0, version = 0;
-  char format[64] = "";
-  if (ckpt_attr_read_str(&f, "format", format, sizeof format) != 0 || strcmp(format, CKPT_FORMAT_NAME) != 0) {
-    snprintf(err, err_bytes, "'%s' is an HDF5 file but not a tessera checkpoint", path);
-    status = EXIT_IO_ERROR;
-  } else if (ckpt_attr_read_i64(&f, "format_version", &version) != 0 || version != CKPT_FORMAT_VERSION) {
-    snprintf(err, err_bytes, "checkpoint '%s' has format version %lld; this tessera reads version %d", path,
-             (long long)version, CKPT_FORMAT_VERSION);
-    status = EXIT_IO_ERROR;
-  } else if (ckpt_attr_read_i64(&f, "complete", &complete) != 0 || complete != 1) {
-    snprintf(err, err_bytes, "checkpoint '%s' is incomplete (no `complete` marker): the save was interrupted", path);
-    status = EXIT_IO_ERROR;
-  }
+  status = ckpt_check_attributes(&f, true, err, err_bytes);
   ckpt_file_close(&f);
   return status;
 }
 
-/* The file name DIR/latest holds, or "" when there is none. */
-static void read_latest(const char *dir, char *name, size_t name_bytes) {
+/* The file name DIR/latest holds: 0 with "" when there is no `latest`, 0
+ * with the name of a file of DIR, or EXIT_IO_ERROR with err when `latest`
+ * is a directory or names anything but a plain name (a path elsewhere: another
+ * run's checkpoint; ".", ".."). */
+static int read_latest(const char *dir, char *name, size_t name_bytes, char *err, size_t err_bytes) {
   char latest_file[JOINED_PATH_BYTES];
   ckpt_latest_file(latest_file, sizeof latest_file, dir);
   name[0] = '\0';
+  struct stat st;
+  if (stat(latest_file, &st) != 0) return 0;
+  if (S_ISDIR(st.st_mode)) {
+    snprintf(err, err_bytes, "'%s' is a directory, not the file naming the newest checkpoint", latest_file);
+    return EXIT_IO_ERROR;
+  }
   FILE *lf = fopen(latest_file, "r");
-  if (!lf) return;
+  if (!lf) return 0;
   if (!fgets(name, (int)name_bytes, lf)) name[0] = '\0';
   fclose(lf);
   name[strcspn(name, "\n")] = '\0';
+  if (strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+    snprintf(err, err_bytes, "'%s' names '%s', not a file inside its directory '%s'", latest_file, name, dir);
+    return EXIT_IO_ERROR;
+  }
+  return 0;
 }
 
 int checkpoint_path_of(const char *given, char *path, size_t path_bytes, char *err, size_t err_bytes) {
@@ -54,7 +57,8 @@ int checkpoint_path_of(const char *given, char *path, size_t path_bytes, char *e
     return 0;
   }
   char name[FILE_NAME_BYTES];
-  read_latest(given, name, sizeof name);
+  const int status = read_latest(given, name, sizeof name, err, err_bytes);
+  if (status) return status;
   if (!name[0]) {
     snprintf(err, err_bytes, "'%s' is a directory without a `latest` file: name a checkpoint file in it", given);
     return EXIT_USER_ERROR;
@@ -63,16 +67,19 @@ int checkpoint_path_of(const char *given, char *path, size_t path_bytes, char *e
   return 0;
 }
 
-/* Newest step file in dir whose header is good, skipping `skip`; "" if none. */
-static void newest_complete(const char *dir, const char *skip, char *out, size_t out_bytes) {
+/* Newest step file in dir whose header is good, skipping `skip`; "" if
+ * none. Returns the number of step files seen (skip included). */
+static int newest_complete(const char *dir, const char *skip, char *out, size_t out_bytes) {
   out[0] = '\0';
+  int seen = 0;
   DIR *d = opendir(dir);
-  if (!d) return;
+  if (!d) return 0;
   long long best = -1;
   struct dirent *e;
   while ((e = readdir(d))) {
     long long step;
     if (!ckpt_parse_step_file(e->d_name, &step)) continue;
+    seen++;
     char path[JOINED_PATH_BYTES], err[MESSAGE_BYTES];
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
     if (step > best && strcmp(path, skip) != 0 && ckpt_check_header(path, err, sizeof err) == 0) {
@@ -81,6 +88,7 @@ static void newest_complete(const char *dir, const char *skip, char *out, size_t
     }
   }
   closedir(d);
+  return seen;
 }
 
 void ckpt_resolve_resume(const char *resume, const char *save_dir, int world_rank, char *path, size_t path_bytes) {
@@ -93,7 +101,8 @@ void ckpt_resolve_resume(const char *resume, const char *save_dir, int world_ran
   }
   if (!save_dir[0]) fail_collective(EXIT_USER_ERROR, "--resume auto needs --save-dir DIR to look in");
   char name[FILE_NAME_BYTES];
-  read_latest(save_dir, name, sizeof name);
+  const int status = read_latest(save_dir, name, sizeof name, err, sizeof err);
+  if (status) fail_collective(status, "--resume auto: %s", err);
   char candidate[JOINED_PATH_BYTES] = "";
   if (name[0]) {
     snprintf(candidate, sizeof candidate, "%s/%s", save_dir, name);
@@ -103,7 +112,14 @@ void ckpt_resolve_resume(const char *resume, const char *save_dir, int world_ran
     }
     if (world_rank == 0) fprintf(stderr, "tessera: warning: %s; looking for an older checkpoint\n", err);
   }
-  newest_complete(save_dir, candidate, path, path_bytes);
+  /* checkpoints there but none readable: an error, never a fresh start
+   * that would overwrite the earlier run's metrics and saves */
+  const int seen = newest_complete(save_dir, candidate, path, path_bytes);
+  if (!path[0] && (seen > 0 || name[0]))
+    fail_collective(EXIT_IO_ERROR,
+                    "--resume auto: '%s' holds checkpoints but none is readable%s%s; refusing a fresh start over "
+                    "them (name one with --resume PATH, or another --save-dir)",
+                    save_dir, name[0] ? ": " : "", name[0] ? err : "");
 }
 
 int ckpt_point_latest(const char *dir, int64_t step) {

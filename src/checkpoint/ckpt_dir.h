@@ -18,12 +18,15 @@ int ckpt_check_header(const char *path, char *err, size_t err_bytes);
 /* A checkpoint named by the user: a directory stands for the file its
  * `latest` names (so `--resume DIR`, `ckpt info DIR` and `sample --ckpt DIR`
  * take the newest save); anything else is the path itself. Returns 0, or
- * EXIT_USER_ERROR with a message in err for a directory without `latest`. */
+ * EXIT_USER_ERROR with a message in err for a directory without `latest`,
+ * EXIT_IO_ERROR for a `latest` that is a directory or names a path outside
+ * its directory. */
 int checkpoint_path_of(const char *given, char *path, size_t path_bytes, char *err, size_t err_bytes);
 
 /* The file `--resume` names: "auto" takes DIR/latest when its header is good,
- * else the newest complete step file of save_dir ("" when there is none: a
- * fresh start), reporting a damaged `latest` on stderr of rank 0; anything
+ * else the newest complete step file of save_dir ("" when there are no
+ * checkpoints at all: a fresh start; step files or a `latest` but none
+ * readable: an error), reporting a damaged `latest` on stderr of rank 0; anything
  * else is checkpoint_path_of the path, whose header must be good.
  * Collective failure (one message) otherwise. */
 void ckpt_resolve_resume(const char *resume, const char *save_dir, int world_rank, char *path, size_t path_bytes);

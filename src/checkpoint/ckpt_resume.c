@@ -15,6 +15,7 @@
 #include "checkpoint.h"
 #include "ckpt_names.h"
 #include "ckpt_tokenizer.h"
+#include "ckpt_validate.h"
 #include "clock.h"
 #include "dataset_tokenizer.h"
 #include "fail.h"
@@ -141,6 +142,8 @@ int64_t checkpoint_resume(const char *resume, const char *save_dir, const model_
                     "'%s' holds weights only (no optimizer state or step): start a run from it with --init-from %s, "
                     "not --resume", path, path);
   check_tokenizer(&f, path, tok);
+  if (ckpt_check_tensors(&f, &m->layout.reg, OPT_N_STATES, err, sizeof err) != 0)
+    fail_collective(EXIT_IO_ERROR, "%s", err);
 
   const size_t n = m->layout.reg.n_local_total;
   comm *replicas = &g->dp_sp;
@@ -202,6 +205,8 @@ int64_t checkpoint_load_weights(const char *given, const model_shape *shape, gri
   ckpt_resolve_resume(given, "", g->world_rank, path, sizeof path);
   ckpt_file f;
   open_checked(&f, path, shape);
+  char err[MESSAGE_BYTES] = "";
+  if (ckpt_check_tensors(&f, &m->layout.reg, 1, err, sizeof err) != 0) fail_collective(EXIT_IO_ERROR, "%s", err);
   /* as a resume without ZeRO: the even split of this tp shard's weights */
   weights_reader reader = {&f, path, 0};
   float *weights = weights_load(g, &m->layout.reg, NULL, read_weights, &reader, "a rank could not read the checkpoint");

@@ -19,6 +19,7 @@
 #include "checkpoint_file.h"
 #include "ckpt_names.h"
 #include "ckpt_tokenizer.h"
+#include "ckpt_validate.h"
 #include "commands.h"
 #include "fail.h"
 #include "model.h"
@@ -80,17 +81,13 @@ static void check_tokenizer(ckpt_file *f, bool verify) {
   tokenizer_free(t);
 }
 
-/* Each state of tensor p is there with its logical shape; verify reads
- * every byte (each tile's CRC checked), info prints the shape. */
-static void check_tensor(ckpt_file *f, const char *path, const param_spec *p, bool verify, int n_states) {
+/* After ckpt_check_tensors (each state of every tensor there, of its
+ * logical shape, type and tiling): verify reads every byte of p's states
+ * (each tile's CRC checked), info prints the shape. */
+static void check_tensor(ckpt_file *f, const param_spec *p, bool verify, int n_states) {
   for (int s = 0; s < n_states; s++) {
     char tensor[CKPT_TENSOR_PATH_BYTES], err[MESSAGE_BYTES];
     ckpt_tensor_path(tensor, p->name, (optimizer_state)s);
-    int n_dims = 0;
-    int64_t got[4];
-    bool same = ckpt_tensor_shape(f, tensor, &n_dims, got) == 0 && n_dims == p->n_dims;
-    for (int d = 0; same && d < n_dims; d++) same = got[d] == p->shape[d];
-    if (!same) fail_collective(EXIT_IO_ERROR, "checkpoint '%s': tensor %s is missing or misshapen", path, tensor);
     if (verify) {
       float *data = xmalloc((size_t)p->n_logical * sizeof *data, "verify buffer");
       int64_t start[4] = {0, 0, 0, 0};
@@ -108,14 +105,14 @@ static void check_tensor(ckpt_file *f, const char *path, const param_spec *p, bo
 int ckpt_command(int argc, char **argv) {
   if (argc != 3 || (strcmp(argv[1], "info") != 0 && strcmp(argv[1], "verify") != 0)) return usage(argc, argv);
   const bool verify = strcmp(argv[1], "verify") == 0;
-  char path[JOINED_PATH_BYTES], err[MESSAGE_BYTES], text[256] = "";
+  char path[JOINED_PATH_BYTES], err[MESSAGE_BYTES];
   int status = checkpoint_path_of(argv[2], path, sizeof path, err, sizeof err);
   if (status) fail_collective(status, "%s", err);
   ckpt_file f;
   status = ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err);
   if (status) fail_collective(status, "%s", err);
-  if (ckpt_attr_read_str(&f, "format", text, sizeof text) != 0 || strcmp(text, CKPT_FORMAT_NAME) != 0)
-    fail_collective(EXIT_IO_ERROR, "'%s' is an HDF5 file but not a tessera checkpoint", path);
+  /* the readers' checks (resume, sample, convert run the same); info shows an incomplete file */
+  if (ckpt_check_attributes(&f, verify, err, sizeof err) != 0) fail_collective(EXIT_IO_ERROR, "%s", err);
   model_shape shape;
   if (ckpt_read_model_shape(&f, &shape, err, sizeof err) != 0)
     fail_collective(EXIT_IO_ERROR, "checkpoint '%s' has no valid model shape attributes: %s", path, err);
@@ -127,13 +124,13 @@ int ckpt_command(int argc, char **argv) {
   const int n_states = weights_only ? 1 : OPT_N_STATES;
   if (!verify) print_info(&f, path, &shape, complete, weights_only);
   check_tokenizer(&f, verify);
+  /* the readers' one check (resume, sample, convert run the same) */
+  if (ckpt_check_tensors(&f, &reg, n_states, err, sizeof err) != 0) fail_collective(EXIT_IO_ERROR, "%s", err);
   int64_t n_params = 0;
   for (int k = 0; k < reg.n_params; k++) {
     n_params += reg.params[k].n_logical;
-    check_tensor(&f, path, &reg.params[k], verify, n_states);
+    check_tensor(&f, &reg.params[k], verify, n_states);
   }
-  if (verify && complete != 1)
-    fail_collective(EXIT_IO_ERROR, "checkpoint '%s' is incomplete (no `complete` marker): the save was interrupted", path);
   if (verify) printf("%s: complete, %d tensors x %d state%s, %lld parameters, every checksum good\n", path,
                      reg.n_params, n_states, n_states == 1 ? " (weights only)" : "s", (long long)n_params);
   else printf("%d tensors, %lld parameters\n", reg.n_params, (long long)n_params);

@@ -13,6 +13,7 @@
 #include "checkpoint.h"
 #include "checkpoint_file.h"
 #include "ckpt_names.h"
+#include "ckpt_validate.h"
 #include "ckpt_tokenizer.h"
 #include "cli_settings.h"
 #include "commands.h"
@@ -75,11 +76,13 @@ int sample_command(int argc, char **argv) {
   status = ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err);
   if (status) fail_collective(status, "%s", err);
   model_shape shape;
+  if (ckpt_check_attributes(&f, true, err, sizeof err) != 0) fail_collective(EXIT_IO_ERROR, "%s", err);
   if (ckpt_read_model_shape(&f, &shape, err, sizeof err) != 0) fail_collective(EXIT_IO_ERROR, "%s", err);
   tokenizer *tok = sample_tokenizer(&f, tokenizer_path, shape.vocab_size);
   model m;
   model_create(&m, backend_cpu(), shape, 1, shape.seq_len, NULL);
   const registry *reg = &m.layout.reg;
+  if (ckpt_check_tensors(&f, reg, 1, err, sizeof err) != 0) fail_collective(EXIT_IO_ERROR, "%s", err);
   float *host = xcalloc(reg->n_local_total, sizeof *host, "checkpoint weights");
   for (int k = 0; k < reg->n_params; k++) { /* one rank: local shards are the logical tensors */
     const param_spec *p = &reg->params[k];

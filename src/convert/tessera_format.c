@@ -16,6 +16,7 @@
 #include "ckpt_dir.h"
 #include "ckpt_names.h"
 #include "ckpt_tokenizer.h"
+#include "ckpt_validate.h"
 #include "model_io_internal.h"
 #include "param_layout.h"
 
@@ -72,6 +73,12 @@ int tessera_source_open(model_source *s, const char *given, char *err, size_t er
   }
   registry_init(&t->whole, 0, 1);
   model_register(&t->whole, &s->shape, NULL);
+  if ((status = ckpt_check_tensors(&t->file, &t->whole, 1, err, err_bytes)) != 0) {
+    ckpt_file_close(&t->file);
+    registry_free(&t->whole);
+    free(t);
+    return status;
+  }
   snprintf(s->description, sizeof s->description, "tessera checkpoint%s",
            ckpt_is_weights_only(&t->file) ? " (weights only)" : "");
   s->impl = t;

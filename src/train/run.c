@@ -2,8 +2,10 @@
 #include "run.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "checkpoint.h"
 #include "fail.h"
@@ -115,10 +117,17 @@ static void create_training_state(run *r) {
 
 /* Rank 0 opens the metrics file only now that the input is known to be
  * good: a refused run never truncates the metrics of an earlier one; a
- * resumed run appends. Every rank learns whether it worked. */
+ * resumed run appends; a fresh start over an earlier run's metrics says so
+ * before it truncates them. Every rank learns whether it worked. */
 static void open_metrics(run *r) {
   char err[MESSAGE_BYTES];
   int64_t failed = 0;
+  struct stat st;
+  if (r->rt->world_rank == 0 && r->resumed_step == 0 && r->cfg->metrics[0] && stat(r->cfg->metrics, &st) == 0 &&
+      S_ISREG(st.st_mode) && st.st_size > 0)
+    fprintf(stderr, "tessera: warning: a fresh start: truncating the metrics file '%s' (%lld bytes of an earlier "
+            "run); use --resume to continue that run or --metrics to keep them\n", r->cfg->metrics,
+            (long long)st.st_size);
   if (r->rt->world_rank == 0 && metrics_open(&r->mx, r->cfg->metrics, r->resumed_step > 0, err, sizeof err) != 0)
     failed = 1;
   comm_allreduce_max_i64(&r->grid.world, &failed, 1);
@@ -202,6 +211,12 @@ run *run_create(const config *cfg, const model_shape *shape, const runtime *rt) 
   if (cfg->resume[0])
     r->resumed_step =
         checkpoint_resume(cfg->resume, cfg->save_dir, &r->shape, &r->data_tok.tok, &r->grid, &r->mdl, &r->opt);
+  /* past the schedule's end there is nothing to continue: the run would
+   * report a negative step count */
+  if (r->resumed_step > cfg->steps)
+    fail_collective(EXIT_USER_ERROR,
+                    "--resume: the checkpoint is at step %lld, beyond this run's %lld steps: raise --steps to "
+                    "continue it", (long long)r->resumed_step, (long long)cfg->steps);
   /* a resumed run continues; --init-from starts one (so a job script may
    * pass both: the first run starts from the weights, requeued ones resume) */
   if (cfg->init_from[0] && r->resumed_step == 0)

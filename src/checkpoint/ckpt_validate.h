@@ -1,0 +1,36 @@
+/* ckpt_validate — the one check of a checkpoint's tensors against the model
+ * that every reader runs before it uses a byte of them: `--resume`,
+ * `--init-from`, `eval`, `sample`, `convert` and `ckpt info|verify`, so that
+ * verify cannot pass a file a resume refuses (doc/checkpoint-format.md,
+ * "What a reader guarantees").
+ */
+#ifndef TESSERA_CKPT_VALIDATE_H
+#define TESSERA_CKPT_VALIDATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "checkpoint_file.h"
+#include "registry.h"
+
+/* Each of the first n_states states (1: the weights; OPT_N_STATES: with
+ * Adam's moments) of every parameter of reg is a dataset of the parameter's
+ * logical shape, fp32, with a checksum tiling in range and one CRC per tile
+ * (ckpt_tensor_check). 0, or EXIT_IO_ERROR with the first mismatch in err. */
+int ckpt_check_tensors(ckpt_file *f, const registry *reg, int n_states, char *err, size_t err_bytes);
+
+/* The root attributes every reader relies on: `format` is tessera's,
+ * `format_version` the one this tessera reads, `complete` is 1 (when
+ * need_complete: `ckpt info` shows an incomplete file), `step` and
+ * `optimizer_step` are integers in [0, CKPT_MAX_STEP] and equal (each
+ * training step is one optimizer step, --init-from starts both at 0), and
+ * `data_position`, where the file has it with `batch_size`, is step ×
+ * batch_size. 0, or EXIT_IO_ERROR with the first violation in err. */
+int ckpt_check_attributes(ckpt_file *f, bool need_complete, char *err, size_t err_bytes);
+
+/* The largest step a checkpoint may hold: tokens (step × batch × seq_len)
+ * stay far from int64 overflow. */
+#define CKPT_MAX_STEP ((int64_t)1 << 40)
+
+#endif
