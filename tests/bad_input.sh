@@ -12,17 +12,7 @@ cfg="$TESTS_SRCDIR/tiny-test.ini"
 expect() {
   want=$1; name=$2; pattern=$3; np=$4; shift 4
   $RUN_MPI "$np" 60 "$TESSERA" "$@" > "$work/out" 2> "$work/err"
-  got=$?
-  if [ "$got" -ne "$want" ]; then
-    fail "$name: exit status $got, want $want"; sed 's/^/    /' "$work/err" | head -n 5; return
-  fi
-  if ! one_error_line "$work/err"; then
-    fail "$name: want exactly one error line, got:"; sed 's/^/    /' "$work/err" | head -n 8; return
-  fi
-  if ! grep '^tessera: error:' "$work/err" | grep -q -- "$pattern"; then
-    fail "$name: message does not match '$pattern':"; cat "$work/err"; return
-  fi
-  pass "$name ($(grep '^tessera: error:' "$work/err" | cut -c1-110))"
+  refusal "$name" "$want" $? "$work/err" "$pattern"
 }
 
 expect 1 "unknown option" "bogus" 2 train -c "$cfg" --data "$work/data" --bogus 3

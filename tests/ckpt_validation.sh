@@ -32,13 +32,7 @@ good="$work/good/step_00000002.h5"
 "$TESSERA" ckpt verify "$good" > /dev/null 2>&1 || fail "ckpt verify of the good checkpoint"
 
 # refused NAME STATUS FRAGMENT — the last command's status and stderr ($work/NAME.err)
-refused() {
-  if [ "$status" -eq "$2" ] && one_error_line "$work/$1.err" && grep -qF -- "$3" "$work/$1.err"; then
-    pass "$1: exit $2, $(grep '^tessera: error' "$work/$1.err" | cut -c1-150)"
-  else
-    fail "$1: status $status (want $2), want '$3' in:"; sed 's/^/    /' "$work/$1.err" | head -n 5
-  fi
-}
+refused() { refusal "$1" "$2" "$status" "$work/$1.err" "$3" -F; }
 
 # every_reader CASE FRAGMENT — resume, verify and sample refuse $work/CASE.h5
 every_reader() {

@@ -8,21 +8,11 @@
 # eval's layout numbers are config keys (tests/bad_input.sh, test_config).
 . "$TESTS_SRCDIR/lib.sh"
 
-# expect NAME PATTERN COMMAND... — exit 1, one error line matching PATTERN
+# expect NAME PATTERN COMMAND... — exit 1, one error line holding PATTERN
 expect() {
   name=$1; pattern=$2; shift 2
   "$@" > "$work/out" 2> "$work/err"
-  got=$?
-  if [ "$got" -ne 1 ]; then
-    fail "$name: exit status $got, want 1"; sed 's/^/    /' "$work/err" | head -n 5; return
-  fi
-  if ! one_error_line "$work/err"; then
-    fail "$name: want exactly one error line, got:"; sed 's/^/    /' "$work/err" | head -n 8; return
-  fi
-  if ! grep '^tessera: error:' "$work/err" | grep -qF -- "$pattern"; then
-    fail "$name: message does not contain \"$pattern\":"; cat "$work/err"; return
-  fi
-  pass "$name ($(grep '^tessera: error:' "$work/err" | cut -c1-110))"
+  refusal "$name" 1 $? "$work/err" "$pattern" -F
 }
 ckpt="$work/none.h5"  # never read: the numbers are refused first
 sample() { timeout 30 "$TESSERA" sample --ckpt "$ckpt" "$@"; }

@@ -138,14 +138,8 @@ expect_error() { # NAME PATTERN ARGS...
   name=$1; pattern=$2; shift 2
   rm -f "$work/bad.json"
   $RUN_MPI 2 60 "$TESSERA" eval --ckpt "$work/ck" --out "$work/bad.json" "$@" > "$work/bad.out" 2> "$work/bad.err"
-  status=$?
-  if [ $status -eq 1 ] && one_error_line "$work/bad.err" && grep '^tessera: error:' "$work/bad.err" | grep -q -- "$pattern" \
-    && [ ! -e "$work/bad.json" ]; then
-    pass "$name: $(grep '^tessera: error:' "$work/bad.err" | cut -c1-120)"
-  else
-    fail "$name: exit $status (want 1, one message matching '$pattern', no --out file):"
-    sed 's/^/    /' "$work/bad.err" | head -n 5
-  fi
+  refusal "$name" 1 $? "$work/bad.err" "$pattern" || return
+  [ ! -e "$work/bad.json" ] || fail "$name: refused, but left the --out file"
 }
 bad_task() { # NAME PATTERN LINE — the task file with its line 2 replaced by LINE
   { head -n 1 "$work/task.jsonl"; printf '%s\n' "$3"; tail -n +3 "$work/task.jsonl"; } > "$work/bad.jsonl"

@@ -127,3 +127,19 @@ mpi_unit_test() {
 
 # one_error_line FILE — true when FILE has exactly one "tessera: error:" line
 one_error_line() { [ "$(grep -c '^tessera: error:' "$1")" -eq 1 ]; }
+
+# refusal NAME WANT GOT ERR PATTERN [-F] — judges a run that must be refused:
+# its exit status GOT is WANT, its stderr ERR has exactly one "tessera:
+# error:" line, and that line matches PATTERN (a basic regular expression, a
+# fixed string with -F). Prints ok or FAIL (with the stderr); 0 when ok.
+refusal() {
+  r_name=$1; r_want=$2; r_got=$3; r_err=$4; r_pattern=$5; r_fixed=${6:-}
+  if [ "$r_got" -ne "$r_want" ]; then fail "$r_name: exit status $r_got, want $r_want"
+  elif ! one_error_line "$r_err"; then fail "$r_name: want exactly one error line, got:"
+  elif ! grep '^tessera: error:' "$r_err" | grep -q $r_fixed -- "$r_pattern"; then
+    fail "$r_name: the message does not match '$r_pattern':"
+  else pass "$r_name ($(grep '^tessera: error:' "$r_err" | cut -c1-150))"; return 0
+  fi
+  sed 's/^/    /' "$r_err" | head -n 8
+  return 1
+}

@@ -51,13 +51,7 @@ train() { # NP ARGS... — exit status; stdout in out, stderr in err
   np=$1; shift
   $RUN_MPI "$np" 60 "$TESSERA" train -c "$work/tiny.ini" "$@" > "$work/out" 2> "$work/err"
 }
-refused() { # NAME PATTERN — the last run exited 1 with one message matching PATTERN
-  if [ "$status" -eq 1 ] && one_error_line "$work/err" && grep '^tessera: error:' "$work/err" | grep -q -- "$2"; then
-    pass "$1: exit 1, one message: $(sed 's/^tessera: error: //' "$work/err" | cut -c 1-150)"
-  else
-    fail "$1: exit $status:"; sed 's/^/    /' "$work/err" | head -n 5
-  fi
-}
+refused() { refusal "$1" 1 "$status" "$work/err" "$2"; } # NAME PATTERN — the last run's refusal
 
 train 1 --data "$work/g" --vocab_size 1024; status=$?
 refused "vocab_size 1024 < 50257" "has 50257 ids, the model's vocab_size is 1024: set vocab_size >= 50257"
