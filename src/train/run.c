@@ -201,8 +201,19 @@ static void build_stage(run *r) {
   r->loaded_targets = xmalloc(micro_tokens * sizeof(int32_t), "loaded targets");
 }
 
+/* Rank 0 looks at the save directory before anything is loaded or
+ * trained: a save that cannot happen is said now, not after hours. */
+static void check_save_dir(run *r) {
+  char err[MESSAGE_BYTES] = "";
+  int64_t status = 0;
+  if (r->cfg->save_dir[0] && r->rt->world_rank == 0) status = ckpt_check_save_dir(r->cfg->save_dir, err, sizeof err);
+  comm_allreduce_max_i64(&r->grid.world, &status, 1);
+  if (status) fail_collective((int)status, "%s", err);
+}
+
 run *run_create(const config *cfg, const model_shape *shape, const runtime *rt) {
   run *r = start_run(cfg, shape, rt);
+  check_save_dir(r);
   open_data(r);
   data_tokenizer_resolve(cfg, &r->train_ds, r->separate_val ? &r->val_ds : NULL, &r->data_tok);
   build_stage(r);
