@@ -183,6 +183,13 @@ int ckpt_check_save_dir(const char *dir, char *err, size_t err_bytes) {
   return probe_writable(dir, err, err_bytes);
 }
 
+int64_t ckpt_latest_step(const char *dir) {
+  char name[FILE_NAME_BYTES], err[MESSAGE_BYTES];
+  long long step;
+  if (read_latest(dir, name, sizeof name, err, sizeof err) != 0 || !ckpt_parse_step_file(name, &step)) return -1;
+  return step;
+}
+
 int ckpt_point_latest(const char *dir, int64_t step) {
   char latest_tmp[JOINED_PATH_BYTES], latest[JOINED_PATH_BYTES], name[FILE_NAME_BYTES];
   snprintf(latest_tmp, sizeof latest_tmp, "%s/.latest.tmp", dir);

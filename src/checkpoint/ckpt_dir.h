@@ -39,6 +39,10 @@ void ckpt_resolve_resume(const char *resume, const char *save_dir, int world_ran
  * that gives the OS's reason (ENOTDIR, EACCES, EROFS, ELOOP, ENOENT...). */
 int ckpt_check_save_dir(const char *dir, char *err, size_t err_bytes);
 
+/* The step of the checkpoint DIR/latest names; -1 when there is none (or
+ * it names no step file). */
+int64_t ckpt_latest_step(const char *dir);
+
 /* After a save: DIR/latest names step's file (written beside and renamed),
  * and with keep > 0 only the newest `keep` step files stay. 0, or -1 with
  * errno set. */

@@ -16,17 +16,23 @@
 #include "ckpt_tokenizer.h"
 #include "clock.h"
 
-/* the test-only crash point: TESSERA_FAULT_SAVE="RANK:STEP" */
+/* the test-only fault point: TESSERA_FAULT_SAVE="RANK:STEP" dies in the
+ * save of STEP; "RANK:STEP:stall" stalls for 60 s in every save from STEP
+ * on (a save too slow to end before mpirun's SIGKILL) */
 static void maybe_inject_fault(const grid *g, int64_t step) {
   int fault_rank = -1;
   long long fault_step = -1;
+  char mode[8] = "";
   const char *fault = getenv("TESSERA_FAULT_SAVE");
-  if (!fault || sscanf(fault, "%d:%lld", &fault_rank, &fault_step) != 2) return;
-  if (fault_rank != g->world_rank || fault_step != step) return;
-  fprintf(stderr, "tessera: rank %d: injected fault: dying in the save of step %lld\n", g->world_rank,
-          (long long)step);
+  if (!fault || sscanf(fault, "%d:%lld:%7s", &fault_rank, &fault_step, mode) < 2) return;
+  const bool stall = strcmp(mode, "stall") == 0;
+  if (fault_rank != g->world_rank || (stall ? step < fault_step : step != fault_step)) return;
+  fprintf(stderr, "tessera: rank %d: injected fault: %s in the save of step %lld\n", g->world_rank,
+          stall ? "stalling for 60 s" : "dying", (long long)step);
   fflush(stderr);
-  _exit(9);
+  if (!stall) _exit(9);
+  const double until = now_seconds() + 60; /* sleep() ends early at a signal: the stop's SIGTERM */
+  while (now_seconds() < until) sleep(1);
 }
 
 /* Starts the kernel writing the file's dirty pages to disk without waiting,
