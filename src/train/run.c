@@ -221,7 +221,8 @@ run *run_create(const config *cfg, const model_shape *shape, const runtime *rt) 
 
   if (cfg->resume[0])
     r->resumed_step =
-        checkpoint_resume(cfg->resume, cfg->save_dir, &r->shape, &r->data_tok.tok, &r->grid, &r->mdl, &r->opt);
+        checkpoint_resume(cfg->resume, cfg->save_dir, &r->shape, cfg->batch_size, &r->data_tok.tok, &r->grid,
+                          &r->mdl, &r->opt);
   /* past the schedule's end there is nothing to continue: the run would
    * report a negative step count */
   if (r->resumed_step > cfg->steps)
