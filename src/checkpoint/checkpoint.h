@@ -30,8 +30,12 @@
  * thread), ckpt_write (the two writers), ckpt_resume (the load).
  * Checkpoint code takes the model shape and a description of the run
  * (ckpt_run_info), never the configuration.
+ * A save that fails (disk full, I/O error) removes its temporary file and
+ * ends the job with one message; `latest` and the earlier files stay.
  * Test hook: TESSERA_FAULT_SAVE="RANK:STEP" kills a rank halfway through the
- * writing of a save, to show that the previous checkpoint survives.
+ * writing of a save, to show that the previous checkpoint survives;
+ * "RANK:STEP:stall" stalls every save from STEP on for 60 s there (a save
+ * that mpirun's SIGKILL interrupts).
  */
 #ifndef TESSERA_CHECKPOINT_H
 #define TESSERA_CHECKPOINT_H
