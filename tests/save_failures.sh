@@ -53,6 +53,17 @@ mount_tmpfs "$work/ro" ro,size=64k
 refused_dir dir_read_only 1 "$work/ro" \
   "save directory '$work/ro' is not writable: cannot create a file in it: Read-only file system"
 refused_dir dir_read_only_new 1 "$work/ro/new" "cannot create save directory '$work/ro/new': Read-only file system"
+# mode bits: root ignores them, so as `nobody` (setpriv; an MPI singleton)
+# in a directory root owns
+if command -v setpriv > /dev/null && setpriv --reuid=65534 --regid=65534 --clear-groups "$TESSERA" --version > /dev/null 2>&1; then
+  chmod 755 "$work"; mkdir -m 755 "$work/root_only"; chmod 644 "$work"/data.*
+  (cd "$work/root_only" && timeout 60 setpriv --reuid=65534 --regid=65534 --clear-groups "$TESSERA" train -c "$cfg" \
+    --data "$work/data" --steps 1 --save-dir "$work/root_only" --metrics /dev/null) > /dev/null 2> "$work/dir_no_permission.err"
+  refusal dir_no_permission 1 $? "$work/dir_no_permission.err" \
+    "save directory '$work/root_only' is not writable: cannot create a file in it: Permission denied" -F
+else
+  echo "skip: dir_no_permission (cannot run tessera as nobody with setpriv)"
+fi
 mkdir -p "$work/latest_dir/latest"
 refused_dir latest_is_dir 2 "$work/latest_dir" \
   "save directory: '$work/latest_dir/latest' is a directory, not the file naming the newest checkpoint"
