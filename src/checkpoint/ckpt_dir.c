@@ -2,6 +2,7 @@
 #include "ckpt_dir.h"
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -197,12 +198,12 @@ int ckpt_point_latest(const char *dir, int64_t step) {
   ckpt_step_name(name, sizeof name, step);
   FILE *lf = fopen(latest_tmp, "w");
   if (!lf) return -1;
-  if (fprintf(lf, "%s\n", name) < 0) {
-    fclose(lf);
-    return -1;
-  }
-  if (fclose(lf) != 0 || rename(latest_tmp, latest) != 0) return -1;
-  return 0;
+  const bool written = fprintf(lf, "%s\n", name) >= 0;
+  if (fclose(lf) == 0 && written && rename(latest_tmp, latest) == 0) return 0;
+  const int saved_errno = errno; /* a full disk: the old `latest` stays, its stand-in goes */
+  unlink(latest_tmp);
+  errno = saved_errno;
+  return -1;
 }
 
 void ckpt_keep_newest(const char *dir, int keep) {
