@@ -4,12 +4,34 @@
 #include <errno.h>
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fail.h"
+
+/* Creates the folders above `path` that are missing (the default file is
+ * runs/metrics.jsonl, and runs/ need not exist yet). */
+static int make_parent_folders(const char *path, char *err, size_t err_bytes) {
+  char folder[4096];
+  if (snprintf(folder, sizeof folder, "%s", path) >= (int)sizeof folder) {
+    snprintf(err, err_bytes, "metrics file path too long: '%s'", path);
+    return -1;
+  }
+  for (char *slash = strchr(folder + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+    *slash = '\0';
+    if (mkdir(folder, 0755) != 0 && errno != EEXIST) {
+      snprintf(err, err_bytes, "cannot create the folder '%s' of the metrics file '%s': %s", folder, path,
+               strerror(errno));
+      return -1;
+    }
+    *slash = '/';
+  }
+  return 0;
+}
 
 int metrics_open(metrics *mx, const char *path, int append, char *err, size_t err_bytes) {
   memset(mx, 0, sizeof *mx);
   if (!path || !path[0]) return 0;
+  if (make_parent_folders(path, err, err_bytes) != 0) return -1;
   mx->file = fopen(path, append ? "a" : "w");
   if (!mx->file) {
     snprintf(err, err_bytes, "cannot open metrics file '%s': %s", path, strerror(errno));

@@ -78,8 +78,9 @@ expect 1 "sequence sharding needs tp | seq_len" "seq_len = 31 is not divisible b
 expect 1 "malformed switch value" "tp_seq_shard" 2 train -c "$cfg" --data "$work/data" --tp-seq-shard=maybe
 expect 1 "world not divisible by tp" "3 ranks cannot be split as --tp 2" 3 train -c "$cfg" --data "$work/data" --tp 2
 
-expect 1 "unwritable metrics file" "nodir/m.jsonl" 2 train -c "$cfg" --data "$work/data" \
-  --metrics "$work/nodir/m.jsonl" --steps 1
+: > "$work/afile"
+expect 1 "unwritable metrics file" "afile/m.jsonl': Not a directory" 2 \
+  train -c "$cfg" --data "$work/data" --metrics "$work/afile/m.jsonl" --steps 1
 # a refused run leaves the metrics of an earlier run alone
 echo '{"step":1,"loss":1}' > "$work/earlier.jsonl"
 expect 1 "missing data, existing metrics" "missing" 2 train -c "$cfg" --data "$work/missing" \

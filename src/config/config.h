@@ -80,6 +80,7 @@ typedef struct config {
   bool profile;          /* time per region of the model */
   char metrics[PATH_BYTES];
   progress_choice progress;
+  int64_t log_every;
   double peak_tflops;    /* 0: measure sgemm peak at start-up */
   char save_dir[PATH_BYTES];
   int64_t save_every;

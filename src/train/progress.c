@@ -17,7 +17,10 @@ void progress_format_duration(double seconds, char *out, int out_bytes) {
 
 void progress_start(progress *pg, bool is_rank0, int mode, int64_t first_step, int64_t last_step) {
   pg->enabled = is_rank0;
-  pg->live = is_rank0 && (mode == PROGRESS_ON || (mode == PROGRESS_AUTO && isatty(STDERR_FILENO)));
+  /* The status line shares stdout with the step lines: two streams reach a
+   * terminal through mpirun by separate forwarding, and a \r on one of them
+   * lands in the middle of a line of the other ("ETA 2m12sstep 26/300"). */
+  pg->live = is_rank0 && (mode == PROGRESS_ON || (mode == PROGRESS_AUTO && isatty(STDOUT_FILENO)));
   pg->first_step = first_step;
   pg->last_step = last_step;
   pg->start_seconds = now_seconds();
@@ -26,7 +29,7 @@ void progress_start(progress *pg, bool is_rank0, int mode, int64_t first_step, i
 
 static void clear_status(progress *pg) {
   if (pg->line_shown) {
-    fputs("\r\033[K", stderr);
+    fputs("\r\033[K", stdout);
     pg->line_shown = false;
   }
 }
@@ -51,13 +54,13 @@ void progress_update(progress *pg, int64_t step, double loss, double tokens_per_
   int filled = total > 0 ? (int)(20 * done / total) : 20;
   for (int i = 0; i < 20; i++) bar[i] = i < filled ? '#' : '.';
   bar[20] = '\0';
-  fprintf(stderr, "\r\033[K[%s] step %lld/%lld  loss %.4f  %.0f tok/s  ETA %s", bar,
+  printf("\r\033[K[%s] step %lld/%lld  loss %.4f  %.0f tok/s  ETA %s", bar,
           (long long)step, (long long)pg->last_step, loss, tokens_per_s, eta_text);
-  fflush(stderr);
+  fflush(stdout);
   pg->line_shown = true;
 }
 
 void progress_finish(progress *pg) {
-  if (pg->live && pg->line_shown) fputc('\n', stderr);
+  if (pg->live && pg->line_shown) fputc('\n', stdout), fflush(stdout);
   pg->line_shown = false;
 }

@@ -1,9 +1,10 @@
 /* progress — what a person watching the run sees.
  *
  * Rank 0 prints one plain line per logged step to stdout (greppable, fine in
- * a Slurm log). When stderr is a terminal (or progress=on), it also keeps a
- * live status line at the bottom — a bar, step, loss, tokens/s and ETA —
- * redrawn in place with \r; step lines are printed above it.
+ * a Slurm log), every log_every steps. When stdout is a terminal (or
+ * progress=on), it also keeps a live status line at the bottom — a bar,
+ * step, loss, tokens/s and ETA — redrawn in place with \r on the same
+ * stream, so step lines are printed above it and never interleave with it.
  */
 #ifndef TESSERA_PROGRESS_H
 #define TESSERA_PROGRESS_H

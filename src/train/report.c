@@ -174,7 +174,9 @@ void report_step(run *r, run_totals *totals, int64_t step, const step_result *re
   const double tokens = (double)cfg->batch_size * cfg->seq_len;
   const double tokens_per_s = tokens / res->seconds;
   const double mfu = model_flops_per_token(&r->shape, cfg->seq_len) * tokens_per_s / r->peak_flops_total;
-  progress_print(&r->pg,
+  /* the first, every log_every-th and the last step; a stopped run's last step is its final line anyway */
+  if (step == r->resumed_step + 1 || step % cfg->log_every == 0 || step == run_last_step(r))
+    progress_print(&r->pg,
                  "step %5lld/%lld | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | MFU %.1f%% | %.0f ms\n",
                  (long long)step, (long long)cfg->steps, res->loss, res->lr, res->grad_norm, tokens_per_s,
                  100 * mfu, 1000 * res->seconds);

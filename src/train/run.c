@@ -60,6 +60,13 @@ static void open_data(run *r) {
                     "data '%s' holds %llu tokens: too few for one training sequence of seq_len %d "
                     "(+1); use more text or a smaller seq_len",
                     cfg->data, (unsigned long long)r->train_ds.n_tokens, cfg->seq_len);
+  /* legal (the data order wraps into the next epoch) but rarely meant: every
+   * step would see some windows twice */
+  if (r->rt->world_rank == 0 && (uint64_t)cfg->batch_size > train.n_windows)
+    fprintf(stderr,
+            "tessera: warning: the global batch of %d sequences is more than the %llu training windows of seq_len %d "
+            "in '%s': each step repeats windows; use more data or a smaller batch_size\n",
+            cfg->batch_size, (unsigned long long)train.n_windows, cfg->seq_len, cfg->data);
   r->loader = (batch_loader){.train = train,
                              .val = val,
                              .seq_len = cfg->seq_len,
