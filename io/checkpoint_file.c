@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,18 +18,65 @@
 #include "fail.h"
 #include "file_range.h"
 
-/* The HDF5 checking macro: the call, HDF5's innermost message, abort. */
-static herr_t keep_first(unsigned n, const H5E_error2_t *e, void *out) {
-  if (n == 0) snprintf((char *)out, 256, "%s (%s)", e->desc ? e->desc : "?", e->func_name);
+/* The first failure of a file whose writer keeps write errors. */
+static void write_failed(ckpt_file *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void write_failed(ckpt_file *f, const char *fmt, ...) {
+  if (f->write_status) return;
+  f->write_status = EXIT_IO_ERROR;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(f->write_err, sizeof f->write_err, fmt, ap);
+  va_end(ap);
+}
+
+/* HDF5's error stack, outermost first: the first entry says what failed;
+ * the OS's reason, when a file driver saw one, is in an inner entry (the
+ * sec2 driver writes "... error message = 'No space left on device' ...";
+ * the MPI-IO driver's stack has none, errno has it: see h5_failed). */
+typedef struct h5_failure {
+  char what[256], reason[256];
+} h5_failure;
+
+static void copy_reason(char *out, size_t out_bytes, const char *desc) {
+  const char *marker = "error message = '";
+  const char *at = strstr(desc, marker);
+  if (!at) {
+    snprintf(out, out_bytes, "%s", desc);
+    return;
+  }
+  at += strlen(marker);
+  const size_t n = strcspn(at, "'");
+  snprintf(out, out_bytes, "%.*s", (int)n, at);
+}
+
+static herr_t keep_failure(unsigned n, const H5E_error2_t *e, void *out) {
+  h5_failure *fail = out;
+  const char *desc = e->desc ? e->desc : "?";
+  if (n == 0) snprintf(fail->what, sizeof fail->what, "%s (%s)", desc, e->func_name);
+  if (strstr(desc, "error message = '") || strstr(desc, "MPI_ERR") || strstr(desc, "errno"))
+    copy_reason(fail->reason, sizeof fail->reason, desc);
   return 0;
 }
-#define H5_CHECK(call)                                                                    \
-  do {                                                                                    \
-    if ((call) < 0) {                                                                     \
-      char h5_msg[256] = "no message";                                                    \
-      H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, keep_first, h5_msg);                       \
-      fail_local(EXIT_IO_ERROR, "HDF5: %s failed on '%s': %s", #call, f->path, h5_msg);   \
-    }                                                                                     \
+
+/* The HDF5 checking macro: the call and HDF5's message; the job ends, or
+ * the failure is kept for the writer (ckpt_file_keep_write_errors). errno
+ * is cleared before the call: the MPI-IO driver's stack carries no OS
+ * reason, but the failed write leaves it in errno (ENOSPC, EIO). */
+static void h5_failed(ckpt_file *f, const char *call, int os_error) {
+  h5_failure fail = {"no message", ""};
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, keep_failure, &fail);
+  if (!f->keep_write_errors) fail_local(EXIT_IO_ERROR, "HDF5: %s failed on '%s': %s", call, f->path, fail.what);
+  if (!fail.reason[0] && os_error) snprintf(fail.reason, sizeof fail.reason, "%s", strerror(os_error));
+  const int name_length = (int)strcspn(call, "(");
+  if (fail.reason[0])
+    write_failed(f, "writing '%s' failed: %s (HDF5: %.*s)", f->path, fail.reason, name_length, call);
+  else
+    write_failed(f, "writing '%s' failed: HDF5: %.*s: %s", f->path, name_length, call, fail.what);
+}
+#define H5_CHECK(call)                                   \
+  do {                                                   \
+    errno = 0;                                           \
+    if ((call) < 0) h5_failed(f, #call, errno);          \
   } while (0)
 
 bool ckpt_file_parallel_available(void) {
@@ -131,20 +179,54 @@ int ckpt_file_open(ckpt_file *f, const char *path, MPI_Comm comm, char *err, siz
 
 static void pwrite_all(ckpt_file *f, int fd, const char *data, size_t bytes, off_t offset);
 
-void ckpt_file_close(ckpt_file *f) {
-  if (f->direct) {
-    const int error = direct_writer_close(f->direct);
-    f->direct = NULL;
-    if (error) fail_local(EXIT_IO_ERROR, "writing checkpoint '%s' failed: %s", f->path, strerror(error));
-  }
+void ckpt_file_keep_write_errors(ckpt_file *f) { f->keep_write_errors = true; }
+
+/* A failed write (errno err) of the file's bytes: fatal, or kept. */
+static void bytes_failed(ckpt_file *f, int err) {
+  if (!f->keep_write_errors) fail_local(EXIT_IO_ERROR, "writing checkpoint '%s' failed: %s", f->path, strerror(err));
+  write_failed(f, "writing '%s' failed: %s", f->path, strerror(err));
+}
+
+/* The direct writer's queued writes done; its first failure kept. */
+static void finish_direct_writes(ckpt_file *f) {
+  if (!f->direct) return;
+  const int error = direct_writer_close(f->direct);
+  f->direct = NULL;
+  if (error) bytes_failed(f, error);
+}
+
+void ckpt_file_drop(ckpt_file *f) {
+  finish_direct_writes(f);
+  f->dropped = true;
+  f->n_deferred = 0;
+  if (f->buffered_fd >= 0 && ftruncate(f->buffered_fd, 0) != 0 && !f->write_status)
+    write_failed(f, "truncating '%s' failed: %s", f->path, strerror(errno));
+}
+
+int ckpt_file_finish_bytes(ckpt_file *f) {
+  finish_direct_writes(f);
   for (size_t i = 0; i < f->n_deferred; i++) /* the O_DIRECT writes are done: no more waits */
     pwrite_all(f, f->buffered_fd, f->deferred_data + f->deferred[i].at, f->deferred[i].bytes, f->deferred[i].offset);
   free(f->deferred);
   free(f->deferred_data);
   f->deferred = NULL, f->deferred_data = NULL;
   f->n_deferred = f->deferred_capacity = f->deferred_used = f->deferred_bytes = 0;
-  if (f->buffered_fd >= 0 && close(f->buffered_fd) != 0)
-    fail_local(EXIT_IO_ERROR, "writing checkpoint '%s' failed: %s", f->path, strerror(errno));
+  hsize_t size = 0;
+  if (f->file > 0 && f->buffered_fd >= 0 && !f->write_status && !f->dropped && H5Fget_filesize(f->file, &size) >= 0 &&
+      size > 0) {
+    /* fallocate, not posix_fallocate: glibc emulates the latter by writing
+     * bytes, racing with the other writers of a collective file */
+    if (fallocate(f->buffered_fd, 0, 0, (off_t)size) != 0 && errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL)
+      bytes_failed(f, errno); /* a file system without fallocate: as before */
+  }
+  return f->write_status;
+}
+
+int ckpt_file_close(ckpt_file *f) {
+  ckpt_file_finish_bytes(f);
+  if (f->write_status && !f->dropped) ckpt_file_drop(f);
+  if (f->file > 0 && !f->dropped) H5_CHECK(H5Fflush(f->file, H5F_SCOPE_GLOBAL));
+  if (f->buffered_fd >= 0 && close(f->buffered_fd) != 0) bytes_failed(f, errno);
   f->buffered_fd = -1;
   if (f->read_fd >= 0) close(f->read_fd); /* read-only: nothing to lose */
   f->read_fd = -1;
@@ -154,17 +236,20 @@ void ckpt_file_close(ckpt_file *f) {
   f->scratch = NULL;
   f->scratch_elements = 0;
   if (f->file > 0) {
-    H5_CHECK(H5Fflush(f->file, H5F_SCOPE_GLOBAL));
-    H5_CHECK(H5Fclose(f->file));
+    H5_CHECK(H5Fclose(f->file)); /* a read-only file, or after a drop: nothing left to flush */
   }
   f->file = 0;
+  return f->write_status;
 }
 
 static void pwrite_all(ckpt_file *f, int fd, const char *data, size_t bytes, off_t offset) {
-  while (bytes > 0) {
+  while (bytes > 0 && !f->write_status && !f->dropped) { /* after a kept failure: nothing more to write */
     ssize_t done = pwrite(fd, data, bytes, offset);
     if (done < 0 && errno == EINTR) continue;
-    if (done <= 0) fail_local(EXIT_IO_ERROR, "writing checkpoint '%s' failed: %s", f->path, strerror(errno));
+    if (done <= 0) {
+      bytes_failed(f, done < 0 ? errno : EIO);
+      return;
+    }
     data += done, bytes -= (size_t)done, offset += done;
   }
 }
@@ -204,7 +289,7 @@ static void write_run(ckpt_file *f, const char *data, size_t bytes, off_t offset
   write_buffered(f, data, head, offset);
   data += head, bytes -= head, offset += (off_t)head;
   const size_t middle = bytes / DIRECT_ALIGN * DIRECT_ALIGN;
-  if (middle) direct_writer_write(f->direct, data, middle, offset);
+  if (middle && !f->write_status && !f->dropped) direct_writer_write(f->direct, data, middle, offset);
   write_buffered(f, data + middle, bytes - middle, offset + (off_t)middle);
 }
 

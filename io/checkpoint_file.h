@@ -57,6 +57,10 @@ typedef struct ckpt_file {
   char path[JOINED_PATH_BYTES];
   /* the direct path for tensor bytes (files being written): */
   struct direct_writer *direct; /* O_DIRECT, or NULL where the file system refuses it */
+  bool keep_write_errors;       /* a failed write is recorded, not fatal (ckpt_file_keep_write_errors) */
+  int write_status;             /* 0, or EXIT_IO_ERROR once a write failed */
+  bool dropped;                 /* to be removed: no more bytes written (ckpt_file_drop) */
+  char write_err[MESSAGE_BYTES]; /* the first failure: the file and the OS's reason */
   int buffered_fd;              /* the unaligned head and tail of each tensor, small tensors */
   ckpt_deferred_write *deferred; /* those, while the O_DIRECT thread runs */
   size_t n_deferred, deferred_capacity;
@@ -78,8 +82,32 @@ bool ckpt_file_parallel_available(void);
 int ckpt_file_create(ckpt_file *f, const char *path, MPI_Comm comm, char *err, size_t err_bytes);
 /* Opens path read-only; returns EXIT_USER_ERROR (missing) or EXIT_IO_ERROR. */
 int ckpt_file_open(ckpt_file *f, const char *path, MPI_Comm comm, char *err, size_t err_bytes);
-/* Flushes and closes. */
-void ckpt_file_close(ckpt_file *f);
+/* A failed write of a file being written (disk full, I/O error) ends the
+ * job (fail_local), unless the writer asks for it back: from this call on
+ * the first failure is recorded in write_err, later byte writes are
+ * skipped, and HDF5 calls still run (every rank of a collective file must
+ * make the same ones); ckpt_file_close returns the failure, and the writer
+ * removes the file. */
+void ckpt_file_keep_write_errors(ckpt_file *f);
+/* A file being written, before it is closed: waits for the direct writes,
+ * does the deferred ones, and reserves the file's whole extent on disk, so
+ * that only HDF5's metadata is left to write, into space the file has (a
+ * metadata flush that fails leaves HDF5 1.10 unable to close the file: it
+ * crashes at exit). 0, or (keeping write errors) the first failure. */
+int ckpt_file_finish_bytes(ckpt_file *f);
+/* A file that will be removed (a write failed here, or on another rank of
+ * a collective file): waits for the direct writes, writes nothing more and
+ * truncates the file to nothing, so that on a full disk HDF5's close finds
+ * room for its metadata (a failed H5Fclose leaves HDF5 1.10 to crash at
+ * exit). Every rank of a collective file calls it (after
+ * ckpt_file_finish_bytes everywhere), then a barrier, then ckpt_file_close.
+ * Only for files that keep write errors. */
+void ckpt_file_drop(ckpt_file *f);
+/* Finishes the bytes (ckpt_file_finish_bytes) and closes; HDF5 flushes
+ * its metadata unless the file was dropped (after a failed write it is,
+ * here if not before). 0, or (after ckpt_file_keep_write_errors) the
+ * EXIT_IO_ERROR of the first failed write, its message in f->write_err. */
+int ckpt_file_close(ckpt_file *f);
 
 void ckpt_attr_write_i64(ckpt_file *f, const char *name, int64_t value);
 void ckpt_attr_write_f64(ckpt_file *f, const char *name, double value);

@@ -9,7 +9,8 @@
 # verify cannot pass a file a resume refuses; `--init-from` and `eval` on one
 # case each. The root attributes too: no `step`, a string `step`,
 # format_version 9, step -1 and 2^62, optimizer_step unlike step, a
-# data_position unlike step x batch_size (all passed `ckpt verify` before);
+# data_position unlike step x batch_size, tokens unlike step x batch_size x
+# seq_len (all passed `ckpt verify` before); a resume in another batch_size;
 # a resume past the run's last step is a user error.
 # `latest` naming a path outside its directory or being a directory, and
 # `--resume auto` over checkpoints none of which is readable, are refused;
@@ -86,6 +87,11 @@ every_reader optimizer_ahead "is damaged: optimizer_step 5 differs from step 2 (
 craft position_off i64 data_position 17
 "$TESSERA" ckpt verify "$work/position_off.h5" > /dev/null 2> "$work/position_off.verify.err"
 status=$?; refused position_off.verify 2 "is damaged: data_position 17 is not step 2 x batch_size 8"
+craft tokens_off i64 tokens 1000
+every_reader tokens_off "is damaged: tokens 1000 is not step 2 x batch_size 8 x seq_len 32"
+# a resume in another batch_size would go on from another data position
+refused_train --steps 4 --batch_size 16 --resume "$good" --metrics "$work/batch.jsonl" > /dev/null 2> "$work/other_batch.err"
+status=$?; refused other_batch 1 "--resume: checkpoint '$good' was trained with batch_size 8 (16 sequences read by step 2); this run's batch_size 16 would go on from sequence 32, skipping or repeating data: resume with batch_size 8"
 
 # a step past the run's schedule: nothing to continue (it printed "done: -1 steps")
 refused_train --steps 1 --resume "$good" --metrics "$work/past.jsonl" > /dev/null 2> "$work/past_schedule.err"

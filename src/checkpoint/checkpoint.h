@@ -30,8 +30,12 @@
  * thread), ckpt_write (the two writers), ckpt_resume (the load).
  * Checkpoint code takes the model shape and a description of the run
  * (ckpt_run_info), never the configuration.
+ * A save that fails (disk full, I/O error) removes its temporary file and
+ * ends the job with one message; `latest` and the earlier files stay.
  * Test hook: TESSERA_FAULT_SAVE="RANK:STEP" kills a rank halfway through the
- * writing of a save, to show that the previous checkpoint survives.
+ * writing of a save, to show that the previous checkpoint survives;
+ * "RANK:STEP:stall" stalls every save from STEP on for 60 s there (a save
+ * that mpirun's SIGKILL interrupts).
  */
 #ifndef TESSERA_CHECKPOINT_H
 #define TESSERA_CHECKPOINT_H
@@ -90,15 +94,16 @@ void checkpoint_saver_finish(checkpoint_saver *s);
 
 /* Collective: resolves `resume` ("auto": save_dir's latest, else its newest
  * complete file, a damaged newest one reported and skipped; a directory:
- * its latest; else a file), checks that it holds the model `shape` and
+ * its latest; else a file), checks that it holds the model `shape`, was
+ * trained with the run's `batch_size` (its data position) and
  * that its tokenizer (bytes when it carries none) is the data's, *tok
  * (NULL: not known, GPT-2 tokens; *tok then becomes the tokenizer the
  * checkpoint carries, so the run keeps it), loads weights and optimizer
  * state. Returns the step saved, or 0 when "auto" finds no checkpoint (a
  * fresh start). Errors: one message, exit 1 (missing path, other model,
- * other tokenizer) or 2 (damaged file). */
-int64_t checkpoint_resume(const char *resume, const char *save_dir, const model_shape *shape, tokenizer **tok,
-                          grid *g, model *m, optimizer *opt);
+ * other batch_size, other tokenizer) or 2 (damaged file). */
+int64_t checkpoint_resume(const char *resume, const char *save_dir, const model_shape *shape, int64_t batch_size,
+                          tokenizer **tok, grid *g, model *m, optimizer *opt);
 
 /* Collective: the weights only of the checkpoint `given` (a file, or a
  * save directory's latest) into the model, which must have the checkpoint's

@@ -2,10 +2,14 @@
 #include "ckpt_dir.h"
 
 #include <dirent.h>
+#include <stdbool.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "checkpoint_file.h"
 #include "ckpt_names.h"
@@ -122,6 +126,71 @@ void ckpt_resolve_resume(const char *resume, const char *save_dir, int world_ran
                     save_dir, name[0] ? ": " : "", name[0] ? err : "");
 }
 
+/* A file really created and removed in dir: the only test that sees a
+ * read-only mount, a full inode table or an ACL as a save will. */
+static int probe_writable(const char *dir, char *err, size_t err_bytes) {
+  char probe[JOINED_PATH_BYTES];
+  snprintf(probe, sizeof probe, "%s/.tessera-write-probe.%ld", dir, (long)getpid());
+  const int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) {
+    snprintf(err, err_bytes, "save directory '%s' is not writable: cannot create a file in it: %s", dir,
+             strerror(errno));
+    return EXIT_USER_ERROR;
+  }
+  close(fd);
+  if (unlink(probe) != 0) {
+    snprintf(err, err_bytes, "save directory '%s': cannot remove the file '%s' it let us create: %s", dir, probe,
+             strerror(errno));
+    return EXIT_USER_ERROR;
+  }
+  return 0;
+}
+
+int ckpt_check_save_dir(const char *dir, char *err, size_t err_bytes) {
+  struct stat st;
+  if (stat(dir, &st) != 0) {
+    if (errno != ENOENT) { /* ELOOP, ENOTDIR (a file on the way), EACCES, ENAMETOOLONG */
+      snprintf(err, err_bytes, "save directory '%s': %s", dir, strerror(errno));
+      return EXIT_USER_ERROR;
+    }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+      snprintf(err, err_bytes, "cannot create save directory '%s': %s", dir, strerror(errno));
+      return EXIT_USER_ERROR;
+    }
+    if (stat(dir, &st) != 0) { /* a dangling symbolic link: mkdir said EEXIST */
+      snprintf(err, err_bytes, "save directory '%s': %s", dir, strerror(errno));
+      return EXIT_USER_ERROR;
+    }
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    snprintf(err, err_bytes, "save directory '%s' is %s: %s", dir, S_ISREG(st.st_mode) ? "a file" : "not a directory",
+             strerror(ENOTDIR));
+    return EXIT_USER_ERROR;
+  }
+  char name[FILE_NAME_BYTES];
+  char latest_err[MESSAGE_BYTES];
+  const int status = read_latest(dir, name, sizeof name, latest_err, sizeof latest_err);
+  if (status) {
+    /* only a directory stops a save from renaming over it; a `latest` that
+     * names a file elsewhere is replaced by the first save (and refused by
+     * a resume) */
+    char latest_file[JOINED_PATH_BYTES];
+    ckpt_latest_file(latest_file, sizeof latest_file, dir);
+    if (stat(latest_file, &st) == 0 && S_ISDIR(st.st_mode)) {
+      snprintf(err, err_bytes, "save directory: %s", latest_err);
+      return status;
+    }
+  }
+  return probe_writable(dir, err, err_bytes);
+}
+
+int64_t ckpt_latest_step(const char *dir) {
+  char name[FILE_NAME_BYTES], err[MESSAGE_BYTES];
+  long long step;
+  if (read_latest(dir, name, sizeof name, err, sizeof err) != 0 || !ckpt_parse_step_file(name, &step)) return -1;
+  return step;
+}
+
 int ckpt_point_latest(const char *dir, int64_t step) {
   char latest_tmp[JOINED_PATH_BYTES], latest[JOINED_PATH_BYTES], name[FILE_NAME_BYTES];
   snprintf(latest_tmp, sizeof latest_tmp, "%s/.latest.tmp", dir);
@@ -129,12 +198,12 @@ int ckpt_point_latest(const char *dir, int64_t step) {
   ckpt_step_name(name, sizeof name, step);
   FILE *lf = fopen(latest_tmp, "w");
   if (!lf) return -1;
-  if (fprintf(lf, "%s\n", name) < 0) {
-    fclose(lf);
-    return -1;
-  }
-  if (fclose(lf) != 0 || rename(latest_tmp, latest) != 0) return -1;
-  return 0;
+  const bool written = fprintf(lf, "%s\n", name) >= 0;
+  if (fclose(lf) == 0 && written && rename(latest_tmp, latest) == 0) return 0;
+  const int saved_errno = errno; /* a full disk: the old `latest` stays, its stand-in goes */
+  unlink(latest_tmp);
+  errno = saved_errno;
+  return -1;
 }
 
 void ckpt_keep_newest(const char *dir, int keep) {

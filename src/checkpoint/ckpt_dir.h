@@ -31,6 +31,18 @@ int checkpoint_path_of(const char *given, char *path, size_t path_bytes, char *e
  * Collective failure (one message) otherwise. */
 void ckpt_resolve_resume(const char *resume, const char *save_dir, int world_rank, char *path, size_t path_bytes);
 
+/* The save directory, before the first step: it exists (or is created now,
+ * one level), is a directory, and a file can really be created in it (a
+ * probe file, removed; root ignores mode bits but not a read-only mount);
+ * a `latest` in it is a file. 0, or EXIT_USER_ERROR (EXIT_IO_ERROR for a
+ * `latest` that is a directory, as the resume reports it) with a message
+ * that gives the OS's reason (ENOTDIR, EACCES, EROFS, ELOOP, ENOENT...). */
+int ckpt_check_save_dir(const char *dir, char *err, size_t err_bytes);
+
+/* The step of the checkpoint DIR/latest names; -1 when there is none (or
+ * it names no step file). */
+int64_t ckpt_latest_step(const char *dir);
+
 /* After a save: DIR/latest names step's file (written beside and renamed),
  * and with keep > 0 only the newest `keep` step files stay. 0, or -1 with
  * errno set. */

@@ -126,8 +126,8 @@ static void open_checked(ckpt_file *f, const char *path, const model_shape *shap
   if (differences[0]) fail_collective(EXIT_USER_ERROR, "checkpoint '%s' holds a different model: %s", path, differences);
 }
 
-int64_t checkpoint_resume(const char *resume, const char *save_dir, const model_shape *shape, tokenizer **tok,
-                          grid *g, model *m, optimizer *opt) {
+int64_t checkpoint_resume(const char *resume, const char *save_dir, const model_shape *shape, int64_t batch_size,
+                          tokenizer **tok, grid *g, model *m, optimizer *opt) {
   /* ranks arrive at different times (their setup shares the cores): the
    * load's clock starts once all are here */
   comm_quiet_barrier(&g->world);
@@ -142,6 +142,8 @@ int64_t checkpoint_resume(const char *resume, const char *save_dir, const model_
                     "'%s' holds weights only (no optimizer state or step): start a run from it with --init-from %s, "
                     "not --resume", path, path);
   check_tokenizer(&f, path, tok);
+  const int schedule_status = ckpt_check_schedule(&f, batch_size, err, sizeof err);
+  if (schedule_status) fail_collective(schedule_status, "%s", err);
   if (ckpt_check_tensors(&f, &m->layout.reg, OPT_N_STATES, err, sizeof err) != 0)
     fail_collective(EXIT_IO_ERROR, "%s", err);
 

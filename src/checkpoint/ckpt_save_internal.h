@@ -16,7 +16,7 @@ typedef struct save_job {
   char final_path[JOINED_PATH_BYTES], tmp_path[JOINED_PATH_BYTES];
   double start_time;
   int status; /* 0, or the exit status of a failure described in err */
-  char err[MESSAGE_BYTES];
+  char err[2 * MESSAGE_BYTES]; /* what failed (a message of its own) and what is left */
   checkpoint_stats stats;
 } save_job;
 

@@ -32,13 +32,38 @@ static int check_steps(ckpt_file *f, char *err, size_t err_bytes) {
              "one optimizer step)", f->path, (long long)optimizer_step, (long long)step);
     return -1;
   }
-  if (ckpt_attr_read_i64(f, "data_position", &position) == 0 && ckpt_attr_read_i64(f, "batch_size", &batch) == 0 &&
+  if (ckpt_attr_read_i64(f, "batch_size", &batch) != 0) return 0; /* no run state: nothing to agree with */
+  if (ckpt_attr_read_i64(f, "data_position", &position) == 0 &&
       (batch < 1 || batch > ((int64_t)1 << 22) || position != step * batch)) {
     snprintf(err, err_bytes, "checkpoint '%s' is damaged: data_position %lld is not step %lld x batch_size %lld",
              f->path, (long long)position, (long long)step, (long long)batch);
     return -1;
   }
+  /* tokens = step x batch_size x seq_len (batch_size is bounded above, the
+   * step by CKPT_MAX_STEP and seq_len here: the product stays in range) */
+  int64_t tokens, seq_len;
+  if (ckpt_attr_read_i64(f, "tokens", &tokens) == 0 && ckpt_attr_read_i64(f, "seq_len", &seq_len) == 0 &&
+      (seq_len < 1 || seq_len > ((int64_t)1 << 20) || tokens != step * batch * seq_len)) {
+    snprintf(err, err_bytes,
+             "checkpoint '%s' is damaged: tokens %lld is not step %lld x batch_size %lld x seq_len %lld",
+             f->path, (long long)tokens, (long long)step, (long long)batch, (long long)seq_len);
+    return -1;
+  }
   return 0;
+}
+
+int ckpt_check_schedule(ckpt_file *f, int64_t batch_size, char *err, size_t err_bytes) {
+  int64_t saved_batch, step;
+  if (ckpt_attr_read_i64(f, "batch_size", &saved_batch) != 0 || ckpt_attr_read_i64(f, "step", &step) != 0 ||
+      saved_batch == batch_size)
+    return 0;
+  snprintf(err, err_bytes,
+           "--resume: checkpoint '%s' was trained with batch_size %lld (%lld sequences read by step %lld); this "
+           "run's batch_size %lld would go on from sequence %lld, skipping or repeating data: resume with "
+           "batch_size %lld",
+           f->path, (long long)saved_batch, (long long)(step * saved_batch), (long long)step, (long long)batch_size,
+           (long long)(step * batch_size), (long long)saved_batch);
+  return EXIT_USER_ERROR;
 }
 
 int ckpt_check_attributes(ckpt_file *f, bool need_complete, char *err, size_t err_bytes) {

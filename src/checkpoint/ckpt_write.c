@@ -16,17 +16,23 @@
 #include "ckpt_tokenizer.h"
 #include "clock.h"
 
-/* the test-only crash point: TESSERA_FAULT_SAVE="RANK:STEP" */
+/* the test-only fault point: TESSERA_FAULT_SAVE="RANK:STEP" dies in the
+ * save of STEP; "RANK:STEP:stall" stalls for 60 s in every save from STEP
+ * on (a save too slow to end before mpirun's SIGKILL) */
 static void maybe_inject_fault(const grid *g, int64_t step) {
   int fault_rank = -1;
   long long fault_step = -1;
+  char mode[8] = "";
   const char *fault = getenv("TESSERA_FAULT_SAVE");
-  if (!fault || sscanf(fault, "%d:%lld", &fault_rank, &fault_step) != 2) return;
-  if (fault_rank != g->world_rank || fault_step != step) return;
-  fprintf(stderr, "tessera: rank %d: injected fault: dying in the save of step %lld\n", g->world_rank,
-          (long long)step);
+  if (!fault || sscanf(fault, "%d:%lld:%7s", &fault_rank, &fault_step, mode) < 2) return;
+  const bool stall = strcmp(mode, "stall") == 0;
+  if (fault_rank != g->world_rank || (stall ? step < fault_step : step != fault_step)) return;
+  fprintf(stderr, "tessera: rank %d: injected fault: %s in the save of step %lld\n", g->world_rank,
+          stall ? "stalling for 60 s" : "dying", (long long)step);
   fflush(stderr);
-  _exit(9);
+  if (!stall) _exit(9);
+  const double until = now_seconds() + 60; /* sleep() ends early at a signal: the stop's SIGTERM */
+  while (now_seconds() < until) sleep(1);
 }
 
 /* Starts the kernel writing the file's dirty pages to disk without waiting,
@@ -39,13 +45,45 @@ static void start_writeback(int fd) {
 #endif
 }
 
+/* A save that failed: its partial file goes (a full disk gets its space
+ * back), `latest` and the earlier files were never touched. */
+static void remove_partial(save_job *job) {
+  if (unlink(job->tmp_path) != 0 && errno != ENOENT)
+    fprintf(stderr, "tessera: warning: could not remove the partial checkpoint '%s': %s\n", job->tmp_path,
+            strerror(errno));
+}
+
+/* The one message of a failed save: what failed (the file, the OS's
+ * reason) and what is left. */
+static void describe_failure(const checkpoint_saver *s, save_job *job, const char *what) {
+  char latest[JOINED_PATH_BYTES];
+  ckpt_latest_file(latest, sizeof latest, s->options.dir);
+  snprintf(job->err, sizeof job->err, "checkpoint of step %lld not saved: %s; the partial file is removed, '%s' "
+           "and the earlier checkpoints are unchanged", (long long)job->step, what, latest);
+}
+
 /* Rank 0, after the file is closed: on disk, renamed into place, `latest`
  * pointed at it, old checkpoints pruned. Returns 0 or fills job->err. */
 static int put_in_place(const checkpoint_saver *s, save_job *job, int fd) {
-  const int failed = fd < 0 || fsync(fd) != 0;
-  if (fd >= 0) close(fd);
-  if (failed || rename(job->tmp_path, job->final_path) != 0 || ckpt_point_latest(s->options.dir, job->step) != 0) {
-    snprintf(job->err, sizeof job->err, "cannot put checkpoint '%s' in place: %s", job->final_path, strerror(errno));
+  char what[MESSAGE_BYTES];
+  if (fd < 0 || fsync(fd) != 0) {
+    snprintf(what, sizeof what, "syncing '%s' to disk failed: %s", job->tmp_path, strerror(fd < 0 ? EBADF : errno));
+    if (fd >= 0) close(fd);
+    remove_partial(job);
+    describe_failure(s, job, what);
+    return EXIT_IO_ERROR;
+  }
+  close(fd);
+  if (rename(job->tmp_path, job->final_path) != 0) {
+    snprintf(what, sizeof what, "renaming the written file to '%s' failed: %s", job->final_path, strerror(errno));
+    remove_partial(job);
+    describe_failure(s, job, what);
+    return EXIT_IO_ERROR;
+  }
+  if (ckpt_point_latest(s->options.dir, job->step) != 0) {
+    /* the file is complete and in place; only the pointer is old */
+    snprintf(job->err, sizeof job->err, "checkpoint '%s' is saved but '%s/latest' could not be pointed at it: %s",
+             job->final_path, s->options.dir, strerror(errno));
     return EXIT_IO_ERROR;
   }
   if (s->options.keep > 0) ckpt_keep_newest(s->options.dir, s->options.keep);
@@ -61,6 +99,7 @@ void ckpt_write_single(checkpoint_saver *s, save_job *job) {
   const double write_start = now_seconds();
   job->status = ckpt_file_create(&f, job->tmp_path, MPI_COMM_NULL, job->err, sizeof job->err);
   if (job->status) return;
+  ckpt_file_keep_write_errors(&f);
   const int fd = open(job->tmp_path, O_RDONLY);
   ckpt_write_run_attributes(&f, &s->info, s->g, job->step, job->optimizer_step);
   ckpt_write_tokenizer(&f, s->info.tokenizer);
@@ -91,7 +130,13 @@ void ckpt_write_single(checkpoint_saver *s, save_job *job) {
   }
   free(crcs);
   ckpt_attr_write_i64(&f, "complete", 1); /* last: a file without it was never finished */
-  ckpt_file_close(&f);
+  if (ckpt_file_close(&f) != 0) { /* it drops the bytes of a failed file first */
+    if (fd >= 0) close(fd);
+    remove_partial(job);
+    describe_failure(s, job, f.write_err);
+    job->status = EXIT_IO_ERROR;
+    return;
+  }
   const double sync_start = now_seconds();
   job->stats.write_seconds = sync_start - write_start;
   job->status = put_in_place(s, job, fd);
@@ -174,6 +219,25 @@ static void write_checksums(checkpoint_saver *s, ckpt_file *f, uint32_t *crcs, i
   free(crcs_wide);
 }
 
+/* Collective: when a rank's writes failed, the lowest such rank's message
+ * reaches rank 0, which removes the partial file, and the job ends with one
+ * message (the ranks all closed the file first). */
+static void fail_if_any_writer_failed(checkpoint_saver *s, save_job *job, int status, const char *write_err, int fd) {
+  grid *g = s->g;
+  int64_t failing = status ? g->world_size - g->world_rank : 0;
+  comm_allreduce_max_i64(&g->world, &failing, 1);
+  if (!failing) return;
+  char what[MESSAGE_BYTES];
+  snprintf(what, sizeof what, "%s", write_err);
+  comm_broadcast(&g->world, what, sizeof what, g->world_size - (int)failing);
+  if (g->world_rank == 0) {
+    if (fd >= 0) close(fd);
+    remove_partial(job);
+    describe_failure(s, job, what);
+  }
+  fail_collective(EXIT_IO_ERROR, "%s", job->err);
+}
+
 /* Every rank creates every dataset and takes part in the collective writes;
  * the writers then write the other tensors by the direct path, which needs
  * no other rank, while the rest wait in a barrier that sleeps: no
@@ -186,6 +250,7 @@ void ckpt_write_collective(checkpoint_saver *s, save_job *job) {
   int64_t bad = ckpt_file_create(&f, job->tmp_path, g->world.mpi, job->err, sizeof job->err) != 0;
   comm_allreduce_max_i64(&g->world, &bad, 1);
   if (bad) fail_collective(EXIT_IO_ERROR, "cannot create checkpoint file '%s'", job->tmp_path);
+  ckpt_file_keep_write_errors(&f);
   const int fd = g->world_rank == 0 ? open(job->tmp_path, O_RDONLY) : -1;
   ckpt_write_run_attributes(&f, &s->info, g, job->step, job->optimizer_step);
   ckpt_write_tokenizer(&f, s->info.tokenizer); /* every rank: the dataset's creation is collective */
@@ -198,8 +263,14 @@ void ckpt_write_collective(checkpoint_saver *s, save_job *job) {
   write_checksums(s, &f, crcs, n_slots_total);
   free(crcs);
   ckpt_attr_write_i64(&f, "complete", 1); /* last: a file without it was never finished */
-  ckpt_file_close(&f);
-  comm_barrier(&g->world);
+  int64_t any_failed = ckpt_file_finish_bytes(&f);
+  comm_allreduce_max_i64(&g->world, &any_failed, 1);
+  if (any_failed) { /* every rank drops its bytes before any rank's close writes metadata */
+    ckpt_file_drop(&f);
+    comm_barrier(&g->world);
+  }
+  const int closed = ckpt_file_close(&f);
+  fail_if_any_writer_failed(s, job, closed, f.write_err, fd);
   const double sync_start = now_seconds();
   job->stats.write_seconds = sync_start - write_start;
   if (g->world_rank == 0) job->status = put_in_place(s, job, fd);

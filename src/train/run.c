@@ -208,8 +208,19 @@ static void build_stage(run *r) {
   r->loaded_targets = xmalloc(micro_tokens * sizeof(int32_t), "loaded targets");
 }
 
+/* Rank 0 looks at the save directory before anything is loaded or
+ * trained: a save that cannot happen is said now, not after hours. */
+static void check_save_dir(run *r) {
+  char err[MESSAGE_BYTES] = "";
+  int64_t status = 0;
+  if (r->cfg->save_dir[0] && r->rt->world_rank == 0) status = ckpt_check_save_dir(r->cfg->save_dir, err, sizeof err);
+  comm_allreduce_max_i64(&r->grid.world, &status, 1);
+  if (status) fail_collective((int)status, "%s", err);
+}
+
 run *run_create(const config *cfg, const model_shape *shape, const runtime *rt) {
   run *r = start_run(cfg, shape, rt);
+  check_save_dir(r);
   open_data(r);
   data_tokenizer_resolve(cfg, &r->train_ds, r->separate_val ? &r->val_ds : NULL, &r->data_tok);
   build_stage(r);
@@ -217,7 +228,8 @@ run *run_create(const config *cfg, const model_shape *shape, const runtime *rt) 
 
   if (cfg->resume[0])
     r->resumed_step =
-        checkpoint_resume(cfg->resume, cfg->save_dir, &r->shape, &r->data_tok.tok, &r->grid, &r->mdl, &r->opt);
+        checkpoint_resume(cfg->resume, cfg->save_dir, &r->shape, cfg->batch_size, &r->data_tok.tok, &r->grid,
+                          &r->mdl, &r->opt);
   /* past the schedule's end there is nothing to continue: the run would
    * report a negative step count */
   if (r->resumed_step > cfg->steps)

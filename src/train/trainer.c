@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "build_info.h"
@@ -12,15 +13,13 @@
 #include "run.h"
 #include "train_loop.h"
 
-/* Set by SIGTERM or SIGUSR1 (Slurm's warning before the time limit): the run
- * saves at the next step boundary and exits with EXIT_STOPPED. A signal
- * handler can only reach file-scope state, hence this one static. */
+/* Set by SIGTERM or SIGUSR1 (Slurm's warning before the time limit) to the
+ * signal's number: the run saves at the next step boundary and exits with
+ * EXIT_STOPPED. A signal handler can only reach file-scope state, hence
+ * this one static. */
 static volatile sig_atomic_t stop_requested;
 
-static void request_stop(int signal_number) {
-  (void)signal_number;
-  stop_requested = 1;
-}
+static void request_stop(int signal_number) { stop_requested = signal_number; }
 
 static void install_stop_handlers(void) {
   struct sigaction action;
@@ -31,11 +30,12 @@ static void install_stop_handlers(void) {
   sigaction(SIGUSR1, &action, NULL);
 }
 
-/* A signal on any rank stops every rank after the same step. */
-static bool stop_requested_anywhere(run *r) {
+/* A signal on any rank stops every rank after the same step: the signal's
+ * number (the larger when two came), or 0. */
+static int stop_requested_anywhere(run *r) {
   int64_t stop = stop_requested;
   comm_allreduce_max_i64(&r->grid.world, &stop, 1);
-  return stop != 0;
+  return (int)stop;
 }
 
 static bool due(int64_t every, int64_t step) { return every > 0 && step % every == 0; }
@@ -63,22 +63,54 @@ static checkpoint_saver *create_saver(run *r) {
   return saver;
 }
 
-static void save(run *r, checkpoint_saver *saver, run_totals *totals, int64_t step) {
+/* How long the last save took, end to end (rank 0 knows it for a
+ * background save), for the line a signal prints. */
+typedef struct save_record {
+  double last_seconds; /* < 0: none yet in this run */
+} save_record;
+
+static void save(run *r, checkpoint_saver *saver, run_totals *totals, save_record *record, int64_t step) {
   const checkpoint_stats saved = checkpoint_save(saver, step);
-  if (r->cfg->async_save)
+  if (r->cfg->async_save) {
     progress_print(&r->pg, "checkpoint: step %lld staged in %.2f s; writing in the background\n", (long long)step,
                    saved.stage_seconds);
-  else
+  } else {
     report_checkpoint(r, totals, &saved, "");
+    record->last_seconds = saved.seconds;
+  }
 }
 
 /* A background save that has finished since the last look; with `wait`,
  * the one in flight first (the end of the run). */
-static void collect_saves(run *r, checkpoint_saver *saver, run_totals *totals, bool wait) {
+static void collect_saves(run *r, checkpoint_saver *saver, run_totals *totals, save_record *record, bool wait) {
   if (!saver) return;
   if (wait) checkpoint_saver_finish(saver);
   checkpoint_stats written;
-  if (checkpoint_saver_poll(saver, &written)) report_checkpoint(r, totals, &written, " in the background");
+  if (checkpoint_saver_poll(saver, &written)) {
+    report_checkpoint(r, totals, &written, " in the background");
+    record->last_seconds = written.seconds;
+  }
+}
+
+/* The line a stop prints before its save, so that a job killed before the
+ * save ends (Open MPI's mpirun sends SIGKILL odls_base_sigkill_timeout
+ * seconds after SIGTERM) says what it lost and what `latest` still holds.
+ * A background save in flight is waited for first: `latest` is then final. */
+static void announce_stop(run *r, checkpoint_saver *saver, run_totals *totals, save_record *record, int signal_number,
+                          int64_t step) {
+  const char *name = signal_number == SIGTERM ? "SIGTERM" : signal_number == SIGUSR1 ? "SIGUSR1" : "a signal";
+  if (!saver) {
+    progress_print(&r->pg, "%s at step %lld: stopping; nothing is saved (no --save-dir)\n", name, (long long)step);
+    return;
+  }
+  collect_saves(r, saver, totals, record, true);
+  char took[64] = "no save yet in this run";
+  if (record->last_seconds >= 0) snprintf(took, sizeof took, "last save took %.2f s", record->last_seconds);
+  const int64_t latest = r->rt->world_rank == 0 ? ckpt_latest_step(r->cfg->save_dir) : -1;
+  char stays[96] = "there stays no checkpoint";
+  if (latest >= 0) snprintf(stays, sizeof stays, "latest stays at step %lld", (long long)latest);
+  progress_print(&r->pg, "%s at step %lld: saving step %lld (%s); if the job is killed before it ends, %s\n", name,
+                 (long long)step, (long long)step, took, stays);
 }
 
 int trainer_run(const config *cfg, const model_shape *shape, const runtime *rt) {
@@ -87,6 +119,7 @@ int trainer_run(const config *cfg, const model_shape *shape, const runtime *rt) 
   report_start(r, &totals);
   install_stop_handlers();
   checkpoint_saver *saver = cfg->save_dir[0] ? create_saver(r) : NULL;
+  save_record record = {.last_seconds = -1};
   const int64_t last_step = run_last_step(r);
   bool stopped = false;
   int64_t final_step = r->resumed_step; /* the last step trained: last_step unless a signal stops the run */
@@ -97,18 +130,25 @@ int trainer_run(const config *cfg, const model_shape *shape, const runtime *rt) 
     if (!isfinite(res.loss))
       fail_collective(EXIT_INTERNAL_ERROR, "loss is %g at step %lld: training diverged; lower lr or raise warmup_steps",
                       res.loss, (long long)step);
-    stopped = stop_requested_anywhere(r);
+    const int signal_number = stop_requested_anywhere(r);
+    stopped = signal_number != 0;
     const bool last = step == last_step || stopped;
-    if (due(cfg->val_every, step) || last) report_validation(r, &totals, step, validate(r));
-    if (due(cfg->sample_every, step) && !last) print_sample(r, step);
-    if (saver && (due(cfg->save_every, step) || last)) save(r, saver, &totals, step);
-    collect_saves(r, saver, &totals, false);
-    if (stopped)
+    if (stopped) { /* the save first, and said: the time before a kill is short (doc/user-guide.md) */
+      announce_stop(r, saver, &totals, &record, signal_number, step);
+      if (saver) {
+        save(r, saver, &totals, &record, step);
+        collect_saves(r, saver, &totals, &record, true); /* --async-save: on disk before it is said */
+      }
       progress_print(&r->pg, "stopped by a signal after step %lld%s; exit status %d\n", (long long)step,
                      saver ? ", checkpoint saved: resubmit with --resume auto" : "", EXIT_STOPPED);
+    }
+    if (due(cfg->val_every, step) || last) report_validation(r, &totals, step, validate(r));
+    if (due(cfg->sample_every, step) && !last) print_sample(r, step);
+    if (saver && !stopped && (due(cfg->save_every, step) || last)) save(r, saver, &totals, &record, step);
+    collect_saves(r, saver, &totals, &record, false);
     report_mark_comm(r, &totals); /* validation, samples and saves are not the step's traffic */
   }
-  collect_saves(r, saver, &totals, true); /* the last background save is on disk before we exit */
+  collect_saves(r, saver, &totals, &record, true); /* the last background save is on disk before we exit */
   checkpoint_saver_free(saver);
   progress_finish(&r->pg);
   print_sample(r, final_step);
