@@ -14,7 +14,9 @@
 #  * a save too slow for the kill (the test hook stalls it 60 s, the
 #    default 1 s timeout): the log says which step was being saved and that
 #    `latest` stays at the previous checkpoint, and it does; that one
-#    verifies and `--resume auto` continues from it.
+#    verifies and `--resume auto` continues from it;
+#  * signals straight to the rank (srun, Ctrl-C): one SIGINT saves at the
+#    step boundary, a second SIGTERM ends the rank at once.
 . "$TESTS_SRCDIR/lib.sh"
 
 cfg="$TESTS_SRCDIR/equiv.ini"
@@ -101,4 +103,37 @@ $RUN_MPI 1 120 "$TESSERA" train -c "$cfg" --data "$work/data" --steps 22 --save-
   --metrics "$work/killed.jsonl" > "$work/killed.resumed.out" 2>&1 \
   && grep -q "resumed from $work/killed/step_00000020.h5 at step 20" "$work/killed.resumed.out" \
   && pass "--resume auto continues from step 20" || { fail "resume after the kill"; tail -n 3 "$work/killed.resumed.out"; }
+
+# Signals straight to the rank, as srun and a terminal's Ctrl-C deliver them,
+# during steps of several seconds (d_model 256, 32 x 256 tokens): one SIGINT
+# saves at the step boundary (exit 4); a second SIGTERM 0.3 s after the first
+# kills the rank at once, without waiting for the step's end.
+long="--d_model 256 --seq_len 256 --batch_size 32 --micro_batch_size 8 --val_every 0"
+# rank_signals NAME SIGNAL... — a long 1-rank run; once its first step is
+# logged, each SIGNAL to the rank 0.3 s apart; sets $status and $after, the
+# seconds from the last signal to the job's end
+rank_signals() {
+  name=$1; shift
+  # shellcheck disable=SC2086
+  $RUN_MPI 1 300 "$TESSERA" train -c "$cfg" --data "$work/data" --steps 100 $long --save-dir "$work/$name" \
+    --metrics "$work/$name.jsonl" > "$work/$name.out" 2>&1 &
+  job=$!
+  for wait_round in $(seq 1 600); do
+    grep -q '"loss"' "$work/$name.jsonl" 2> /dev/null && break; sleep 0.2
+  done
+  rank=$(pgrep -P "$(pgrep -P "$job" | head -n 1)" -x tessera | head -n 1)
+  for sig in "$@"; do kill "-$sig" "$rank"; sleep 0.3; done
+  sent=$(date +%s); wait "$job"; status=$?; after=$(( $(date +%s) - sent ))
+}
+rank_signals int INT
+stopped_and_saved int SIGINT 4
+step_ms=$(sed -n 's/.*"ms":\([0-9]*\).*/\1/p' "$work/int.jsonl" | head -n 1)
+rank_signals twice TERM TERM
+# a step takes step_ms; the job must end well before a step's end would come
+[ "$status" -ne 0 ] && [ "$status" -ne 4 ] && [ "$status" -ne 124 ] \
+  && grep -q "^tessera: a second signal: stopping now, without saving; latest names the last complete checkpoint$" \
+       "$work/twice.out" && ! grep -q '^stopped by a signal' "$work/twice.out" \
+  && [ $((after * 1000)) -lt $((step_ms / 2 + 2000)) ] && [ ! -e "$work/twice/latest" ] \
+  && pass "a second SIGTERM ends the rank at once: exit $status ${after} s after it (a step: $step_ms ms), nothing saved" \
+  || { fail "second SIGTERM: exit $status, ${after} s after it (a step: $step_ms ms)"; tail -n 4 "$work/twice.out"; }
 finish

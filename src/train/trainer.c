@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "build_info.h"
 #include "checkpoint.h"
@@ -13,13 +14,33 @@
 #include "run.h"
 #include "train_loop.h"
 
-/* Set by SIGTERM or SIGUSR1 (Slurm's warning before the time limit) to the
- * signal's number: the run saves at the next step boundary and exits with
- * EXIT_STOPPED. A signal handler can only reach file-scope state, hence
+/* Set by SIGTERM, SIGINT or SIGUSR1 (Slurm's warning before the time limit)
+ * to the signal's number: the run saves at the next step boundary and exits
+ * with EXIT_STOPPED. A signal handler can only reach file-scope state, hence
  * this one static. */
 static volatile sig_atomic_t stop_requested;
 
-static void request_stop(int signal_number) { stop_requested = signal_number; }
+/* A second SIGTERM or SIGINT means "now": a step of a large model takes
+ * minutes, and a person pressing Ctrl-C twice (or a scheduler signalling
+ * again) must not wait for its end. The rank dies of the signal (the default
+ * action, re-raised: only async-signal-safe calls here), mpirun or srun ends
+ * the job, and `latest` still names the last complete checkpoint because a
+ * save only ever renames a finished file into place. SIGUSR1 is no such
+ * "again": Slurm sends it as a warning and its SIGTERM at the time limit may
+ * come while that save still runs, which KillWait gives time to finish. */
+static void request_stop(int signal_number) {
+  const bool asked_before = stop_requested == SIGTERM || stop_requested == SIGINT;
+  if (asked_before && signal_number != SIGUSR1) {
+    static const char message[] =
+        "tessera: a second signal: stopping now, without saving; latest names the last complete checkpoint\n";
+    ssize_t written = write(STDERR_FILENO, message, sizeof message - 1);
+    (void)written;
+    signal(signal_number, SIG_DFL);
+    raise(signal_number);
+    return;
+  }
+  stop_requested = signal_number;
+}
 
 static void install_stop_handlers(void) {
   struct sigaction action;
@@ -27,6 +48,7 @@ static void install_stop_handlers(void) {
   action.sa_handler = request_stop;
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, NULL);
+  sigaction(SIGINT, &action, NULL);
   sigaction(SIGUSR1, &action, NULL);
 }
 
@@ -98,7 +120,10 @@ static void collect_saves(run *r, checkpoint_saver *saver, run_totals *totals, s
  * A background save in flight is waited for first: `latest` is then final. */
 static void announce_stop(run *r, checkpoint_saver *saver, run_totals *totals, save_record *record, int signal_number,
                           int64_t step) {
-  const char *name = signal_number == SIGTERM ? "SIGTERM" : signal_number == SIGUSR1 ? "SIGUSR1" : "a signal";
+  const char *name = signal_number == SIGTERM  ? "SIGTERM"
+                     : signal_number == SIGINT ? "SIGINT"
+                     : signal_number == SIGUSR1 ? "SIGUSR1"
+                                                : "a signal";
   if (!saver) {
     progress_print(&r->pg, "%s at step %lld: stopping; nothing is saved (no --save-dir)\n", name, (long long)step);
     return;
