@@ -6,15 +6,23 @@
 # with --comm nccl: NCCL communicators per grid group on their own streams,
 # bf16 reductions, and the byte counters' 2-byte activations. `--comm auto`
 # must pick NCCL there, and more ranks than GPUs with --comm nccl must be
-# refused. Exits 77 without a CUDA build or without a GPU
-# (tests/cuda_training_emulated.sh covers what a CPU machine can).
+# refused. Exits 77 only without a CUDA build or where the machine has no
+# GPU (the CUDA runtime counts none, or fails where /dev has no NVIDIA
+# device node: `tessera --version` says "GPUs: none (...)"); a GPU the
+# runtime cannot use ("GPUs: unusable: ...", a broken driver) fails with
+# the runtime's message (kernels/device_probe.h, tests/test_device_probe.c).
+# tests/cuda_training_emulated.sh covers what a CPU machine can.
 . "$TESTS_SRCDIR/lib.sh"
 . "$TESTS_SRCDIR/cuda_lib.sh"
 
-"$TESSERA" --version | grep -q 'CUDA: backend built' || { echo "SKIP: a build without CUDA"; exit 77; }
-n_gpus=0
-command -v nvidia-smi > /dev/null 2>&1 && n_gpus=$(nvidia-smi -L 2> /dev/null | grep -c '^GPU')
-[ "$n_gpus" -ge 1 ] || { echo "SKIP: no GPU"; exit 77; }
+"$TESSERA" --version > "$work/version" 2>&1 || { cat "$work/version"; fail "tessera --version"; finish; }
+grep -q 'CUDA: backend built' "$work/version" || { echo "SKIP: a build without CUDA"; exit 77; }
+gpus=$(sed -n 's/^  GPUs: //p' "$work/version")
+case $gpus in
+  none*) echo "SKIP: no GPU: $gpus"; exit 77 ;;
+  [1-9]*" visible") n_gpus=${gpus%% *} ;;
+  *) fail "the CUDA backend cannot use this machine's GPU: ${gpus:-no GPUs line in tessera --version}"; finish ;;
+esac
 echo "GPUs: $n_gpus"
 CUDA_BIN="$TESSERA"
 cuda_suite

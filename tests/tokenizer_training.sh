@@ -64,15 +64,17 @@ grep -q '^tokenizer: byte-level BPE (50257 ids)' "$work/out" && pass "the report
   || fail "report: $(grep tokenizer "$work/out")"
 sed -n '/^---- sample at step 4/{n;p;}' "$work/out" | grep -q '^The cat' && pass "the training sample starts with the prompt" \
   || fail "training sample: $(sed -n '/^---- sample/,/^----$/p' "$work/out")"
-timeout 60 "$TESSERA" ckpt info "$work/ck" > "$work/info" 2>&1
+timeout 60 "$TESSERA" ckpt info "$work/ck" > "$work/info" 2>&1 || fail "ckpt info exits $?"
 grep -q '^tokenizer: byte-level BPE (50257 ids), carried as /tokenizer.json' "$work/info" \
   && pass "ckpt info names the tokenizer (collective writer)" || { fail "ckpt info:"; cat "$work/info"; }
-timeout 60 "$TESSERA" sample --ckpt "$work/ck" --prompt "The cat" --tokens 12 > "$work/sample" 2>&1
+timeout 60 "$TESSERA" sample --ckpt "$work/ck" --prompt "The cat" --tokens 12 > "$work/sample" 2>&1 \
+  || fail "sample exits $?"
 head -c 7 "$work/sample" | grep -q '^The cat$' && pass "sample starts with \"The cat\": $(head -n 1 "$work/sample")" \
   || fail "sample: $(cat "$work/sample")"
 head -c 8 "$work/sample" | grep -q '<|' && fail "an id placeholder in the prompt part" \
   || pass "no id placeholder in the prompt part"
-timeout 60 "$TESSERA" sample --ckpt "$work/ck" --prompt "The cat" --tokens 12 --tokenizer "$gpt2" > "$work/sample2" 2>&1
+timeout 60 "$TESSERA" sample --ckpt "$work/ck" --prompt "The cat" --tokens 12 --tokenizer "$gpt2" > "$work/sample2" 2>&1 \
+  || fail "sample --tokenizer exits $?"
 cmp -s "$work/sample" "$work/sample2" && pass "sample --tokenizer with the same tokenizer: the same text" \
   || fail "sample --tokenizer: $(cat "$work/sample2")"
 
