@@ -143,3 +143,15 @@ refusal() {
   sed 's/^/    /' "$r_err" | head -n 8
   return 1
 }
+
+# gpt2_params_local V C T L TP — the parameter elements one tp rank of a
+# GPT-2 model holds (tied head, learned positions, biases, LayerNorm, no
+# pipeline), from the shape alone, for the memory and byte formulas to
+# check the run against instead of taking its own count: the vocabulary
+# rows split over tp and padded up (⌈V/tp⌉·C), the positions T·C, per block
+# the split QKV, projection and MLP matrices with their split biases
+# (12C² + 7C)/tp and the whole ones 6C (two norms, the two output biases),
+# the final norm 2C. TP = 1 gives the model's parameter count.
+gpt2_params_local() {
+  echo $(( ($1 + $5 - 1) / $5 * $2 + $3 * $2 + $4 * ((12 * $2 * $2 + 7 * $2) / $5 + 6 * $2) + 2 * $2 ))
+}

@@ -44,6 +44,7 @@ static void *device_buffer(size_t n_bytes, const char *what) {
   if (status == cudaErrorMemoryAllocation)
     fail_local(EXIT_USER_ERROR, "out of GPU memory allocating %.1f MiB for %s", (double)n_bytes / (1 << 20), what);
   CUDA_CHECK(status);
+  memory_tally_add(p, n_bytes);
   return p;
 }
 
@@ -51,6 +52,7 @@ static act_t *alloc_act(size_t n, const char *what) { return (act_t *)device_buf
 static f32_t *alloc_f32(size_t n, const char *what) { return (f32_t *)device_buffer(n * sizeof(float), what); }
 static ids_t *alloc_ids(size_t n, const char *what) { return (ids_t *)device_buffer(n * sizeof(int32_t), what); }
 static void free_buffer(void *buffer) {
+  memory_tally_remove(buffer);
   if (buffer) CUDA_CHECK(cudaFree(buffer));
 }
 static void zero_act(act_t *x, size_t n) { CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof(bf16), op_stream)); }
