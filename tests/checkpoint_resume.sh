@@ -201,9 +201,10 @@ sed -n '/^---- sample at step 3 ----$/,/^----$/p' "$smp.out" | sed '1d;$d' > "$s
 # a save directory stands for the checkpoint its `latest` names
 "$TESSERA" sample --ckpt "$smp" --prompt "The" --tokens 40 --seed 14 > "$smp.dir.txt" 2>&1 \
   || fail "tessera sample --ckpt DIR exits $?"
-cmp -s "$smp.file.txt" "$smp.dir.txt" && "$TESSERA" ckpt info "$smp" 2>&1 | grep -q "^checkpoint $smp/step_00000003.h5 " \
+cmp -s "$smp.file.txt" "$smp.dir.txt" && "$TESSERA" ckpt info "$smp" > "$smp.info" 2>&1 \
+  && grep -q "^checkpoint $smp/step_00000003.h5 " "$smp.info" \
   && pass "sample --ckpt DIR and ckpt info DIR take DIR/latest" \
-  || { fail "a save directory as the checkpoint"; cat "$smp.dir.txt"; }
+  || { fail "a save directory as the checkpoint"; cat "$smp.dir.txt" "$smp.info"; }
 mkdir -p "$work/no_latest"
 "$TESSERA" ckpt verify "$work/no_latest" > /dev/null 2> "$work/nl.err"; status=$?
 [ $status -eq 1 ] && one_error_line "$work/nl.err" && grep -q 'without a `latest` file' "$work/nl.err" \
@@ -218,7 +219,8 @@ mkdir -p "$work/no_latest"
 # (parallel HDF5: rank 1, one of the collective writers; serial HDF5: rank 0,
 # the one writer)
 crash="$work/crash"
-victim=1; "$TESSERA" --version | grep -q 'HDF5: .*(serial)' && victim=0
+"$TESSERA" --version > "$work/version" 2>&1 || fail "tessera --version exits $?"
+victim=1; grep -q 'HDF5: .*(serial)' "$work/version" && victim=0
 TESSERA_FAULT_SAVE=$victim:10 $RUN_MPI 2 120 "$TESSERA" train -c "$cfg" --data "$work/data" --save-dir "$crash" \
   --save-every 5 --metrics "$crash.jsonl" > "$crash.out" 2>&1; status=$?
 [ $status -ne 0 ] && [ $status -ne 124 ] && grep -q 'injected fault: dying in the save of step 10' "$crash.out" \

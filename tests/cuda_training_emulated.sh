@@ -12,7 +12,8 @@
 # What the emulator cannot show (speed, NCCL, concurrent streams, the GPU's
 # own rounding) is tests/cuda_training.sh's, on a GPU. Skips (77) without
 # g++ or python3; every MPI run is under RUN_MPI's limit.
-command -v g++ > /dev/null 2>&1 && command -v python3 > /dev/null 2>&1 || exit 77
+command -v g++ > /dev/null 2>&1 && command -v python3 > /dev/null 2>&1 \
+  || { echo "SKIP: g++ or python3 not found (apt-get install build-essential python3)"; exit 77; }
 . "$TESTS_SRCDIR/lib.sh"
 . "$TESTS_SRCDIR/cuda_lib.sh"
 

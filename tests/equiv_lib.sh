@@ -33,12 +33,7 @@
 #
 # A line that compares the 1-process base with itself under an option would
 # pass if the option were ignored, so each line also shows the option took
-# effect: `--recompute MODE` must be named by the run's "activation
-# recomputation: MODE" line (printed from the model's own mode), and a
-# 1-rank line (whose only difference from the base is its options:
-# recomputation, the head in chunks of rows) must report fewer activation
-# bytes (mem_activations) than the base; tests/activation_memory.sh checks
-# those bytes against their formula.
+# effect (took_effect, tests/lib.sh).
 #
 # Usage: equiv_base CONFIG [FLAGS] — prepare the corpus, run the reference;
 #        layout NP "FLAGS" — one line per layout.
@@ -65,22 +60,6 @@ equiv_base() { # CONFIG [FLAGS shared by every run]
     || fail "the 1-process run: 20 losses and 2 validation losses"
 }
 
-# mem_activations METRICS — the activation bytes of the run's start record
-mem_activations() { sed -n 's/.*"mem_activations":\([0-9]*\).*/\1/p' "$1" | head -n 1; }
-
-took_effect() { # NAME NP "FLAGS" — the options of FLAGS changed the run (see above)
-  mode=$(echo " $3 " | sed -n 's/.* --recompute \([a-z]*\) .*/\1/p')
-  if [ -n "$mode" ] && [ "$mode" != none ] && ! grep -q "^activation recomputation: $mode\$" "$work/$1.out"; then
-    fail "np=$2 $3: no 'activation recomputation: $mode' line (the option was ignored?)"; return 1
-  fi
-  [ "$2" -eq 1 ] || return 0
-  a_run=$(mem_activations "$work/$1.jsonl"); a_base=$(mem_activations "$work/base.jsonl")
-  if [ -z "$a_run" ] || [ -z "$a_base" ] || [ "$a_run" -ge "$a_base" ]; then
-    fail "np=1 $3: activations '$a_run' bytes, the base's '$a_base': the option did not take effect"; return 1
-  fi
-  echo "    np=1 $3: activations $a_base -> $a_run bytes"
-}
-
 layout() { # NP "FLAGS"
   np=$1; flags=$2
   name=$(echo "np$np $flags" | tr -c 'a-z0-9\n' '_')
@@ -90,7 +69,7 @@ layout() { # NP "FLAGS"
   fi
   # shellcheck disable=SC2086
   ran_in_layout "$work/$name.out" "$np" "$equiv_common $flags" || { fail "np=$np $flags: not the layout asked for"; return; }
-  took_effect "$name" "$np" "$flags" || return
+  took_effect "$name" "$np" "$flags" base || return
   losses "$work/$name.jsonl" > "$work/$name.losses"
   val_losses "$work/$name.jsonl" > "$work/$name.val"
   grad_norms "$work/$name.jsonl" | head -n "$NORM_STEPS" > "$work/$name.norms"
