@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "backend_ops.h"
+#include "device_probe.h"
 
 typedef struct act_t act_t;
 typedef struct f32_t f32_t;
@@ -90,8 +91,13 @@ void segments_sums_start(int table_groups, double *sums_by_group, int n_groups);
 
 /* The CPU backend; always present. */
 const backend *backend_cpu(void);
-/* The CUDA backend, or NULL in a build without CUDA or on a machine without a GPU. */
+/* The CUDA backend, or NULL in a build without CUDA or on a machine without a
+ * GPU; a GPU the runtime cannot use (DEVICE_BROKEN) fails the process (exit
+ * 1) with the runtime's message instead of reading as no GPU. */
 const backend *backend_cuda(void);
+/* What this machine's GPUs are to the CUDA backend (kernels/device_probe.h);
+ * probed once. A build without CUDA: DEVICE_NONE. */
+void backend_cuda_probe(device_probe *out);
 /* Whether this build has the CUDA backend (whatever the machine has). */
 bool backend_cuda_built(void);
 

@@ -12,7 +12,10 @@
 # keep lives once in shared scratch, so
 #   none − selective = (S·L − 1)·core,   selective − full = (S·L − 1)·(all − core − out)
 # and GPipe holds all m micro-batches while 1F1B holds p on the first stage.
-# Exact integers: any slot or buffer counted wrongly shows.
+# Exact integers: any slot or buffer counted wrongly shows. The bytes are
+# what the run allocated for its activation arenas (kernels/memory_tally.h);
+# the shape, tp and the slots S (1 without a pipeline, p for 1F1B's first
+# stage, m for GPipe's) come from the test, not from the run.
 . "$TESTS_SRCDIR/lib.sh"
 
 cfg="$TESTS_SRCDIR/tiny-test.ini"
@@ -23,16 +26,16 @@ B=2; T=32; C=32; NH=2
 run() { # NAME NP FLAGS...
   name=$1; np=$2; shift 2
   $RUN_MPI "$np" 120 "$TESSERA" train -c "$cfg" --data "$work/data" --steps 1 --metrics "$work/$name.jsonl" "$@" \
-    > "$work/$name.out" 2>&1 || { fail "$name: run failed"; tail -n 5 "$work/$name.out"; }
+    > "$work/$name.out" 2>&1 || { fail "$name: run failed"; tail -n 5 "$work/$name.out"; return; }
+  ran_in_layout "$work/$name.out" "$np" "$*" || fail "$name: not the layout asked for"
 }
-check_modes() { # LABEL NP FLAGS — the three recompute modes in one layout
-  label=$1; np=$2; shift 2
+check_modes() { # LABEL NP S TP FLAGS — the three recompute modes in one layout
+  label=$1; np=$2; S=$3; tp=$4; shift 4
   run "${label}_none" "$np" "$@" --recompute none
   run "${label}_sel" "$np" "$@" --recompute selective
   run "${label}_full" "$np" "$@" --recompute full
   none=$(field mem_activations "$work/${label}_none.jsonl"); sel=$(field mem_activations "$work/${label}_sel.jsonl")
-  full=$(field mem_activations "$work/${label}_full.jsonl"); S=$(field activation_slots "$work/${label}_none.jsonl")
-  tp=$(field tp "$work/${label}_none.jsonl"); L=$LAYERS
+  full=$(field mem_activations "$work/${label}_full.jsonl"); L=$LAYERS
   BT=$((B * T)); Cl=$((C / tp)); NHl=$((NH / tp))
   all=$(( 4 * (2 * BT * C + 12 * BT * Cl + 2 * BT * C) + 4 * (4 * BT + B * NHl * T * T) ))
   core=$(( 4 * (BT * Cl + B * NHl * T * T) )); out=$((4 * BT * C))
@@ -41,10 +44,10 @@ check_modes() { # LABEL NP FLAGS — the three recompute modes in one layout
     && pass "$label ($S slots x $L blocks): activations none $none > selective $sel > full $full bytes, differences = formula" \
     || fail "$label: none $none, selective $sel, full $full; want differences $want1 and $want2 (S $S, L $L)"
 }
-LAYERS=2; check_modes "one rank" 1
-LAYERS=2; check_modes "tp 2" 2 --tp 2
-LAYERS=1; check_modes "pp 2, 1F1B, stage 0" 2 --pp 2
-LAYERS=1; check_modes "pp 2, GPipe, stage 0" 2 --pp 2 --pp-schedule gpipe
+LAYERS=2; check_modes "one rank" 1 1 1
+LAYERS=2; check_modes "tp 2" 2 1 2 --tp 2
+LAYERS=1; check_modes "pp 2, 1F1B, stage 0" 2 2 1 --pp 2
+LAYERS=1; check_modes "pp 2, GPipe, stage 0" 2 4 1 --pp 2 --pp-schedule gpipe
 # the head's logits exist for head_chunk_rows rows at a time: with R rows
 # instead of all BT, the logits (V values per row) and the loss's three
 # statistics per row (loss, max, two sums) shrink by (BT − R)·(V + 4)·4

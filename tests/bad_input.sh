@@ -101,7 +101,7 @@ expect 2 "truncated .bin" "short.bin" 2 train -c "$cfg" --data "$work/short"
 # text full of the euro sign (UTF-8 bytes 226 130 172): a vocabulary of 200
 # cannot hold byte 226, whichever windows the data order picks
 awk 'BEGIN { for (i = 0; i < 3000; i++) printf "price \342\202\254%d\n", i }' > "$work/euro.txt"
-"$TESSERA" prep "$work/euro.txt" -o "$work/euro" > /dev/null
+"$TESSERA" prep "$work/euro.txt" -o "$work/euro" > /dev/null || fail "prep of the euro text"
 expect 2 "token id >= vocab_size" "token id 226.*vocab_size 200" 2 \
   train -c "$cfg" --data "$work/euro" --vocab_size 200
 finish

@@ -36,7 +36,10 @@ $RUN_MPI 4 120 "$TESSERA" train -c "$cfg" --data "$work/data" --tp 2 --steps 3 \
   --metrics "$work/m.jsonl" > "$work/out" 2>&1 || { cat "$work/out"; fail "dp2 x tp2 run"; finish; }
 L=2; h=32; N=$((2 * 16)); micro_batches=$((8 / (2 * 2)))
 want_tp=$(( micro_batches * (2 * (1 + 2 * L) * N * h + 3 * N) * 4 + 8 ))
-params_local=$(sed -n 's/.*"params_local":\([0-9]*\).*/\1/p' "$work/m.jsonl")
+# the local gradient's elements from the model's shape (tests/lib.sh), not the run's count
+params_local=$(gpt2_params_local 257 $h 16 $L 2)
+[ "$(sed -n 's/.*"params_local":\([0-9]*\).*/\1/p' "$work/m.jsonl")" = "$params_local" ] \
+  || fail "dp 2 x tp 2: the run's params_local is not the shape's $params_local"
 want_dp=$(( params_local * 4 + 16 ))
 check_bytes "dp 2 x tp 2, 3 steps" "$work/m.jsonl" tp 3 "$want_tp"
 check_bytes "dp 2 x tp 2, 3 steps" "$work/m.jsonl" dp_sp 3 "$want_dp"
@@ -67,7 +70,7 @@ L=4; m=2; block=$(( 12 * h * h + 13 * h ))
 for zero in 2 3; do
   $RUN_MPI 2 120 "$TESSERA" train -c "$cfg" --data "$work/data" --zero $zero --n_layer $L --steps 2 \
     --metrics "$work/z$zero.jsonl" > "$work/out" 2>&1 || { cat "$work/out"; fail "zero $zero run"; continue; }
-  psi=$(sed -n 's/.*"params_local":\([0-9]*\).*/\1/p' "$work/z$zero.jsonl")
+  psi=$(gpt2_params_local 257 $h 16 $L 1) # from the shape, not the run
   outer=$(( psi - L * block ))
   if [ $zero -eq 2 ]; then want=$(( m * L * 4 * block + 4 * outer + 4 * psi + 32 ))
   else want=$(( m * L * 4 * block + 4 * outer + (2 * L - 2 + 2 * (m - 1) * (L - 2)) * 4 * block + 4 * outer + 32 )); fi

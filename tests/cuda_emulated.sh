@@ -7,7 +7,8 @@
 # it cannot show — speed, races a real warp schedule exposes, the device's
 # own rounding of exp and pow — needs the GPU test itself. Skips (77)
 # without g++ and python3.
-command -v g++ > /dev/null 2>&1 && command -v python3 > /dev/null 2>&1 || exit 77
+command -v g++ > /dev/null 2>&1 && command -v python3 > /dev/null 2>&1 \
+  || { echo "SKIP: g++ or python3 not found (apt-get install build-essential python3)"; exit 77; }
 # one thread order, then the reverse, so an order-dependent kernel shows
 # the build's flags and build_config.h come from where `tessera` was built
 EMU_BUILDDIR=$(dirname "$TESSERA"); export EMU_BUILDDIR

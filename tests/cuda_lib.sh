@@ -11,7 +11,8 @@
 #      zero2, pp2 (1F1B), sp2 (all-gather), and zero1, zero3, tp2 with
 #      --tp-seq-shard, sp2 ring, pp2 GPipe, full recomputation, tp2 x sp2
 #      with ZeRO-1 on 4 ranks, interleaved pp2 against its own 4-layer
-#      reference; the staged path's byte counters (fp32, what MPI moves:
+#      reference; the 1-rank lines (recomputation, the head in chunks) show
+#      their options took effect (took_effect, tests/lib.sh); the staged path's byte counters (fp32, what MPI moves:
 #      the CPU formulas of tests/comm_bytes.sh); samples from tp2 and pp2;
 #  (c) a checkpoint saved on CUDA resumes on the CPU backend and one saved
 #      on the CPU resumes on CUDA: the loaded fp32 master weights are the
@@ -74,7 +75,8 @@ compare() {
 # cuda_layout NAME NP FLAGS... — a run on CUDA, compared with cuda1 (one line per layout)
 cuda_layout() {
   lay_name=$1; lay_np=$2; shift 2
-  if cuda_run "$CUDA_BIN" "$lay_name" "$lay_np" --backend cuda "$@"; then compare "$lay_name" cuda1
+  if cuda_run "$CUDA_BIN" "$lay_name" "$lay_np" --backend cuda "$@"; then
+    took_effect "$lay_name" "$lay_np" "$*" cuda1 && compare "$lay_name" cuda1
   else fail "$lay_name: np=$lay_np $*: run failed"; sed 's/^/    /' "$work/$lay_name.out" | tail -n 8; fi
 }
 
@@ -157,7 +159,7 @@ cuda_suite() {
     else fail "interleaved pp2 run failed"; tail -n 8 "$work/pp2_interleaved.out"; fi
   else fail "4-layer reference failed"; tail -n 8 "$work/cuda1_l4.out"; fi
   tp_bytes_per_step tp2 4
-  params_local=$(sed -n 's/.*"params_local":\([0-9]*\).*/\1/p' "$work/dp2.jsonl")
+  params_local=$(gpt2_params_local 257 32 16 2 1) # from the shape (tests/lib.sh), not the run
   want_dp=$(( params_local * 4 + 16 ))
   got_dp=$(grep '^{"step":3,"loss"' "$work/dp2.jsonl" | sed -n 's/.*"comm_bytes_dp_sp":\([0-9]*\).*/\1/p')
   [ "$got_dp" = "$want_dp" ] && pass "dp2: staged dp x sp bytes per step $got_dp = fp32 formula" \

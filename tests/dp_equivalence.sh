@@ -41,7 +41,7 @@ for np in 2 4; do
 done
 # The check is not vacuous: a different seed changes the losses by far more.
 $RUN_MPI 1 240 "$TESSERA" train -c "$TESTS_SRCDIR/tiny-test.ini" --data "$work/data" \
-  --seed 8 --metrics "$work/seed8.jsonl" > /dev/null 2>&1
+  --seed 8 --metrics "$work/seed8.jsonl" > "$work/seed8.out" 2>&1 || { cat "$work/seed8.out"; fail "seed 8 run"; }
 losses "$work/seed8.jsonl" > "$work/seed8.losses"
 diff=$(max_rel_diff "$work/seed8.losses" "$work/dp1.losses")
 beyond "$diff" 1e-3 \

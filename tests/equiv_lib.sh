@@ -31,6 +31,10 @@
 # only the order of additions differs, still holds to 1e-5 and still sees
 # a scaled gradient; the later ones would test the dynamics, not the layout.
 #
+# A line that compares the 1-process base with itself under an option would
+# pass if the option were ignored, so each line also shows the option took
+# effect (took_effect, tests/lib.sh).
+#
 # Usage: equiv_base CONFIG [FLAGS] — prepare the corpus, run the reference;
 #        layout NP "FLAGS" — one line per layout.
 
@@ -65,6 +69,7 @@ layout() { # NP "FLAGS"
   fi
   # shellcheck disable=SC2086
   ran_in_layout "$work/$name.out" "$np" "$equiv_common $flags" || { fail "np=$np $flags: not the layout asked for"; return; }
+  took_effect "$name" "$np" "$flags" base || return
   losses "$work/$name.jsonl" > "$work/$name.losses"
   val_losses "$work/$name.jsonl" > "$work/$name.val"
   grad_norms "$work/$name.jsonl" | head -n "$NORM_STEPS" > "$work/$name.norms"

@@ -143,3 +143,41 @@ refusal() {
   sed 's/^/    /' "$r_err" | head -n 8
   return 1
 }
+
+# gpt2_params_local V C T L TP — the parameter elements one tp rank of a
+# GPT-2 model holds (tied head, learned positions, biases, LayerNorm, no
+# pipeline), from the shape alone, for the memory and byte formulas to
+# check the run against instead of taking its own count: the vocabulary
+# rows split over tp and padded up (⌈V/tp⌉·C), the positions T·C, per block
+# the split QKV, projection and MLP matrices with their split biases
+# (12C² + 7C)/tp and the whole ones 6C (two norms, the two output biases),
+# the final norm 2C. TP = 1 gives the model's parameter count.
+gpt2_params_local() {
+  echo $(( ($1 + $5 - 1) / $5 * $2 + $3 * $2 + $4 * ((12 * $2 * $2 + 7 * $2) / $5 + 6 * $2) + 2 * $2 ))
+}
+
+# mem_activations METRICS — the activation bytes of a run's start record
+mem_activations() { sed -n 's/.*"mem_activations":\([0-9]*\).*/\1/p' "$1" | head -n 1; }
+
+# took_effect NAME NP "FLAGS" BASE — for a run NAME (files $work/NAME.out and
+# .jsonl) on NP ranks with FLAGS, compared by its test with the 1-rank run
+# BASE: a line comparing a 1-rank run with the 1-rank base would pass if its
+# options were ignored, so `--recompute MODE` must be named by the run's
+# "activation recomputation: MODE" line (printed from the model's own mode),
+# and a 1-rank run — whose only difference from BASE is its options:
+# recomputation, the head in chunks of rows, none of which may be a no-op
+# on memory — must report fewer activation bytes than BASE
+# (tests/activation_memory.sh holds those bytes to their formula). Fails
+# (and returns 1) otherwise.
+took_effect() {
+  te_mode=$(echo " $3 " | sed -n 's/.* --recompute \([a-z]*\) .*/\1/p')
+  if [ -n "$te_mode" ] && [ "$te_mode" != none ] && ! grep -q "^activation recomputation: $te_mode\$" "$work/$1.out"; then
+    fail "np=$2 $3: no 'activation recomputation: $te_mode' line (the option was ignored?)"; return 1
+  fi
+  [ "$2" -eq 1 ] || return 0
+  te_run=$(mem_activations "$work/$1.jsonl"); te_base=$(mem_activations "$work/$4.jsonl")
+  if [ -z "$te_run" ] || [ -z "$te_base" ] || [ "$te_run" -ge "$te_base" ]; then
+    fail "np=1 $3: activations '$te_run' bytes, $4's '$te_base': the option did not take effect"; return 1
+  fi
+  echo "    np=1 $3: activations $te_base -> $te_run bytes"
+}

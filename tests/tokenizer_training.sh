@@ -64,15 +64,17 @@ grep -q '^tokenizer: byte-level BPE (50257 ids)' "$work/out" && pass "the report
   || fail "report: $(grep tokenizer "$work/out")"
 sed -n '/^---- sample at step 4/{n;p;}' "$work/out" | grep -q '^The cat' && pass "the training sample starts with the prompt" \
   || fail "training sample: $(sed -n '/^---- sample/,/^----$/p' "$work/out")"
-timeout 60 "$TESSERA" ckpt info "$work/ck" > "$work/info" 2>&1
+timeout 60 "$TESSERA" ckpt info "$work/ck" > "$work/info" 2>&1 || fail "ckpt info exits $?"
 grep -q '^tokenizer: byte-level BPE (50257 ids), carried as /tokenizer.json' "$work/info" \
   && pass "ckpt info names the tokenizer (collective writer)" || { fail "ckpt info:"; cat "$work/info"; }
-timeout 60 "$TESSERA" sample --ckpt "$work/ck" --prompt "The cat" --tokens 12 > "$work/sample" 2>&1
+timeout 60 "$TESSERA" sample --ckpt "$work/ck" --prompt "The cat" --tokens 12 > "$work/sample" 2>&1 \
+  || fail "sample exits $?"
 head -c 7 "$work/sample" | grep -q '^The cat$' && pass "sample starts with \"The cat\": $(head -n 1 "$work/sample")" \
   || fail "sample: $(cat "$work/sample")"
 head -c 8 "$work/sample" | grep -q '<|' && fail "an id placeholder in the prompt part" \
   || pass "no id placeholder in the prompt part"
-timeout 60 "$TESSERA" sample --ckpt "$work/ck" --prompt "The cat" --tokens 12 --tokenizer "$gpt2" > "$work/sample2" 2>&1
+timeout 60 "$TESSERA" sample --ckpt "$work/ck" --prompt "The cat" --tokens 12 --tokenizer "$gpt2" > "$work/sample2" 2>&1 \
+  || fail "sample --tokenizer exits $?"
 cmp -s "$work/sample" "$work/sample2" && pass "sample --tokenizer with the same tokenizer: the same text" \
   || fail "sample --tokenizer: $(cat "$work/sample2")"
 
@@ -92,9 +94,9 @@ timeout 60 "$TESSERA" ckpt verify "$work/damaged.h5" > /dev/null 2> "$work/err";
 train 1 --data "$work/g" --save_dir "$work/ck" --resume auto --steps 6 --async_save true; status=$?
 [ "$status" -eq 0 ] && grep -q 'resumed from' "$work/out" && pass "resumes on 1 rank" \
   || { fail "resume exits $status"; head -n 5 "$work/err"; }
-timeout 60 "$TESSERA" ckpt info "$work/ck" 2>&1 | grep -q '^step 6,' && timeout 60 "$TESSERA" ckpt info "$work/ck" 2>&1 \
-  | grep -q '^tokenizer: byte-level BPE (50257 ids), carried' && pass "the resumed run's checkpoint keeps it (single writer)" \
-  || fail "resumed checkpoint: $(timeout 60 "$TESSERA" ckpt info "$work/ck" 2>&1 | head -n 5)"
+timeout 60 "$TESSERA" ckpt info "$work/ck" > "$work/info6" 2>&1 && grep -q '^step 6,' "$work/info6" \
+  && grep -q '^tokenizer: byte-level BPE (50257 ids), carried' "$work/info6" \
+  && pass "the resumed run's checkpoint keeps it (single writer)" || fail "resumed checkpoint: $(head -n 5 "$work/info6")"
 train 1 --data "$work/bytes" --resume "$work/ck" --steps 8; status=$?
 refused "resume on bytes data" "tokenizer"
 

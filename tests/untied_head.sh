@@ -61,7 +61,8 @@ status=$?
 
 # the run's sample at step 10 (tp2 x pp2) from the file on one process (seed = seed + step)
 sed -n '/^---- sample at step 10 ----$/,/^----$/p' "$dir.a.out" | sed '1d;$d' > "$work/train.txt"
-"$TESSERA" sample --ckpt "$ck" --prompt "The" --tokens 24 --seed 21 > "$work/file.txt" 2>&1
+"$TESSERA" sample --ckpt "$ck" --prompt "The" --tokens 24 --seed 21 > "$work/file.txt" 2>&1 \
+  || fail "sample from the untied checkpoint exits $?"
 [ -s "$work/train.txt" ] && cmp -s "$work/train.txt" "$work/file.txt" \
   && pass "tessera sample reproduces the tp2 x pp2 run's sample from the untied checkpoint" \
   || { fail "sample from the untied checkpoint differs"; cat "$work/train.txt" "$work/file.txt"; }

@@ -11,6 +11,7 @@
 
 #include "cpu_ops.h"
 #include "fail.h"
+#include "memory_tally.h"
 
 static void *aligned_buffer(size_t n_bytes, const char *what) {
   void *p = NULL;
@@ -18,13 +19,17 @@ static void *aligned_buffer(size_t n_bytes, const char *what) {
   if (posix_memalign(&p, 64, rounded ? rounded : 64) != 0)
     fail_local(EXIT_USER_ERROR, "out of memory allocating %.1f MiB for %s",
                (double)n_bytes / (1 << 20), what);
+  memory_tally_add(p, n_bytes); /* what was asked for: the formulas' bytes */
   return p;
 }
 
 static act_t *alloc_act(size_t n, const char *what) { return aligned_buffer(n * sizeof(float), what); }
 static f32_t *alloc_f32(size_t n, const char *what) { return aligned_buffer(n * sizeof(float), what); }
 static ids_t *alloc_ids(size_t n, const char *what) { return aligned_buffer(n * sizeof(int32_t), what); }
-static void free_buffer(void *buffer) { free(buffer); }
+static void free_buffer(void *buffer) {
+  memory_tally_remove(buffer);
+  free(buffer);
+}
 static void zero_act(act_t *x, size_t n) { memset(x, 0, n * sizeof(float)); }
 static void zero_f32(f32_t *x, size_t n) { memset(x, 0, n * sizeof(float)); }
 static void act_from_host(act_t *dst, const float *src, size_t n) { memmove(dst, src, n * sizeof(float)); }

@@ -44,6 +44,7 @@ static void *device_buffer(size_t n_bytes, const char *what) {
   if (status == cudaErrorMemoryAllocation)
     fail_local(EXIT_USER_ERROR, "out of GPU memory allocating %.1f MiB for %s", (double)n_bytes / (1 << 20), what);
   CUDA_CHECK(status);
+  memory_tally_add(p, n_bytes);
   return p;
 }
 
@@ -51,6 +52,7 @@ static act_t *alloc_act(size_t n, const char *what) { return (act_t *)device_buf
 static f32_t *alloc_f32(size_t n, const char *what) { return (f32_t *)device_buffer(n * sizeof(float), what); }
 static ids_t *alloc_ids(size_t n, const char *what) { return (ids_t *)device_buffer(n * sizeof(int32_t), what); }
 static void free_buffer(void *buffer) {
+  memory_tally_remove(buffer);
   if (buffer) CUDA_CHECK(cudaFree(buffer));
 }
 static void zero_act(act_t *x, size_t n) { CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof(bf16), op_stream)); }
@@ -160,12 +162,39 @@ static int node_local_rank(void) {
   return 0;
 }
 
+extern "C" void backend_cuda_probe(device_probe *out) {
+  static bool probed = false;
+  static device_probe result;
+  if (!probed) {
+    int n = 0;
+    const cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) cudaGetLastError(); /* clear the sticky error */
+    const device_count_status status = e == cudaSuccess         ? DEVICE_COUNT_OK
+                                       : e == cudaErrorNoDevice ? DEVICE_COUNT_NO_DEVICE
+                                                                : DEVICE_COUNT_ERROR;
+    const bool nodes = status == DEVICE_COUNT_ERROR && device_probe_nodes_present("/dev");
+    result.verdict = device_probe_classify(status, n, nodes);
+    result.n_devices = result.verdict == DEVICE_READY ? n : 0;
+    if (e == cudaSuccess)
+      snprintf(result.message, sizeof result.message, "the CUDA runtime counts %d devices", n);
+    else
+      snprintf(result.message, sizeof result.message, "cudaGetDeviceCount: %s (%s)%s", cudaGetErrorString(e),
+               cudaGetErrorName(e), nodes ? ", yet /dev has NVIDIA device nodes" : "");
+    probed = true;
+  }
+  *out = result;
+}
+
 extern "C" const backend *backend_cuda(void) {
   static int state = 0; /* 0: not tried, 1: ready, -1: no GPU */
   if (state == 0) {
-    int n_devices = 0;
-    if (cudaGetDeviceCount(&n_devices) != cudaSuccess || n_devices == 0) {
-      cudaGetLastError(); /* clear the sticky "no device" error */
+    device_probe probe;
+    backend_cuda_probe(&probe);
+    const int n_devices = probe.n_devices;
+    if (probe.verdict == DEVICE_BROKEN)
+      fail_local(EXIT_USER_ERROR, "CUDA: this machine has a GPU the runtime cannot use: %s; check the driver "
+                 "(nvidia-smi), or use --backend cpu", probe.message);
+    if (probe.verdict == DEVICE_NONE) {
       state = -1;
     } else {
       CUDA_CHECK(cudaSetDevice(node_local_rank() % n_devices));

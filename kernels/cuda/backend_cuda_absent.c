@@ -4,3 +4,6 @@
 
 const backend *backend_cuda(void) { return NULL; }
 bool backend_cuda_built(void) { return false; }
+void backend_cuda_probe(device_probe *out) {
+  *out = (device_probe){.verdict = DEVICE_NONE, .message = "no CUDA backend in this build"};
+}

@@ -20,6 +20,7 @@
 extern "C" {
 #include "backend.h"
 #include "fail.h"
+#include "memory_tally.h"
 }
 #include "cuda_check.h" /* CUDA_CHECK */
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "fail.h"
+#include "memory_tally.h"
 
 /* The tied embedding's gradient travels between the pipeline's ends with
  * this tag; pipeline activations use tags below 2·(number of chunks). */
@@ -34,6 +35,7 @@ void zero_create(zero *z, const zero_setup *s) {
                       z->shard_group ? z->shard_group->rank : 0);
   if (z->stage >= 2) {
     z->shard_grads = be->alloc_act(z->part.n_own, "gradient shard");
+    memory_tally_claim(z->shard_grads, MEMORY_GRADS);
     be->zero_act(z->shard_grads, z->part.n_own);
     /* the largest range one reduce-scatter covers: a block, the embeddings,
      * or what follows the blocks (the final norm, an untied head) */
@@ -47,6 +49,7 @@ void zero_create(zero *z, const zero_setup *s) {
   }
   if (z->stage >= 3) {
     z->compute_shard = be->alloc_act(z->part.n_own, "weight shard");
+    memory_tally_claim(z->compute_shard, MEMORY_WEIGHTS);
     be->act_from_host(z->compute_shard, s->host_init + z->part.start, z->part.n_own);
     param_gather_create(&z->gather, z->group, be, &z->part, z->compute_shard);
   }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "fail.h"
+#include "memory_tally.h"
 #include "model_internal.h"
 
 /* Hands out consecutive pieces of one arena, counting what it handed out. */
@@ -159,6 +160,8 @@ void activations_create(model *m, int n_slots, int head_chunk_rows) {
   assign.f32_base = be->alloc_f32(count.f32_elems, "activation statistics");
   acts->arena[0] = assign.act_base;
   acts->arena[1] = assign.f32_base;
+  memory_tally_claim(assign.act_base, MEMORY_ACTIVATIONS);
+  memory_tally_claim(assign.f32_base, MEMORY_ACTIVATIONS);
   carve_activations(m, &assign);
   acts->activation_bytes = carved_bytes(&count);
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "fail.h"
+#include "memory_tally.h"
 #include "model_internal.h"
 
 /* Points block j's tensors at their places: in `flat` at their offsets, or
@@ -73,6 +74,12 @@ void weights_create(model *m, bool windowed_grads, bool windowed_params) {
   w->windowed_grads = windowed_grads || windowed_params;
   w->params = allocate(m, w->windowed_params, w->param_windows, w->blocks, "parameters");
   w->grads = allocate(m, w->windowed_grads, w->grad_windows, w->block_grads, "gradients");
+  memory_tally_claim(w->params, MEMORY_WEIGHTS);
+  memory_tally_claim(w->grads, MEMORY_GRADS);
+  for (int k = 0; k < 2; k++) {
+    if (w->windowed_params) memory_tally_claim(w->param_windows[k], MEMORY_WEIGHTS);
+    if (w->windowed_grads) memory_tally_claim(w->grad_windows[k], MEMORY_GRADS);
+  }
   model_zero_grads(m);
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fail.h"
+#include "memory_tally.h"
 
 /* The last pipeline stage's copy of the tied embedding has the first
  * stage's gradient (zero_finish_gradients sums them): it counts there, once. */
@@ -69,6 +70,9 @@ void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const
   opt->master = be->alloc_f32(n_own, "master weights");
   opt->m = be->alloc_f32(n_own, "Adam first moment");
   opt->v = be->alloc_f32(n_own, "Adam second moment");
+  memory_tally_claim(opt->master, MEMORY_WEIGHTS); /* the fp32 master copy is weights */
+  memory_tally_claim(opt->m, MEMORY_OPTIMIZER);
+  memory_tally_claim(opt->v, MEMORY_OPTIMIZER);
   be->f32_from_host(opt->master, host_init + start, n_own);
   be->zero_f32(opt->m, n_own);
   be->zero_f32(opt->v, n_own);

@@ -2,6 +2,7 @@
 #include "build_info.h"
 
 #include "build_config.h"
+#include "backend.h"
 
 #include <hdf5.h>
 #include <mpi.h>
@@ -35,4 +36,11 @@ void build_info_print(FILE *out) {
 #else
   fprintf(out, "  CUDA: not found (CPU backend only)\n");
 #endif
+  if (backend_cuda_built()) { /* what the backend makes of this machine's GPUs */
+    device_probe probe;
+    backend_cuda_probe(&probe);
+    char line[256];
+    device_probe_describe(&probe, line, sizeof line);
+    fprintf(out, "  %s\n", line);
+  }
 }

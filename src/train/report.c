@@ -8,6 +8,7 @@
 
 #include "build_info.h"
 #include "fail.h"
+#include "memory_tally.h"
 
 #define MiB (1024.0 * 1024.0)
 
@@ -15,20 +16,17 @@
 /* Per pipeline stage, what report_start prints: four memory kinds and the slots. */
 enum { STAGE_WEIGHTS, STAGE_GRADS, STAGE_OPTIMIZER, STAGE_ACTIVATIONS, STAGE_SLOTS, STAGE_FIELDS };
 
+/* What the backends allocated, as their owners claimed it (memory_tally.h):
+ * counted, not computed, so that the formulas of doc/design.md are checked
+ * against it (tests/zero_memory.sh, tests/activation_memory.sh). */
 memory_report run_memory(const run *r) {
-  const model *m = &r->mdl;
-  const size_t n_local = m->layout.reg.n_local_total, act_bytes = r->be->act_elem_bytes;
-  const size_t range = r->opt.part->n_own; /* the whole buffer without ZeRO */
-  const size_t windows = m->layout.outer_elems + 2 * m->layout.block_elems;
+  (void)r; /* one run per process: the tally is the run's */
   return (memory_report){
-      /* compute weights (ZeRO 3: this rank's range, the embeddings and final
-       * norm, two block windows) + the fp32 master range */
-      .weight_bytes = (m->w.windowed_params ? range + windows : n_local) * act_bytes + range * sizeof(float),
-      /* ZeRO 2: the persistent embedding/final-norm buffer, two block windows
-       * and this rank's range instead of the whole gradient */
-      .grad_bytes = (m->w.windowed_grads ? windows + range : n_local) * act_bytes,
-      .optimizer_bytes = 2 * range * sizeof(float), /* Adam m and v */
-      .activation_bytes = m->acts.activation_bytes,
+      .weight_bytes = memory_tally_bytes(MEMORY_WEIGHTS),
+      .grad_bytes = memory_tally_bytes(MEMORY_GRADS),
+      .optimizer_bytes = memory_tally_bytes(MEMORY_OPTIMIZER),
+      .activation_bytes = memory_tally_bytes(MEMORY_ACTIVATIONS),
+      .other_bytes = memory_tally_bytes(MEMORY_OTHER),
   };
 }
 
@@ -52,8 +50,10 @@ static void print_layout(const run *r) {
     printf("; bubble by formula %.1f%%\n",
            100 * pipe_schedule_bubble_formula(plan->stages, plan->micro_batches, plan->chunks_per_stage));
   }
-  if (cfg->recompute != RECOMPUTE_CHOICE_NONE)
-    printf("activation recomputation: %s\n", cfg->recompute == RECOMPUTE_CHOICE_FULL ? "full" : "selective");
+  /* the model's own mode (what its activation slots keep), not the option's
+   * text: tests/equiv_lib.sh checks that an option took effect */
+  if (m->recompute != RECOMPUTE_NONE)
+    printf("activation recomputation: %s\n", m->recompute == RECOMPUTE_FULL ? "full" : "selective");
 }
 
 /* Rank 0's opening lines. `stages`: STAGE_FIELDS numbers per pipeline stage. */
@@ -77,9 +77,9 @@ static void print_start(const run *r, const memory_report *mem, const int64_t *s
          r->data_tok.origin);
   const int p = r->grid.shape.pp, slots = r->mdl.acts.n_slots;
   printf("memory per rank%s: weights %.1f MiB, gradients %.1f MiB, optimizer %.1f MiB, "
-         "activations %.1f MiB (%d micro-batch slot%s)\n", p > 1 ? " (pipeline stage 0)" : "",
+         "activations %.1f MiB (%d micro-batch slot%s), other %.1f MiB\n", p > 1 ? " (pipeline stage 0)" : "",
          mem->weight_bytes / MiB, mem->grad_bytes / MiB, mem->optimizer_bytes / MiB, mem->activation_bytes / MiB,
-         slots, slots == 1 ? "" : "s");
+         slots, slots == 1 ? "" : "s", mem->other_bytes / MiB);
   for (int s = 1; s < p; s++) { /* stage 0 is the line above */
     const int64_t *st = stages + (size_t)s * STAGE_FIELDS;
     printf("  pipeline stage %d: weights %.1f MiB, gradients %.1f MiB, optimizer %.1f MiB, "
@@ -122,6 +122,7 @@ static void record_start(run *r, const memory_report *mem, const int64_t *stages
   metrics_int(mx, "mem_grads", (int64_t)mem->grad_bytes);
   metrics_int(mx, "mem_optimizer", (int64_t)mem->optimizer_bytes);
   metrics_int(mx, "mem_activations", (int64_t)mem->activation_bytes);
+  metrics_int(mx, "mem_other", (int64_t)mem->other_bytes);
   if (p > 1) metrics_int_array(mx, "mem_activations_per_stage", stages + STAGE_ACTIVATIONS, (size_t)p, STAGE_FIELDS);
   metrics_end(mx);
 }
@@ -310,7 +311,7 @@ static end_numbers end_numbers_of(run *r, const run_totals *t) {
   e.tokens_per_s = t->train_seconds > 0 ? tokens / t->train_seconds : 0;
   e.mfu = model_flops_per_token(&r->shape, cfg->seq_len) * e.tokens_per_s / r->peak_flops_total;
   const memory_report *mem = &t->memory;
-  e.memory_total = mem->weight_bytes + mem->grad_bytes + mem->optimizer_bytes + mem->activation_bytes;
+  e.memory_total = mem->weight_bytes + mem->grad_bytes + mem->optimizer_bytes + mem->activation_bytes + mem->other_bytes;
   const comm_totals comm_end = comm_now(r);
   for (int i = 0; i < GRID_N_GROUPS; i++) e.comm_bytes += comm_end.bytes[i], e.comm_seconds += comm_end.seconds[i];
   e.peak_rss = peak_resident_bytes();

@@ -22,10 +22,12 @@
 #include "run.h"
 #include "train_loop.h"
 
-/* Bytes per rank by kind (DESIGN.md principle 5: doc/design.md has the
- * formulas per ZeRO stage). */
+/* Bytes per rank by kind, counted as the backends allocated them
+ * (kernels/memory_tally.h; DESIGN.md principle 5: doc/design.md has the
+ * formulas per ZeRO stage, which the tests hold these counts to). "other":
+ * communication buffers, token ids, scratch and workspaces. */
 typedef struct memory_report {
-  size_t weight_bytes, grad_bytes, optimizer_bytes, activation_bytes;
+  size_t weight_bytes, grad_bytes, optimizer_bytes, activation_bytes, other_bytes;
 } memory_report;
 
 /* Bytes and seconds of every group's collectives so far. */

@@ -29,12 +29,19 @@ extern dim3 blockDim, gridDim;
 struct alignas(16) float4 { float x, y, z, w; };
 
 typedef int cudaError_t;
-enum { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2 };
+enum {
+  cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2, cudaErrorInitializationError = 3,
+  cudaErrorInsufficientDriver = 35, cudaErrorNoDevice = 100
+};
 typedef void *cudaStream_t;
 enum cudaDeviceAttr { cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 enum cudaMemcpyKind { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3 };
 inline const char *cudaGetErrorString(cudaError_t e) { return e ? "emulated error" : "no error"; }
+inline const char *cudaGetErrorName(cudaError_t e) {
+  return e == cudaErrorNoDevice ? "cudaErrorNoDevice" : e == cudaErrorInsufficientDriver ? "cudaErrorInsufficientDriver"
+         : e ? "cudaErrorEmulated" : "cudaSuccess";
+}
 cudaError_t cudaGetLastError();
 inline cudaError_t cudaGetDevice(int *d) { *d = 0; return cudaSuccess; }
 cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr attr, int device);
@@ -115,7 +122,13 @@ inline cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t from, cudaEvent_t
   return cudaSuccess;
 }
 inline cudaError_t cudaEventDestroy(cudaEvent_t e) { free(e); return cudaSuccess; }
-inline cudaError_t cudaGetDeviceCount(int *n) { *n = 1; return cudaSuccess; }
+/* TESSERA_EMU_DEVICE_COUNT_ERROR=CODE (tests only): the device count fails
+ * with CODE, as on a machine without a GPU (100) or with a broken driver */
+inline cudaError_t cudaGetDeviceCount(int *n) {
+  const char *fault = getenv("TESSERA_EMU_DEVICE_COUNT_ERROR");
+  *n = fault ? 0 : 1;
+  return fault ? (cudaError_t)atoi(fault) : cudaSuccess;
+}
 /* the one emulated device: host memory, named so that a run's report says so */
 struct cudaDeviceProp {
   char name[256];
