@@ -10,10 +10,10 @@ tessera_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # which the tests run the CUDA kernels on the host (tests/cuda_emu) and
 # python3-venv for the test-only reference packages (ensure_reference_env);
 # jansson (JSON) and utf8proc (Unicode classes) for the tokenizer and the
-# model converters.
+# model converters; iproute2 for the namespace cluster of jobs/cluster.
 tessera_packages=(build-essential autoconf automake libtool pkg-config python3 python3-venv
   libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev libhdf5-openmpi-dev hdf5-tools
-  gnuplot-nox fortunes libjansson-dev libutf8proc-dev)
+  gnuplot-nox fortunes libjansson-dev libutf8proc-dev iproute2)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
