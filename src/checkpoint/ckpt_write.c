@@ -194,7 +194,7 @@ void ckpt_write_collective(checkpoint_saver *s, save_job *job) {
   uint32_t *crcs = xcalloc((size_t)n_slots_total, sizeof *crcs, "checkpoint checksums");
   write_tensors(s, job, &f, file_offsets, fd, crcs);
   free(file_offsets);
-  comm_quiet_barrier(&g->world); /* the writers' direct writes */
+  comm_phase_wait(&g->world, "checkpoint save"); /* the writers' direct writes */
   write_checksums(s, &f, crcs, n_slots_total);
   free(crcs);
   ckpt_attr_write_i64(&f, "complete", 1); /* last: a file without it was never finished */

@@ -155,6 +155,9 @@ static const key_spec key_table[] = {
    "end this run after that step, keeping the schedule of `steps` (0: run to `steps`)"},
   {"watchdog", "run", KEY_DOUBLE, FIELD(watchdog), "0", 0, 1e9, NULL,
    "abort with a report when a collective makes no progress for this many seconds (0: off)"},
+  {"watchdog_phase", "run", KEY_DOUBLE, FIELD(watchdog_phase), "0", 0, 1e9, NULL,
+   "with a watchdog, how long ranks may wait for a slow phase of other ranks (a sample, a checkpoint "
+   "save) before it reads as a hang (0: 10 x watchdog)"},
   {"dump_params", "run", KEY_STRING, FIELD(dump_params), "", 0, 0, NULL,
    "at the end, write every logical parameter (fp32 master, gathered) to this raw file"},
 };

@@ -90,6 +90,7 @@ typedef struct config {
   int keep;
   char dump_params[PATH_BYTES];
   double watchdog;
+  double watchdog_phase;
   /* which keys the file or the command line set (by key-table index):
    * --init-from takes the model keys from the source, and refuses the ones
    * set otherwise */

@@ -176,7 +176,7 @@ static run *start_run(const config *cfg, const model_shape *shape, const runtime
   if (grid_check_shape(rt->world_size, cfg->tp, cfg->pp, cfg->sp, &shape_of_grid, err, sizeof err))
     fail_collective(EXIT_USER_ERROR, "%s", err);
   grid_create(&r->grid, shape_of_grid);
-  grid_set_watchdog(&r->grid, cfg->watchdog);
+  grid_set_watchdog(&r->grid, cfg->watchdog, cfg->watchdog_phase);
   /* the backend, and for a GPU the path its buffers take (NCCL communicators, or MPI staging) */
   backend_select(cfg, &r->grid, &r->devices);
   r->be = r->devices.be;
