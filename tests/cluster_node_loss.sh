@@ -1,0 +1,67 @@
+#!/bin/sh
+# cluster_node_loss — a host lost mid-run (jobs/cluster cut: its link goes
+# down, its ranks run on, unreachable) ends the job instead of hanging it:
+#  * 2 hosts x 1 rank (dp 2), --watchdog 5, a checkpoint every 5 steps; the
+#    second host's link is cut once step 10 is saved. The job ends with
+#    status 3 within 45 s of the cut: the surviving rank's watchdog reports
+#    (5 s) the collective, its group and the group's world ranks, and
+#    mpirun's connection to the lost host's daemon gives up (~13 s of TCP
+#    retransmissions, set by jobs/cluster; Linux's default is ~15 min);
+#  * every checkpoint saved before the loss still verifies, and `latest`
+#    names one of them;
+#  * --resume auto on the surviving host continues from it.
+# Skipped (77) where network namespaces cannot be made.
+. "$TESTS_SRCDIR/lib.sh"
+. "$TESTS_SRCDIR/cluster_lib.sh"
+
+cluster_up 2
+cfg="$TESTS_SRCDIR/tiny-test.ini"
+prep_corpus "$work/data" 40000
+cluster_hosts 1:1 2:1
+( cluster_mpi 2 180 "$TESSERA" train -c "$cfg" --data "$work/data" --steps 100000 --save-dir "$work/ck" \
+    --save-every 5 --watchdog 5 --watchdog-phase 6 --metrics "$work/lost.jsonl" > "$work/lost.out" 2> "$work/lost.err"
+  echo $? > "$work/lost.status" ) &
+job=$!
+waited=0
+until [ -f "$work/ck/step_00000010.h5" ] && grep -q step_00000010 "$work/ck/latest" 2> /dev/null; do
+  [ -f "$work/lost.status" ] && break
+  [ $waited -ge 1200 ] && break   # 120 s
+  sleep 0.1; waited=$((waited + 1))
+done
+"$cluster_script" cut 2 || fail "jobs/cluster cut 2"
+cut_at=$(date +%s)
+wait $job
+status=$(cat "$work/lost.status" 2> /dev/null || echo none)
+took=$(( $(date +%s) - cut_at ))
+if [ "$status" = 3 ] && [ $took -lt 45 ]; then
+  pass "host 2 lost after step $(sed -n 's/.*step_0*\([0-9]*\).h5.*/\1/p' "$work/ck/latest"): the job ended with status 3, ${took}s after the cut"
+else
+  fail "host 2 lost: status $status ${took}s after the cut (want 3 within 45 s; 124/137: hung until the timeout)"
+  grep -v '^\[' "$work/lost.err" | sed 's/^/    /' | tail -n 8
+fi
+report=$(grep -o 'watchdog: no progress for [56] s in [a-z]* #[0-9]* of group [a-z_]* (2 ranks: world ranks 0,1)[^;]*' "$work/lost.err" | head -n 1)
+[ -n "$report" ] && pass "reported: $report" \
+  || { fail "no watchdog report naming the collective, group and ranks:"; grep -v '^\[' "$work/lost.err" | sed 's/^/    /' | head -n 8; }
+
+# nothing saved before the loss is damaged
+n=0
+for f in "$work"/ck/step_*.h5; do
+  "$TESSERA" ckpt verify "$f" > "$work/verify.out" 2>&1 || fail "checkpoint $f no longer verifies: $(tail -n 1 "$work/verify.out")"
+  n=$((n + 1))
+done
+last=$(sed -n 's/.*step_0*\([0-9]*\).h5.*/\1/p' "$work/ck/latest")
+[ $n -ge 2 ] && [ -n "$last" ] && [ -f "$work/ck/step_$(printf %08d "$last").h5" ] \
+  && pass "$n checkpoints saved before the loss verify; latest is step $last" \
+  || fail "after the loss: $n checkpoints, latest '$(cat "$work/ck/latest" 2> /dev/null)'"
+
+# the surviving host goes on
+cluster_hosts 1:1
+cluster_mpi 1 120 "$TESSERA" train -c "$cfg" --data "$work/data" --steps 100000 --save-dir "$work/ck" --resume auto \
+  --stop_at_step $((last + 3)) --watchdog 5 --metrics "$work/lost.jsonl" > "$work/resume.out" 2>&1; status=$?
+if [ $status -eq 0 ] && grep -q "resumed from .*step_$(printf %08d "$last").h5 at step $last" "$work/resume.out" \
+   && [ "$(losses "$work/lost.jsonl" | wc -l)" -ge $((last + 3)) ]; then
+  pass "--resume auto on the surviving host continued from step $last to step $((last + 3))"
+else
+  fail "resume on the surviving host: status $status"; grep -v '^\[' "$work/resume.out" | sed 's/^/    /' | tail -n 5
+fi
+finish
