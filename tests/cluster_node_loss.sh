@@ -4,7 +4,8 @@
 #  * 2 hosts x 1 rank (dp 2), --watchdog 5, a checkpoint every 5 steps; the
 #    second host's link is cut once step 10 is saved. The job ends with
 #    status 3 within 45 s of the cut: the surviving rank's watchdog reports
-#    (5 s) the collective, its group and the group's world ranks, and
+#    (5 s) the collective, its group, the group's world ranks and the
+#    missing one (rank 1 did not answer its roll call), and
 #    mpirun's connection to the lost host's daemon gives up (~13 s of TCP
 #    retransmissions, set by jobs/cluster; Linux's default is ~15 min);
 #  * every checkpoint saved before the loss still verifies, and `latest`
@@ -39,7 +40,7 @@ else
   fail "host 2 lost: status $status ${took}s after the cut (want 3 within 45 s; 124/137: hung until the timeout)"
   grep -v '^\[' "$work/lost.err" | sed 's/^/    /' | tail -n 8
 fi
-report=$(grep -o 'watchdog: no progress for [56] s in [a-z]* #[0-9]* of group [a-z_]* (2 ranks: world ranks 0,1)[^;]*' "$work/lost.err" | head -n 1)
+report=$(grep -o 'watchdog: no progress for [56] s in [a-z]* #[0-9]* of group [a-z_]* (2 ranks: world ranks 0,1)[^;]*; world rank 1 did not answer' "$work/lost.err" | head -n 1)
 [ -n "$report" ] && pass "reported: $report" \
   || { fail "no watchdog report naming the collective, group and ranks:"; grep -v '^\[' "$work/lost.err" | sed 's/^/    /' | head -n 8; }
 

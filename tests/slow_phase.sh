@@ -10,8 +10,10 @@
 #  2. a sample that takes 60 s against a phase bound of 4 s: the waiting
 #     rank reports the barrier, its group and ranks and the sample phase,
 #     and the job ends with status 3 long before the sample would have;
-# the plain watchdog still catches a stalled rank in a training collective
-# (tests/faults.sh, unchanged).
+#  3. a rank of 4 stalled before a training collective (TESSERA_FAULT, the
+#     plain bound of tests/faults.sh): the others' reports name the missing
+#     rank (it did not answer their roll call) and the ranks waiting with
+#     them, and where (parallel/comm/roll_call.h).
 . "$TESTS_SRCDIR/lib.sh"
 
 cfg="$TESTS_SRCDIR/tiny-test.ini"
@@ -47,5 +49,17 @@ if [ $status -eq 3 ] && [ "$elapsed" -lt 40 ] \
 else
   fail "a sample past the phase bound: status $status after ${elapsed}s, want 3 and a report naming the sample phase:"
   sed 's/^/    /' "$work/hung.err" | head -n 5
+fi
+start=$(date +%s)
+TESSERA_FAULT=stall:3:dp_sp:6 $RUN_MPI 4 90 "$TESSERA" train -c "$cfg" --data "$work/data" --watchdog 3 \
+  --metrics "$work/stall.jsonl" > "$work/stall.out" 2> "$work/stall.err"
+status=$?; elapsed=$(( $(date +%s) - start ))
+# (any of ranks 0-2 may report first; the job's abort may cut the others short)
+want='rank [0-2]: .*watchdog: no progress for 3 s in allreduce #6 of group dp_sp (4 ranks: world ranks 0,1,2,3); world rank 3 did not answer (lost, dead, or busy outside a collective); world ranks [0-2],[0-2] waiting in allreduce #6 of group dp_sp;'
+if [ $status -eq 3 ] && [ $elapsed -lt 60 ] && grep -q "$want" "$work/stall.err"; then
+  pass "the missing rank is named: $(grep -o 'world rank 3 did not answer.*dp_sp;' "$work/stall.err" | head -n 1)"
+else
+  fail "a stalled rank of 4: status $status after ${elapsed}s, want 3 and a report naming rank 3 as missing:"
+  grep '^tessera' "$work/stall.err" | sed 's/^/    /' | head -n 4
 fi
 finish

@@ -20,8 +20,9 @@
  * that group. Every collective is started non-blocking and completed by one
  * wait; with a watchdog set (comm_set_watchdog, `--watchdog SECONDS`) the
  * wait polls, and a rank stuck longer than that prints which collective,
- * group, sequence number and peers it waits on, then aborts the job
- * (MPI_Abort) instead of hanging forever. Mismatched collectives — one rank
+ * group, sequence number and peers it waits on — and, from a roll call
+ * (roll_call.h), which peers are missing and where the others wait — then
+ * aborts the job (MPI_Abort) instead of hanging forever. Mismatched collectives — one rank
  * skipping a call the others make — show up exactly so.
  *
  * Slow phases: some work is done by some ranks alone while the others have
