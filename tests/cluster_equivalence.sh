@@ -11,7 +11,11 @@
 #    on the same host;
 #  * saved on 4 hosts (pp 4) at step 10, resumed on 3 hosts (pp 3) and on 1
 #    host (tp 2): steps 11..20 give the uninterrupted run's losses (1e-5) and
-#    final parameters (1e-4), as tests/checkpoint_resume.sh.
+#    final parameters (1e-4), as tests/checkpoint_resume.sh;
+#  * the run of issue 17 that the watchdog aborted: dp 2 x tp 2 on 2 hosts,
+#    --watchdog 2, the first replica's samples (mid-run and at the end) each
+#    made 4 s slower (TESSERA_TEST_SLOW_SAMPLE, test-only): it completes,
+#    the second replica waiting in the sample phase (tests/slow_phase.sh).
 # Skipped (77) where network namespaces cannot be made.
 . "$TESTS_SRCDIR/lib.sh"
 . "$TESTS_SRCDIR/equiv_lib.sh"
@@ -73,4 +77,14 @@ cluster_hosts 1:2
 part resume1 2 "--tp 2" "$work/ck1" "$work/r1.jsonl" "--resume auto --dump_params $work/resume1.params" \
   && { grep -q '^hosts: ' "$work/resume1.out" && fail "resume1: a hosts line on one host" || :; } \
   && resumed resume1 "$work/r1.jsonl"
+
+cluster_hosts 1:2 2:2
+TESSERA_TEST_SLOW_SAMPLE=4; export TESSERA_TEST_SLOW_SAMPLE
+cluster_mpi 4 240 -x TESSERA_TEST_SLOW_SAMPLE "$TESSERA" train -c "$cfg" --data "$work/data" --tp 2 --steps 6 \
+  --sample_every 3 --sample_tokens 4 --watchdog 2 --metrics "$work/sampled.jsonl" > "$work/sampled.out" 2>&1; status=$?
+unset TESSERA_TEST_SLOW_SAMPLE
+samples=$(grep -c -- '^---- sample at step' "$work/sampled.out")
+[ $status -eq 0 ] && [ "$samples" -eq 2 ] && cluster_placed "$work/sampled.out" "2 = $h-h1 (ranks 0-1), $h-h2 (ranks 2-3)" \
+  && pass "dp 2 x tp 2 on 2 hosts, samples 4 s slower than the 2 s watchdog: completed with $samples samples" \
+  || { fail "slow samples on 2 hosts: status $status, $samples samples (want 0 and 2)"; grep '^tessera' "$work/sampled.out" | sed 's/^/    /' | head -n 4; }
 finish

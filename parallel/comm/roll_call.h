@@ -9,7 +9,8 @@
  * ranks that answered (and where they wait: a rank behind or ahead shows
  * a mismatch) and those that did not — lost with their host, dead, or busy
  * outside any collective. Nothing here blocks on a peer that is gone: the
- * questions are sent without waiting for their delivery.
+ * questions are sent without waiting for their delivery. (A rank waiting
+ * on NCCL, nccl_comm.h, does not answer: it shows as not answering.)
  */
 #ifndef TESSERA_ROLL_CALL_H
 #define TESSERA_ROLL_CALL_H
