@@ -16,16 +16,21 @@
 #include "ckpt_tokenizer.h"
 #include "clock.h"
 
-/* the test-only crash point: TESSERA_FAULT_SAVE="RANK:STEP" */
+/* the test-only crash point: TESSERA_FAULT_SAVE="RANK:STEP" dies there;
+ * "RANK:STEP:stall" stops there for good, as a rank whose host is lost
+ * in the middle of a save (tests/cluster_node_loss.sh cuts the host then) */
 static void maybe_inject_fault(const grid *g, int64_t step) {
   int fault_rank = -1;
   long long fault_step = -1;
+  char mode[8] = "";
   const char *fault = getenv("TESSERA_FAULT_SAVE");
-  if (!fault || sscanf(fault, "%d:%lld", &fault_rank, &fault_step) != 2) return;
+  if (!fault || sscanf(fault, "%d:%lld:%7s", &fault_rank, &fault_step, mode) < 2) return;
   if (fault_rank != g->world_rank || fault_step != step) return;
-  fprintf(stderr, "tessera: rank %d: injected fault: dying in the save of step %lld\n", g->world_rank,
-          (long long)step);
+  const bool stall = strcmp(mode, "stall") == 0;
+  fprintf(stderr, "tessera: rank %d: injected fault: %s in the save of step %lld\n", g->world_rank,
+          stall ? "stalling" : "dying", (long long)step);
   fflush(stderr);
+  while (stall) sleep(1); /* until the job is aborted */
   _exit(9);
 }
 
@@ -182,6 +187,10 @@ void ckpt_write_collective(checkpoint_saver *s, save_job *job) {
   grid *g = s->g;
   const registry *reg = &s->whole;
   ckpt_file f;
+  /* parallel HDF5's own collectives (create, close) are MPI calls the
+   * watchdog cannot see: meet under it first, so that a rank lost before
+   * the save is reported, not waited for there */
+  comm_quiet_barrier(&g->world);
   const double write_start = now_seconds();
   int64_t bad = ckpt_file_create(&f, job->tmp_path, g->world.mpi, job->err, sizeof job->err) != 0;
   comm_allreduce_max_i64(&g->world, &bad, 1);
