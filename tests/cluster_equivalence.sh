@@ -1,8 +1,9 @@
 #!/bin/sh
 # cluster_equivalence — several hosts for real (jobs/cluster: network and
 # UTS namespaces, Open MPI's daemons started in them by the rsh agent):
-#  * 2 hosts x 2 ranks, tp 2 inside a host and dp 2 across, and 4 hosts x 1
-#    rank, pp 4 across hosts, give the per-step losses, validation losses,
+#  * 2 hosts x 2 ranks, tp 2 inside a host and dp 2 across (also with many
+#    small gradient buckets), 4 hosts x 1 rank, dp 4 (one bucket after the
+#    backward) and pp 4 across hosts, give the per-step losses, validation losses,
 #    gradient norms and final parameters of the 1-process run, with the
 #    tolerances of tests/equiv_lib.sh (and its reasons: only the order of
 #    additions differs); the layout line is the one asked for, tessera's
@@ -43,8 +44,10 @@ on_hosts() {
 cluster_hosts 1:2 2:2
 layout 4 "--tp 2"
 on_hosts np4___tp_2 "2 = $h-h1 (ranks 0-1), $h-h2 (ranks 2-3)" 1 1
+layout 4 "--tp 2 --grad_bucket_mb 0.01"   # ~23 buckets started during the backward
 
 cluster_hosts 1:1 2:1 3:1 4:1
+layout 4 "--grad_bucket_mb 0"             # dp 4 across 4 hosts, one bucket after the backward
 layout 4 "--pp 4"
 on_hosts np4___pp_4 "4 = $h-h1 (ranks 0), $h-h2 (ranks 1), $h-h3 (ranks 2), $h-h4 (ranks 3)" 2 0
 

@@ -70,6 +70,7 @@ typedef struct config {
   backend_choice backend;
   int comm_path;         /* comm_choice (the key `comm`) */
   int tp, pp, sp, zero;
+  double grad_bucket_mb; /* 0: one bucket */
   int sp_kind;           /* sp_kind_choice */
   bool tp_seq_shard;
   int pp_schedule;       /* pp_schedule_choice */
