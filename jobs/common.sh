@@ -13,10 +13,12 @@ tessera_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # model converters; bsdutils for script(1), which fakes a terminal in
 # tests/progress_and_plot.sh, and hdf5-tools' h5dump, with which
 # tests/checkpoint_resume.sh reads a checkpoint without tessera (tests skip,
-# exit 77, without a tool they need).
+# exit 77, without a tool they need); iproute2 for the namespace cluster of
+# jobs/cluster.
 tessera_packages=(build-essential autoconf automake libtool pkg-config python3 python3-venv
   libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev libhdf5-openmpi-dev hdf5-tools
-  gnuplot-nox fortunes libjansson-dev libutf8proc-dev bsdutils)
+  gnuplot-nox fortunes libjansson-dev libutf8proc-dev bsdutils
+  iproute2)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -12,6 +12,7 @@
 #include "clock.h"
 
 #include "mpi_check.h"
+#include "roll_call.h"
 
 static const char *kind_names[COMM_N_KINDS] = {"allreduce", "broadcast", "allgather",
                                                "reduce_scatter", "sendrecv", "barrier"};
@@ -47,6 +48,7 @@ void comm_create(comm *c, MPI_Comm parent, const char *name) {
   memset(c, 0, sizeof *c);
   MPI_CHECK(MPI_Comm_dup(parent, &c->mpi));
   finish_create(c, name);
+  if (parent == MPI_COMM_WORLD) roll_call_init(); /* the watchdog's questions (roll_call.h) */
 }
 
 void comm_split(comm *c, const comm *parent, int color, int key, const char *name) {
@@ -59,7 +61,10 @@ void comm_free(comm *c) {
   if (c->mpi != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_free(&c->mpi));
 }
 
-void comm_set_watchdog(comm *c, double seconds) { c->watchdog_s = seconds; }
+void comm_set_watchdog(comm *c, double seconds, double phase_seconds) {
+  c->watchdog_s = seconds;
+  c->phase_watchdog_s = seconds <= 0 ? 0 : phase_seconds > 0 ? phase_seconds : 10 * seconds;
+}
 
 /* Numbers the call; returns false when fault injection says to skip it. */
 static bool begin(comm *c, comm_kind kind, comm_request *req) {
@@ -97,6 +102,32 @@ void comm_describe_members(const comm *c, char *out, size_t out_bytes) {
   if (c->size > n && used + 4 < out_bytes) snprintf(out + used, out_bytes - used, ",...");
 }
 
+/* The watchdog's report: the collective, its group and their world ranks
+ * (and the phase it waited for), then the job is aborted. */
+static void report_hang(const comm_request *req, double bound, const char *phase) {
+  const comm *c = req->owner;
+  char members[200], waiting_for[96] = "", roll[600];
+  comm_describe_members(c, members, sizeof members);
+  if (phase) snprintf(waiting_for, sizeof waiting_for, " waiting for the %s phase of other ranks", phase);
+  /* who is missing: the others' answers within a short wait (roll_call.h) */
+  roll_call_ask(c->mpi, c->rank, kind_names[req->kind], req->seq, c->name, bound < 2 ? bound : 2, roll,
+                sizeof roll);
+  fail_local(EXIT_INTERNAL_ERROR,
+             "watchdog: no progress for %.0f s in %s #%llu of group %s (%d ranks: world "
+             "ranks %s)%s; %s%sa peer is missing from this collective or has died — the job is "
+             "aborted",
+             bound, kind_names[req->kind], (unsigned long long)req->seq, c->name, c->size, members,
+             waiting_for, roll, roll[0] ? "; " : "");
+}
+
+/* Every so often while waiting: answers the watchdog questions of others. */
+static void answer_roll_call(const comm_request *req, double *last) {
+  const double now = MPI_Wtime();
+  if (now - *last < 0.05) return;
+  *last = now;
+  roll_call_answer(kind_names[req->kind], req->seq, req->owner->name);
+}
+
 void comm_wait(comm_request *req) {
   comm *c = req->owner;
   if (req->mpi == MPI_REQUEST_NULL) return; /* skipped by fault injection, or already done */
@@ -105,19 +136,12 @@ void comm_wait(comm_request *req) {
     MPI_CHECK(MPI_Wait(&req->mpi, MPI_STATUS_IGNORE));
   } else {
     int done = 0;
+    double answered = start;
     while (!done) {
       MPI_CHECK(MPI_Test(&req->mpi, &done, MPI_STATUS_IGNORE));
       if (done) break;
-      if (MPI_Wtime() - start > c->watchdog_s) {
-        char members[200];
-        comm_describe_members(c, members, sizeof members);
-        fail_local(EXIT_INTERNAL_ERROR,
-                   "watchdog: no progress for %.0f s in %s #%llu of group %s (%d ranks: world "
-                   "ranks %s); a peer is missing from this collective or has died — the job is "
-                   "aborted",
-                   c->watchdog_s, kind_names[req->kind], (unsigned long long)req->seq, c->name,
-                   c->size, members);
-      }
+      if (MPI_Wtime() - start > c->watchdog_s) report_hang(req, c->watchdog_s, NULL);
+      answer_roll_call(req, &answered);
       sched_yield(); /* ranks may outnumber cores: let the peers run */
     }
   }
@@ -281,19 +305,27 @@ void comm_barrier(comm *c) {
   count(c, COMM_BARRIER, 0);
 }
 
-void comm_quiet_barrier(comm *c) {
+/* A barrier (an all-reduce of one float) tested every half millisecond,
+ * asleep in between; past `bound` seconds (0: never) a report. */
+static void quiet_barrier(comm *c, double bound, const char *phase) {
   float token = 0;
   comm_request req;
   comm_allreduce_sum_f32_start(c, &token, 1, &req);
   const struct timespec pause = {0, 500 * 1000};
   const double start = now_seconds();
+  double answered = MPI_Wtime();
   for (;;) {
     comm_poke(&req, 1); /* MPI_Test: the request becomes MPI_REQUEST_NULL once complete */
-    if (req.mpi == MPI_REQUEST_NULL || (c->watchdog_s > 0 && now_seconds() - start > c->watchdog_s)) break;
+    if (req.mpi == MPI_REQUEST_NULL) break;
+    if (bound > 0 && now_seconds() - start > bound) report_hang(&req, bound, phase);
+    if (bound > 0) answer_roll_call(&req, &answered);
     nanosleep(&pause, NULL);
   }
-  comm_wait(&req);
 }
+
+void comm_quiet_barrier(comm *c) { quiet_barrier(c, c->watchdog_s, NULL); }
+
+void comm_phase_wait(comm *c, const char *phase) { quiet_barrier(c, c->phase_watchdog_s, phase); }
 
 uint64_t comm_total_bytes(const comm *c) {
   uint64_t total = 0;

@@ -20,9 +20,20 @@
  * that group. Every collective is started non-blocking and completed by one
  * wait; with a watchdog set (comm_set_watchdog, `--watchdog SECONDS`) the
  * wait polls, and a rank stuck longer than that prints which collective,
- * group, sequence number and peers it waits on, then aborts the job
- * (MPI_Abort) instead of hanging forever. Mismatched collectives — one rank
+ * group, sequence number and peers it waits on — and, from a roll call
+ * (roll_call.h), which peers are missing and where the others wait — then
+ * aborts the job (MPI_Abort) instead of hanging forever. Mismatched collectives — one rank
  * skipping a call the others make — show up exactly so.
+ *
+ * Slow phases: some work is done by some ranks alone while the others have
+ * nothing to do — the first replica generates a sample, rank 0 writes a
+ * checkpoint. The others wait for them in comm_phase_wait, a quiet barrier
+ * named after the phase whose bound is the group's phase bound (by default
+ * 10 × the watchdog; `--watchdog-phase`), not in the next collective under
+ * the plain bound, where a legitimately slow sample would read as a hang.
+ * Collectives inside the phase keep the plain bound, so a hang among the
+ * working ranks is still reported as soon as before, and a phase that
+ * outlasts its own bound is reported by name.
  *
  * Fault injection for tests (never set in production): the environment
  * variable TESSERA_FAULT="skip:RANK:GROUP:SEQ" makes world rank RANK return
@@ -64,6 +75,7 @@ typedef struct comm {
   comm_counters counters;
   uint64_t next_seq;   /* sequence number of the next call on this group */
   double watchdog_s;   /* 0: wait without a limit */
+  double phase_watchdog_s; /* comm_phase_wait's bound; 0: wait without a limit */
   comm_fault fault;    /* test-only fault injection (TESSERA_FAULT) */
   uint64_t fault_seq;
   /* The group's NCCL communicator (parallel/comm/nccl_comm.h), created by
@@ -80,8 +92,9 @@ typedef struct comm_request {
   double started;
 } comm_request;
 
-/* Sets the hang watchdog of this group (seconds; 0 turns it off). */
-void comm_set_watchdog(comm *c, double seconds);
+/* Sets the hang watchdog of this group (seconds; 0 turns it off) and its
+ * bound for slow phases: phase_seconds, or 10 × seconds when that is 0. */
+void comm_set_watchdog(comm *c, double seconds, double phase_seconds);
 
 /* Takes a duplicate of `parent` so tessera's traffic never mixes with others'. */
 void comm_create(comm *c, MPI_Comm parent, const char *name);
@@ -134,6 +147,11 @@ void comm_barrier(comm *c);
  * With a watchdog set, after that long it hands the wait to comm_wait,
  * which reports a missing peer. */
 void comm_quiet_barrier(comm *c);
+/* Every rank of c calls it after a slow phase that only some of them work
+ * in (`phase` names it: "sample", "checkpoint save"): a quiet barrier under
+ * the group's phase bound. A rank that waits longer reports the barrier and
+ * the phase and aborts the job, as the watchdog does. */
+void comm_phase_wait(comm *c, const char *phase);
 void comm_wait(comm_request *req);
 /* Lets MPI progress outstanding requests (call between compute phases). */
 void comm_poke(comm_request *reqs, int n_reqs);

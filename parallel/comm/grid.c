@@ -60,10 +60,10 @@ void grid_groups(grid *g, comm *groups[GRID_N_GROUPS]) {
   for (int i = 0; i < GRID_N_GROUPS; i++) groups[i] = all[i];
 }
 
-void grid_set_watchdog(grid *g, double seconds) {
+void grid_set_watchdog(grid *g, double seconds, double phase_seconds) {
   comm *groups[GRID_N_GROUPS];
   grid_groups(g, groups);
-  for (int i = 0; i < GRID_N_GROUPS; i++) comm_set_watchdog(groups[i], seconds);
+  for (int i = 0; i < GRID_N_GROUPS; i++) comm_set_watchdog(groups[i], seconds, phase_seconds);
 }
 
 void grid_enable_nccl(grid *g, void *compute_stream) {

@@ -38,8 +38,8 @@ int grid_check_shape(int world_size, int tp, int pp, int sp, grid_shape *shape, 
 /* Every group of the grid, for reports: world, tp, sp, dp, pp, dp_sp. */
 void grid_groups(grid *g, comm *groups[GRID_N_GROUPS]);
 
-/* Sets the hang watchdog of every group (see comm.h). */
-void grid_set_watchdog(grid *g, double seconds);
+/* Sets the hang watchdog and the slow-phase bound of every group (see comm.h). */
+void grid_set_watchdog(grid *g, double seconds, double phase_seconds);
 
 /* Builds every communicator (collective over MPI_COMM_WORLD). */
 void grid_create(grid *g, grid_shape shape);

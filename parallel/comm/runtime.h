@@ -11,6 +11,7 @@
 
 #include <mpi.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef struct runtime {
   int world_rank, world_size;
@@ -25,5 +26,11 @@ void runtime_finalize(void);
  * most 63 characters) all differ — every rank has a GPU of its own.
  * Collective over the world; every rank gets the same answer. */
 bool runtime_devices_distinct(const char *device_id);
+
+/* The hosts the job runs on (processor names), for rank 0 to print:
+ * "node1 (ranks 0-1), node2 (ranks 2-3)" in out on rank 0 (the first 8
+ * hosts, then "..."); returns the number of hosts on every rank.
+ * Collective over the world. */
+int runtime_describe_hosts(const runtime *rt, char *out, size_t out_bytes);
 
 #endif

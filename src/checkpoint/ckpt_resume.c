@@ -163,7 +163,7 @@ int64_t checkpoint_resume(const char *resume, const char *save_dir, const model_
   if (!bad && (ckpt_attr_read_i64(&f, "step", &step) || ckpt_attr_read_i64(&f, "optimizer_step", &optimizer_step)))
     bad = true, snprintf(err, sizeof err, "checkpoint '%s' lacks its step attributes", path);
   ckpt_file_close(&f);
-  comm_quiet_barrier(&g->world);
+  comm_phase_wait(&g->world, "checkpoint load"); /* ranks read different amounts */
   weights_fail_if_any_rank_failed(g, bad ? EXIT_IO_ERROR : 0, err, sizeof err, "a rank could not read the checkpoint");
   if (replicas->size > 1) {
     comm_allgatherv_inplace_f32(replicas, t.weights, ranges->counts, ranges->displs);

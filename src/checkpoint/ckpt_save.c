@@ -177,7 +177,7 @@ checkpoint_stats checkpoint_save(checkpoint_saver *s, int64_t step) {
   } else {
     ckpt_write_collective(s, job);
   }
-  comm_quiet_barrier(&g->world); /* rank 0 writes (one writer) or syncs and renames */
+  comm_phase_wait(&g->world, "checkpoint save"); /* rank 0 writes (one writer) or syncs and renames */
   int64_t status = job->status;
   comm_allreduce_max_i64(&g->world, &status, 1);
   if (status) fail_collective((int)status, "%s", job->err[0] ? job->err : "a rank could not write the checkpoint");

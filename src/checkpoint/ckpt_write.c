@@ -18,7 +18,9 @@
 
 /* the test-only fault point: TESSERA_FAULT_SAVE="RANK:STEP" dies in the
  * save of STEP; "RANK:STEP:stall" stalls for 60 s in every save from STEP
- * on (a save too slow to end before mpirun's SIGKILL) */
+ * on: a save too slow to end before mpirun's SIGKILL (tests/stop_signals.sh),
+ * or a rank whose host is lost in the middle of a save
+ * (tests/cluster_node_loss.sh cuts the host then) */
 static void maybe_inject_fault(const grid *g, int64_t step) {
   int fault_rank = -1;
   long long fault_step = -1;
@@ -246,6 +248,10 @@ void ckpt_write_collective(checkpoint_saver *s, save_job *job) {
   grid *g = s->g;
   const registry *reg = &s->whole;
   ckpt_file f;
+  /* parallel HDF5's own collectives (create, close) are MPI calls the
+   * watchdog cannot see: meet under it first, so that a rank lost before
+   * the save is reported, not waited for there */
+  comm_quiet_barrier(&g->world);
   const double write_start = now_seconds();
   int64_t bad = ckpt_file_create(&f, job->tmp_path, g->world.mpi, job->err, sizeof job->err) != 0;
   comm_allreduce_max_i64(&g->world, &bad, 1);
@@ -259,7 +265,7 @@ void ckpt_write_collective(checkpoint_saver *s, save_job *job) {
   uint32_t *crcs = xcalloc((size_t)n_slots_total, sizeof *crcs, "checkpoint checksums");
   write_tensors(s, job, &f, file_offsets, fd, crcs);
   free(file_offsets);
-  comm_quiet_barrier(&g->world); /* the writers' direct writes */
+  comm_phase_wait(&g->world, "checkpoint save"); /* the writers' direct writes */
   write_checksums(s, &f, crcs, n_slots_total);
   free(crcs);
   ckpt_attr_write_i64(&f, "complete", 1); /* last: a file without it was never finished */

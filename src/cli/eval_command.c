@@ -37,7 +37,7 @@
  * run, never what it is (the checkpoint says that). */
 static const char *const layout_keys[] = {"tp",           "pp",         "sp",        "sp_kind",         "tp_seq_shard",
                                           "backend",      "comm",       "pp_schedule", "pp_virtual",    "pp_layers",
-                                          "micro_batch_size", "head_chunk_rows", "watchdog", NULL};
+                                          "micro_batch_size", "head_chunk_rows", "watchdog", "watchdog_phase", NULL};
 
 typedef struct eval_options {
   const char *ckpt, *task, *val_data, *out;

@@ -110,6 +110,9 @@ static const key_spec key_table[] = {
   {"pp", "run", KEY_INT, FIELD(pp), "1", 1, 1 << 16, NULL, "pipeline stages"},
   {"sp", "run", KEY_INT, FIELD(sp), "1", 1, 1 << 16, NULL, "sequence-parallel ranks"},
   {"zero", "run", KEY_INT, FIELD(zero), "0", 0, 3, NULL, "ZeRO stage 0|1|2|3"},
+  {"grad_bucket_mb", "run", KEY_DOUBLE, FIELD(grad_bucket_mb), "25", 0, 1e6, NULL,
+   "ZeRO 0 and 1: the gradient all-reduce's buckets, in MiB of fp32 gradients (25: DDP's default), each started as soon as the backward has "
+   "finished its gradients (0: one bucket, all-reduced after the backward, no overlap)"},
   {"sp_kind", "run", KEY_CHOICE, FIELD(sp_kind), "allgather", 0, 0, "ring|allgather",
    "sequence parallelism of the attention: ring (LASP state passing; ring attention with "
    "zig-zag chunks) or allgather (LASP-2 chunk states; K and V gathered)"},
@@ -157,6 +160,9 @@ static const key_spec key_table[] = {
    "end this run after that step, keeping the schedule of `steps` (0: run to `steps`)"},
   {"watchdog", "run", KEY_DOUBLE, FIELD(watchdog), "0", 0, 1e9, NULL,
    "abort with a report when a collective makes no progress for this many seconds (0: off)"},
+  {"watchdog_phase", "run", KEY_DOUBLE, FIELD(watchdog_phase), "0", 0, 1e9, NULL,
+   "with a watchdog, how long ranks may wait for a slow phase of other ranks (a sample, a checkpoint "
+   "save) before it reads as a hang (0: 10 x watchdog)"},
   {"dump_params", "run", KEY_STRING, FIELD(dump_params), "", 0, 0, NULL,
    "at the end, write every logical parameter (fp32 master, gathered) to this raw file"},
 };

@@ -70,6 +70,7 @@ typedef struct config {
   backend_choice backend;
   int comm_path;         /* comm_choice (the key `comm`) */
   int tp, pp, sp, zero;
+  double grad_bucket_mb; /* 0: one bucket */
   int sp_kind;           /* sp_kind_choice */
   bool tp_seq_shard;
   int pp_schedule;       /* pp_schedule_choice */
@@ -91,6 +92,7 @@ typedef struct config {
   int keep;
   char dump_params[PATH_BYTES];
   double watchdog;
+  double watchdog_phase;
   /* which keys the file or the command line set (by key-table index):
    * --init-from takes the model keys from the source, and refuses the ones
    * set otherwise */

@@ -153,7 +153,12 @@ void report_start(run *r, run_totals *totals) {
   mine[STAGE_ACTIVATIONS] = (int64_t)totals->memory.activation_bytes;
   mine[STAGE_SLOTS] = r->mdl.acts.n_slots;
   if (p > 1) comm_allreduce_max_i64(&r->grid.pp, stages, (size_t)p * STAGE_FIELDS);
-  if (r->rt->world_rank == 0) print_start(r, &totals->memory, stages);
+  char hosts[512];
+  const int n_hosts = runtime_describe_hosts(r->rt, hosts, sizeof hosts);
+  if (r->rt->world_rank == 0) {
+    print_start(r, &totals->memory, stages);
+    if (n_hosts > 1) printf("hosts: %d = %s\n", n_hosts, hosts); /* a job on one host: nothing to say */
+  }
   record_start(r, &totals->memory, stages);
   free(stages);
   totals->comm_before = comm_now(r);

@@ -12,9 +12,6 @@
 #include "init_from.h"
 #include "param_init.h"
 
-/* DDP's default bucket: 25 MiB of fp32 gradients. */
-#define GRAD_BUCKET_ELEMS ((size_t)25 << 20 >> 2)
-
 /* Validation wraps around a held-out split smaller than val_sequences; beyond
  * VAL_REPEAT_LIMIT passes over every window the repeats add no information and
  * only time (val_sequences reaches 2^24: millions of forwards per validation).
@@ -113,7 +110,8 @@ static void create_training_state(run *r) {
                       .grads = m->w.grads,
                       .params = m->w.params,
                       .host_init = host_params,
-                      .bucket_elems = GRAD_BUCKET_ELEMS};
+                      /* 0 elements: one bucket (grad_sync.h) */
+                      .bucket_elems = (size_t)(cfg->grad_bucket_mb * (1 << 20) / sizeof(float))};
   for (int w = 0; w < 2; w++) setup.grad_windows[w] = m->w.grad_windows[w], setup.param_windows[w] = m->w.param_windows[w];
   zero_create(&r->zero, &setup);
   m->zero = &r->zero;
@@ -183,7 +181,7 @@ static run *start_run(const config *cfg, const model_shape *shape, const runtime
   if (grid_check_shape(rt->world_size, cfg->tp, cfg->pp, cfg->sp, &shape_of_grid, err, sizeof err))
     fail_collective(EXIT_USER_ERROR, "%s", err);
   grid_create(&r->grid, shape_of_grid);
-  grid_set_watchdog(&r->grid, cfg->watchdog);
+  grid_set_watchdog(&r->grid, cfg->watchdog, cfg->watchdog_phase);
   /* the backend, and for a GPU the path its buffers take (NCCL communicators, or MPI staging) */
   backend_select(cfg, &r->grid, &r->devices);
   r->be = r->devices.be;

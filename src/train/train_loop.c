@@ -1,9 +1,12 @@
 /* train_loop — see train_loop.h. */
 #include "train_loop.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fail.h"
 #include "lr_schedule.h"
@@ -142,12 +145,25 @@ double validate(run *r) {
   return sums[0] / sums[1];
 }
 
+/* Test-only, never set in production: TESSERA_TEST_SLOW_SAMPLE=SECONDS makes
+ * the ranks that generate a sample take that much longer, as on a machine
+ * whose cores are busy (tests/slow_phase.sh). */
+static void test_slow_sample(void) {
+  const char *v = getenv("TESSERA_TEST_SLOW_SAMPLE");
+  if (!v || !*v) return;
+  char *end;
+  const double seconds = strtod(v, &end);
+  if (*end || !(seconds >= 0 && seconds <= 3600))
+    fail_local(EXIT_USER_ERROR, "TESSERA_TEST_SLOW_SAMPLE='%s': want seconds, 0 to 3600", v);
+  struct timespec left = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+  while (nanosleep(&left, &left) != 0 && errno == EINTR) {
+  }
+}
+
 /* The first model replica generates (all its tp ranks and pipeline stages
  * take part in every forward and draw the same tokens); world rank 0 prints. */
-void print_sample(run *r, int64_t step) {
+static void generate_sample(run *r, int64_t step) {
   const config *cfg = r->cfg;
-  /* with ZeRO 3 every forward gathers weights over dp×sp: all replicas generate */
-  if (cfg->sample_tokens <= 0 || (r->grid.dp_rank != 0 && cfg->zero < 3)) return;
   if (!r->data_tok.tok) { /* GPT-2 ids with nothing to read them (data_tokenizer.h) */
     progress_print(&r->pg, "---- no sample at step %lld: the data's GPT-2 tokens need GPT-2's tokenizer to be "
                    "read; set `tokenizer` in [data] ----\n", (long long)step);
@@ -157,5 +173,16 @@ void print_sample(run *r, int64_t step) {
   progress_print(&r->pg, "---- sample at step %lld ----\n", (long long)step);
   sampler_generate_text(pipeline_last_logits, &r->pipe, cfg->seq_len, cfg->vocab_size, r->data_tok.tok,
                         cfg->sample_prompt, cfg->sample_tokens, 0, (uint64_t)cfg->seed + (uint64_t)step, out);
+  test_slow_sample();
   progress_print(&r->pg, "----\n");
+}
+
+void print_sample(run *r, int64_t step) {
+  const config *cfg = r->cfg;
+  if (cfg->sample_tokens <= 0) return;
+  /* with ZeRO 3 every forward gathers weights over dp×sp: all replicas generate */
+  if (r->grid.dp_rank == 0 || cfg->zero >= 3) generate_sample(r, step);
+  /* the other replicas wait here, asleep and under the watchdog's phase
+   * bound, not in their next collective under the plain one (comm.h) */
+  comm_phase_wait(&r->grid.world, "sample");
 }
