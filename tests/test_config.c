@@ -43,7 +43,7 @@ static void test_parse(void) {
   config_set_defaults(&cfg);
   CHECK(cfg.n_layer == 4 && cfg.vocab_size == 257 && cfg.zero == 0, "defaults");
   CHECK(cfg.backend == BACKEND_CHOICE_AUTO && cfg.progress == PROGRESS_AUTO, "choice defaults");
-  CHECK(strcmp(cfg.metrics, "metrics.jsonl") == 0, "string default");
+  CHECK(strcmp(cfg.metrics, "runs/metrics.jsonl") == 0, "string default");
 
   const char *good = write_file("good.ini",
                                 "# a comment\n[model]\nn_layer = 6   # trailing comment\n"
