@@ -22,7 +22,6 @@ void segments_check(const tensor_segment *segments, int n_segments, size_t *tota
   if (n_segments < 0) fail_local(EXIT_INTERNAL_ERROR, "a segment list of %d segments", n_segments);
   size_t total = 0;
   int groups = 0;
-  const tensor_segment **sorted = xmalloc((size_t)(n_segments ? n_segments : 1) * sizeof *sorted, "segment list");
   for (int s = 0; s < n_segments; s++) {
     const tensor_segment *seg = &segments[s];
     if (seg->group < 0 || seg->group >= SEGMENT_MAX_GROUPS)
@@ -31,16 +30,22 @@ void segments_check(const tensor_segment *segments, int n_segments, size_t *tota
       fail_local(EXIT_INTERNAL_ERROR, "segment %d: %zu elements at %zu overflow", s, seg->n_elems, seg->offset);
     total += seg->n_elems;
     if (seg->group + 1 > groups) groups = seg->group + 1;
-    sorted[s] = seg;
   }
+  /* the overlap check on the list sorted by offset; the sorted copy is freed
+   * before a refusal too (no failure path leaves memory behind) */
+  const tensor_segment **sorted = xmalloc((size_t)(n_segments ? n_segments : 1) * sizeof *sorted, "segment list");
+  for (int s = 0; s < n_segments; s++) sorted[s] = &segments[s];
   qsort(sorted, (size_t)n_segments, sizeof *sorted, by_offset);
   size_t covered_end = 0; /* end of the non-empty segments so far, in offset order */
   for (int s = 0; s < n_segments; s++) {
-    if (!sorted[s]->n_elems) continue;
-    if (sorted[s]->offset < covered_end)
-      fail_local(EXIT_INTERNAL_ERROR, "segment [%zu, +%zu) overlaps an earlier one (up to %zu)", sorted[s]->offset,
-                 sorted[s]->n_elems, covered_end);
-    covered_end = sorted[s]->offset + sorted[s]->n_elems;
+    const tensor_segment seg = *sorted[s];
+    if (!seg.n_elems) continue;
+    if (seg.offset < covered_end) {
+      free(sorted);
+      fail_local(EXIT_INTERNAL_ERROR, "segment [%zu, +%zu) overlaps an earlier one (up to %zu)", seg.offset,
+                 seg.n_elems, covered_end);
+    }
+    covered_end = seg.offset + seg.n_elems;
   }
   free(sorted);
   *total_elems = total;
