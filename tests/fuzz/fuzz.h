@@ -30,6 +30,7 @@ int fuzz_safetensors(const uint8_t *data, size_t size);
 int fuzz_llmc(const uint8_t *data, size_t size);
 int fuzz_tokenizer(const uint8_t *data, size_t size);
 int fuzz_checkpoint(const uint8_t *data, size_t size);
+int fuzz_task(const uint8_t *data, size_t size);
 
 /* Runs harness on one input with tessera's fail hooks redirected here: a
  * reader that ends the job through fail_collective/fail_local (kernels/fail.h)

@@ -21,6 +21,7 @@ static const struct {
 } readers[] = {
     {"dataset", fuzz_dataset}, {"config", fuzz_config},       {"safetensors", fuzz_safetensors},
     {"llmc", fuzz_llmc},       {"tokenizer", fuzz_tokenizer}, {"checkpoint", fuzz_checkpoint},
+    {"task", fuzz_task},
 };
 
 static uint8_t *read_input(const char *path, size_t *n_bytes) {
