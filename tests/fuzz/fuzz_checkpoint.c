@@ -38,6 +38,7 @@ typedef struct stored_tensor {
   int64_t n;
   bool exact_values;   /* stored with the model's shape as fp32 or exactly convertible */
   bool corrupt_under_own_crc; /* an element changed after tessera's checksums */
+  bool changed;        /* values differ from what tessera wrote: stored after the file is closed */
 } stored_tensor;
 
 static void check(herr_t status, const char *what) { FUZZ_ASSERT(status >= 0, "harness: %s failed", what); }
@@ -143,12 +144,24 @@ static void write_with_tessera(ckpt_file *f, const char *path, const param_spec 
   free(shard);
 }
 
-/* Overwrites the whole dataset with values (an element changed by the caller). */
-static void overwrite_values(ckpt_file *f, const char *path, const float *values) {
-  hid_t dset = H5Dopen2(f->file, path, H5P_DEFAULT);
-  check(dset, "H5Dopen2");
-  check(H5Dwrite(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values), "H5Dwrite");
-  H5Dclose(dset);
+/* Stores the changed values of the tensors that have them, in the closed
+ * file: tessera's writer may keep small writes until ckpt_file_close, which
+ * would overwrite a change made before. */
+static void store_changes(const char *file_path, const registry *reg, const stored_tensor *stored) {
+  hid_t file = H5Fopen(file_path, H5F_ACC_RDWR, H5P_DEFAULT);
+  check(file, "H5Fopen");
+  for (int k = 0; k < reg->n_params; k++)
+    for (int s = 0; s < OPT_N_STATES; s++) {
+      if (!stored[k * OPT_N_STATES + s].changed) continue;
+      char path[CKPT_TENSOR_PATH_BYTES];
+      ckpt_tensor_path(path, reg->params[k].name, (optimizer_state)s);
+      hid_t dset = H5Dopen2(file, path, H5P_DEFAULT);
+      check(dset, "H5Dopen2");
+      check(H5Dwrite(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, stored[k * OPT_N_STATES + s].values),
+            "H5Dwrite");
+      H5Dclose(dset);
+    }
+  check(H5Fclose(file), "H5Fclose");
 }
 
 static void fuzz_attrs_of(fuzz_input *in, ckpt_file *f, const char *path, uint8_t what) {
@@ -247,7 +260,7 @@ static void write_tensor(fuzz_input *in, ckpt_file *f, const param_spec *p, int 
   st->exact_values = true;
   if (changes & 4) {
     st->values[fuzz_u8(in) % st->n] += 1.0f;
-    overwrite_values(f, path, st->values);
+    st->changed = true;
     st->corrupt_under_own_crc = !(changes & 3);
   }
   if (changes & 3) fuzz_attrs_of(in, f, path, changes);
@@ -318,6 +331,7 @@ int fuzz_checkpoint(const uint8_t *data, size_t size) {
     H5Dclose(dset);
   }
   ckpt_file_close(&f);
+  store_changes(path, &reg, stored);
 
   err[0] = '\0';
   if (ckpt_file_open(&f, path, MPI_COMM_NULL, err, sizeof err) == 0) {
