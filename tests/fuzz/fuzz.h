@@ -39,8 +39,10 @@ int fuzz_task(const uint8_t *data, size_t size);
  * 3 (EXIT_INTERNAL_ERROR: an ENSURE broke) is a finding: aborts. */
 int fuzz_run(fuzz_harness harness, const uint8_t *data, size_t size);
 
-/* A private folder for the files of path-based readers: under /dev/shm
- * (memory, no disk I/O per input), else $TMPDIR or /tmp; removed at exit. */
+/* A private folder for the files of path-based readers: under
+ * $TESSERA_FUZZ_SCRATCH when set (jobs/fuzz: a folder it removes, even after
+ * a crash skipped the atexit), else /dev/shm (memory, no disk I/O per
+ * input), else $TMPDIR or /tmp; removed at exit. */
 const char *fuzz_scratch_dir(void);
 /* Writes bytes into scratch_dir/name (truncating); the full path into path.
  * Aborts when the file cannot be written (the harness, not the reader,

@@ -70,9 +70,11 @@ static void remove_scratch(void) {
 const char *fuzz_scratch_dir(void) {
   if (scratch[0]) return scratch;
   struct stat st;
-  const char *base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0
-                         ? "/dev/shm"
-                         : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  const char *base = getenv("TESSERA_FUZZ_SCRATCH");
+  if (!base || !base[0])
+    base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0
+               ? "/dev/shm"
+               : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   snprintf(scratch, sizeof scratch, "%s/tessera-fuzz.XXXXXX", base);
   if (!mkdtemp(scratch)) {
     fprintf(stderr, "fuzz: cannot create a folder under %s: %s\n", base, strerror(errno));
