@@ -19,6 +19,8 @@ tessera_packages=(build-essential autoconf automake libtool pkg-config python3 p
   libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev libhdf5-openmpi-dev hdf5-tools
   gnuplot-nox fortunes libjansson-dev libutf8proc-dev bsdutils
   iproute2)
+# clang with its libFuzzer runtime: jobs/fuzz builds the readers' fuzz harnesses with it
+tessera_packages+=(clang libclang-rt-14-dev)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
