@@ -15,6 +15,17 @@ tessera_packages=(build-essential autoconf automake libtool pkg-config python3 p
   libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev libhdf5-openmpi-dev hdf5-tools
   gnuplot-nox fortunes libjansson-dev libutf8proc-dev iproute2)
 
+# Slurm and munge, only for the Slurm test cluster (jobs/cluster-slurm,
+# tests/cluster_slurm.sh): a daemon set that tessera itself never needs.
+cluster_packages=(slurmd slurmctld slurm-client munge)
+ensure_cluster_packages() {
+  local saved=("${tessera_packages[@]}") status
+  tessera_packages=("${cluster_packages[@]}")
+  ensure_packages; status=$?
+  tessera_packages=("${saved[@]}")
+  return $status
+}
+
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 ensure_packages() {
