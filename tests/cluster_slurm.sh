@@ -11,7 +11,8 @@
 #  3. shrunk to 1 node while pending (scontrol update NumNodes=1), it resumes
 #     the 2-node checkpoint; `scancel` makes it save and the job ends
 #     CANCELLED, not requeued;
-#  4. the metrics file is one curve: steps 1..last, each once, in order, and
+#  4. Open MPI chose TCP between hosts, shared memory only inside one;
+#  5. the metrics file is one curve: steps 1..last, each once, in order, and
 #     the three end records say the steps each life reached.
 # A requeued job waits 11 s before it starts again (its BeginTime:
 # jobs/cluster-slurm's cred_expire of 10 s; Slurm's default is 120 s);
@@ -62,7 +63,9 @@ bail() {
   finish
 }
 
-job=$(cd "$work" && TESSERA="$TESSERA" TESSERA_RUN_DIR="$work/run" SAVE_EVERY=1000000 sl sbatch --parsable \
+# (Open MPI's BTL choices printed, for cluster_transports: sbatch passes the
+# environment on, to every life of the job)
+job=$(cd "$work" && TESSERA="$TESSERA" TESSERA_RUN_DIR="$work/run" SAVE_EVERY=1000000 OMPI_MCA_btl_base_verbose=100 sl sbatch --parsable \
   --nodes=2 --ntasks-per-node=1 --time=1 --signal=USR1@55 --output="$out" \
   "$sbatch_script" "$TESTS_SRCDIR/tiny-test.ini" "$work/data" --steps 1000000 --val_every 0) \
   || bail "sbatch jobs/train.sbatch"
@@ -101,6 +104,12 @@ sleep 3
 is Restarts 2 && is JobState CANCELLED && [ "$(lines "requeueing job")" -eq 1 ] \
   && pass "scancel: the 1-node job resumed the 2-node checkpoint (step $b), saved step $c, ended CANCELLED without a requeue" \
   || fail "scancel: requeued after all (restarts $(field Restarts), state $(field JobState))"
+
+# srun-launched ranks: TCP between the hosts, shared memory only inside one
+set -- $(cluster_transports "$out")
+[ "$1" -ge 2 ] && [ "$3" -eq 0 ] \
+  && pass "srun --mpi=pmix: peers over TCP $1, over shared memory $2 (the 1-node life), none the wrong way" \
+  || fail "srun --mpi=pmix: peers over TCP $1 (want >= 2), the wrong way $3 (want 0)"
 
 # 4. one continuous curve
 sed -n 's/^{"step":\([0-9]*\),"loss".*/\1/p' "$work/run/metrics.jsonl" > "$work/steps"
