@@ -2,7 +2,7 @@
 # cluster_slurm — jobs/train.sbatch under Slurm on the namespace cluster
 # (jobs/cluster up 2, jobs/cluster-slurm up: munge, slurmctld, one slurmd per
 # host), one job through all its lives, on a tiny model:
-#  1. sbatch on 2 nodes x 1 task with a 1-minute limit and --signal=USR1@55
+#  1. sbatch on 2 nodes x 1 task with a 1-minute limit and --signal=USR1@45
 #     (sbatch's options override the script's #SBATCH lines): Slurm's
 #     time-limit signal makes tessera save and exit 4, and the script
 #     requeues the job; the ranks ran on both hosts (srun --mpi=pmix);
@@ -66,7 +66,7 @@ bail() {
 # (Open MPI's BTL choices printed, for cluster_transports: sbatch passes the
 # environment on, to every life of the job)
 job=$(cd "$work" && TESSERA="$TESSERA" TESSERA_RUN_DIR="$work/run" SAVE_EVERY=1000000 OMPI_MCA_btl_base_verbose=100 sl sbatch --parsable \
-  --nodes=2 --ntasks-per-node=1 --time=1 --signal=USR1@55 --output="$out" \
+  --nodes=2 --ntasks-per-node=1 --time=1 --signal=USR1@45 --output="$out" \
   "$sbatch_script" "$TESTS_SRCDIR/tiny-test.ini" "$work/data" --steps 1000000 --val_every 0) \
   || bail "sbatch jobs/train.sbatch"
 
@@ -106,6 +106,7 @@ is Restarts 2 && is JobState CANCELLED && [ "$(lines "requeueing job")" -eq 1 ] 
   || fail "scancel: requeued after all (restarts $(field Restarts), state $(field JobState))"
 
 # srun-launched ranks: TCP between the hosts, shared memory only inside one
+# shellcheck disable=SC2046
 set -- $(cluster_transports "$out")
 [ "$1" -ge 2 ] && [ "$3" -eq 0 ] \
   && pass "srun --mpi=pmix: peers over TCP $1, over shared memory $2 (the 1-node life), none the wrong way" \
