@@ -22,6 +22,17 @@ tessera_packages=(build-essential autoconf automake libtool pkg-config python3 p
 # clang with its libFuzzer runtime: jobs/fuzz builds the readers' fuzz harnesses with it
 tessera_packages+=(clang libclang-rt-14-dev)
 
+# Slurm and munge, only for the Slurm test cluster (jobs/cluster-slurm,
+# tests/cluster_slurm.sh): a daemon set that tessera itself never needs.
+cluster_packages=(slurmd slurmctld slurm-client munge)
+ensure_cluster_packages() {
+  local saved=("${tessera_packages[@]}") status
+  tessera_packages=("${cluster_packages[@]}")
+  ensure_packages; status=$?
+  tessera_packages=("${saved[@]}")
+  return $status
+}
+
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 ensure_packages() {
