@@ -56,8 +56,9 @@ refused_dir dir_read_only_new 1 "$work/ro/new" "cannot create save directory '$w
 # mode bits: root ignores them, so as `nobody` (setpriv; an MPI singleton)
 # in a directory root owns
 if command -v setpriv > /dev/null && setpriv --reuid=65534 --regid=65534 --clear-groups "$TESSERA" --version > /dev/null 2>&1; then
-  chmod 755 "$work"; mkdir -m 755 "$work/root_only"; chmod 644 "$work"/data.*
-  (cd "$work/root_only" && timeout 60 setpriv --reuid=65534 --regid=65534 --clear-groups "$TESSERA" train -c "$cfg" \
+  # the config copied beside the data: the source tree may be a private (0700) folder, as jobs/test's second build
+  chmod 755 "$work"; mkdir -m 755 "$work/root_only"; cp "$cfg" "$work/nobody.ini"; chmod 644 "$work"/data.* "$work/nobody.ini"
+  (cd "$work/root_only" && timeout 60 setpriv --reuid=65534 --regid=65534 --clear-groups "$TESSERA" train -c "$work/nobody.ini" \
     --data "$work/data" --steps 1 --save-dir "$work/root_only" --metrics /dev/null) > /dev/null 2> "$work/dir_no_permission.err"
   refusal dir_no_permission 1 $? "$work/dir_no_permission.err" \
     "save directory '$work/root_only' is not writable: cannot create a file in it: Permission denied" -F
