@@ -48,7 +48,8 @@ void comm_create(comm *c, MPI_Comm parent, const char *name) {
   memset(c, 0, sizeof *c);
   MPI_CHECK(MPI_Comm_dup(parent, &c->mpi));
   finish_create(c, name);
-  if (parent == MPI_COMM_WORLD) roll_call_init(); /* the watchdog's questions (roll_call.h) */
+  c->roll_call = parent == MPI_COMM_WORLD; /* the watchdog's questions (roll_call.h) */
+  if (c->roll_call) roll_call_init();
 }
 
 void comm_split(comm *c, const comm *parent, int color, int key, const char *name) {
@@ -59,6 +60,7 @@ void comm_split(comm *c, const comm *parent, int color, int key, const char *nam
 
 void comm_free(comm *c) {
   if (c->mpi != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_free(&c->mpi));
+  if (c->roll_call) roll_call_release(), c->roll_call = false;
 }
 
 void comm_set_watchdog(comm *c, double seconds, double phase_seconds) {

@@ -45,6 +45,7 @@
 #define TESSERA_COMM_H
 
 #include <mpi.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,6 +77,7 @@ typedef struct comm {
   uint64_t next_seq;   /* sequence number of the next call on this group */
   double watchdog_s;   /* 0: wait without a limit */
   double phase_watchdog_s; /* comm_phase_wait's bound; 0: wait without a limit */
+  bool roll_call;      /* holds the roll-call communicator (a copy of MPI_COMM_WORLD) */
   comm_fault fault;    /* test-only fault injection (TESSERA_FAULT) */
   uint64_t fault_seq;
   /* The group's NCCL communicator (parallel/comm/nccl_comm.h), created by

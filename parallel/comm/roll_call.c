@@ -12,11 +12,17 @@
 enum { TAG_QUESTION = 1, TAG_ANSWER = 2, WHERE_BYTES = 96, LISTED = 64 };
 
 static MPI_Comm roll = MPI_COMM_NULL;
+static int users; /* world-wide groups holding it */
 
 void roll_call_init(void) {
-  if (roll != MPI_COMM_NULL) return;
+  if (users++ > 0) return;
   MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &roll));
   MPI_CHECK(MPI_Comm_set_errhandler(roll, MPI_ERRORS_RETURN));
+}
+
+void roll_call_release(void) {
+  if (users == 0 || --users > 0) return;
+  MPI_CHECK(MPI_Comm_free(&roll));
 }
 
 /* Every call here is best effort: a failure (a peer gone) ends the roll

@@ -20,8 +20,10 @@
 
 #include <mpi.h>
 
-/* Makes the roll-call communicator (once; collective over MPI_COMM_WORLD). */
+/* Makes the roll-call communicator (once; collective over MPI_COMM_WORLD);
+ * each call is matched by a roll_call_release, the last one frees it. */
 void roll_call_init(void);
+void roll_call_release(void);
 
 /* Answers the questions waiting for this rank: it waits in `kind` #seq of
  * group `group`. Cheap when there are none (one MPI_Iprobe). */
