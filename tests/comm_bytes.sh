@@ -100,6 +100,8 @@ done
 #   LASP-2 (linear, all-gather): forward and backward each gather P chunk
 #     states of S = B·heads·8² floats: 2·P·S·4 — the same at T = 16 and 32;
 #   LASP (linear, ring), rank 0: one state sent forward, none back: S·4;
+#   All-Scan (linear, allscan): the same as LASP at T = 16 and 32, every
+#     rank (rank 0 sends the state forward, rank 1 its gradient back);
 #   ring attention (softmax, zig-zag): rows = B·T/P rows of K|V (2h) sent
 #     P−1 times forward, and backward P−1 times plus dK|dV P times;
 #   K/V all-gather (softmax): P·rows·2h gathered forward and again backward,
@@ -118,6 +120,10 @@ check_bytes "LASP-2, T = 16" "$work/lasp2_16.jsonl" sp 2 "$want"
 check_bytes "LASP-2, T = 32 (the same: independent of the sequence length)" "$work/lasp2_32.jsonl" sp 2 "$want"
 sp_run lasp_ring --attention linear --sp-kind ring
 check_bytes "LASP ring, rank 0 sends" "$work/lasp_ring.jsonl" sp 2 $(( m * L * S * 4 ))
+for T in 16 32; do  # All-Scan: the ring's bytes (one state each way), in blocks
+  sp_run allscan_$T --attention linear --sp-kind allscan --seq_len $T
+  check_bytes "All-Scan, T = $T (the ring's)" "$work/allscan_$T.jsonl" sp 2 $(( m * L * S * 4 ))
+done
 for T in 16 32; do
   rows=$(( B * T / P ))
   sp_run ring_$T --sp-kind ring --seq_len $T

@@ -2,7 +2,8 @@
 # sequence_equivalence — the model options and sequence parallelism (issue 8)
 # in the layout-equivalence suite: Llama-style blocks, linear attention with
 # decay and a hybrid model, each in several layouts, and every attention
-# kind split over 2 and 4 sp ranks with both sequence-parallel algorithms,
+# kind split over 2 and 4 sp ranks with every sequence-parallel algorithm
+# (ring, allgather, and allscan on linear and hybrid models),
 # alone and composed with dp, tp, pp and ZeRO; losses, validation losses
 # and gathered parameters equal the 1-process run of the same model
 # (tolerances: tests/equiv_lib.sh). Splitting attention over ranks changes
@@ -49,6 +50,9 @@ layout 4 "--sp 2 --tp 2"
 layout 4 "--sp 2 --pp 2 --sp-kind ring"
 layout 4 "--sp 2 --zero 2"
 layout 2 "--tp 2"
+layout 2 "--sp 2 --sp-kind allscan"          # ZeCO All-Scan: LASP's chain in pipelined blocks
+layout 4 "--sp 4 --sp-kind allscan"
+layout 4 "--sp 2 --tp 2 --sp-kind allscan --zero 1"
 
 # hybrid: linear, linear, softmax repeated, Llama-style blocks
 equiv_base "$cfg" "--attention hybrid --layer_pattern LLS --norm rmsnorm --mlp swiglu --position rope --bias false --lr 1e-3 --min_lr 1e-4"
@@ -57,4 +61,7 @@ layout 4 "--sp 4"
 layout 4 "--sp 2 --pp 2"
 layout 8 "--sp 2 --tp 2 --pp 2 --sp-kind ring --zero 1"
 layout 4 "--sp 2 --zero 2 --recompute selective"
+layout 4 "--sp 2 --sp-kind allscan --recompute selective"  # dp2 x sp2; softmax layers all-gather K/V
+layout 4 "--sp 4 --sp-kind allscan"
+layout 4 "--sp 2 --pp 2 --sp-kind allscan --zero 1"
 finish

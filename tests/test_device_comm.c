@@ -247,6 +247,31 @@ static void exercise_point_to_point(run_of_calls *x) {
       CHECK(wrong_values(got, n, 0, 0) == 0, "%s: non-blocking send/recv", be->name);
       free(got);
     }
+    /* f32, non-blocking: two messages in flight to the last rank at once,
+     * received in the opposite order of their sends (tags pair them) */
+    f32_t *fa = be->alloc_f32(n, "test"), *fb = be->alloc_f32(n, "test");
+    float host[7];
+    for (size_t i = 0; i < n; i++) host[i] = value(r, i);
+    be->f32_from_host(fa, host, n);
+    be->f32_from_host(fb, host, n);
+    dcomm_request two_sent[2], two_received[2];
+    if (r == 0) {
+      dcomm_send_f32_start(c, be, fa, n, P - 1, 9, &two_sent[0]);
+      dcomm_send_f32_start(c, be, fb, n, P - 1, 10, &two_sent[1]);
+    }
+    if (r == P - 1) {
+      be->zero_f32(fa, n), be->zero_f32(fb, n);
+      dcomm_recv_f32_start(c, be, fb, n, 0, 10, &two_received[1]);
+      dcomm_recv_f32_start(c, be, fa, n, 0, 9, &two_received[0]);
+      dcomm_wait(&two_received[0]);
+      dcomm_wait(&two_received[1]);
+      for (int k = 0; k < 2; k++) {
+        be->f32_to_host(host, k ? fb : fa, n);
+        CHECK(wrong_values(host, n, 0, 0) == 0, "%s: non-blocking f32 send/recv, message %d", be->name, k);
+      }
+    }
+    if (r == 0) dcomm_wait(&two_sent[0]), dcomm_wait(&two_sent[1]);
+    be->free_buffer(fa), be->free_buffer(fb);
   }
   be->free_buffer(mine), be->free_buffer(theirs);
 }

@@ -290,6 +290,14 @@ void dcomm_recv_act_start(comm *c, const backend *be, act_t *buffer, size_t n_el
                           dcomm_request *req) {
   p2p_start(c, be, ELEM_ACT, NULL, 0, -1, buffer, n_elems, peer, tag, req);
 }
+void dcomm_send_f32_start(comm *c, const backend *be, const f32_t *buffer, size_t n_elems, int peer, int tag,
+                          dcomm_request *req) {
+  p2p_start(c, be, ELEM_F32, buffer, n_elems, peer, NULL, 0, -1, tag, req);
+}
+void dcomm_recv_f32_start(comm *c, const backend *be, f32_t *buffer, size_t n_elems, int peer, int tag,
+                          dcomm_request *req) {
+  p2p_start(c, be, ELEM_F32, NULL, 0, -1, buffer, n_elems, peer, tag, req);
+}
 void dcomm_exchange_act_start(comm *c, const backend *be, const act_t *send, int to, act_t *recv, int from,
                               size_t n_elems, int tag, dcomm_request *req) {
   p2p_start(c, be, ELEM_ACT, send, n_elems, to, recv, n_elems, from, tag, req);
@@ -307,11 +315,11 @@ void dcomm_recv_act(comm *c, const backend *be, act_t *buffer, size_t n_elems, i
 }
 void dcomm_send_f32(comm *c, const backend *be, const f32_t *buffer, size_t n_elems, int peer, int tag) {
   dcomm_request req;
-  p2p_start(c, be, ELEM_F32, buffer, n_elems, peer, NULL, 0, -1, tag, &req);
+  dcomm_send_f32_start(c, be, buffer, n_elems, peer, tag, &req);
   dcomm_wait(&req);
 }
 void dcomm_recv_f32(comm *c, const backend *be, f32_t *buffer, size_t n_elems, int peer, int tag) {
   dcomm_request req;
-  p2p_start(c, be, ELEM_F32, NULL, 0, -1, buffer, n_elems, peer, tag, &req);
+  dcomm_recv_f32_start(c, be, buffer, n_elems, peer, tag, &req);
   dcomm_wait(&req);
 }

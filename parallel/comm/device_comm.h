@@ -87,6 +87,10 @@ void dcomm_send_act_start(comm *c, const backend *be, const act_t *buffer, size_
                           dcomm_request *req);
 void dcomm_recv_act_start(comm *c, const backend *be, act_t *buffer, size_t n_elems, int peer, int tag,
                           dcomm_request *req);
+void dcomm_send_f32_start(comm *c, const backend *be, const f32_t *buffer, size_t n_elems, int peer, int tag,
+                          dcomm_request *req);
+void dcomm_recv_f32_start(comm *c, const backend *be, f32_t *buffer, size_t n_elems, int peer, int tag,
+                          dcomm_request *req);
 /* One step of a ring: receive n_elems from `from` into recv while sending
  * n_elems of send to `to` (MPI: a receive posted, then a send). */
 void dcomm_exchange_act_start(comm *c, const backend *be, const act_t *send, int to, act_t *recv, int from,

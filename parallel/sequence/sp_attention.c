@@ -16,7 +16,7 @@ void sp_attention_create(sp_attention *a, const backend *be, comm *group, sp_kin
   const size_t rows = (size_t)max_B * max_T_local, kv = rows * 2 * (size_t)C_local;
   a->kv_own = be->alloc_act(kv, "sequence-parallel K|V");
   a->dq_scratch = be->alloc_act(rows * 3 * (size_t)C_local, "sequence-parallel dQ");
-  if (kind == SP_ALLGATHER) {
+  if (kind != SP_RING) { /* allgather, and allscan's softmax layers */
     a->kv_all = be->alloc_act(kv * (size_t)P, "gathered K|V");
     a->dkv_all = be->alloc_act(kv * (size_t)P, "gathered dK|dV");
   } else {

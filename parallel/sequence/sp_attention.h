@@ -26,6 +26,12 @@
  *              (Horner: S = λ^n S + M_u over the earlier chunks); in
  *              backward the gradients' counterparts likewise. Bytes per
  *              layer do not depend on the sequence length.
+ *   allscan    ZeCO's All-Scan (sp_scan.h): LASP's chain of states on the
+ *              contiguous placement, each state pipelined in blocks of
+ *              whole head matrices, up the ranks in forward and down in
+ *              backward. Its softmax layers (hybrid models) use the
+ *              all-gather above (the contiguous placement is allscan's,
+ *              and ring attention would need zig-zag to balance).
  * Bytes per rank and layer (w bytes per value, n tokens per piece, P ranks,
  * P·pieces chunks; doc/design.md states them and tests/comm_bytes.sh
  * checks them): see the functions' comments.
@@ -39,7 +45,7 @@
 #include "comm.h"
 #include "sp_layout.h"
 
-typedef enum sp_kind { SP_RING, SP_ALLGATHER } sp_kind;
+typedef enum sp_kind { SP_RING, SP_ALLGATHER, SP_ALLSCAN } sp_kind;
 
 /* Where each rank's tokens lie under `kind`: ring attention over softmax
  * layers balances its causal work with the zig-zag placement, which then
@@ -82,7 +88,8 @@ void sp_softmax_backward(sp_attention *a, const sp_layout *l, act_t *dqkv, const
  * (saved, f32, sp_linear_saved_elems) holds the state entering each of
  * this rank's pieces. Backward OVERWRITES dqkv.
  * Bytes (state s = B·NHl·HS²·4): ring: each chunk's owner sends one state
- * forward and one state gradient backward (none past the ends); allgather:
+ * forward and one state gradient backward (none past the ends); allscan
+ * the same bytes, in blocks; allgather:
  * P·pieces·s gathered in forward and again in backward. */
 size_t sp_linear_saved_elems(int B, int NH_local, int HS, int n_pieces);
 void sp_linear_forward(sp_attention *a, const sp_layout *l, act_t *out, f32_t *state_in, const act_t *qkv,

@@ -14,13 +14,16 @@
  * recurrences are one linear_attention_state_combine per step (a copy is a
  * combine with n = 0 into zeros). In the ring, the heavy per-piece work is
  * done before waiting, so only a combine sits on the chain's critical path.
- * States are f32_t on every backend and move through parallel/comm/device_comm. */
+ * States are f32_t on every backend and move through parallel/comm/device_comm.
+ * All-Scan (sp_scan.h) runs the same two recurrences on the contiguous
+ * placement (chunk c = rank c), the state in pipelined blocks. */
 #include "sp_attention.h"
 
 #include "device_comm.h"
 #include "fail.h"
+#include "sp_scan.h"
 
-enum { TAG_STATE = 3, TAG_DSTATE = 4 };
+enum { TAG_STATE = 3, TAG_DSTATE = 4, TAG_SCAN = 5, TAG_DSCAN = 6 };
 
 static size_t state_elems(const sp_attention *a, int B) { return (size_t)B * a->NH_local * a->HS * a->HS; }
 
@@ -60,6 +63,10 @@ void sp_linear_forward(sp_attention *a, const sp_layout *l, act_t *out, f32_t *s
                                            NHl, a->HS);
       }
     }
+  } else if (a->kind == SP_ALLSCAN) {
+    ENSURE(l->n_pieces == 1, "all-scan needs the contiguous placement");
+    sp_allscan(g, be, state_in, a->state_b, a->states, decay, n, B, NHl, a->HS, sp_scan_heads_per_block(a->HS),
+               SP_SCAN_UP, TAG_SCAN);
   } else { /* the chain: S_in of chunk c from c−1's owner, S_out to c+1's */
     for (int c = 0; c < l->n_chunks; c++) {
       int owner, p;
@@ -129,6 +136,11 @@ void sp_linear_backward(sp_attention *a, const sp_layout *l, act_t *dqkv, const 
     for (int p = 0; p < l->n_pieces; p++)
       be->linear_attention_backward(piece_rows(a, dqkv, p, B, n, 3 * Cl), piece_rows(a, dout, p, B, n, Cl),
                                     piece_rows(a, qkv, p, B, n, 3 * Cl), G[p], decay, B, n, Cl, NHl, chunk);
+  } else if (a->kind == SP_ALLSCAN) { /* G of the last rank's chunk: none */
+    ENSURE(l->n_pieces == 1, "all-scan needs the contiguous placement");
+    sp_allscan(g, be, a->state_a, a->state_b, a->states, decay, n, B, NHl, a->HS, sp_scan_heads_per_block(a->HS),
+               SP_SCAN_DOWN, TAG_DSCAN);
+    be->linear_attention_backward(dqkv, dout, qkv, me == g->size - 1 ? NULL : a->state_a, decay, B, n, Cl, NHl, chunk);
   } else { /* the chain backwards: G_c from c+1's owner, G_{c−1} to c−1's */
     f32_t *g_in = a->state_a, *g_out = a->state_b;
     for (int c = l->n_chunks - 1; c >= 0; c--) {

@@ -85,7 +85,7 @@ void sp_softmax_forward(sp_attention *a, const sp_layout *l, act_t *out, f32_t *
   const int P = g->size, me = g->rank, Cl = a->C_local;
   const int rows = B * sp_layout_local_tokens(l);
   const size_t kv_elems = (size_t)rows * 2 * Cl;
-  if (a->kind == SP_ALLGATHER) {
+  if (a->kind != SP_RING) { /* allgather, and allscan's softmax layers */
     pack_kv(a, a->kv_own, qkv, rows);
     dcomm_allgather_act(g, be, a->kv_own, a->kv_all, kv_elems);
     forward_block(a, l, lse, qkv, act_at(be, a->kv_all, (size_t)me * kv_elems), me, B, true);
@@ -123,7 +123,7 @@ void sp_softmax_backward(sp_attention *a, const sp_layout *l, act_t *dqkv, const
                         act_at(be, out, q_rows * Cl), B, n, Cl, NHl);
   }
   act_t *home; /* this rank's keys' dK|dV, summed over every query */
-  if (a->kind == SP_ALLGATHER) {
+  if (a->kind != SP_RING) { /* allgather, and allscan's softmax layers */
     pack_kv(a, a->kv_own, qkv, rows);
     dcomm_allgather_act(g, be, a->kv_own, a->kv_all, kv_elems);
     be->zero_act(a->dkv_all, kv_elems * (size_t)P);
