@@ -50,6 +50,8 @@ layout 2 "--tp 2"
 layout 2 "--pp 2"
 layout 2 "--sp 2 --sp-kind ring"
 layout 4 "--sp 2 --tp 2 --tp-seq-shard"
+ulysses 4 "--sp 2 --tp 2 --tp-seq-shard"      # RoPE on the true positions of the gathered sequence
+ulysses 2 "--sp 2 --recompute full"
 
 # linear attention with decay slopes
 NORM_STEPS=1
