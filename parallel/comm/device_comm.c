@@ -170,6 +170,12 @@ void dcomm_allgather_f32(comm *c, const backend *be, const f32_t *in, f32_t *out
 }
 
 void dcomm_alltoall_act(comm *c, const backend *be, const act_t *in, act_t *out, size_t n_per_rank) {
+  if (c->nccl) {
+    nccl_pending done = {0};
+    nccl_group_alltoall(c, in, out, n_per_rank, nccl_elem_of(be, ELEM_ACT), &done);
+    nccl_group_wait(c, &done);
+    return;
+  }
   float *host_in = view(be, in), *host_out = view(be, out);
   if (host_in && host_out) {
     comm_alltoall_f32(c, host_in, host_out, n_per_rank);
