@@ -133,4 +133,7 @@ for T in 16 32; do
   sp_run ulysses_linear_$T --sp-kind ulysses --attention linear --seq_len $T
   check_bytes "Ulysses linear, T = $T" "$work/ulysses_linear_$T.jsonl" sp 2 $(( m * L * 11 * rows * h * 4 ))
 done
+# (the last run, Ulysses') the end-of-run table names the sp group's all-to-alls
+grep -q '^  sp     alltoall ' "$work/out" && pass "end-of-run table lists the sp all-to-alls" \
+  || fail "no sp alltoall line in the end-of-run table"
 finish
