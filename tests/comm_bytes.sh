@@ -105,7 +105,11 @@ done
 #   ring attention (softmax, zig-zag): rows = B·T/P rows of K|V (2h) sent
 #     P−1 times forward, and backward P−1 times plus dK|dV P times;
 #   K/V all-gather (softmax): P·rows·2h gathered forward and again backward,
-#     and P·rows·2h reduce-scattered.
+#     and P·rows·2h reduce-scattered;
+#   Ulysses (all-to-all, counted at its input, rows·width): forward Q|K|V
+#     out (3 rows·h) and the output back (rows·h); backward Q|K|V and, for
+#     softmax, the output out again, the output gradient out, dQ|dK|dV back:
+#     softmax (4 + 8)·rows·h, linear (4 + 7)·rows·h — proportional to T.
 P=2; B=2; L=2; m=4; S=$((B * 4 * 8 * 8))
 sp_run() { # NAME FLAGS...
   name=$1; shift
@@ -130,5 +134,12 @@ for T in 16 32; do
   check_bytes "ring attention, T = $T" "$work/ring_$T.jsonl" sp 2 $(( m * L * rows * 2 * h * 4 * ((P - 1) + (P - 1) + P) ))
   sp_run gather_$T --sp-kind allgather --seq_len $T
   check_bytes "K/V all-gather, T = $T" "$work/gather_$T.jsonl" sp 2 $(( m * L * 3 * P * rows * 2 * h * 4 ))
+  sp_run ulysses_$T --sp-kind ulysses --seq_len $T
+  check_bytes "Ulysses softmax, T = $T" "$work/ulysses_$T.jsonl" sp 2 $(( m * L * 12 * rows * h * 4 ))
+  sp_run ulysses_linear_$T --sp-kind ulysses --attention linear --seq_len $T
+  check_bytes "Ulysses linear, T = $T" "$work/ulysses_linear_$T.jsonl" sp 2 $(( m * L * 11 * rows * h * 4 ))
 done
+# (the last run, Ulysses') the end-of-run table names the sp group's all-to-alls
+grep -q '^  sp     alltoall ' "$work/out" && pass "end-of-run table lists the sp all-to-alls" \
+  || fail "no sp alltoall line in the end-of-run table"
 finish

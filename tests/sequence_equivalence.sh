@@ -3,7 +3,7 @@
 # in the layout-equivalence suite: Llama-style blocks, linear attention with
 # decay and a hybrid model, each in several layouts, and every attention
 # kind split over 2 and 4 sp ranks with every sequence-parallel algorithm
-# (ring, allgather, and allscan on linear and hybrid models),
+# (ring, allgather, ulysses, and allscan on linear and hybrid models),
 # alone and composed with dp, tp, pp and ZeRO; losses, validation losses
 # and gathered parameters equal the 1-process run of the same model
 # (tolerances: tests/equiv_lib.sh). Splitting attention over ranks changes
@@ -20,6 +20,15 @@
 . "$TESTS_SRCDIR/lib.sh"
 . "$TESTS_SRCDIR/equiv_lib.sh"
 
+# ulysses NP "FLAGS" — layout NP "FLAGS --sp-kind ulysses", and the run's
+# sequence-parallelism line names Ulysses (not another kind's fallback)
+ulysses() {
+  layout "$1" "$2 --sp-kind ulysses"
+  u_name=$(echo "np$1 $2 --sp-kind ulysses" | tr -c 'a-z0-9\n' '_')
+  grep -q '^sequence parallelism: .* ranks, ulysses (all-to-all to head shards), contiguous chunks' "$work/$u_name.out" \
+    || fail "np=$1 $2 --sp-kind ulysses: no Ulysses sequence-parallelism line"
+}
+
 cfg="$TESTS_SRCDIR/pipe-equiv.ini"   # 4 layers, T = 16
 
 # softmax attention (GPT-2 blocks)
@@ -30,6 +39,11 @@ layout 4 "--sp 4 --sp-kind ring"
 layout 4 "--sp 4"
 layout 4 "--sp 2 --tp 2 --sp-kind ring"
 layout 2 "--sp 2 --sp-kind ring --head_chunk_rows 5"  # zig-zag rows, the head in chunks
+ulysses 2 "--sp 2"                           # Ulysses: all-to-all to 2 heads per rank
+ulysses 4 "--sp 4"                           # one head per rank
+ulysses 4 "--sp 2 --tp 2"                    # tp 2 x sp 2: one of a tp rank's 2 heads per sp rank
+ulysses 4 "--sp 2 --pp 2"
+ulysses 4 "--sp 2 --zero 3"                  # dp 2 x sp 2
 
 # Llama-style: RMSNorm, SwiGLU, RoPE, no biases
 equiv_base "$cfg" "--norm rmsnorm --mlp swiglu --position rope --bias false"
@@ -37,6 +51,8 @@ layout 2 "--tp 2"
 layout 2 "--pp 2"
 layout 2 "--sp 2 --sp-kind ring"
 layout 4 "--sp 2 --tp 2 --tp-seq-shard"
+ulysses 4 "--sp 2 --tp 2 --tp-seq-shard"      # RoPE on the true positions of the gathered sequence
+ulysses 2 "--sp 2 --recompute full"
 
 # linear attention with decay slopes
 NORM_STEPS=1
@@ -53,6 +69,9 @@ layout 2 "--tp 2"
 layout 2 "--sp 2 --sp-kind allscan"          # ZeCO All-Scan: LASP's chain in pipelined blocks
 layout 4 "--sp 4 --sp-kind allscan"
 layout 4 "--sp 2 --tp 2 --sp-kind allscan --zero 1"
+ulysses 2 "--sp 2"                           # the decay of each rank's own heads
+ulysses 4 "--sp 4"
+ulysses 4 "--sp 2 --recompute selective"     # dp 2 x sp 2; the recompute all-to-alls again
 
 # hybrid: linear, linear, softmax repeated, Llama-style blocks
 equiv_base "$cfg" "--attention hybrid --layer_pattern LLS --norm rmsnorm --mlp swiglu --position rope --bias false --lr 1e-3 --min_lr 1e-4"
@@ -64,4 +83,12 @@ layout 4 "--sp 2 --zero 2 --recompute selective"
 layout 4 "--sp 2 --sp-kind allscan --recompute selective"  # dp2 x sp2; softmax layers all-gather K/V
 layout 4 "--sp 4 --sp-kind allscan"
 layout 4 "--sp 2 --pp 2 --sp-kind allscan --zero 1"
+ulysses 2 "--sp 2"
+ulysses 4 "--sp 4"
+ulysses 8 "--sp 2 --tp 2 --pp 2 --zero 1"
+
+# Ulysses gives each sp rank whole heads: a tp rank's n_head/tp must divide by sp
+$RUN_MPI 4 60 "$TESSERA" train -c "$cfg" --data "$work/data" --n_head 2 --sp 4 --sp-kind ulysses \
+  > "$work/heads.out" 2> "$work/heads.err"
+refusal "ulysses with 2 heads over --sp 4" 1 $? "$work/heads.err" 'n_head 2 / --tp 1 = 2) are not divisible by 4'
 finish

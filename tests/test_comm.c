@@ -2,7 +2,8 @@
  * (run by tests/comm_ops.sh on 1, 3 and 4 ranks): results against values
  * each rank can compute alone, and the counters against the documented
  * byte rules (all-reduce: the buffer; all-gather: the gathered result;
- * reduce-scatter: the input; broadcast: the buffer; send: the message). */
+ * reduce-scatter: the input; all-to-all: the input; broadcast: the buffer;
+ * send: the message). */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,24 @@ static void test_allreduce(comm *c) {
             c->counters.bytes[COMM_ALLREDUCE] == (2 * n + 1) * sizeof(float),
         "allreduce counters: %llu calls, %llu bytes", (unsigned long long)c->counters.calls[COMM_ALLREDUCE],
         (unsigned long long)c->counters.bytes[COMM_ALLREDUCE]);
+}
+
+/* All-to-all: block q of rank r's input is value(r·16 + q, i); rank r's
+ * output block q must be rank q's block r. Counted: the input, twice. */
+static void test_alltoall(comm *c) {
+  const int P = c->size, r = c->rank;
+  float in[64], out[64];
+  for (int q = 0; q < P; q++)
+    for (size_t i = 0; i < 3; i++) in[q * 3 + i] = value(r * 16 + q, i);
+  comm_alltoall_f32(c, in, out, 3);
+  comm_alltoall_f32(c, in, out, 3);
+  int bad = 0;
+  for (int q = 0; q < P; q++)
+    for (size_t i = 0; i < 3; i++) bad += out[q * 3 + i] != value(q * 16 + r, i);
+  CHECK(bad == 0, "alltoall");
+  CHECK(c->counters.calls[COMM_ALLTOALL] == 2 && c->counters.bytes[COMM_ALLTOALL] == 2 * 3 * (size_t)P * sizeof(float),
+        "alltoall counters: %llu calls, %llu bytes", (unsigned long long)c->counters.calls[COMM_ALLTOALL],
+        (unsigned long long)c->counters.bytes[COMM_ALLTOALL]);
 }
 
 /* All-gather of equal blocks, and in place of uneven blocks. */
@@ -190,6 +209,7 @@ int main(int argc, char **argv) {
   test_allreduce(&c);
   test_allgather(&c);
   test_reduce_scatter(&c);
+  test_alltoall(&c);
   test_broadcast(&c);
   test_send_recv(&c);
   test_sequence_numbers(&c);

@@ -111,7 +111,7 @@ static void exercise_allreduce(run_of_calls *x) {
   be->free_buffer(a), be->free_buffer(b), be->free_buffer(m);
 }
 
-/* All-gather of equal blocks, act and f32; reduce-scatter of equal blocks. */
+/* All-gather of equal blocks, act and f32; reduce-scatter and all-to-all of equal blocks. */
 static void exercise_equal_blocks(run_of_calls *x) {
   comm *c = x->c;
   const backend *be = x->be;
@@ -144,7 +144,16 @@ static void exercise_equal_blocks(run_of_calls *x) {
   }
   free(got);
   keep(x, rs_out, 2);
-  void *buffers[] = {in, all, fin, fall, rs_in, rs_out};
+  /* all-to-all: rank r's block q is rank q's in[r·2 ...] = value(q, r·2 + i) */
+  act_t *a2a_out = be->alloc_act(2 * (size_t)P, "test");
+  dcomm_alltoall_act(c, be, rs_in, a2a_out, 2);
+  got = read_back(be, a2a_out, 2 * (size_t)P);
+  bad = 0;
+  for (int q = 0; q < P; q++) bad += wrong_values(got + 2 * q, 2, q, (size_t)r * 2);
+  CHECK(bad == 0, "%s: alltoall act", be->name);
+  free(got);
+  keep(x, a2a_out, 2 * (size_t)P);
+  void *buffers[] = {in, all, fin, fall, rs_in, rs_out, a2a_out};
   for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) be->free_buffer(buffers[i]);
 }
 

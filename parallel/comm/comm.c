@@ -15,7 +15,8 @@
 #include "roll_call.h"
 
 static const char *kind_names[COMM_N_KINDS] = {"allreduce", "broadcast", "allgather",
-                                               "reduce_scatter", "sendrecv", "barrier"};
+                                               "reduce_scatter", "sendrecv", "barrier",
+                                               "alltoall"};
 
 const char *comm_kind_name(comm_kind kind) { return kind_names[kind]; }
 
@@ -224,6 +225,15 @@ void comm_reduce_scatter_sum_f32(comm *c, const float *in, float *out, size_t n_
                                         &req.mpi));
   comm_wait(&req);
   count(c, COMM_REDUCE_SCATTER, n_per_rank * (size_t)c->size * sizeof(float));
+}
+
+void comm_alltoall_f32(comm *c, const float *in, float *out, size_t n_per_rank) {
+  ENSURE(n_per_rank <= MAX_PIECE, "all-to-all of %zu elements per rank is too large", n_per_rank);
+  comm_request req;
+  if (begin(c, COMM_ALLTOALL, &req))
+    MPI_CHECK(MPI_Ialltoall(in, (int)n_per_rank, MPI_FLOAT, out, (int)n_per_rank, MPI_FLOAT, c->mpi, &req.mpi));
+  comm_wait(&req);
+  count(c, COMM_ALLTOALL, n_per_rank * (size_t)c->size * sizeof(float));
 }
 
 void comm_allgatherv_f32_start(comm *c, const float *send, int send_count, float *out,

@@ -56,6 +56,7 @@ typedef enum comm_kind {
   COMM_REDUCE_SCATTER,
   COMM_SENDRECV,
   COMM_BARRIER,
+  COMM_ALLTOALL,
   COMM_N_KINDS
 } comm_kind;
 
@@ -129,6 +130,10 @@ void comm_reduce_scatter_sum_f32_start(comm *c, const float *in, float *out, con
 /* Reduce-scatter of equal blocks: rank r receives the sum over ranks of
  * in[r·n_per_rank ...]. Counted bytes: the input size (size · n_per_rank · 4). */
 void comm_reduce_scatter_sum_f32(comm *c, const float *in, float *out, size_t n_per_rank);
+/* All-to-all of equal blocks: rank r's out[q·n_per_rank ...] = rank q's
+ * in[r·n_per_rank ...]. Counted bytes: the input size (size · n_per_rank · 4);
+ * the rank's own block stays home, so (size−1)/size of it crosses the wire. */
+void comm_alltoall_f32(comm *c, const float *in, float *out, size_t n_per_rank);
 void comm_broadcast(comm *c, void *buffer, size_t n_bytes, int root);
 void comm_broadcast_start(comm *c, void *buffer, size_t n_bytes, int root, comm_request *req);
 /* Point to point (pipeline stages, rings): peers are ranks of the group; a

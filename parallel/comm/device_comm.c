@@ -169,6 +169,26 @@ void dcomm_allgather_f32(comm *c, const backend *be, const f32_t *in, f32_t *out
   allgather(c, be, ELEM_F32, in, out, n_per_rank);
 }
 
+void dcomm_alltoall_act(comm *c, const backend *be, const act_t *in, act_t *out, size_t n_per_rank) {
+  if (c->nccl) {
+    nccl_pending done = {0};
+    nccl_group_alltoall(c, in, out, n_per_rank, nccl_elem_of(be, ELEM_ACT), &done);
+    nccl_group_wait(c, &done);
+    return;
+  }
+  float *host_in = view(be, in), *host_out = view(be, out);
+  if (host_in && host_out) {
+    comm_alltoall_f32(c, host_in, host_out, n_per_rank);
+    return;
+  }
+  const size_t n = n_per_rank * (size_t)c->size;
+  float *copy_in = staged_copy(be, ELEM_ACT, in, n), *copy_out = staging(n);
+  comm_alltoall_f32(c, copy_in, copy_out, n_per_rank);
+  from_host(be, ELEM_ACT, out, copy_out, n);
+  free(copy_in);
+  free(copy_out);
+}
+
 void dcomm_allgatherv_inplace_act(comm *c, const backend *be, act_t *buffer, const int *counts,
                                   const int *displs) {
   const int me = c->rank;

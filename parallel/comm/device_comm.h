@@ -66,6 +66,9 @@ void dcomm_allgather_act(comm *c, const backend *be, const act_t *in, act_t *out
 void dcomm_allgather_f32(comm *c, const backend *be, const f32_t *in, f32_t *out, size_t n_per_rank);
 /* rank r's out = Σ over ranks of in[r·n_per_rank ...] */
 void dcomm_reduce_scatter_sum_act(comm *c, const backend *be, const act_t *in, act_t *out, size_t n_per_rank);
+/* rank r's out[q·n_per_rank ...] = rank q's in[r·n_per_rank ...] (NCCL: a
+ * group of sends and receives, one pair per peer) */
+void dcomm_alltoall_act(comm *c, const backend *be, const act_t *in, act_t *out, size_t n_per_rank);
 /* In place: rank r's buffer[displs[r] ... + counts[r]) to every rank. */
 void dcomm_allgatherv_inplace_act(comm *c, const backend *be, act_t *buffer, const int *counts,
                                   const int *displs);

@@ -100,6 +100,20 @@ void nccl_group_reduce_scatter(comm *c, const void *in, void *out, size_t n_per_
   comm_count(c, COMM_REDUCE_SCATTER, n_per_rank * (size_t)c->size * bytes_of(elem));
 }
 
+void nccl_group_alltoall(comm *c, const void *in, void *out, size_t n_per_rank, nccl_elem elem,
+                         nccl_pending *done) {
+  struct nccl_group *g = begin(c, COMM_ALLTOALL, done);
+  const size_t block = n_per_rank * bytes_of(elem);
+  NCCL_CHECK(ncclGroupStart());
+  for (int r = 0; r < c->size; r++) {
+    NCCL_CHECK(ncclSend((const char *)in + (size_t)r * block, n_per_rank, type_of(elem), r, g->nccl, g->stream));
+    NCCL_CHECK(ncclRecv((char *)out + (size_t)r * block, n_per_rank, type_of(elem), r, g->nccl, g->stream));
+  }
+  NCCL_CHECK(ncclGroupEnd());
+  end(g, done);
+  comm_count(c, COMM_ALLTOALL, block * (size_t)c->size);
+}
+
 void nccl_group_allgatherv(comm *c, const void *send, void *out, const int *counts, const int *displs,
                            nccl_elem elem, nccl_pending *done) {
   struct nccl_group *g = begin(c, COMM_ALLGATHER, done);

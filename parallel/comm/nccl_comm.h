@@ -62,6 +62,10 @@ void nccl_group_allgather(comm *c, const void *in, void *out, size_t n_per_rank,
 /* rank r's out = Σ over ranks of in[r·n_per_rank ...] */
 void nccl_group_reduce_scatter(comm *c, const void *in, void *out, size_t n_per_rank, nccl_elem elem,
                                nccl_pending *done);
+/* rank r's out[q·n_per_rank ...] = rank q's in[r·n_per_rank ...]: one NCCL
+ * group of a send and a receive per peer (NCCL has no all-to-all call) */
+void nccl_group_alltoall(comm *c, const void *in, void *out, size_t n_per_rank, nccl_elem elem,
+                         nccl_pending *done);
 /* Rank r's counts[r] elements at send land at out + displs[r] on every rank
  * (send may be out + displs[me]: in place). */
 void nccl_group_allgatherv(comm *c, const void *send, void *out, const int *counts, const int *displs,

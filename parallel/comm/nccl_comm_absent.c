@@ -24,6 +24,9 @@ void nccl_group_reduce_scatter(comm *c, const void *in, void *out, size_t n_per_
                                nccl_pending *done) {
   absent();
 }
+void nccl_group_alltoall(comm *c, const void *in, void *out, size_t n_per_rank, nccl_elem elem, nccl_pending *done) {
+  absent();
+}
 void nccl_group_allgatherv(comm *c, const void *send, void *out, const int *counts, const int *displs, nccl_elem elem,
                            nccl_pending *done) {
   absent();

@@ -19,7 +19,7 @@ void sp_attention_create(sp_attention *a, const backend *be, comm *group, sp_kin
   if (kind != SP_RING) { /* allgather, and allscan's softmax layers */
     a->kv_all = be->alloc_act(kv * (size_t)P, "gathered K|V");
     a->dkv_all = be->alloc_act(kv * (size_t)P, "gathered dK|dV");
-  } else {
+  } else if (kind == SP_RING) {
     a->kv_b = be->alloc_act(kv, "ring K|V");
     a->dkv_b = be->alloc_act(kv, "ring dK|dV");
   }
@@ -29,6 +29,14 @@ void sp_attention_create(sp_attention *a, const backend *be, comm *group, sp_kin
   a->out_b = be->alloc_f32(rows * (size_t)C_local, "attention block output");
   a->lse_b = be->alloc_f32(rows * (size_t)NH_local, "attention block log-sum-exp");
   a->delta = be->alloc_f32(rows * (size_t)NH_local, "attention delta");
+  if (kind == SP_ULYSSES) {
+    a->u_send = be->alloc_act(rows * 3 * (size_t)C_local, "all-to-all send");
+    a->u_recv = be->alloc_act(rows * 3 * (size_t)C_local, "all-to-all receive");
+    a->u_qkv = be->alloc_act(rows * 3 * (size_t)C_local, "head-sharded Q|K|V");
+    a->u_dqkv = be->alloc_act(rows * 3 * (size_t)C_local, "head-sharded dQ|dK|dV");
+    a->u_out = be->alloc_act(rows * (size_t)C_local, "head-sharded attention output");
+    a->u_dout = be->alloc_act(rows * (size_t)C_local, "head-sharded output gradient");
+  }
   const size_t state = (size_t)max_B * NH_local * a->HS * a->HS; /* one piece, every head */
   a->states = be->alloc_f32(2 * state, "linear attention chunk states");
   a->states_all = be->alloc_f32(2 * state * (size_t)P, "gathered chunk states");
@@ -39,7 +47,8 @@ void sp_attention_create(sp_attention *a, const backend *be, comm *group, sp_kin
 void sp_attention_free(sp_attention *a) {
   const backend *be = a->be;
   void *buffers[] = {a->kv_own, a->kv_a, a->kv_b, a->dkv_a, a->dkv_b, a->kv_all, a->dkv_all, a->acc, a->out_b,
-                     a->lse_b, a->delta, a->dq_scratch, a->states, a->states_all, a->state_a, a->state_b};
+                     a->lse_b, a->delta, a->dq_scratch, a->states, a->states_all, a->state_a, a->state_b,
+                     a->u_send, a->u_recv, a->u_qkv, a->u_dqkv, a->u_out, a->u_dout};
   for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
     if (buffers[i]) be->free_buffer(buffers[i]);
   memset(a, 0, sizeof *a);

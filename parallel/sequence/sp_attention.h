@@ -32,6 +32,11 @@
  *              backward. Its softmax layers (hybrid models) use the
  *              all-gather above (the contiguous placement is allscan's,
  *              and ring attention would need zig-zag to balance).
+ * Either attention:
+ *   ulysses    DeepSpeed-Ulysses: an all-to-all turns this rank's rows of
+ *              every local head into the whole sequence of NHl/P heads,
+ *              the single-rank kernel runs on them, an all-to-all brings
+ *              the output back (sp_ulysses.c). NHl must divide by P.
  * Bytes per rank and layer (w bytes per value, n tokens per piece, P ranks,
  * P·pieces chunks; doc/design.md states them and tests/comm_bytes.sh
  * checks them): see the functions' comments.
@@ -45,7 +50,8 @@
 #include "comm.h"
 #include "sp_layout.h"
 
-typedef enum sp_kind { SP_RING, SP_ALLGATHER, SP_ALLSCAN } sp_kind;
+/* the order of config's sp_kind_choice */
+typedef enum sp_kind { SP_RING, SP_ALLGATHER, SP_ALLSCAN, SP_ULYSSES } sp_kind;
 
 /* Where each rank's tokens lie under `kind`: ring attention over softmax
  * layers balances its causal work with the zig-zag placement, which then
@@ -64,6 +70,8 @@ typedef struct sp_attention {
   f32_t *acc, *out_b, *lse_b, *delta;
   act_t *dq_scratch;                           /* linear: the state term of dQ */
   f32_t *states, *states_all, *state_a, *state_b; /* linear: per piece [B, NHl, HS, HS] */
+  act_t *u_send, *u_recv, *u_qkv, *u_dqkv;        /* ulysses: [rows, 3·Cl] each */
+  act_t *u_out, *u_dout;                          /* ulysses: [rows, Cl] each */
 } sp_attention;
 
 void sp_attention_create(sp_attention *a, const backend *be, comm *group, sp_kind kind, int max_B,
@@ -100,5 +108,19 @@ void sp_linear_recompute(sp_attention *a, const sp_layout *l, act_t *out, const 
                          const f32_t *decay, int B, int chunk);
 void sp_linear_backward(sp_attention *a, const sp_layout *l, act_t *dqkv, const act_t *dout, const act_t *qkv,
                         const f32_t *state_in, const f32_t *decay, int B, int chunk);
+
+/* ---- ulysses (sp_ulysses.c; the calls above hand over to these) ----
+ * Counted bytes (all-to-all: the input, rows·width·w; (P−1)/P of it crosses
+ * the wire): forward 3 + 1 units of rows·Cl·w (qkv out, output back);
+ * backward softmax 3 + 1 + 1 + 3 (qkv, output, its gradient out, dqkv
+ * back), linear 3 + 1 + 3. lse as sp_softmax_saved_elems; linear saves
+ * nothing (each rank holds whole sequences: no entering state). */
+void sp_ulysses_softmax_forward(sp_attention *a, const sp_layout *l, act_t *out, f32_t *lse, const act_t *qkv, int B);
+void sp_ulysses_softmax_backward(sp_attention *a, const sp_layout *l, act_t *dqkv, const act_t *dout, const act_t *out,
+                                 const f32_t *lse, const act_t *qkv, int B);
+void sp_ulysses_linear_forward(sp_attention *a, const sp_layout *l, act_t *out, const act_t *qkv, const f32_t *decay,
+                               int B, int chunk);
+void sp_ulysses_linear_backward(sp_attention *a, const sp_layout *l, act_t *dqkv, const act_t *dout, const act_t *qkv,
+                                const f32_t *decay, int B, int chunk);
 
 #endif

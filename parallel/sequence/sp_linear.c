@@ -43,6 +43,10 @@ static act_t *piece_rows(const sp_attention *a, const act_t *x, int p, int B, in
 
 void sp_linear_forward(sp_attention *a, const sp_layout *l, act_t *out, f32_t *state_in, const act_t *qkv,
                        const f32_t *decay, int B, int chunk) {
+  if (a->kind == SP_ULYSSES) {
+    sp_ulysses_linear_forward(a, l, out, qkv, decay, B, chunk);
+    return;
+  }
   const backend *be = a->be;
   comm *g = a->group;
   const int Cl = a->C_local, NHl = a->NH_local, n = l->piece_len, me = g->rank;
@@ -92,6 +96,10 @@ void sp_linear_forward(sp_attention *a, const sp_layout *l, act_t *out, f32_t *s
 
 void sp_linear_recompute(sp_attention *a, const sp_layout *l, act_t *out, const f32_t *state_in, const act_t *qkv,
                          const f32_t *decay, int B, int chunk) {
+  if (a->kind == SP_ULYSSES) { /* no saved state to start from: the forward again, all-to-alls included */
+    sp_ulysses_linear_forward(a, l, out, qkv, decay, B, chunk);
+    return;
+  }
   const backend *be = a->be;
   const int Cl = a->C_local, NHl = a->NH_local, n = l->piece_len;
   const size_t S = state_elems(a, B);
@@ -105,6 +113,10 @@ void sp_linear_recompute(sp_attention *a, const sp_layout *l, act_t *out, const 
 
 void sp_linear_backward(sp_attention *a, const sp_layout *l, act_t *dqkv, const act_t *dout, const act_t *qkv,
                         const f32_t *state_in, const f32_t *decay, int B, int chunk) {
+  if (a->kind == SP_ULYSSES) {
+    sp_ulysses_linear_backward(a, l, dqkv, dout, qkv, decay, B, chunk);
+    return;
+  }
   const backend *be = a->be;
   comm *g = a->group;
   const int Cl = a->C_local, NHl = a->NH_local, n = l->piece_len, me = g->rank;

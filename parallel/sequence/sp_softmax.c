@@ -80,6 +80,10 @@ static void backward_block(sp_attention *a, const sp_layout *l, act_t *dqkv, act
 }
 
 void sp_softmax_forward(sp_attention *a, const sp_layout *l, act_t *out, f32_t *lse, const act_t *qkv, int B) {
+  if (a->kind == SP_ULYSSES) {
+    sp_ulysses_softmax_forward(a, l, out, lse, qkv, B);
+    return;
+  }
   const backend *be = a->be;
   comm *g = a->group;
   const int P = g->size, me = g->rank, Cl = a->C_local;
@@ -111,6 +115,10 @@ void sp_softmax_forward(sp_attention *a, const sp_layout *l, act_t *out, f32_t *
 
 void sp_softmax_backward(sp_attention *a, const sp_layout *l, act_t *dqkv, const act_t *dout, const act_t *out,
                          const f32_t *lse, const act_t *qkv, int B) {
+  if (a->kind == SP_ULYSSES) {
+    sp_ulysses_softmax_backward(a, l, dqkv, dout, out, lse, qkv, B);
+    return;
+  }
   const backend *be = a->be;
   comm *g = a->group;
   const int P = g->size, me = g->rank, Cl = a->C_local, NHl = a->NH_local, n = l->piece_len;

@@ -89,6 +89,12 @@ grid_shape cli_check_layout(const config *cfg, const model_shape *arch, int worl
                     cfg->tp, cfg->seq_len, cfg->tp);
 
   if (cfg->sp > 1) {
+    if (cfg->sp_kind == SP_KIND_CHOICE_ULYSSES && (arch->n_head / cfg->tp) % cfg->sp != 0)
+      fail_collective(EXIT_USER_ERROR,
+                      "--sp-kind ulysses gives each of the --sp %d ranks whole heads, but a tp rank's heads "
+                      "(n_head %d / --tp %d = %d) are not divisible by %d; choose n_head, --tp and --sp so "
+                      "that they are, or another --sp-kind",
+                      cfg->sp, arch->n_head, cfg->tp, arch->n_head / cfg->tp, cfg->sp);
     /* ring attention over softmax layers cuts sequences in 2·sp zig-zag chunks */
     const sp_placement placement = sp_attention_placement((sp_kind)cfg->sp_kind, model_has_softmax(arch));
     const bool zigzag = placement == SP_ZIGZAG;

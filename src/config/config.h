@@ -32,7 +32,12 @@ typedef enum norm_choice { NORM_CHOICE_LAYERNORM, NORM_CHOICE_RMSNORM } norm_cho
 typedef enum mlp_choice { MLP_CHOICE_GELU, MLP_CHOICE_SWIGLU } mlp_choice;
 typedef enum position_choice { POSITION_CHOICE_LEARNED, POSITION_CHOICE_ROPE, POSITION_CHOICE_NONE } position_choice;
 typedef enum decay_choice { DECAY_CHOICE_NONE, DECAY_CHOICE_SLOPES } decay_choice;
-typedef enum sp_kind_choice { SP_KIND_CHOICE_RING, SP_KIND_CHOICE_ALLGATHER, SP_KIND_CHOICE_ALLSCAN } sp_kind_choice;
+typedef enum sp_kind_choice {
+  SP_KIND_CHOICE_RING,
+  SP_KIND_CHOICE_ALLGATHER,
+  SP_KIND_CHOICE_ALLSCAN,
+  SP_KIND_CHOICE_ULYSSES
+} sp_kind_choice;
 
 /* room for the key table (config.c checks it) */
 #define CONFIG_MAX_KEYS 128

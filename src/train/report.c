@@ -39,6 +39,7 @@ static void print_layout(const run *r) {
     printf("sequence parallelism: %d ranks, %s, %s chunks of %d tokens\n", r->grid.shape.sp,
            cfg->sp_kind == SP_KIND_CHOICE_RING       ? "ring (LASP; ring attention)"
            : cfg->sp_kind == SP_KIND_CHOICE_ALLSCAN ? "all-scan (ZeCO; K and V gathered)"
+           : cfg->sp_kind == SP_KIND_CHOICE_ULYSSES ? "ulysses (all-to-all to head shards)"
                                                     : "all-gather (LASP-2; K and V gathered)",
            m->par.placement == SP_ZIGZAG ? "zig-zag" : "contiguous", cfg->seq_len / m->par.seq.n_chunks);
   printf("layout: %d ranks = dp %d x tp %d x pp %d x sp %d, ZeRO stage %d, backend %s\n", r->rt->world_size,
