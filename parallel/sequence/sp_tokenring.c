@@ -4,9 +4,9 @@
  * Forward, P ranks: rank r's query rows travel r → r+1, one hop per step.
  * At step j rank r holds the queries of s = r−j and attends them to its own
  * K|V (per piece pair, skipping pairs entirely in the future, as ring
- * attention does), merging its own blocks first, and sends the partial
- * output and log-sum-exp of every query piece that saw a key straight back
- * to s; s merges them into its fp32 accumulator (attention_merge). So the
+ * attention does; two blocks one query piece sees here are merged here),
+ * and sends the partial output and log-sum-exp of every query piece that
+ * saw a key straight back to s; s merges them into its fp32 accumulator (attention_merge). So the
  * links carry queries one way and results the other. Backward: Q, dO, lse
  * and delta travel the same way, partial dQ goes back to its owner, and
  * dK|dV accumulate at home — nothing of K|V ever moves.
@@ -29,7 +29,6 @@
 #include "sp_attention.h"
 
 #include "device_comm.h"
-#include "fail.h"
 
 enum { TAG_Q = 7, TAG_OUT = 8, TAG_QDO = 9, TAG_LSE = 10, TAG_DELTA = 11, TAG_DQ = 12 };
 
