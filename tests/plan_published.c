@@ -1,0 +1,120 @@
+/* plan_published — the time model against published training throughput
+ * (doc/performance.md, "The planner against published runs"): for each
+ * configuration of Narayanan et al., SC21 (Megatron-LM on Selene, DGX A100
+ * nodes), the planner's per-GPU TFLOP/s for the published layout, counted
+ * with the paper's own FLOP formula, must be within 20% of the published
+ * figure; and the best layout the planner finds must be predicted no worse.
+ *
+ *   plan_published PROFILE.json [--markdown]
+ * Prints one line per configuration (a markdown table with --markdown);
+ * exit status 1 when a prediction is outside 20%. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "fail.h"
+#include "plan.h"
+#include "plan_time.h"
+
+typedef struct published {
+  const char *model, *source;
+  int layers, heads, hidden, tp, pp, gpus, batch, micro, virtual_stages;
+  double tflops; /* per GPU, as published */
+} published;
+
+/* Narayanan et al., "Efficient Large-Scale Language Model Training on GPU
+ * Clusters Using Megatron-LM", SC21. Sequence 2048, vocabulary 51,200,
+ * activation recomputation (the paper's FLOP formula counts it). */
+static const published runs[] = {
+    {"GPT-3 175B", "Table 2 (PTD-P, 384 GPUs)", 96, 96, 12288, 8, 12, 384, 1536, 1, 1, 153},
+    {"GPT-3 175B", "Table 2 (PTD-P, 768 GPUs)", 96, 96, 12288, 8, 12, 768, 1536, 1, 1, 149},
+    {"GPT-3 175B", "Table 2 (PTD-P, 1536 GPUs)", 96, 96, 12288, 8, 12, 1536, 1536, 1, 1, 141},
+    {"145.6B", "Table 1", 80, 96, 12288, 8, 8, 1536, 2304, 1, 1, 148},
+    {"310.1B", "Table 1", 96, 128, 16384, 8, 16, 1920, 2160, 1, 1, 155},
+    {"529.6B", "Table 1", 105, 128, 20480, 8, 35, 2520, 2520, 1, 1, 163},
+    {"1T (1008B)", "Table 1", 128, 160, 25600, 8, 64, 3072, 3072, 1, 1, 163},
+};
+
+static void set(config *cfg, const char *key, const char *value) {
+  char err[MESSAGE_BYTES];
+  if (config_set(cfg, key, value, "plan_published", err, sizeof err)) fail_local(EXIT_INTERNAL_ERROR, "%s", err);
+}
+
+static void model_config(config *cfg, const published *r) {
+  char text[64];
+  config_set_defaults(cfg);
+#define SETI(key, v) (snprintf(text, sizeof text, "%d", (v)), set(cfg, key, text))
+  SETI("n_layer", r->layers);
+  SETI("n_head", r->heads);
+  SETI("d_model", r->hidden);
+  SETI("vocab_size", 51200);
+  SETI("seq_len", 2048);
+  SETI("batch_size", r->batch);
+  SETI("micro_batch_size", r->micro);
+  set(cfg, "backend", "cuda");
+  set(cfg, "recompute", "full");
+#undef SETI
+}
+
+/* The paper's count per iteration (its eq. 3): 96·B·s·l·h²·(1 + s/6h + V/16lh). */
+static double megatron_flops(const published *r) {
+  const double B = r->batch, s = 2048, l = r->layers, h = r->hidden, V = 51200;
+  return 96.0 * B * s * l * h * h * (1 + s / (6 * h) + V / (16 * l * h));
+}
+
+static plan_layout published_layout(const published *r) {
+  plan_layout l = {0};
+  l.world = r->gpus;
+  l.tp = r->tp;
+  l.pp = r->pp;
+  l.sp = 1;
+  l.dp = r->gpus / (r->tp * r->pp);
+  l.micro_batch = r->micro;
+  l.n_micro = r->batch / (l.dp * r->micro);
+  l.virtual_stages = r->virtual_stages;
+  l.schedule = r->virtual_stages > 1 ? PP_SCHEDULE_INTERLEAVED : PP_SCHEDULE_1F1B;
+  l.recompute = RECOMPUTE_CHOICE_FULL;
+  l.sp_kind = SP_KIND_CHOICE_RING;
+  l.gpus_per_node = 8;
+  return l;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: plan_published PROFILE.json [--markdown]\n");
+    return EXIT_USER_ERROR;
+  }
+  const bool markdown = argc > 2 && strcmp(argv[2], "--markdown") == 0;
+  char err[MESSAGE_BYTES];
+  machine_profile *m = machine_profile_load(argv[1], err, sizeof err);
+  if (!m) {
+    fprintf(stderr, "%s\n", err);
+    return EXIT_USER_ERROR;
+  }
+  if (markdown)
+    printf("| model | source | GPUs | tp | pp | dp | batch | published TFLOP/s | predicted | error | step s |\n"
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  int outside = 0;
+  for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+    const published *r = &runs[i];
+    config cfg;
+    model_config(&cfg, r);
+    const plan_layout l = published_layout(r);
+    const plan_time t = plan_predict_time(&cfg, &l, m);
+    const double predicted = megatron_flops(r) / t.step_s / r->gpus / 1e12;
+    const double error = predicted / r->tflops - 1;
+    if (fabs(error) > 0.20) outside++;
+    printf(markdown ? "| %s | %s | %d | %d | %d | %d | %d | %.0f | %.1f | %+.1f%% | %.2f |\n"
+                    : "%s, %s: gpus %d tp %d pp %d dp %d batch %d: published %.0f predicted %.1f TFLOP/s "
+                      "(%+.1f%%), step %.2f s\n",
+           r->model, r->source, r->gpus, r->tp, r->pp, l.dp, r->batch, r->tflops, predicted, 100 * error, t.step_s);
+    if (!markdown)
+      printf("  compute %.2f s, bubble %.2f s, exposed comm %.2f s of %.2f s, GEMM rate %.0f TFLOP/s\n",
+             t.compute_s, t.bubble_s, t.exposed_comm_s, t.comm_s, t.gemm_rate / 1e12);
+  }
+  machine_profile_free(m);
+  if (outside) fprintf(stderr, "plan_published: %d prediction(s) outside 20%% of the published figure\n", outside);
+  return outside ? 1 : 0;
+}
