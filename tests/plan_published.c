@@ -7,7 +7,10 @@
  *
  *   plan_published PROFILE.json [--markdown]
  * Prints one line per configuration (a markdown table with --markdown);
- * exit status 1 when a prediction is outside 20%. */
+ * exit status 1 when a prediction is outside 20%.
+ *   plan_published --load PROFILE.json
+ * Loads the profile and prints its name and rates (the loader's test): exit
+ * status 1 with the loader's one-line message when it is refused. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,7 +84,24 @@ static plan_layout published_layout(const published *r) {
   return l;
 }
 
+static int load_only(const char *path) {
+  char err[MESSAGE_BYTES];
+  machine_profile *m = machine_profile_load(path, err, sizeof err);
+  if (!m) {
+    fprintf(stderr, "%s\n", err);
+    return EXIT_USER_ERROR;
+  }
+  printf("profile: %s\ndtype %s, %d per node, peak %.4g FLOP/s, GEMM %.4g..%.4g FLOP/s, attention %.4g, "
+         "elementwise %.4g B/s, intra alpha %.3g s beta %.4g B/s, inter alpha %.3g s beta %.4g B/s x %d\n",
+         m->name, m->dtype, m->gpus_per_node, m->peak_flops, m->gemm_flops[0], m->gemm_flops[m->n_gemm - 1],
+         m->attention_flops, m->elementwise_bandwidth, m->intra_node.alpha_s, m->intra_node.bandwidth,
+         m->inter_node.alpha_s, m->inter_node.bandwidth, m->nics_per_node);
+  machine_profile_free(m);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--load") == 0) return load_only(argv[2]);
   if (argc < 2) {
     fprintf(stderr, "usage: plan_published PROFILE.json [--markdown]\n");
     return EXIT_USER_ERROR;
