@@ -9,7 +9,8 @@
  * allocation of model buffers): a 175B model on 1536 ranks plans in a laptop.
  *
  * The interface shared with plan_time.{c,h} (the time model) is fixed in
- * PLAN-INTERFACE.md; this header is that interface, unchanged.
+ * PLAN-INTERFACE.md; this header is that interface, with four additions
+ * marked "(added)".
  */
 #ifndef TESSERA_PLAN_H
 #define TESSERA_PLAN_H
@@ -81,9 +82,15 @@ typedef struct plan_compute {
 int plan_layout_check(const config *cfg, const plan_layout *l, char *err, size_t err_bytes);
 
 plan_memory plan_predict_memory(const config *cfg, const plan_layout *l);
+/* (added) The same for one pipeline stage (its rank 0 of tp, sp and dp×sp, which
+ * holds the largest ZeRO range): what that rank's run reports. */
+plan_memory plan_predict_memory_of_stage(const config *cfg, const plan_layout *l, int pp_rank);
 
 /* fills up to max_ops entries; returns how many there are */
 int plan_predict_comm(const config *cfg, const plan_layout *l, plan_comm_op *ops, int max_ops);
+/* (added) The bytes of ops[0..n) on group g: what the runtime's counter of
+ * that group adds in a step (metrics comm_bytes_<group>). */
+uint64_t plan_group_bytes(const plan_comm_op *ops, int n, plan_group g);
 
 plan_compute plan_predict_compute(const config *cfg, const plan_layout *l);
 
@@ -91,7 +98,7 @@ plan_compute plan_predict_compute(const config *cfg, const plan_layout *l);
  * global_batch 0: cfg->batch_size. Returns how many (0: none valid). */
 int plan_enumerate(const config *cfg, int world, int gpus_per_node, int global_batch, plan_layout **out);
 
-/* The config a run of layout l reads: cfg with the layout's keys set. */
+/* (added) The config a run of layout l reads: cfg with the layout's keys set. */
 void plan_layout_apply(config *cfg, const plan_layout *l);
 
 #endif
