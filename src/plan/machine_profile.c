@@ -131,6 +131,7 @@ static int read_profile(const reader *r, json_t *root, machine_profile *p) {
     return -1;
   json_t *links = json_object_get(root, "links");
   if (!json_is_object(links)) return refuse(r, "'links' is missing");
+  if (json_object_get(links, "host_staging") && read_link(r, links, "host_staging", &p->host_staging, NULL)) return -1;
   return read_link(r, links, "intra_node", &p->intra_node, NULL) ||
                  read_link(r, links, "inter_node", &p->inter_node, &p->nics_per_node)
              ? -1

@@ -38,6 +38,9 @@ typedef struct machine_profile {
   profile_link intra_node;     /* NVLink / shared memory */
   profile_link inter_node;     /* per NIC */
   int nics_per_node;           /* NICs a node's ranks share between nodes */
+  /* device <-> host copies of messages MPI carries from host memory (the pp
+   * group's sends, grid.h); bandwidth 0: none (a CPU profile) */
+  profile_link host_staging;
 } machine_profile;
 
 /* The profile in `path`, or NULL with one line in err naming the file and

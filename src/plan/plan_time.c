@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "model_shape.h"
+#include "plan_stage.h"
 
 #define MAX_OPS 64
 #define GRAD_BUCKET_BYTES (25.0 * 1024 * 1024) /* grad_sync's bucket: the last one cannot hide */
@@ -97,6 +98,31 @@ static double attention_rate(const config *cfg, const machine_profile *m) {
   return 1.0 / (f / m->linear_attention_flops + (1 - f) / m->attention_flops);
 }
 
+/* The slowest pipeline stage over the mean one (plan_predict_compute counts
+ * the mean): each stage's forward FLOPs from the layers the run's partition
+ * gives it (plan_stage_size) and the head on the last. */
+static double stage_imbalance(const config *cfg, const plan_layout *l) {
+  if (l->pp <= 1) return 1.0;
+  const model_shape s = config_model_shape(cfg);
+  int soft = -1, lin = -1;
+  double total = model_head_flops(&s);
+  for (int i = 0; i < s.n_layer; i++) {
+    total += model_block_flops(&s, i, s.seq_len);
+    if (model_layer_is_linear(&s, i)) { if (lin < 0) lin = i; }
+    else if (soft < 0) soft = i;
+  }
+  double slowest = 0;
+  for (int r = 0; r < l->pp; r++) {
+    plan_stage st;
+    plan_stage_size(cfg, l, r, &st);
+    const double cost = (soft >= 0 ? st.softmax_layers * model_block_flops(&s, soft, s.seq_len) : 0) +
+                        (lin >= 0 ? st.linear_layers * model_block_flops(&s, lin, s.seq_len) : 0) +
+                        (st.has_head ? model_head_flops(&s) : 0);
+    if (cost > slowest) slowest = cost;
+  }
+  return slowest / (total / l->pp);
+}
+
 typedef struct comm_sums {
   double in_pipeline, behind_attention, behind_backward, behind_passes, tail;
   double last_bucket, first_gather, total;
@@ -110,7 +136,9 @@ static comm_sums sum_comm(const plan_layout *l, const machine_profile *m, const 
     const plan_comm_op *op = &ops[i];
     if (op->count == 0 || op->group_size <= 1) continue;
     const profile_link link = plan_group_link(l, op->group, op->group_size, m);
-    const double one = plan_collective_seconds(op->kind, op->group_size, (double)op->bytes, &link);
+    double one = plan_collective_seconds(op->kind, op->group_size, (double)op->bytes, &link);
+    if (op->group == PLAN_PP && m->host_staging.bandwidth > 0) /* MPI from host memory: a copy out, one in */
+      one += 2 * (m->host_staging.alpha_s + (double)op->bytes / m->host_staging.bandwidth);
     const double all = one * (double)op->count;
     s.total += all;
     const bool grads = op->group == PLAN_DP || op->group == PLAN_DP_SP;
@@ -151,7 +179,7 @@ plan_time plan_time_from_parts(const config *cfg, const plan_layout *l, const ma
   const double gemm_s = c->gemm_flops / t.gemm_rate;
   const double attn_s = c->attention_flops / (attention_rate(cfg, m) * share);
   const double other_s = c->other_bytes / (m->elementwise_bandwidth * share);
-  t.compute_s = gemm_s + attn_s + other_s;
+  t.compute_s = (gemm_s + attn_s + other_s) * stage_imbalance(cfg, l);
   const int micro = c->micro_batches > 0 ? c->micro_batches : 1;
   const comm_sums s = sum_comm(l, m, ops, n_ops, micro);
   t.comm_s = s.total;

@@ -11,7 +11,10 @@
  *                 ring all-reduce 2(p−1)α + 2(p−1)/p·n/β (or a tree,
  *                 2⌈log2 p⌉α + 2n/β, when shorter: NCCL picks), all-gather,
  *                 reduce-scatter and all-to-all (p−1)α + (p−1)/p·n/β,
- *                 send/recv α + n/β, broadcast ⌈log2 p⌉α + n/β
+ *                 send/recv α + n/β, broadcast ⌈log2 p⌉α + n/β; the pp
+ *                 group's messages go through MPI from host memory (grid.h),
+ *                 so on a GPU each also pays a device-to-host and a
+ *                 host-to-device copy (the profile's host_staging link)
  *   overlaps      what the runtime really hides: gradient buckets behind the
  *                 backward (the last bucket stays exposed), ZeRO-3 gathers
  *                 behind the passes (the first one exposed), sp ring hops
