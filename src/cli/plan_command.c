@@ -29,7 +29,7 @@
 static const char *const schedule_names[] = {"gpipe", "1f1b", "interleaved"};
 static const char *const recompute_names[] = {"none", "selective", "full"};
 static const char *const sp_kind_names[] = {"ring", "allgather", "allscan", "ulysses"};
-static const char *const group_names[] = {"tp", "sp", "dp", "dp_sp", "pp"};
+static const char *const group_names[] = {"tp", "sp", "dp", "dp_sp", "pp", "world"};
 
 typedef struct plan_options {
   const char *config_path, *machine;

@@ -9,7 +9,7 @@
  * allocation of model buffers): a 175B model on 1536 ranks plans in a laptop.
  *
  * The interface shared with plan_time.{c,h} (the time model) is fixed in
- * PLAN-INTERFACE.md; this header is that interface, with four additions
+ * PLAN-INTERFACE.md; this header is that interface, with five additions
  * marked "(added)".
  */
 #ifndef TESSERA_PLAN_H
@@ -39,7 +39,8 @@ typedef struct plan_memory {
   uint64_t weights, grads, optimizer, activations, other, total;
 } plan_memory;
 
-typedef enum plan_group { PLAN_TP, PLAN_SP, PLAN_DP, PLAN_DP_SP, PLAN_PP, PLAN_GROUPS } plan_group;
+/* (added) PLAN_WORLD: every rank (the per-step check that no data file changed) */
+typedef enum plan_group { PLAN_TP, PLAN_SP, PLAN_DP, PLAN_DP_SP, PLAN_PP, PLAN_WORLD, PLAN_GROUPS } plan_group;
 typedef enum plan_op_kind {
   PLAN_ALLREDUCE,
   PLAN_ALLGATHER,
@@ -86,7 +87,9 @@ plan_memory plan_predict_memory(const config *cfg, const plan_layout *l);
  * holds the largest ZeRO range): what that rank's run reports. */
 plan_memory plan_predict_memory_of_stage(const config *cfg, const plan_layout *l, int pp_rank);
 
-/* fills up to max_ops entries; returns how many there are */
+/* The communication of world rank 0 (pipeline stage 0, rank 0 of every
+ * group: where the runtime's metrics count): fills up to max_ops entries;
+ * returns how many there are */
 int plan_predict_comm(const config *cfg, const plan_layout *l, plan_comm_op *ops, int max_ops);
 /* (added) The bytes of ops[0..n) on group g: what the runtime's counter of
  * that group adds in a step (metrics comm_bytes_<group>). */
