@@ -37,6 +37,7 @@ typedef struct plan_options {
   double budget_gib;
   bool json;
   char overrides[1024]; /* the --key=value settings given, for the command lines */
+  plan_fixed fixed;     /* layout keys given: held, not enumerated */
 } plan_options;
 
 /* One layout with its predictions. */
@@ -66,6 +67,18 @@ static void add_override(plan_options *o, const char *arg, const char *value) {
            value && !strchr(arg, '=') ? value : "");
 }
 
+/* A layout key given on the command line is held at its value (and the
+ * command lines print it from the layout, not from the overrides). */
+static bool fix_layout_key(plan_fixed *f, const char *key) {
+  struct { const char *key; bool *knob; } keys[] = {
+      {"tp", &f->tp}, {"pp", &f->pp}, {"sp", &f->sp}, {"zero", &f->zero}, {"micro_batch_size", &f->micro_batch},
+      {"pp_schedule", &f->schedule}, {"pp_virtual", &f->virtual_stages}, {"recompute", &f->recompute},
+      {"sp_kind", &f->sp_kind}, {"tp_seq_shard", &f->tp_seq_shard}};
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+    if (strcmp(key, keys[i].key) == 0) return *keys[i].knob = true;
+  return strcmp(key, "batch_size") == 0; /* the layout's global batch */
+}
+
 /* The plan's own options; anything else is a config setting. */
 static void parse(int argc, char **argv, plan_options *o, config *cfg) {
   for (int i = 1; i < argc; i++) {
@@ -93,7 +106,7 @@ static void parse(int argc, char **argv, plan_options *o, config *cfg) {
       const int consumed = cli_option_key_value(argc, argv, i, key, sizeof key, &value);
       if (consumed == 0) fail_collective(EXIT_USER_ERROR, "plan: unexpected argument '%s' (see `tessera plan --help`)", a);
       cli_set_option(cfg, "plan", a, key, value);
-      add_override(o, a, value);
+      if (!fix_layout_key(&o->fixed, key)) add_override(o, a, value);
       i += consumed - 1;
     }
   }
@@ -315,7 +328,7 @@ int plan_command(int argc, char **argv) {
     if (!layouts) fail_local(EXIT_USER_ERROR, "out of memory");
     layouts[0] = given_layout(&cfg, &o), n = 1;
   } else {
-    n = plan_enumerate(&cfg, o.world, o.gpus_per_node, cfg.batch_size, &layouts);
+    n = plan_enumerate_fixed(&cfg, o.world, o.gpus_per_node, cfg.batch_size, &o.fixed, &layouts);
     if (n == 0)
       fail_collective(EXIT_USER_ERROR, "plan: no layout of %d ranks can train this model with a global batch of %d "
                       "(train refuses every split: check n_head, n_layer, seq_len and the batch against the world size)",

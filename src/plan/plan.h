@@ -9,7 +9,7 @@
  * allocation of model buffers): a 175B model on 1536 ranks plans in a laptop.
  *
  * The interface shared with plan_time.{c,h} (the time model) is fixed in
- * PLAN-INTERFACE.md; this header is that interface, with five additions
+ * PLAN-INTERFACE.md; this header is that interface, with six additions
  * marked "(added)".
  */
 #ifndef TESSERA_PLAN_H
@@ -100,6 +100,15 @@ plan_compute plan_predict_compute(const config *cfg, const plan_layout *l);
 /* every valid layout of world ranks (calls plan_layout_check); caller frees *out.
  * global_batch 0: cfg->batch_size. Returns how many (0: none valid). */
 int plan_enumerate(const config *cfg, int world, int gpus_per_node, int global_batch, plan_layout **out);
+
+/* (added) Knobs held at cfg's value instead of enumerated (the settings a
+ * user gives `plan` on its command line): large worlds have millions of
+ * layouts, and fixing tp or the recompute mode cuts them to what matters. */
+typedef struct plan_fixed {
+  bool tp, pp, sp, zero, micro_batch, schedule, virtual_stages, recompute, sp_kind, tp_seq_shard;
+} plan_fixed;
+int plan_enumerate_fixed(const config *cfg, int world, int gpus_per_node, int global_batch, const plan_fixed *fixed,
+                         plan_layout **out);
 
 /* (added) The config a run of layout l reads: cfg with the layout's keys set. */
 void plan_layout_apply(config *cfg, const plan_layout *l);
