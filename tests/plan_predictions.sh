@@ -34,7 +34,7 @@ check() {
   what="np $np $*"; [ "$cfg" = "$pipe" ] && what="$what (4 layers)"
   # shellcheck disable=SC2086
   if ! $RUN_MPI "$np" 120 "$TESSERA" train -c "$cfg" --data "$work/data" --steps 2 --val_every 0 \
-      --metrics "$work/m.jsonl" "$@" > "$work/out" 2>&1; then
+      --metrics "$work/m.jsonl" "$@" < /dev/null > "$work/out" 2>&1; then
     fail "$what: run failed"; tail -n 3 "$work/out"; return
   fi
   if ! "$TESSERA" plan -c "$cfg" --world "$np" --given --json "$@" > "$work/plan.json" 2> "$work/plan.err"; then
@@ -84,6 +84,7 @@ else
   check "$pipe" 2 --sp 2 --sp-kind ulysses --recompute selective
   check "$pipe" 4 --sp 2 --tp 2 --attention linear --sp-kind allscan
   check "$pipe" 2 --sp 2 --attention hybrid --layer_pattern LLS --sp-kind ring --norm rmsnorm --mlp swiglu --position rope --bias false
+  check "$pipe" 4 --sp 2 --attention hybrid --layer_pattern LLS --sp-kind allscan --recompute selective
 fi
 
 # refuse ARGS... — one message, nothing on stdout, exit 1

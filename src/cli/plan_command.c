@@ -168,7 +168,7 @@ static void reason(const scored *s, const scored *best, char *out, size_t out_by
 }
 
 static void print_table(const plan_options *o, const scored *fit, int n_fit, int n_valid) {
-  printf("%d valid layouts of %d ranks, %d fit %.1f GiB per rank; the best %d, ranked by %s:\n", n_valid, o->world,
+  printf("%d valid layouts of %d ranks, %d fit %g GiB per rank; the best %d, ranked by %s:\n", n_valid, o->world,
          n_fit, o->budget_gib, n_fit < o->top ? n_fit : o->top,
          fit[0].step_s >= 0 ? "predicted step time" : "bytes per step, then memory (no --machine: no time model)");
   for (int i = 0; i < n_fit && i < o->top; i++) {
@@ -182,11 +182,13 @@ static void print_table(const plan_options *o, const scored *fit, int n_fit, int
     if (l->pp > 1) printf(", %s x %d chunks", schedule_names[l->schedule], l->virtual_stages);
     if (l->sp > 1) printf(", sp %s", sp_kind_names[l->sp_kind]);
     if (l->tp_seq_shard) printf(", tp-seq-shard");
-    printf("\n    memory per rank %.2f GiB: weights %.2f, gradients %.2f, optimizer %.2f, activations %.2f, other "
+    const char *unit = s->mem.total >= GiB ? "GiB" : "MiB";
+    const double u = s->mem.total >= GiB ? GiB : MiB;
+    printf("\n    memory per rank %.2f %s: weights %.2f, gradients %.2f, optimizer %.2f, activations %.2f, other "
            "%.2f\n    bytes per step (rank 0): tp %.1f MiB, sp %.1f MiB, dp x sp %.1f MiB, pp %.1f MiB\n",
-           s->mem.total / GiB, s->mem.weights / GiB, s->mem.grads / GiB, s->mem.optimizer / GiB,
-           s->mem.activations / GiB, s->mem.other / GiB, s->bytes[PLAN_TP] / MiB, s->bytes[PLAN_SP] / MiB,
-           s->bytes[PLAN_DP_SP] / MiB, s->bytes[PLAN_PP] / MiB);
+           s->mem.total / u, unit, s->mem.weights / u, s->mem.grads / u, s->mem.optimizer / u, s->mem.activations / u,
+           s->mem.other / u, s->bytes[PLAN_TP] / MiB, s->bytes[PLAN_SP] / MiB, s->bytes[PLAN_DP_SP] / MiB,
+           s->bytes[PLAN_PP] / MiB);
     if (s->step_s >= 0)
       printf("    predicted %.3f s/step, %.0f tokens/s, MFU %.1f%%\n", s->step_s, s->tokens_per_s, 100 * s->mfu);
     printf("    why: %s\n    run: %s\n", why, cmd);
@@ -337,8 +339,8 @@ int plan_command(int argc, char **argv) {
   scored *fit;
   const int n_fit = rank_layouts(&cfg, &o, layouts, n, machine, &fit);
   if (n_fit == 0)
-    fail_collective(EXIT_USER_ERROR, "plan: none of the %d valid layouts of %d ranks fits %.1f GiB per rank (the "
-                    "smallest needs %.2f GiB): use more ranks, a shorter seq_len or --memory-per-rank-gib", n,
+    fail_collective(EXIT_USER_ERROR, "plan: none of the %d valid layouts of %d ranks fits %g GiB per rank (the "
+                    "smallest needs %.4g GiB): use more ranks, a shorter seq_len or --memory-per-rank-gib", n,
                     o.world, o.budget_gib, smallest_gib(&cfg, layouts, n));
   if (o.json) print_json(&o, &cfg, fit, n_fit, n, given);
   else print_table(&o, fit, n_fit, n);

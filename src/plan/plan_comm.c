@@ -86,14 +86,17 @@ static void sp_ops(op_list *list, const plan_layout *l, const plan_stage *st) {
   const uint64_t S = B * st->NH_local * (uint64_t)st->head_size * st->head_size * sizeof(float);
   const uint64_t soft = m * st->softmax_layers, lin = m * st->linear_layers, kv = rows * 2 * Cl * ab;
   /* recomputing the attention core (selective or full) runs its forward
-   * communication again before the backward */
+   * communication again before the backward; linear attention's states
+   * entering each piece are kept under selective (only full recomputes
+   * them), but Ulysses must re-shard Q|K|V to heads either way */
   const uint64_t again = l->recompute != RECOMPUTE_CHOICE_NONE ? 1 : 0;
+  const uint64_t again_lin = l->recompute == RECOMPUTE_CHOICE_FULL ? 1 : 0;
   switch (l->sp_kind) {
     case SP_KIND_CHOICE_RING:
       add(list, PLAN_SP, PLAN_SENDRECV, kv, soft * (3 * P - 2 + again * (P - 1)), PLAN_BEHIND_ATTENTION,
           "sp ring attention: K|V blocks forward (again when recomputed) and backward, dK|dV home");
       /* beside softmax layers the chunks are zig-zag: a state per piece */
-      add(list, PLAN_SP, PLAN_SENDRECV, S * (uint64_t)st->sp_pieces, lin * (1 + again), PLAN_EXPOSED,
+      add(list, PLAN_SP, PLAN_SENDRECV, S * (uint64_t)st->sp_pieces, lin * (1 + again_lin), PLAN_EXPOSED,
           "sp ring (LASP): linear attention state forward");
       break;
     case SP_KIND_CHOICE_ULYSSES:
@@ -104,10 +107,10 @@ static void sp_ops(op_list *list, const plan_layout *l, const plan_stage *st) {
       add(list, PLAN_SP, PLAN_ALLGATHER, P * kv, soft * (3 + again), PLAN_EXPOSED,
           "sp K|V all-gather (forward, backward) and dK|dV reduce-scatter");
       if (l->sp_kind == SP_KIND_CHOICE_ALLSCAN)
-        add(list, PLAN_SP, PLAN_SENDRECV, S, lin * (1 + again), PLAN_EXPOSED,
+        add(list, PLAN_SP, PLAN_SENDRECV, S, lin * (1 + again_lin), PLAN_EXPOSED,
             "sp All-Scan: linear attention state blocks");
       else
-        add(list, PLAN_SP, PLAN_ALLGATHER, P * S, (2 + again) * lin, PLAN_EXPOSED,
+        add(list, PLAN_SP, PLAN_ALLGATHER, P * S, (2 + again_lin) * lin, PLAN_EXPOSED,
             "sp LASP-2 all-gather of chunk states (forward, backward)");
   }
 }
