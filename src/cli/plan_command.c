@@ -29,7 +29,7 @@
 static const char *const schedule_names[] = {"gpipe", "1f1b", "interleaved"};
 static const char *const recompute_names[] = {"none", "selective", "full"};
 static const char *const sp_kind_names[] = {"ring", "allgather", "allscan", "ulysses"};
-static const char *const group_names[] = {"tp", "sp", "dp", "dp_sp", "pp"};
+static const char *const group_names[] = {"tp", "sp", "dp", "dp_sp", "pp", "world"};
 
 typedef struct plan_options {
   const char *config_path, *machine;
@@ -37,6 +37,7 @@ typedef struct plan_options {
   double budget_gib;
   bool json;
   char overrides[1024]; /* the --key=value settings given, for the command lines */
+  plan_fixed fixed;     /* layout keys given: held, not enumerated */
 } plan_options;
 
 /* One layout with its predictions. */
@@ -66,6 +67,18 @@ static void add_override(plan_options *o, const char *arg, const char *value) {
            value && !strchr(arg, '=') ? value : "");
 }
 
+/* A layout key given on the command line is held at its value (and the
+ * command lines print it from the layout, not from the overrides). */
+static bool fix_layout_key(plan_fixed *f, const char *key) {
+  struct { const char *key; bool *knob; } keys[] = {
+      {"tp", &f->tp}, {"pp", &f->pp}, {"sp", &f->sp}, {"zero", &f->zero}, {"micro_batch_size", &f->micro_batch},
+      {"pp_schedule", &f->schedule}, {"pp_virtual", &f->virtual_stages}, {"recompute", &f->recompute},
+      {"sp_kind", &f->sp_kind}, {"tp_seq_shard", &f->tp_seq_shard}};
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+    if (strcmp(key, keys[i].key) == 0) return *keys[i].knob = true;
+  return strcmp(key, "batch_size") == 0; /* the layout's global batch */
+}
+
 /* The plan's own options; anything else is a config setting. */
 static void parse(int argc, char **argv, plan_options *o, config *cfg) {
   for (int i = 1; i < argc; i++) {
@@ -93,7 +106,7 @@ static void parse(int argc, char **argv, plan_options *o, config *cfg) {
       const int consumed = cli_option_key_value(argc, argv, i, key, sizeof key, &value);
       if (consumed == 0) fail_collective(EXIT_USER_ERROR, "plan: unexpected argument '%s' (see `tessera plan --help`)", a);
       cli_set_option(cfg, "plan", a, key, value);
-      add_override(o, a, value);
+      if (!fix_layout_key(&o->fixed, key)) add_override(o, a, value);
       i += consumed - 1;
     }
   }
@@ -155,7 +168,7 @@ static void reason(const scored *s, const scored *best, char *out, size_t out_by
 }
 
 static void print_table(const plan_options *o, const scored *fit, int n_fit, int n_valid) {
-  printf("%d valid layouts of %d ranks, %d fit %.1f GiB per rank; the best %d, ranked by %s:\n", n_valid, o->world,
+  printf("%d valid layouts of %d ranks, %d fit %g GiB per rank; the best %d, ranked by %s:\n", n_valid, o->world,
          n_fit, o->budget_gib, n_fit < o->top ? n_fit : o->top,
          fit[0].step_s >= 0 ? "predicted step time" : "bytes per step, then memory (no --machine: no time model)");
   for (int i = 0; i < n_fit && i < o->top; i++) {
@@ -169,11 +182,13 @@ static void print_table(const plan_options *o, const scored *fit, int n_fit, int
     if (l->pp > 1) printf(", %s x %d chunks", schedule_names[l->schedule], l->virtual_stages);
     if (l->sp > 1) printf(", sp %s", sp_kind_names[l->sp_kind]);
     if (l->tp_seq_shard) printf(", tp-seq-shard");
-    printf("\n    memory per rank %.2f GiB: weights %.2f, gradients %.2f, optimizer %.2f, activations %.2f, other "
+    const char *unit = s->mem.total >= GiB ? "GiB" : "MiB";
+    const double u = s->mem.total >= GiB ? GiB : MiB;
+    printf("\n    memory per rank %.2f %s: weights %.2f, gradients %.2f, optimizer %.2f, activations %.2f, other "
            "%.2f\n    bytes per step (rank 0): tp %.1f MiB, sp %.1f MiB, dp x sp %.1f MiB, pp %.1f MiB\n",
-           s->mem.total / GiB, s->mem.weights / GiB, s->mem.grads / GiB, s->mem.optimizer / GiB,
-           s->mem.activations / GiB, s->mem.other / GiB, s->bytes[PLAN_TP] / MiB, s->bytes[PLAN_SP] / MiB,
-           s->bytes[PLAN_DP_SP] / MiB, s->bytes[PLAN_PP] / MiB);
+           s->mem.total / u, unit, s->mem.weights / u, s->mem.grads / u, s->mem.optimizer / u, s->mem.activations / u,
+           s->mem.other / u, s->bytes[PLAN_TP] / MiB, s->bytes[PLAN_SP] / MiB, s->bytes[PLAN_DP_SP] / MiB,
+           s->bytes[PLAN_PP] / MiB);
     if (s->step_s >= 0)
       printf("    predicted %.3f s/step, %.0f tokens/s, MFU %.1f%%\n", s->step_s, s->tokens_per_s, 100 * s->mfu);
     printf("    why: %s\n    run: %s\n", why, cmd);
@@ -315,7 +330,7 @@ int plan_command(int argc, char **argv) {
     if (!layouts) fail_local(EXIT_USER_ERROR, "out of memory");
     layouts[0] = given_layout(&cfg, &o), n = 1;
   } else {
-    n = plan_enumerate(&cfg, o.world, o.gpus_per_node, cfg.batch_size, &layouts);
+    n = plan_enumerate_fixed(&cfg, o.world, o.gpus_per_node, cfg.batch_size, &o.fixed, &layouts);
     if (n == 0)
       fail_collective(EXIT_USER_ERROR, "plan: no layout of %d ranks can train this model with a global batch of %d "
                       "(train refuses every split: check n_head, n_layer, seq_len and the batch against the world size)",
@@ -324,8 +339,8 @@ int plan_command(int argc, char **argv) {
   scored *fit;
   const int n_fit = rank_layouts(&cfg, &o, layouts, n, machine, &fit);
   if (n_fit == 0)
-    fail_collective(EXIT_USER_ERROR, "plan: none of the %d valid layouts of %d ranks fits %.1f GiB per rank (the "
-                    "smallest needs %.2f GiB): use more ranks, a shorter seq_len or --memory-per-rank-gib", n,
+    fail_collective(EXIT_USER_ERROR, "plan: none of the %d valid layouts of %d ranks fits %g GiB per rank (the "
+                    "smallest needs %.4g GiB): use more ranks, a shorter seq_len or --memory-per-rank-gib", n,
                     o.world, o.budget_gib, smallest_gib(&cfg, layouts, n));
   if (o.json) print_json(&o, &cfg, fit, n_fit, n, given);
   else print_table(&o, fit, n_fit, n);

@@ -9,7 +9,7 @@
  * allocation of model buffers): a 175B model on 1536 ranks plans in a laptop.
  *
  * The interface shared with plan_time.{c,h} (the time model) is fixed in
- * PLAN-INTERFACE.md; this header is that interface, with four additions
+ * PLAN-INTERFACE.md; this header is that interface, with six additions
  * marked "(added)".
  */
 #ifndef TESSERA_PLAN_H
@@ -39,7 +39,8 @@ typedef struct plan_memory {
   uint64_t weights, grads, optimizer, activations, other, total;
 } plan_memory;
 
-typedef enum plan_group { PLAN_TP, PLAN_SP, PLAN_DP, PLAN_DP_SP, PLAN_PP, PLAN_GROUPS } plan_group;
+/* (added) PLAN_WORLD: every rank (the per-step check that no data file changed) */
+typedef enum plan_group { PLAN_TP, PLAN_SP, PLAN_DP, PLAN_DP_SP, PLAN_PP, PLAN_WORLD, PLAN_GROUPS } plan_group;
 typedef enum plan_op_kind {
   PLAN_ALLREDUCE,
   PLAN_ALLGATHER,
@@ -86,7 +87,9 @@ plan_memory plan_predict_memory(const config *cfg, const plan_layout *l);
  * holds the largest ZeRO range): what that rank's run reports. */
 plan_memory plan_predict_memory_of_stage(const config *cfg, const plan_layout *l, int pp_rank);
 
-/* fills up to max_ops entries; returns how many there are */
+/* The communication of world rank 0 (pipeline stage 0, rank 0 of every
+ * group: where the runtime's metrics count): fills up to max_ops entries;
+ * returns how many there are */
 int plan_predict_comm(const config *cfg, const plan_layout *l, plan_comm_op *ops, int max_ops);
 /* (added) The bytes of ops[0..n) on group g: what the runtime's counter of
  * that group adds in a step (metrics comm_bytes_<group>). */
@@ -97,6 +100,15 @@ plan_compute plan_predict_compute(const config *cfg, const plan_layout *l);
 /* every valid layout of world ranks (calls plan_layout_check); caller frees *out.
  * global_batch 0: cfg->batch_size. Returns how many (0: none valid). */
 int plan_enumerate(const config *cfg, int world, int gpus_per_node, int global_batch, plan_layout **out);
+
+/* (added) Knobs held at cfg's value instead of enumerated (the settings a
+ * user gives `plan` on its command line): large worlds have millions of
+ * layouts, and fixing tp or the recompute mode cuts them to what matters. */
+typedef struct plan_fixed {
+  bool tp, pp, sp, zero, micro_batch, schedule, virtual_stages, recompute, sp_kind, tp_seq_shard;
+} plan_fixed;
+int plan_enumerate_fixed(const config *cfg, int world, int gpus_per_node, int global_batch, const plan_fixed *fixed,
+                         plan_layout **out);
 
 /* (added) The config a run of layout l reads: cfg with the layout's keys set. */
 void plan_layout_apply(config *cfg, const plan_layout *l);

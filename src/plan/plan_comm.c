@@ -23,6 +23,7 @@ static int group_size(const plan_layout *l, plan_group g) {
     case PLAN_SP: return l->sp;
     case PLAN_DP: return l->dp;
     case PLAN_DP_SP: return l->dp * l->sp;
+    case PLAN_WORLD: return l->world;
     default: return l->pp;
   }
 }
@@ -84,23 +85,32 @@ static void sp_ops(op_list *list, const plan_layout *l, const plan_stage *st) {
   const uint64_t rows = B * st->T_local, Cl = (uint64_t)st->C_local, ab = st->act_bytes;
   const uint64_t S = B * st->NH_local * (uint64_t)st->head_size * st->head_size * sizeof(float);
   const uint64_t soft = m * st->softmax_layers, lin = m * st->linear_layers, kv = rows * 2 * Cl * ab;
+  /* recomputing the attention core (selective or full) runs its forward
+   * communication again before the backward; linear attention's states
+   * entering each piece are kept under selective (only full recomputes
+   * them), but Ulysses must re-shard Q|K|V to heads either way */
+  const uint64_t again = l->recompute != RECOMPUTE_CHOICE_NONE ? 1 : 0;
+  const uint64_t again_lin = l->recompute == RECOMPUTE_CHOICE_FULL ? 1 : 0;
   switch (l->sp_kind) {
     case SP_KIND_CHOICE_RING:
-      add(list, PLAN_SP, PLAN_SENDRECV, kv, soft * (3 * P - 2), PLAN_BEHIND_ATTENTION,
-          "sp ring attention: K|V blocks forward and backward, dK|dV home");
-      add(list, PLAN_SP, PLAN_SENDRECV, S, lin, PLAN_EXPOSED, "sp ring (LASP): linear attention state forward");
+      add(list, PLAN_SP, PLAN_SENDRECV, kv, soft * (3 * P - 2 + again * (P - 1)), PLAN_BEHIND_ATTENTION,
+          "sp ring attention: K|V blocks forward (again when recomputed) and backward, dK|dV home");
+      /* beside softmax layers the chunks are zig-zag: a state per piece */
+      add(list, PLAN_SP, PLAN_SENDRECV, S * (uint64_t)st->sp_pieces, lin * (1 + again_lin), PLAN_EXPOSED,
+          "sp ring (LASP): linear attention state forward");
       break;
     case SP_KIND_CHOICE_ULYSSES:
-      add(list, PLAN_SP, PLAN_ALLTOALL, rows * Cl * ab, soft * 12 + lin * 11, PLAN_EXPOSED,
+      add(list, PLAN_SP, PLAN_ALLTOALL, rows * Cl * ab, soft * (12 + 4 * again) + lin * (11 + 4 * again), PLAN_EXPOSED,
           "sp Ulysses all-to-all: Q|K|V to head shards and back");
       break;
     default: /* allgather; allscan gathers K|V of its softmax layers alike */
-      add(list, PLAN_SP, PLAN_ALLGATHER, P * kv, soft * 3, PLAN_EXPOSED,
+      add(list, PLAN_SP, PLAN_ALLGATHER, P * kv, soft * (3 + again), PLAN_EXPOSED,
           "sp K|V all-gather (forward, backward) and dK|dV reduce-scatter");
       if (l->sp_kind == SP_KIND_CHOICE_ALLSCAN)
-        add(list, PLAN_SP, PLAN_SENDRECV, S, lin, PLAN_EXPOSED, "sp All-Scan: linear attention state blocks");
+        add(list, PLAN_SP, PLAN_SENDRECV, S, lin * (1 + again_lin), PLAN_EXPOSED,
+            "sp All-Scan: linear attention state blocks");
       else
-        add(list, PLAN_SP, PLAN_ALLGATHER, P * S, 2 * lin, PLAN_EXPOSED,
+        add(list, PLAN_SP, PLAN_ALLGATHER, P * S, (2 + again_lin) * lin, PLAN_EXPOSED,
             "sp LASP-2 all-gather of chunk states (forward, backward)");
   }
 }
@@ -153,6 +163,7 @@ int plan_predict_comm(const config *cfg, const plan_layout *l, plan_comm_op *ops
   plan_stage st;
   plan_stage_size(cfg, l, 0, &st);
   op_list list = {.ops = ops, .max = ops ? max_ops : 0, .l = l};
+  add(&list, PLAN_WORLD, PLAN_ALLREDUCE, sizeof(int64_t), 1, PLAN_EXPOSED, "world all-reduce: data files unchanged");
   tp_ops(&list, l, &st);
   sp_ops(&list, l, &st);
   dp_ops(&list, l, &st);

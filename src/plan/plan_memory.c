@@ -102,6 +102,7 @@ void plan_stage_size(const config *cfg_in, const plan_layout *l, int pp_rank, pl
   out->C_local = m.par.C_local, out->NH_local = m.par.NH_local, out->head_size = model_head_size(&shape);
   out->ffn_local = m.par.ffn_local, out->mlp_in_local = m.par.mlp_in_local, out->V_local = m.par.V_local;
   out->T_local = cfg.seq_len / l->sp;
+  out->sp_pieces = sp_placement_pieces(m.par.placement);
   count_layers(&shape, &stage, out);
   count_training_state(&cfg, l, &m, &dp_sp, &pp, out);
   model_free(&m);

@@ -19,6 +19,7 @@ typedef struct plan_stage {
   int n_global_chunks;
   bool has_embedding, has_head, norm_bias;
   int n_slots, micro_batches;
+  int sp_pieces;               /* sequence pieces per sp rank (2: zig-zag) */
   int C_local, NH_local, head_size, ffn_local, mlp_in_local, V_local, T_local;
   size_t act_bytes;            /* bytes of one act_t element on the backend sized for */
 } plan_stage;

@@ -6,7 +6,9 @@
 #include <stdio.h>
 
 #include "fail.h"
+#include "param_layout.h"
 #include "pipeline_plan.h"
+#include "zero_partition.h"
 #include "sp_attention.h"
 
 /* One line into err; EXIT_USER_ERROR. */
@@ -71,6 +73,32 @@ int layout_rules_grid(const config *cfg, const model_shape *arch, int world_size
   return 0;
 }
 
+/* Each stage's flat buffer, whole or in ZeRO ranges over dp×sp, within
+ * MPI's int counts (zero_partition_fits): refused here, before anything is
+ * allocated, not as an internal error at start-up. */
+static int stage_ranges(const config *cfg, const model_shape *arch, const pipeline_plan *plan, int dp, char *err,
+                        size_t err_bytes) {
+  const int ranks = cfg->zero >= 1 ? dp * cfg->sp : 1;
+  /* no stage holds more than the whole model, a second wte (a tied head's
+   * copy) and the vocabulary's padding to whole tp rows: when that fits,
+   * every stage does (and no registry need be built) */
+  const size_t bound = (size_t)model_n_params(arch) + 2 * ((size_t)arch->vocab_size + (size_t)cfg->tp) * arch->d_model;
+  if (zero_partition_fits(bound, ranks)) return 0;
+  for (int s = 0; s < plan->stages; s++) {
+    const model_stage stage = pipeline_plan_stage(plan, s);
+    param_layout pl;
+    param_layout_create(&pl, arch, &stage, 0, cfg->tp);
+    const size_t n = pl.reg.n_local_total;
+    param_layout_free(&pl);
+    if (!zero_partition_fits(n, ranks))
+      return refuse(err, err_bytes,
+                    "pipeline stage %d holds %zu parameter elements per tp rank, %zu per range over %d ZeRO rank(s): "
+                    "more than MPI's counts (2^31 - 1); use more --tp or --pp ranks, or --zero 1 with more "
+                    "data-parallel ranks", s, n, n / (size_t)ranks + 1, ranks);
+  }
+  return 0;
+}
+
 int layout_rules_pipeline(const config *cfg, const model_shape *arch, int dp, char *err, size_t err_bytes) {
   if (cfg->pp > 1 && cfg->zero >= 2)
     return refuse(err, err_bytes,
@@ -80,7 +108,8 @@ int layout_rules_pipeline(const config *cfg, const model_shape *arch, int dp, ch
                     "micro-batch (DeepSpeed refuses the same pairing); use --zero 1 with a pipeline",
                     cfg->zero, cfg->pp);
   pipeline_plan plan;
-  const int status = pipeline_plan_make(&plan, cfg, arch, dp, err, err_bytes);
+  int status = pipeline_plan_make(&plan, cfg, arch, dp, err, err_bytes);
+  if (!status) status = stage_ranges(cfg, arch, &plan, dp, err, err_bytes);
   pipeline_plan_free(&plan);
   return status;
 }
