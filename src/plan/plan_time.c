@@ -50,9 +50,12 @@ static int group_stride(const plan_layout *l, plan_group g) {
 
 profile_link plan_group_link(const plan_layout *l, plan_group group, int group_size, const machine_profile *m) {
   const int per_node = l->gpus_per_node > 0 ? l->gpus_per_node : m->gpus_per_node;
-  const int stride = group_stride(l, group);
-  /* the group of rank 0 (every group is a translate of it): one node? */
-  const bool one_node = (long)(group_size - 1) * stride < per_node;
+  /* the groups of one kind tile blocks of stride·size consecutive ranks
+   * (grid.h's order), so all of them stay inside nodes exactly when such a
+   * block fits a node and nodes hold whole blocks; otherwise some group
+   * crosses, and a collective waits for its slowest member */
+  const long block = (long)group_stride(l, group) * group_size;
+  const bool one_node = block <= per_node && per_node % block == 0;
   if (one_node) return m->intra_node;
   profile_link link = m->inter_node;
   link.bandwidth = m->inter_node.bandwidth * m->nics_per_node / per_node; /* the node's ranks share its NICs */
