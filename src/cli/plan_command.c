@@ -17,6 +17,7 @@
 #include "plan.h"
 #if __has_include("plan_time.h")
 #include "plan_time.h"
+#include "runtime.h"
 #define PLAN_HAS_TIME 1
 #else
 #define PLAN_HAS_TIME 0
@@ -32,7 +33,7 @@ static const char *const sp_kind_names[] = {"ring", "allgather", "allscan", "uly
 static const char *const group_names[] = {"tp", "sp", "dp", "dp_sp", "pp", "world"};
 
 typedef struct plan_options {
-  const char *config_path, *machine;
+  const char *config_path, *machine, *calibrate_out;
   int world, gpus_per_node, global_batch, top;
   double budget_gib;
   bool json;
@@ -57,7 +58,8 @@ static int usage(bool help) {
           "  by kind and the bytes per step per group the run will allocate and count; the best K (default\n"
           "  10) that fit M GiB per rank (default 80), with the command line that runs each. --key=value sets\n"
           "  any train setting first (--backend cuda: GPU sizes, bf16; cpu: this machine's fp32 sizes).\n",
-          PLAN_HAS_TIME ? " [--machine PROFILE.json]" : "");
+          PLAN_HAS_TIME ? " [--machine PROFILE.json|a100-80gb|h100-80gb]\n"
+                          "       mpirun ... tessera plan --calibrate --config MODEL.ini [--out FILE.json]" : "");
   return help ? EXIT_OK : EXIT_USER_ERROR;
 }
 
@@ -97,6 +99,8 @@ static void parse(int argc, char **argv, plan_options *o, config *cfg) {
     } else if (strcmp(a, "--machine") == 0 && next && PLAN_HAS_TIME) o->machine = argv[++i];
     else if (strncmp(a, "--config=", 9) == 0) continue; /* load_config read it */
     else if (strcmp(a, "--json") == 0) o->json = true;
+    else if (strcmp(a, "--calibrate") == 0 && PLAN_HAS_TIME) continue; /* plan_command reads it */
+    else if (strcmp(a, "--out") == 0 && next && PLAN_HAS_TIME) o->calibrate_out = argv[++i];
     else if (strcmp(a, "--given") == 0) continue; /* plan_command reads it */
     else if (strcmp(a, "--world") == 0 || strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0)
       fail_collective(EXIT_USER_ERROR, "plan: %s needs a value", a);
@@ -307,9 +311,32 @@ static int rank_layouts(const config *cfg, const plan_options *o, const plan_lay
   return n_fit;
 }
 
+#if PLAN_HAS_TIME
+/* `plan --calibrate [--out FILE]`, under mpirun: this machine's rates as a
+ * profile (plan_time.h), for the model of --config. */
+static int calibrate(int argc, char **argv) {
+  runtime rt;
+  runtime_init(&argc, &argv, &rt);
+  plan_options o = {.world = 1};
+  config cfg;
+  load_config(&cfg, argc, argv, &o);
+  const char *out = o.calibrate_out ? o.calibrate_out : "machine.json";
+  char err[MESSAGE_BYTES] = "";
+  const int status = plan_calibrate(&cfg, out, err, sizeof err);
+  if (status) fail_collective(status, "%s", rt.world_rank == 0 ? err : "plan --calibrate failed");
+  if (rt.world_rank == 0) printf("plan: measured %d rank(s); wrote the machine profile %s\n", rt.world_size, out);
+  runtime_finalize();
+  return EXIT_OK;
+}
+#endif
+
 int plan_command(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return usage(true);
+#if PLAN_HAS_TIME
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--calibrate") == 0) return calibrate(argc, argv);
+#endif
   plan_options o = {.top = 10, .budget_gib = 80};
   config cfg;
   load_config(&cfg, argc, argv, &o);
@@ -319,7 +346,9 @@ int plan_command(int argc, char **argv) {
 #if PLAN_HAS_TIME
   if (o.machine) {
     char err[MESSAGE_BYTES];
-    machine = machine_profile_load(o.machine, err, sizeof err);
+    char path[4096];
+    machine_profile_resolve(o.machine, path, sizeof path); /* a shipped name, or a file */
+    machine = machine_profile_load(path, err, sizeof err);
     if (!machine) fail_collective(EXIT_USER_ERROR, "plan: --machine: %s", err);
   }
 #endif

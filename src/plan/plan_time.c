@@ -2,6 +2,7 @@
 #include "plan_time.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "model_shape.h"
 #include "plan_stage.h"
@@ -49,9 +50,12 @@ static int group_stride(const plan_layout *l, plan_group g) {
 
 profile_link plan_group_link(const plan_layout *l, plan_group group, int group_size, const machine_profile *m) {
   const int per_node = l->gpus_per_node > 0 ? l->gpus_per_node : m->gpus_per_node;
-  const int stride = group_stride(l, group);
-  /* the group of rank 0 (every group is a translate of it): one node? */
-  const bool one_node = (long)(group_size - 1) * stride < per_node;
+  /* the groups of one kind tile blocks of stride·size consecutive ranks
+   * (grid.h's order), so all of them stay inside nodes exactly when such a
+   * block fits a node and nodes hold whole blocks; otherwise some group
+   * crosses, and a collective waits for its slowest member */
+  const long block = (long)group_stride(l, group) * group_size;
+  const bool one_node = block <= per_node && per_node % block == 0;
   if (one_node) return m->intra_node;
   profile_link link = m->inter_node;
   link.bandwidth = m->inter_node.bandwidth * m->nics_per_node / per_node; /* the node's ranks share its NICs */
@@ -101,8 +105,7 @@ static double attention_rate(const config *cfg, const machine_profile *m) {
 /* The slowest pipeline stage over the mean one (plan_predict_compute counts
  * the mean): each stage's forward FLOPs from the layers the run's partition
  * gives it (plan_stage_size) and the head on the last. */
-static double stage_imbalance(const config *cfg, const plan_layout *l) {
-  if (l->pp <= 1) return 1.0;
+static double stage_imbalance_uncached(const config *cfg, const plan_layout *l) {
   const model_shape s = config_model_shape(cfg);
   int soft = -1, lin = -1;
   double total = model_head_flops(&s);
@@ -121,6 +124,26 @@ static double stage_imbalance(const config *cfg, const plan_layout *l) {
     if (cost > slowest) slowest = cost;
   }
   return slowest / (total / l->pp);
+}
+
+/* The same, remembered for the last few pipelines: a search predicts many
+ * layouts of one model that share their pp and chunks, and laying out each
+ * of pp stages costs. Keyed by everything the partition depends on. */
+static double stage_imbalance(const config *cfg, const plan_layout *l) {
+  if (l->pp <= 1) return 1.0;
+  enum { SLOTS = 32 };
+  static struct { model_shape shape; int pp, v, schedule; double factor; bool used; } memo[SLOTS];
+  static int next;
+  const model_shape s = config_model_shape(cfg);
+  for (int i = 0; i < SLOTS; i++)
+    if (memo[i].used && memo[i].pp == l->pp && memo[i].v == l->virtual_stages && memo[i].schedule == l->schedule &&
+        memcmp(&memo[i].shape, &s, sizeof s) == 0 && cfg->pp_layers[0] == 0)
+      return memo[i].factor;
+  const double factor = stage_imbalance_uncached(cfg, l);
+  memo[next].shape = s, memo[next].pp = l->pp, memo[next].v = l->virtual_stages;
+  memo[next].schedule = l->schedule, memo[next].factor = factor, memo[next].used = true;
+  next = (next + 1) % SLOTS;
+  return factor;
 }
 
 typedef struct comm_sums {
