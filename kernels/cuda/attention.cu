@@ -318,7 +318,7 @@ __global__ void attention_merge_kernel(float *out, float *lse, const float *out_
   if (lane == 0) lse[r] = (float)merged;
 }
 
-size_t cuda_attention_saved_elems(int B, int T, int NH) { return (size_t)B * NH * T; }
+/* cuda_attention_saved_elems: kernels/backend_sizing.c (every build has it, for the planner) */
 
 static int padded_head_size(int HS) {
   if (HS <= 0 || HS > 128)

@@ -7,53 +7,55 @@
 
 #include "fail.h"
 
-void sp_attention_create(sp_attention *a, const backend *be, comm *group, sp_kind kind, int max_B,
+void sp_attention_create(sp_attention *a, buffer_sizer *sizer, comm *group, sp_kind kind, int max_B,
                          int max_T_local, int C_local, int NH_local) {
+  const backend *be = sizer->be;
   memset(a, 0, sizeof *a);
   a->be = be, a->group = group, a->kind = kind;
   a->max_B = max_B, a->max_T_local = max_T_local, a->C_local = C_local, a->NH_local = NH_local;
   a->HS = C_local / NH_local;
   const int P = group->size;
   const size_t rows = (size_t)max_B * max_T_local, kv = rows * 2 * (size_t)C_local;
-  a->kv_own = be->alloc_act(kv, "sequence-parallel K|V");
-  a->dq_scratch = be->alloc_act(rows * 3 * (size_t)C_local, "sequence-parallel dQ");
+  a->kv_own = sizer_act(sizer, kv, MEMORY_OTHER, "sequence-parallel K|V");
+  a->dq_scratch = sizer_act(sizer, rows * 3 * (size_t)C_local, MEMORY_OTHER, "sequence-parallel dQ");
   if (kind == SP_RING) {
-    a->kv_b = be->alloc_act(kv, "ring K|V");
-    a->dkv_b = be->alloc_act(kv, "ring dK|dV");
+    a->kv_b = sizer_act(sizer, kv, MEMORY_OTHER, "ring K|V");
+    a->dkv_b = sizer_act(sizer, kv, MEMORY_OTHER, "ring dK|dV");
   } else if (kind == SP_TOKENRING) {
-    a->kv_b = be->alloc_act(kv, "TokenRing queries");
+    a->kv_b = sizer_act(sizer, kv, MEMORY_OTHER, "TokenRing queries");
     for (int i = 0; i < 2; i++) {
-      a->t_out_send[i] = be->alloc_f32(rows * (size_t)(C_local + NH_local), "TokenRing outputs sent");
-      a->t_out_recv[i] = be->alloc_f32(rows * (size_t)(C_local + NH_local), "TokenRing outputs received");
-      a->t_dq_send[i] = be->alloc_act(rows * (size_t)C_local, "TokenRing dQ sent");
-      a->t_dq_recv[i] = be->alloc_act(rows * (size_t)C_local, "TokenRing dQ received");
-      a->t_lse[i] = be->alloc_f32(rows * (size_t)NH_local, "TokenRing log-sum-exp");
-      a->t_delta[i] = be->alloc_f32(rows * (size_t)NH_local, "TokenRing delta");
+      a->t_out_send[i] = sizer_f32(sizer, rows * (size_t)(C_local + NH_local), MEMORY_OTHER, "TokenRing outputs sent");
+      a->t_out_recv[i] =
+          sizer_f32(sizer, rows * (size_t)(C_local + NH_local), MEMORY_OTHER, "TokenRing outputs received");
+      a->t_dq_send[i] = sizer_act(sizer, rows * (size_t)C_local, MEMORY_OTHER, "TokenRing dQ sent");
+      a->t_dq_recv[i] = sizer_act(sizer, rows * (size_t)C_local, MEMORY_OTHER, "TokenRing dQ received");
+      a->t_lse[i] = sizer_f32(sizer, rows * (size_t)NH_local, MEMORY_OTHER, "TokenRing log-sum-exp");
+      a->t_delta[i] = sizer_f32(sizer, rows * (size_t)NH_local, MEMORY_OTHER, "TokenRing delta");
     }
-    a->t_dq = be->alloc_act(rows * (size_t)C_local, "TokenRing dQ");
+    a->t_dq = sizer_act(sizer, rows * (size_t)C_local, MEMORY_OTHER, "TokenRing dQ");
   } else { /* allgather, and allscan's softmax layers */
-    a->kv_all = be->alloc_act(kv * (size_t)P, "gathered K|V");
-    a->dkv_all = be->alloc_act(kv * (size_t)P, "gathered dK|dV");
+    a->kv_all = sizer_act(sizer, kv * (size_t)P, MEMORY_OTHER, "gathered K|V");
+    a->dkv_all = sizer_act(sizer, kv * (size_t)P, MEMORY_OTHER, "gathered dK|dV");
   }
-  a->kv_a = be->alloc_act(kv, "ring K|V");
-  a->dkv_a = be->alloc_act(kv, "ring dK|dV");
-  a->acc = be->alloc_f32(rows * (size_t)C_local, "attention accumulator");
-  a->out_b = be->alloc_f32(rows * (size_t)C_local, "attention block output");
-  a->lse_b = be->alloc_f32(rows * (size_t)NH_local, "attention block log-sum-exp");
-  a->delta = be->alloc_f32(rows * (size_t)NH_local, "attention delta");
+  a->kv_a = sizer_act(sizer, kv, MEMORY_OTHER, "ring K|V");
+  a->dkv_a = sizer_act(sizer, kv, MEMORY_OTHER, "ring dK|dV");
+  a->acc = sizer_f32(sizer, rows * (size_t)C_local, MEMORY_OTHER, "attention accumulator");
+  a->out_b = sizer_f32(sizer, rows * (size_t)C_local, MEMORY_OTHER, "attention block output");
+  a->lse_b = sizer_f32(sizer, rows * (size_t)NH_local, MEMORY_OTHER, "attention block log-sum-exp");
+  a->delta = sizer_f32(sizer, rows * (size_t)NH_local, MEMORY_OTHER, "attention delta");
   if (kind == SP_ULYSSES) {
-    a->u_send = be->alloc_act(rows * 3 * (size_t)C_local, "all-to-all send");
-    a->u_recv = be->alloc_act(rows * 3 * (size_t)C_local, "all-to-all receive");
-    a->u_qkv = be->alloc_act(rows * 3 * (size_t)C_local, "head-sharded Q|K|V");
-    a->u_dqkv = be->alloc_act(rows * 3 * (size_t)C_local, "head-sharded dQ|dK|dV");
-    a->u_out = be->alloc_act(rows * (size_t)C_local, "head-sharded attention output");
-    a->u_dout = be->alloc_act(rows * (size_t)C_local, "head-sharded output gradient");
+    a->u_send = sizer_act(sizer, rows * 3 * (size_t)C_local, MEMORY_OTHER, "all-to-all send");
+    a->u_recv = sizer_act(sizer, rows * 3 * (size_t)C_local, MEMORY_OTHER, "all-to-all receive");
+    a->u_qkv = sizer_act(sizer, rows * 3 * (size_t)C_local, MEMORY_OTHER, "head-sharded Q|K|V");
+    a->u_dqkv = sizer_act(sizer, rows * 3 * (size_t)C_local, MEMORY_OTHER, "head-sharded dQ|dK|dV");
+    a->u_out = sizer_act(sizer, rows * (size_t)C_local, MEMORY_OTHER, "head-sharded attention output");
+    a->u_dout = sizer_act(sizer, rows * (size_t)C_local, MEMORY_OTHER, "head-sharded output gradient");
   }
   const size_t state = (size_t)max_B * NH_local * a->HS * a->HS; /* one piece, every head */
-  a->states = be->alloc_f32(2 * state, "linear attention chunk states");
-  a->states_all = be->alloc_f32(2 * state * (size_t)P, "gathered chunk states");
-  a->state_a = be->alloc_f32(state, "linear attention state");
-  a->state_b = be->alloc_f32(state, "linear attention state");
+  a->states = sizer_f32(sizer, 2 * state, MEMORY_OTHER, "linear attention chunk states");
+  a->states_all = sizer_f32(sizer, 2 * state * (size_t)P, MEMORY_OTHER, "gathered chunk states");
+  a->state_a = sizer_f32(sizer, state, MEMORY_OTHER, "linear attention state");
+  a->state_b = sizer_f32(sizer, state, MEMORY_OTHER, "linear attention state");
 }
 
 void sp_attention_free(sp_attention *a) {

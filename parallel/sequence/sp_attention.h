@@ -55,6 +55,7 @@
 #include <stdbool.h>
 
 #include "backend.h"
+#include "buffer_sizer.h"
 #include "comm.h"
 #include "sp_layout.h"
 
@@ -89,7 +90,9 @@ typedef struct sp_attention {
   f32_t *t_lse[2], *t_delta[2];         /* [rows·NHl]: the travelling queries' lse and delta */
 } sp_attention;
 
-void sp_attention_create(sp_attention *a, const backend *be, comm *group, sp_kind kind, int max_B,
+/* The buffers, allocated or (a counting sizer) only counted: then every
+ * pointer is NULL and only the sizer's bytes mean anything. */
+void sp_attention_create(sp_attention *a, buffer_sizer *sizer, comm *group, sp_kind kind, int max_B,
                          int max_T_local, int C_local, int NH_local);
 void sp_attention_free(sp_attention *a);
 

@@ -6,18 +6,19 @@
 
 #include "fail.h"
 
-void shard_sync_create(shard_sync *ss, comm *group, const backend *be, const zero_partition *ranges,
+void shard_sync_create(shard_sync *ss, comm *group, buffer_sizer *sizer, const zero_partition *ranges,
                        act_t *shard_grads, size_t max_range_elems) {
   memset(ss, 0, sizeof *ss);
   ss->group = group;
-  ss->be = be;
+  ss->be = sizer->be;
   ss->shard_counts = ranges->counts;
   ss->shard_displs = ranges->displs;
   ss->shard_grads = shard_grads;
   const size_t own = (size_t)ranges->counts[group->rank];
   for (int s = 0; s < SHARD_SYNC_SLOTS; s++) {
     ss->slots[s].counts = xcalloc((size_t)group->size, sizeof(int), "reduce-scatter counts");
-    ss->slots[s].recv = be->alloc_act((own < max_range_elems ? own : max_range_elems) + 1, "reduce-scatter buffer");
+    ss->slots[s].recv =
+        sizer_act(sizer, (own < max_range_elems ? own : max_range_elems) + 1, MEMORY_OTHER, "reduce-scatter buffer");
   }
 }
 

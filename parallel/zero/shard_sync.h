@@ -20,6 +20,7 @@
 #include <stddef.h>
 
 #include "backend.h"
+#include "buffer_sizer.h"
 #include "comm.h"
 #include "device_comm.h"
 #include "zero_partition.h"
@@ -43,7 +44,7 @@ typedef struct shard_sync {
   shard_slot slots[SHARD_SYNC_SLOTS];
 } shard_sync;
 
-void shard_sync_create(shard_sync *ss, comm *group, const backend *be, const zero_partition *ranges,
+void shard_sync_create(shard_sync *ss, comm *group, buffer_sizer *sizer, const zero_partition *ranges,
                        act_t *shard_grads, size_t max_range_elems);
 void shard_sync_free(shard_sync *ss);
 /* Starts reducing data (the flat range [start, start + n)) on `slot`. */

@@ -31,31 +31,32 @@ void zero_create(zero *z, const zero_setup *s) {
   z->params = s->params;
   for (int w = 0; w < 2; w++) z->grad_windows[w] = s->grad_windows[w], z->param_windows[w] = s->param_windows[w];
   const backend *be = s->be;
+  buffer_sizer allocating = buffer_sizer_allocating(be);
+  buffer_sizer *sizer = s->sizer ? s->sizer : &allocating;
+  const bool counting = !sizer->allocate;
   zero_partition_make(&z->part, s->layout.n_elems, z->shard_group ? z->shard_group->size : 1,
                       z->shard_group ? z->shard_group->rank : 0);
   if (z->stage >= 2) {
-    z->shard_grads = be->alloc_act(z->part.n_own, "gradient shard");
-    memory_tally_claim(z->shard_grads, MEMORY_GRADS);
-    be->zero_act(z->shard_grads, z->part.n_own);
+    z->shard_grads = sizer_act(sizer, z->part.n_own, MEMORY_GRADS, "gradient shard");
+    if (!counting) be->zero_act(z->shard_grads, z->part.n_own);
     /* the largest range one reduce-scatter covers: a block, the embeddings,
      * or what follows the blocks (the final norm, an untied head) */
     size_t largest = flat_layout_embeddings_end(&z->layout);
     const size_t tail = z->layout.n_elems - flat_layout_final_norm_start(&z->layout);
     if (z->layout.block_elems > largest) largest = z->layout.block_elems;
     if (tail > largest) largest = tail;
-    shard_sync_create(&z->scatter, z->group, be, &z->part, z->shard_grads, largest);
+    shard_sync_create(&z->scatter, z->group, sizer, &z->part, z->shard_grads, largest);
   } else {
     grad_sync_create(&z->buckets, z->group, be, z->grads, z->layout.n_elems, s->bucket_elems);
   }
   if (z->stage >= 3) {
-    z->compute_shard = be->alloc_act(z->part.n_own, "weight shard");
-    memory_tally_claim(z->compute_shard, MEMORY_WEIGHTS);
-    be->act_from_host(z->compute_shard, s->host_init + z->part.start, z->part.n_own);
+    z->compute_shard = sizer_act(sizer, z->part.n_own, MEMORY_WEIGHTS, "weight shard");
+    if (!counting) be->act_from_host(z->compute_shard, s->host_init + z->part.start, z->part.n_own);
     param_gather_create(&z->gather, z->group, be, &z->part, z->compute_shard);
   }
   /* kept, not allocated per step: on a GPU a free synchronises the device */
   if (z->pp && z->layout.tied_peer >= 0)
-    z->tied_peer_grad = be->alloc_act(z->layout.tied_elems, "tied embedding gradient");
+    z->tied_peer_grad = sizer_act(sizer, z->layout.tied_elems, MEMORY_OTHER, "tied embedding gradient");
 }
 
 void zero_free(zero *z) {

@@ -35,6 +35,7 @@
 #include <stddef.h>
 
 #include "backend.h"
+#include "buffer_sizer.h"
 #include "comm.h"
 #include "device_comm.h"
 #include "grad_sync.h"
@@ -75,6 +76,7 @@ typedef struct zero_setup {
   act_t *param_windows[2];/* stage 3 */
   const float *host_init; /* stage 3: the initial weights (whole buffer), for this rank's range */
   size_t bucket_elems;    /* stage 0, 1: all-reduce bucket size */
+  buffer_sizer *sizer;    /* NULL: allocate; a counting sizer: count only (buffer_sizer.h) */
 } zero_setup;
 
 typedef struct zero {

@@ -6,10 +6,15 @@
 
 #include "fail.h"
 
+bool zero_partition_fits(size_t n_elems, int n_ranks) {
+  /* the largest range is one longer than the quotient when it does not divide */
+  return n_elems / (size_t)n_ranks + 1 < (size_t)1 << 31;
+}
+
 void zero_partition_make(zero_partition *p, size_t n_elems, int n_ranks, int rank) {
   memset(p, 0, sizeof *p);
   ENSURE(n_ranks >= 1 && rank >= 0 && rank < n_ranks, "rank %d of %d ranges", rank, n_ranks);
-  ENSURE(n_elems / (size_t)n_ranks < (size_t)1 << 31, "a range of %zu elements is too large for MPI's counts",
+  ENSURE(zero_partition_fits(n_elems, n_ranks), "a range of %zu elements is too large for MPI's counts",
          n_elems / (size_t)n_ranks);
   p->n_elems = n_elems;
   p->n_ranks = n_ranks;

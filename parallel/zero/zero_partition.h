@@ -13,6 +13,7 @@
 #ifndef TESSERA_ZERO_PARTITION_H
 #define TESSERA_ZERO_PARTITION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "comm.h"
@@ -23,6 +24,10 @@ typedef struct zero_partition {
   int *counts, *displs; /* per rank, in elements */
   size_t start, n_own;  /* this rank's range */
 } zero_partition;
+
+/* Whether ranges of n_elems over n_ranks fit MPI's int counts (a layout
+ * rule: src/train/layout_rules.c refuses the layouts where they do not). */
+bool zero_partition_fits(size_t n_elems, int n_ranks);
 
 /* n_ranks = 1 gives one range, the whole buffer. */
 void zero_partition_make(zero_partition *p, size_t n_elems, int n_ranks, int rank);

@@ -9,5 +9,6 @@ int ckpt_command(int argc, char **argv);   /* tessera ckpt info|verify PATH (one
 int sample_command(int argc, char **argv); /* tessera sample --ckpt PATH ... (one process) */
 int eval_command(int argc, char **argv);   /* tessera eval --ckpt PATH --task|--val-data ... (MPI job) */
 int convert_command(int argc, char **argv); /* tessera convert IN OUT [--to FORMAT] (one process) */
+int plan_command(int argc, char **argv);    /* tessera plan --config MODEL.ini --world N (one process) */
 
 #endif

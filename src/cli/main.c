@@ -18,7 +18,8 @@ static void print_usage(FILE *out) {
           "  ckpt     inspect (info) or check (verify) a checkpoint\n"
           "  sample   generate text from a checkpoint\n"
           "  eval     a checkpoint's multiple-choice accuracy (--task) or perplexity (--val-data)\n"
-          "  convert  a model between formats: Hugging Face folder, llm.c .bin, tessera .h5\n\n"
+          "  convert  a model between formats: Hugging Face folder, llm.c .bin, tessera .h5\n"
+          "  plan     the layouts a model can train in on N ranks: memory and bytes per step of each\n\n"
           "  tessera <command> --help   options of a command\n"
           "  tessera --version          version and build (MPI, BLAS, HDF5, CUDA)\n");
 }
@@ -43,6 +44,7 @@ int main(int argc, char **argv) {
   if (strcmp(command, "sample") == 0) return sample_command(argc - 1, argv + 1);
   if (strcmp(command, "eval") == 0) return eval_command(argc - 1, argv + 1);
   if (strcmp(command, "convert") == 0) return convert_command(argc - 1, argv + 1);
-  fail_collective(EXIT_USER_ERROR, "unknown command '%s' (commands: train, prep, sample, ckpt, eval, convert)",
+  if (strcmp(command, "plan") == 0) return plan_command(argc - 1, argv + 1);
+  fail_collective(EXIT_USER_ERROR, "unknown command '%s' (commands: train, prep, sample, ckpt, eval, convert, plan)",
                   command);
 }

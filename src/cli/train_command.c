@@ -15,6 +15,7 @@
 #include "config.h"
 #include "fail.h"
 #include "grid.h"
+#include "layout_rules.h"
 #include "model_io.h"
 #include "pipeline_plan.h"
 #include "runtime.h"
@@ -71,15 +72,9 @@ static void check_layout(const config *cfg, const model_shape *arch, int world_s
     fail_collective(EXIT_USER_ERROR, "--save-every %lld needs --save-dir DIR",
                     (long long)cfg->save_every);
   const int dp = shape.dp;
-  if (cfg->batch_size % (dp * cfg->micro_batch_size) != 0) {
-    int unit = dp * cfg->micro_batch_size;
-    int lower = cfg->batch_size / unit * unit, upper = lower + unit;
-    fail_collective(EXIT_USER_ERROR,
-                    "batch_size %d is not divisible by dp %d x micro_batch_size %d = %d; use "
-                    "batch_size %d or %d, or change micro_batch_size or the number of ranks",
-                    cfg->batch_size, dp, cfg->micro_batch_size, unit, lower > 0 ? lower : unit,
-                    upper);
-  }
+  char err[MESSAGE_BYTES];
+  const int status = layout_rules_batch(cfg, dp, err, sizeof err);
+  if (status) fail_collective(status, "%s", err);
   cli_check_pipeline(cfg, arch, dp);
   if (!cfg->data[0])
     fail_collective(EXIT_USER_ERROR,

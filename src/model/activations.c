@@ -140,7 +140,7 @@ static void carve_activations(model *m, carver *c) {
   }
 }
 
-void activations_create(model *m, int n_slots, int head_chunk_rows) {
+void activations_create(model *m, buffer_sizer *sizer, int n_slots, int head_chunk_rows) {
   const backend *be = m->be;
   model_activations *acts = &m->acts;
   const int max_B = acts->max_B, max_T = acts->max_T;
@@ -150,40 +150,38 @@ void activations_create(model *m, int n_slots, int head_chunk_rows) {
   acts->slots = xcalloc((size_t)acts->n_slots, sizeof *acts->slots, "activation slots");
   for (int s = 0; s < acts->n_slots; s++) {
     acts->slots[s].acts = xcalloc((size_t)m->layout.max_chunk_layers, sizeof(block_acts), "activation pointers");
-    acts->slots[s].tokens = be->alloc_ids((size_t)max_B * max_T, "input tokens");
+    acts->slots[s].tokens = sizer_ids(sizer, (size_t)max_B * max_T, MEMORY_OTHER, "input tokens");
   }
   acts->scratch = xcalloc(1, sizeof *acts->scratch, "activation pointers");
   carver count = {.be = be};
   carve_activations(m, &count);
   carver assign = {.be = be};
-  assign.act_base = be->alloc_act(count.act_elems, "activations");
-  assign.f32_base = be->alloc_f32(count.f32_elems, "activation statistics");
+  assign.act_base = sizer_act(sizer, count.act_elems, MEMORY_ACTIVATIONS, "activations");
+  assign.f32_base = sizer_f32(sizer, count.f32_elems, MEMORY_ACTIVATIONS, "activation statistics");
   acts->arena[0] = assign.act_base;
   acts->arena[1] = assign.f32_base;
-  memory_tally_claim(assign.act_base, MEMORY_ACTIVATIONS);
-  memory_tally_claim(assign.f32_base, MEMORY_ACTIVATIONS);
-  carve_activations(m, &assign);
+  if (!m->counting) carve_activations(m, &assign);
   acts->activation_bytes = carved_bytes(&count);
 
   model_workspace *ws = &m->ws;
-  ws->targets = be->alloc_ids((size_t)max_B * max_T, "target tokens");
-  ws->positions = be->alloc_ids((size_t)max_B * max_T, "position ids");
-  ws->host_losses = xmalloc((size_t)max_B * max_T * sizeof(float), "losses");
+  ws->targets = sizer_ids(sizer, (size_t)max_B * max_T, MEMORY_OTHER, "target tokens");
+  ws->positions = sizer_ids(sizer, (size_t)max_B * max_T, MEMORY_OTHER, "position ids");
+  if (!m->counting) ws->host_losses = xmalloc((size_t)max_B * max_T * sizeof(float), "losses");
 }
 
 void activations_free(model *m) {
   const backend *be = m->be;
   model_activations *acts = &m->acts;
-  be->free_buffer(acts->arena[0]);
-  be->free_buffer(acts->arena[1]);
+  if (acts->arena[0]) be->free_buffer(acts->arena[0]);
+  if (acts->arena[1]) be->free_buffer(acts->arena[1]);
   for (int s = 0; s < acts->n_slots; s++) {
-    be->free_buffer(acts->slots[s].tokens);
+    if (acts->slots[s].tokens) be->free_buffer(acts->slots[s].tokens);
     free(acts->slots[s].acts);
   }
   free(acts->slots);
   free(acts->scratch);
-  be->free_buffer(m->ws.targets);
-  be->free_buffer(m->ws.positions);
+  if (m->ws.targets) be->free_buffer(m->ws.targets);
+  if (m->ws.positions) be->free_buffer(m->ws.positions);
   free(m->ws.host_losses);
   memset(acts, 0, sizeof *acts);
   memset(&m->ws, 0, sizeof m->ws);

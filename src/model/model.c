@@ -43,6 +43,9 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
   if (!options) options = &none;
   memset(m, 0, sizeof *m);
   m->be = be;
+  buffer_sizer allocating = buffer_sizer_allocating(be);
+  buffer_sizer *sizer = options->sizer ? options->sizer : &allocating;
+  m->counting = !sizer->allocate;
   m->shape = shape;
   m->recompute = options->recompute;
   m->acts.max_B = max_B;
@@ -53,7 +56,7 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
     char err[256];
     ENSURE(sp_layout_make(&par->seq, par->placement, par->sp_size, par->sp->rank, max_T, err, sizeof err) == 0,
            "%s", err);
-    sp_attention_create(&par->spa, be, par->sp, options->sp_algorithm, max_B, max_T / par->sp_size, par->C_local,
+    sp_attention_create(&par->spa, sizer, par->sp, options->sp_algorithm, max_B, max_T / par->sp_size, par->C_local,
                         par->NH_local);
   }
   const model_stage stage = options->stage ? *options->stage : model_stage_whole(shape.n_layer);
@@ -68,8 +71,8 @@ void model_create(model *m, const backend *be, model_shape shape, int max_B, int
     par->V_valid = (int)vocab->local_valid;
     par->vocab_start = (int)vocab->local_start;
   }
-  weights_create(m, options->windowed_grads, options->windowed_params);
-  activations_create(m, options->n_slots, options->head_chunk_rows);
+  weights_create(m, sizer, options->windowed_grads, options->windowed_params);
+  activations_create(m, sizer, options->n_slots, options->head_chunk_rows);
 }
 
 void model_free(model *m) {

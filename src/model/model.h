@@ -65,6 +65,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "buffer_sizer.h"
 #include "comm.h"
 #include "model_shape.h"
 #include "param_layout.h"
@@ -88,6 +89,11 @@ typedef struct model_options {
   comm *sp;             /* sequence-parallel group, or NULL */
   sp_kind sp_algorithm; /* how attention crosses it: ring, all-gather, Ulysses all-to-all or TokenRing */
   int head_chunk_rows;  /* rows of logits at a time at the head (0: all) */
+  /* NULL: allocate. A counting sizer (buffer_sizer.h): lay the stage out
+   * and count its buffers' bytes by kind, allocating none (the planner,
+   * src/plan); such a model only answers questions of size, then
+   * model_free. */
+  buffer_sizer *sizer;
 } model_options;
 
 /* This rank's part of the model: the groups it shares the model with and
@@ -171,6 +177,7 @@ typedef struct model {
   bool recomputing;         /* inside a backward's recomputation: its time is backward time */
   zero *zero;               /* data-parallel sync (parallel/zero), or NULL: gradients stay local */
   profile *profile;         /* per-region timing (--profile), or NULL; the caller's */
+  bool counting;            /* laid out by a counting sizer: no buffers */
 } model;
 
 /* Builds the layout and allocates weights, gradients and activation

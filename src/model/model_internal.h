@@ -40,7 +40,7 @@ struct model_slot {
 };
 
 /* ---- weights.c ---- */
-void weights_create(model *m, bool windowed_grads, bool windowed_params);
+void weights_create(model *m, buffer_sizer *sizer, bool windowed_grads, bool windowed_params);
 void weights_free(model *m);
 /* An embedding or final-norm tensor in the weights or the gradients; NULL
  * when this stage, or this model, has no such tensor (wpe without learned
@@ -50,7 +50,7 @@ act_t *outer_grad_at(const model *m, const char *name);
 
 /* ---- activations.c ---- */
 /* The slots, the scratch and the workspace, in one arena per element type. */
-void activations_create(model *m, int n_slots, int head_chunk_rows);
+void activations_create(model *m, buffer_sizer *sizer, int n_slots, int head_chunk_rows);
 void activations_free(model *m);
 
 /* ---- tensor_parallel.c ---- */

@@ -36,58 +36,53 @@ static void bind_blocks(model *m, act_t *flat, act_t *const windows[2], block_pa
 }
 
 /* The flat buffer, or the outer tensors and two windows; blocks bound. */
-static act_t *allocate(model *m, bool windowed, act_t *windows[2], block_params *blocks, const char *what) {
-  const backend *be = m->be;
+static act_t *allocate(model *m, buffer_sizer *sizer, memory_kind kind, bool windowed, act_t *windows[2],
+                       block_params *blocks, const char *what) {
   if (!windowed) {
-    act_t *flat = be->alloc_act(m->layout.reg.n_local_total, what);
+    act_t *flat = sizer_act(sizer, m->layout.reg.n_local_total, kind, what);
     bind_blocks(m, flat, NULL, blocks);
     return flat;
   }
   char outer_what[64], window_what[64];
   snprintf(outer_what, sizeof outer_what, "embedding and final-norm %s", what);
   snprintf(window_what, sizeof window_what, "window of %s", what);
-  act_t *outer = be->alloc_act(m->layout.outer_elems, outer_what);
-  for (int w = 0; w < 2; w++) windows[w] = be->alloc_act(m->layout.block_elems, window_what);
+  act_t *outer = sizer_act(sizer, m->layout.outer_elems, kind, outer_what);
+  for (int w = 0; w < 2; w++) windows[w] = sizer_act(sizer, m->layout.block_elems, kind, window_what);
   bind_blocks(m, NULL, windows, blocks);
   return outer;
 }
 
 /* λ_h = exp(−2^(−base·(h+1)/NH)) of this rank's heads (linear attention with decay). */
-static f32_t *decay_of_heads(const model *m) {
+static f32_t *decay_of_heads(const model *m, buffer_sizer *sizer) {
+  f32_t *decay = sizer_f32(sizer, (size_t)m->par.NH_local, MEMORY_OTHER, "linear attention decay");
+  if (!decay) return NULL; /* counted only */
   const int NH_local = m->par.NH_local, first_head = (m->par.tp ? m->par.tp->rank : 0) * NH_local;
   float *host = xmalloc((size_t)NH_local * sizeof *host, "decay");
   for (int h = 0; h < NH_local; h++)
     host[h] = (float)exp(-pow(2.0, -m->shape.decay_base * (first_head + h + 1) / m->shape.n_head));
-  f32_t *decay = m->be->alloc_f32((size_t)NH_local, "linear attention decay");
   m->be->f32_from_host(decay, host, (size_t)NH_local);
   free(host);
   return decay;
 }
 
-void weights_create(model *m, bool windowed_grads, bool windowed_params) {
+void weights_create(model *m, buffer_sizer *sizer, bool windowed_grads, bool windowed_params) {
   model_weights *w = &m->w;
   const int L = m->layout.n_layers;
-  if (m->layout.any_linear && m->shape.decay_base > 0) w->decay = decay_of_heads(m);
+  if (m->layout.any_linear && m->shape.decay_base > 0) w->decay = decay_of_heads(m, sizer);
   w->blocks = xcalloc((size_t)L, sizeof *w->blocks, "block pointers");
   w->block_grads = xcalloc((size_t)L, sizeof *w->block_grads, "block pointers");
   w->windowed_params = windowed_params;
   w->windowed_grads = windowed_grads || windowed_params;
-  w->params = allocate(m, w->windowed_params, w->param_windows, w->blocks, "parameters");
-  w->grads = allocate(m, w->windowed_grads, w->grad_windows, w->block_grads, "gradients");
-  memory_tally_claim(w->params, MEMORY_WEIGHTS);
-  memory_tally_claim(w->grads, MEMORY_GRADS);
-  for (int k = 0; k < 2; k++) {
-    if (w->windowed_params) memory_tally_claim(w->param_windows[k], MEMORY_WEIGHTS);
-    if (w->windowed_grads) memory_tally_claim(w->grad_windows[k], MEMORY_GRADS);
-  }
-  model_zero_grads(m);
+  w->params = allocate(m, sizer, MEMORY_WEIGHTS, w->windowed_params, w->param_windows, w->blocks, "parameters");
+  w->grads = allocate(m, sizer, MEMORY_GRADS, w->windowed_grads, w->grad_windows, w->block_grads, "gradients");
+  if (!m->counting) model_zero_grads(m);
 }
 
 void weights_free(model *m) {
   model_weights *w = &m->w;
   const backend *be = m->be;
-  be->free_buffer(w->params);
-  be->free_buffer(w->grads);
+  if (w->params) be->free_buffer(w->params);
+  if (w->grads) be->free_buffer(w->grads);
   for (int i = 0; i < 2; i++) {
     if (w->grad_windows[i]) be->free_buffer(w->grad_windows[i]);
     if (w->param_windows[i]) be->free_buffer(w->param_windows[i]);

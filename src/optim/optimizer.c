@@ -50,6 +50,12 @@ static void build_segments(optimizer *opt, const model *mdl) {
   free(norm);
 }
 
+void optimizer_buffers(buffer_sizer *sizer, size_t n_own, f32_t **master, f32_t **m, f32_t **v) {
+  *master = sizer_f32(sizer, n_own, MEMORY_WEIGHTS, "master weights"); /* the fp32 master copy is weights */
+  *m = sizer_f32(sizer, n_own, MEMORY_OPTIMIZER, "Adam first moment");
+  *v = sizer_f32(sizer, n_own, MEMORY_OPTIMIZER, "Adam second moment");
+}
+
 void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const float *host_init,
                       adamw_settings settings, zero *z) {
   memset(opt, 0, sizeof *opt);
@@ -67,12 +73,8 @@ void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const
     opt->part = &opt->whole;
   }
   const size_t start = opt->part->start, n_own = opt->part->n_own;
-  opt->master = be->alloc_f32(n_own, "master weights");
-  opt->m = be->alloc_f32(n_own, "Adam first moment");
-  opt->v = be->alloc_f32(n_own, "Adam second moment");
-  memory_tally_claim(opt->master, MEMORY_WEIGHTS); /* the fp32 master copy is weights */
-  memory_tally_claim(opt->m, MEMORY_OPTIMIZER);
-  memory_tally_claim(opt->v, MEMORY_OPTIMIZER);
+  buffer_sizer allocating = buffer_sizer_allocating(be);
+  optimizer_buffers(&allocating, n_own, &opt->master, &opt->m, &opt->v);
   be->f32_from_host(opt->master, host_init + start, n_own);
   be->zero_f32(opt->m, n_own);
   be->zero_f32(opt->v, n_own);

@@ -61,6 +61,9 @@ typedef enum optimizer_state { OPT_MASTER, OPT_ADAM_M, OPT_ADAM_V, OPT_N_STATES 
 
 /* The master copy starts from host_init (the initialised parameters, whole
  * buffer). z: the run's ZeRO (parallel/zero), or NULL. */
+/* The buffers of an optimizer owning n_own elements (its ZeRO range):
+ * allocated, or only counted by a counting sizer (the planner). */
+void optimizer_buffers(buffer_sizer *sizer, size_t n_own, f32_t **master, f32_t **m, f32_t **v);
 void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const float *host_init,
                       adamw_settings settings, zero *z);
 
