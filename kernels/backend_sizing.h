@@ -13,8 +13,9 @@
 /* BACKEND_CPU: the CPU backend itself; BACKEND_CUDA: its sizes only. */
 const backend *backend_sizing(backend_kind kind);
 
-/* The CUDA backend's op (kernels/cuda: the flash kernels keep one
- * log-sum-exp per row and head), defined here so that every build has it. */
-size_t cuda_attention_saved_elems(int B, int T, int NH);
+/* The CUDA backend's attention_saved_elems (the flash kernels keep one
+ * log-sum-exp per row and head), defined here so that every build has it;
+ * kernels/cuda/attention.cu's op calls it. */
+size_t backend_sizing_cuda_saved_elems(int B, int T, int NH);
 
 #endif

@@ -66,6 +66,11 @@ done <<EOF_LAYOUTS
 4 --sp 2 --tp 2 --sp-kind ulysses
 4 --sp 2 --pp 2 --sp-kind ulysses
 4 --sp 2 --zero 3 --sp-kind ulysses
+2 --sp 2 --sp-kind tokenring
+4 --sp 4 --sp-kind tokenring
+4 --sp 2 --tp 2 --sp-kind tokenring
+4 --sp 2 --pp 2 --sp-kind tokenring
+4 --sp 2 --zero 3 --sp-kind tokenring
 2 --tp 2 $llama
 2 --pp 2 $llama
 2 --sp 2 --sp-kind ring $llama
@@ -105,4 +110,7 @@ done <<EOF_LAYOUTS
 2 --sp 2 --sp-kind ulysses $hyb
 4 --sp 4 --sp-kind ulysses $hyb
 8 --sp 2 --tp 2 --pp 2 --zero 1 --sp-kind ulysses $hyb
+2 --sp 2 --sp-kind tokenring $hyb
+4 --sp 4 --recompute selective --sp-kind tokenring $hyb
+2 --sp 2 --sp-kind tokenring $lin
 EOF_LAYOUTS

@@ -85,6 +85,8 @@ else
   check "$pipe" 4 --sp 2 --tp 2 --attention linear --sp-kind allscan
   check "$pipe" 2 --sp 2 --attention hybrid --layer_pattern LLS --sp-kind ring --norm rmsnorm --mlp swiglu --position rope --bias false
   check "$pipe" 4 --sp 2 --attention hybrid --layer_pattern LLS --sp-kind allscan --recompute selective
+  check "$pipe" 4 --sp 4 --sp-kind tokenring --recompute selective # TokenRing (zig-zag)
+  check "$pipe" 2 --sp 2 --attention hybrid --layer_pattern LLS --sp-kind tokenring --recompute full
 fi
 
 # refuse ARGS... — one message, nothing on stdout, exit 1

@@ -32,6 +32,9 @@
  * merging blocks loses nothing to bf16.
  */
 #include "cuda_common.cuh"
+extern "C" {
+#include "backend_sizing.h"
+}
 
 #define ATT_THREADS 128
 
@@ -318,7 +321,8 @@ __global__ void attention_merge_kernel(float *out, float *lse, const float *out_
   if (lane == 0) lse[r] = (float)merged;
 }
 
-/* cuda_attention_saved_elems: kernels/backend_sizing.c (every build has it, for the planner) */
+/* the size lives in kernels/backend_sizing.c: every build has it, for the planner */
+size_t cuda_attention_saved_elems(int B, int T, int NH) { return backend_sizing_cuda_saved_elems(B, T, NH); }
 
 static int padded_head_size(int HS) {
   if (HS <= 0 || HS > 128)

@@ -99,6 +99,22 @@ static void sp_ops(op_list *list, const plan_layout *l, const plan_stage *st) {
       add(list, PLAN_SP, PLAN_SENDRECV, S * (uint64_t)st->sp_pieces, lin * (1 + again_lin), PLAN_EXPOSED,
           "sp ring (LASP): linear attention state forward");
       break;
+    case SP_KIND_CHOICE_TOKENRING: {
+      /* rank 0's keys are seen by 2P−2 query pieces of half its rows each:
+       * (P−1)·rows rows of results, f32 outputs and lse (dQ in act_t) */
+      const uint64_t NHl = (uint64_t)st->NH_local, hops = soft * (P - 1);
+      add(list, PLAN_SP, PLAN_SENDRECV, rows * Cl * ab, hops * (1 + again), PLAN_BEHIND_ATTENTION,
+          "sp TokenRing: queries forward (again when recomputed)");
+      add(list, PLAN_SP, PLAN_SENDRECV, rows * (Cl + NHl) * sizeof(float), hops * (1 + again), PLAN_BEHIND_ATTENTION,
+          "sp TokenRing: partial outputs and lse home");
+      add(list, PLAN_SP, PLAN_SENDRECV, rows * (2 * Cl * ab + 2 * NHl * sizeof(float)), hops, PLAN_BEHIND_ATTENTION,
+          "sp TokenRing: Q|dO, lse and delta forward (backward)");
+      add(list, PLAN_SP, PLAN_SENDRECV, rows * Cl * ab, hops, PLAN_BEHIND_ATTENTION,
+          "sp TokenRing: partial dQ home (backward)");
+      add(list, PLAN_SP, PLAN_SENDRECV, S * (uint64_t)st->sp_pieces, lin * (1 + again_lin), PLAN_EXPOSED,
+          "sp TokenRing's linear layers (LASP ring): state forward");
+      break;
+    }
     case SP_KIND_CHOICE_ULYSSES:
       add(list, PLAN_SP, PLAN_ALLTOALL, rows * Cl * ab, soft * (12 + 4 * again) + lin * (11 + 4 * again), PLAN_EXPOSED,
           "sp Ulysses all-to-all: Q|K|V to head shards and back");
