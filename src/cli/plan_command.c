@@ -36,6 +36,7 @@ typedef struct plan_options {
   const char *config_path, *machine, *calibrate_out;
   int world, gpus_per_node, global_batch, top;
   double budget_gib;
+  bool budget_given; /* --memory-per-rank-gib (else --machine's device memory, else 80) */
   bool json;
   char overrides[1024]; /* the --key=value settings given, for the command lines */
   plan_fixed fixed;     /* layout keys given: held, not enumerated */
@@ -56,7 +57,7 @@ static int usage(bool help) {
           "  every layout (tp x pp x sp x dp, ZeRO stage, micro-batch, recomputation, pipeline schedule and\n"
           "  virtual stages, sp kind, --tp-seq-shard) train accepts on N ranks; for each, the memory per rank\n"
           "  by kind and the bytes per step per group the run will allocate and count; the best K (default\n"
-          "  10) that fit M GiB per rank (default 80), with the command line that runs each. --key=value sets\n"
+          "  10) that fit M GiB per rank (default: --machine's device memory, else 80), with the command line that runs each. --key=value sets\n"
           "  any train setting first (--backend cuda: GPU sizes, bf16; cpu: this machine's fp32 sizes).\n",
           PLAN_HAS_TIME ? " [--machine PROFILE.json|a100-80gb|h100-80gb]\n"
                           "       mpirun ... tessera plan --calibrate --config MODEL.ini [--out FILE.json]" : "");
@@ -96,6 +97,7 @@ static void parse(int argc, char **argv, plan_options *o, config *cfg) {
       char err[MESSAGE_BYTES];
       if (config_parse_double("plan: --memory-per-rank-gib", argv[++i], 1e-6, 1e9, &o->budget_gib, err, sizeof err))
         fail_collective(EXIT_USER_ERROR, "%s", err);
+      o->budget_given = true;
     } else if (strcmp(a, "--machine") == 0 && next && PLAN_HAS_TIME) o->machine = argv[++i];
     else if (strncmp(a, "--config=", 9) == 0) continue; /* load_config read it */
     else if (strcmp(a, "--json") == 0) o->json = true;
@@ -350,6 +352,9 @@ int plan_command(int argc, char **argv) {
     machine_profile_resolve(o.machine, path, sizeof path); /* a shipped name, or a file */
     machine = machine_profile_load(path, err, sizeof err);
     if (!machine) fail_collective(EXIT_USER_ERROR, "plan: --machine: %s", err);
+    /* the budget: the profile's device memory unless given */
+    const machine_profile *m = machine;
+    if (!o.budget_given && m->memory_bytes > 0) o.budget_gib = m->memory_bytes / GiB;
   }
 #endif
   plan_layout *layouts;

@@ -31,7 +31,7 @@ typedef struct plan_layout {
   int recompute;         /* config's recompute choice (recompute_choice) */
   int sp_kind;           /* config's sp_kind_choice */
   bool tp_seq_shard;
-  int gpus_per_node;     /* ranks per node, for which links a group crosses */
+  int gpus_per_node;     /* ranks per node, for which links a group crosses (0: the machine profile's) */
 } plan_layout;
 
 /* bytes per rank on the most loaded rank, by the kinds memory_tally reports */

@@ -108,7 +108,7 @@ int plan_enumerate_fixed(const config *cfg, int world, int gpus_per_node, int gl
           if (per_replica % mb || (f->micro_batch && mb != cfg->micro_batch_size)) continue;
           const plan_layout l = {.world = world, .dp = dp, .tp = tp, .pp = pp, .sp = sp, .micro_batch = mb,
                                  .n_micro = per_replica / mb, .virtual_stages = 1,
-                                 .gpus_per_node = gpus_per_node > 0 ? gpus_per_node : world};
+                                 .gpus_per_node = gpus_per_node};
           enumerate_options(cfg, f, &list, l);
         }
       }
