@@ -123,15 +123,6 @@ static int by_time(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* The runtime's one-range limit (zero_partition: a rank's ZeRO range below
- * 2^31 elements, MPI's counts), which plan_layout_check does not apply
- * yet: such a layout stops train with an internal error. */
-static bool within_one_range(const config *cfg, const plan_layout *c) {
-  const double C = cfg->d_model, V = cfg->vocab_size;
-  const double range = (V * C + 12.0 * C * C * cfg->n_layer / c->pp) / c->tp / (c->zero_stage ? c->dp * c->sp : 1);
-  return range < 2147483648.0 * 0.98;
-}
-
 /* The fastest layout the planner finds that fits the profile's memory:
  * every valid layout's time, then the memory of the fastest until one
  * fits. Its predicted step time (infinite when none fits). */
@@ -147,7 +138,7 @@ static double best_layout(const config *cfg, const published *r, const machine_p
   timed *order = xmalloc((size_t)(n > 0 ? n : 1) * sizeof *order, "layouts");
   int kept = 0;
   for (int i = 0; i < n; i++)
-    if (within_one_range(cfg, &all[i])) order[kept++] = (timed){plan_predict_time(cfg, &all[i], m).step_s, i};
+    order[kept++] = (timed){plan_predict_time(cfg, &all[i], m).step_s, i};
   qsort(order, (size_t)kept, sizeof *order, by_time);
   double best_s = INFINITY;
   for (int k = 0; k < kept && !isfinite(best_s); k++)
