@@ -78,6 +78,19 @@ static void tp_ops(op_list *list, const plan_layout *l, const plan_stage *st) {
   add(list, PLAN_TP, PLAN_ALLREDUCE, sizeof(double), 1, PLAN_EXPOSED, "tp all-reduce: gradient norm");
 }
 
+/* LASP's chain of states on rank 0 (a state s per layer and micro-batch):
+ * on contiguous chunks rank 0 starts the chain, so it sends its state
+ * forward and receives the gradient; on zig-zag chunks it holds the first
+ * and the last chunk, so it also sends the last chunk's state gradient
+ * back — a state per piece. Full recomputation reruns the forward: one
+ * state more. */
+static void lasp_ring_ops(op_list *list, const plan_stage *st, uint64_t S, uint64_t lin, uint64_t again_lin) {
+  add(list, PLAN_SP, PLAN_SENDRECV, S * (uint64_t)st->sp_pieces, lin, PLAN_EXPOSED,
+      "sp LASP ring: linear attention state forward (and, zig-zag, its gradient back)");
+  add(list, PLAN_SP, PLAN_SENDRECV, S, lin * again_lin, PLAN_EXPOSED,
+      "sp LASP ring: the state forward again (full recomputation)");
+}
+
 /* Attention across the sequence chunks of sp ranks, per micro-batch and
  * layer (parallel/sequence, doc/design.md "Sequence parallelism"). */
 static void sp_ops(op_list *list, const plan_layout *l, const plan_stage *st) {
@@ -95,9 +108,7 @@ static void sp_ops(op_list *list, const plan_layout *l, const plan_stage *st) {
     case SP_KIND_CHOICE_RING:
       add(list, PLAN_SP, PLAN_SENDRECV, kv, soft * (3 * P - 2 + again * (P - 1)), PLAN_BEHIND_ATTENTION,
           "sp ring attention: K|V blocks forward (again when recomputed) and backward, dK|dV home");
-      /* beside softmax layers the chunks are zig-zag: a state per piece */
-      add(list, PLAN_SP, PLAN_SENDRECV, S * (uint64_t)st->sp_pieces, lin * (1 + again_lin), PLAN_EXPOSED,
-          "sp ring (LASP): linear attention state forward");
+      lasp_ring_ops(list, st, S, lin, again_lin);
       break;
     case SP_KIND_CHOICE_TOKENRING: {
       /* rank 0's keys are seen by 2P−2 query pieces of half its rows each:
@@ -111,8 +122,7 @@ static void sp_ops(op_list *list, const plan_layout *l, const plan_stage *st) {
           "sp TokenRing: Q|dO, lse and delta forward (backward)");
       add(list, PLAN_SP, PLAN_SENDRECV, rows * Cl * ab, hops, PLAN_BEHIND_ATTENTION,
           "sp TokenRing: partial dQ home (backward)");
-      add(list, PLAN_SP, PLAN_SENDRECV, S * (uint64_t)st->sp_pieces, lin * (1 + again_lin), PLAN_EXPOSED,
-          "sp TokenRing's linear layers (LASP ring): state forward");
+      lasp_ring_ops(list, st, S, lin, again_lin);
       break;
     }
     case SP_KIND_CHOICE_ULYSSES:
