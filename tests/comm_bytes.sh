@@ -109,7 +109,12 @@ done
 #   Ulysses (all-to-all, counted at its input, rows·width): forward Q|K|V
 #     out (3 rows·h) and the output back (rows·h); backward Q|K|V and, for
 #     softmax, the output out again, the output gradient out, dQ|dK|dV back:
-#     softmax (4 + 8)·rows·h, linear (4 + 7)·rows·h — proportional to T.
+#     softmax (4 + 8)·rows·h, linear (4 + 7)·rows·h — proportional to T;
+#   TokenRing (softmax, zig-zag; nh = 4 heads, half = rows/2 a piece's rows,
+#     rank 0 returns u = 2P−2 pieces of results per pass): forward the
+#     queries P−1 times (rows·h) and u pieces of outputs and lse
+#     (half·(h + nh)); backward Q|dO, lse and delta P−1 times
+#     (2·rows·h + 2·rows·nh) and u pieces of dQ (half·h).
 P=2; B=2; L=2; m=4; S=$((B * 4 * 8 * 8))
 sp_run() { # NAME FLAGS...
   name=$1; shift
@@ -134,6 +139,10 @@ for T in 16 32; do
   check_bytes "ring attention, T = $T" "$work/ring_$T.jsonl" sp 2 $(( m * L * rows * 2 * h * 4 * ((P - 1) + (P - 1) + P) ))
   sp_run gather_$T --sp-kind allgather --seq_len $T
   check_bytes "K/V all-gather, T = $T" "$work/gather_$T.jsonl" sp 2 $(( m * L * 3 * P * rows * 2 * h * 4 ))
+  sp_run tokenring_$T --sp-kind tokenring --seq_len $T
+  nh=4; half=$(( rows / 2 )); u=$(( 2 * P - 2 ))
+  check_bytes "TokenRing, T = $T" "$work/tokenring_$T.jsonl" sp 2 $(( m * L * 4 * ((P - 1) * rows * h \
+    + u * half * (h + nh) + (P - 1) * (2 * rows * h + 2 * rows * nh) + u * half * h) ))
   sp_run ulysses_$T --sp-kind ulysses --seq_len $T
   check_bytes "Ulysses softmax, T = $T" "$work/ulysses_$T.jsonl" sp 2 $(( m * L * 12 * rows * h * 4 ))
   sp_run ulysses_linear_$T --sp-kind ulysses --attention linear --seq_len $T

@@ -143,6 +143,7 @@ cuda_suite() {
   cuda_layout tp2_seq 2 --comm mpi --tp 2 --tp-seq-shard
   cuda_layout sp2_ring 2 --comm mpi --sp 2 --sp-kind ring
   cuda_layout sp2_ulysses 2 --comm mpi --sp 2 --sp-kind ulysses
+  cuda_layout sp2_tokenring 2 --comm mpi --sp 2 --sp-kind tokenring
   cuda_layout pp2_gpipe 2 --comm mpi --pp 2 --pp-schedule gpipe
   cuda_layout recompute 1 --recompute full --profile true
   cuda_layout head_chunks 1 --head_chunk_rows 5 --sample_tokens 12

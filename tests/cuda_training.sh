@@ -36,6 +36,7 @@ if [ "$n_gpus" -ge 2 ]; then
   cuda_layout nccl_sp2 2 --comm nccl --sp 2
   cuda_layout nccl_sp2_ring 2 --comm nccl --sp 2 --sp-kind ring
   cuda_layout nccl_sp2_ulysses 2 --comm nccl --sp 2 --sp-kind ulysses
+  cuda_layout nccl_sp2_tokenring 2 --comm nccl --sp 2 --sp-kind tokenring
   cuda_layout nccl_tp2_seq 2 --comm nccl --tp 2 --tp-seq-shard
   cuda_layout nccl_pp2 2 --comm nccl --pp 2
   cuda_layout nccl_auto_dp2 2

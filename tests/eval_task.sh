@@ -114,6 +114,7 @@ losses_of "$work/one.out" > "$work/one.sums"
 layout tp2_pp2_dp2 8 --tp 2 --pp 2
 layout sp2_ring 2 --sp 2 --sp-kind ring
 layout sp2_ulysses 2 --sp 2 --sp-kind ulysses
+layout sp2_tokenring 2 --sp 2 --sp-kind tokenring
 
 # ---- perplexity over a dataset: training's validation of the same checkpoint
 val_check() { # NAME NP TOLERANCE ARGS...

@@ -3,7 +3,8 @@
 # in the layout-equivalence suite: Llama-style blocks, linear attention with
 # decay and a hybrid model, each in several layouts, and every attention
 # kind split over 2 and 4 sp ranks with every sequence-parallel algorithm
-# (ring, allgather, ulysses, and allscan on linear and hybrid models),
+# (ring, allgather, ulysses, tokenring, and allscan on linear and hybrid
+# models),
 # alone and composed with dp, tp, pp and ZeRO; losses, validation losses
 # and gathered parameters equal the 1-process run of the same model
 # (tolerances: tests/equiv_lib.sh). Splitting attention over ranks changes
@@ -29,6 +30,16 @@ ulysses() {
     || fail "np=$1 $2 --sp-kind ulysses: no Ulysses sequence-parallelism line"
 }
 
+# tokenring NP "FLAGS" — layout NP "FLAGS --sp-kind tokenring", and the
+# run's sequence-parallelism line names TokenRing and PLACEMENT (zig-zag
+# where the model has softmax layers; $3, default zig-zag)
+tokenring() {
+  layout "$1" "$2 --sp-kind tokenring"
+  t_name=$(echo "np$1 $2 --sp-kind tokenring" | tr -c 'a-z0-9\n' '_')
+  grep -q "^sequence parallelism: .* ranks, tokenring (.*), ${3:-zig-zag} chunks" "$work/$t_name.out" \
+    || fail "np=$1 $2 --sp-kind tokenring: no TokenRing sequence-parallelism line with ${3:-zig-zag} chunks"
+}
+
 cfg="$TESTS_SRCDIR/pipe-equiv.ini"   # 4 layers, T = 16
 
 # softmax attention (GPT-2 blocks)
@@ -44,6 +55,11 @@ ulysses 4 "--sp 4"                           # one head per rank
 ulysses 4 "--sp 2 --tp 2"                    # tp 2 x sp 2: one of a tp rank's 2 heads per sp rank
 ulysses 4 "--sp 2 --pp 2"
 ulysses 4 "--sp 2 --zero 3"                  # dp 2 x sp 2
+tokenring 2 "--sp 2"                         # TokenRing: queries travel, outputs come back
+tokenring 4 "--sp 4"                         # 3 hops; results of 1 or 2 pieces per message
+tokenring 4 "--sp 2 --tp 2"
+tokenring 4 "--sp 2 --pp 2"
+tokenring 4 "--sp 2 --zero 3"                # dp 2 x sp 2
 
 # Llama-style: RMSNorm, SwiGLU, RoPE, no biases
 equiv_base "$cfg" "--norm rmsnorm --mlp swiglu --position rope --bias false"
@@ -53,6 +69,7 @@ layout 2 "--sp 2 --sp-kind ring"
 layout 4 "--sp 2 --tp 2 --tp-seq-shard"
 ulysses 4 "--sp 2 --tp 2 --tp-seq-shard"      # RoPE on the true positions of the gathered sequence
 ulysses 2 "--sp 2 --recompute full"
+tokenring 4 "--sp 4 --recompute full"        # RoPE on zig-zag positions; the forward again in the backward
 
 # linear attention with decay slopes
 NORM_STEPS=1
@@ -72,6 +89,7 @@ layout 4 "--sp 2 --tp 2 --sp-kind allscan --zero 1"
 ulysses 2 "--sp 2"                           # the decay of each rank's own heads
 ulysses 4 "--sp 4"
 ulysses 4 "--sp 2 --recompute selective"     # dp 2 x sp 2; the recompute all-to-alls again
+tokenring 2 "--sp 2" contiguous              # no softmax layer: LASP's ring on contiguous chunks
 
 # hybrid: linear, linear, softmax repeated, Llama-style blocks
 equiv_base "$cfg" "--attention hybrid --layer_pattern LLS --norm rmsnorm --mlp swiglu --position rope --bias false --lr 1e-3 --min_lr 1e-4"
@@ -86,6 +104,9 @@ layout 4 "--sp 2 --pp 2 --sp-kind allscan --zero 1"
 ulysses 2 "--sp 2"
 ulysses 4 "--sp 4"
 ulysses 8 "--sp 2 --tp 2 --pp 2 --zero 1"
+tokenring 2 "--sp 2"                         # TokenRing and LASP on zig-zag chunks
+tokenring 4 "--sp 4 --recompute selective"
+tokenring 8 "--sp 2 --tp 2 --pp 2 --zero 1"
 
 # Ulysses gives each sp rank whole heads: a tp rank's n_head/tp must divide by sp
 $RUN_MPI 4 60 "$TESSERA" train -c "$cfg" --data "$work/data" --n_head 2 --sp 4 --sp-kind ulysses \

@@ -322,6 +322,14 @@ void dcomm_exchange_act_start(comm *c, const backend *be, const act_t *send, int
                               size_t n_elems, int tag, dcomm_request *req) {
   p2p_start(c, be, ELEM_ACT, send, n_elems, to, recv, n_elems, from, tag, req);
 }
+void dcomm_sendrecv_act_start(comm *c, const backend *be, const act_t *send, size_t n_send, int to, act_t *recv,
+                              size_t n_recv, int from, int tag, dcomm_request *req) {
+  p2p_start(c, be, ELEM_ACT, send, n_send, to, recv, n_recv, from, tag, req);
+}
+void dcomm_sendrecv_f32_start(comm *c, const backend *be, const f32_t *send, size_t n_send, int to, f32_t *recv,
+                              size_t n_recv, int from, int tag, dcomm_request *req) {
+  p2p_start(c, be, ELEM_F32, send, n_send, to, recv, n_recv, from, tag, req);
+}
 
 void dcomm_send_act(comm *c, const backend *be, const act_t *buffer, size_t n_elems, int peer, int tag) {
   dcomm_request req;

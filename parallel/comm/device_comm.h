@@ -98,6 +98,12 @@ void dcomm_recv_f32_start(comm *c, const backend *be, f32_t *buffer, size_t n_el
  * n_elems of send to `to` (MPI: a receive posted, then a send). */
 void dcomm_exchange_act_start(comm *c, const backend *be, const act_t *send, int to, act_t *recv, int from,
                               size_t n_elems, int tag, dcomm_request *req);
+/* The same with a count each way (TokenRing: a rank returns as many result
+ * pieces as its keys could see, which differs from what it receives). */
+void dcomm_sendrecv_act_start(comm *c, const backend *be, const act_t *send, size_t n_send, int to, act_t *recv,
+                              size_t n_recv, int from, int tag, dcomm_request *req);
+void dcomm_sendrecv_f32_start(comm *c, const backend *be, const f32_t *send, size_t n_send, int to, f32_t *recv,
+                              size_t n_recv, int from, int tag, dcomm_request *req);
 void dcomm_wait(dcomm_request *req);
 /* Lets MPI progress outstanding requests (call between compute phases). */
 void dcomm_poke(dcomm_request *reqs, int n_reqs);

@@ -1,5 +1,6 @@
 /* sp_attention — see sp_attention.h. This file owns the workspaces; the
- * algorithms are in sp_softmax.c and sp_linear.c. */
+ * algorithms are in sp_softmax.c, sp_linear.c, sp_scan.c, sp_ulysses.c and
+ * sp_tokenring.c. */
 #include "sp_attention.h"
 
 #include <string.h>
@@ -16,12 +17,23 @@ void sp_attention_create(sp_attention *a, const backend *be, comm *group, sp_kin
   const size_t rows = (size_t)max_B * max_T_local, kv = rows * 2 * (size_t)C_local;
   a->kv_own = be->alloc_act(kv, "sequence-parallel K|V");
   a->dq_scratch = be->alloc_act(rows * 3 * (size_t)C_local, "sequence-parallel dQ");
-  if (kind != SP_RING) { /* allgather, and allscan's softmax layers */
-    a->kv_all = be->alloc_act(kv * (size_t)P, "gathered K|V");
-    a->dkv_all = be->alloc_act(kv * (size_t)P, "gathered dK|dV");
-  } else if (kind == SP_RING) {
+  if (kind == SP_RING) {
     a->kv_b = be->alloc_act(kv, "ring K|V");
     a->dkv_b = be->alloc_act(kv, "ring dK|dV");
+  } else if (kind == SP_TOKENRING) {
+    a->kv_b = be->alloc_act(kv, "TokenRing queries");
+    for (int i = 0; i < 2; i++) {
+      a->t_out_send[i] = be->alloc_f32(rows * (size_t)(C_local + NH_local), "TokenRing outputs sent");
+      a->t_out_recv[i] = be->alloc_f32(rows * (size_t)(C_local + NH_local), "TokenRing outputs received");
+      a->t_dq_send[i] = be->alloc_act(rows * (size_t)C_local, "TokenRing dQ sent");
+      a->t_dq_recv[i] = be->alloc_act(rows * (size_t)C_local, "TokenRing dQ received");
+      a->t_lse[i] = be->alloc_f32(rows * (size_t)NH_local, "TokenRing log-sum-exp");
+      a->t_delta[i] = be->alloc_f32(rows * (size_t)NH_local, "TokenRing delta");
+    }
+    a->t_dq = be->alloc_act(rows * (size_t)C_local, "TokenRing dQ");
+  } else { /* allgather, and allscan's softmax layers */
+    a->kv_all = be->alloc_act(kv * (size_t)P, "gathered K|V");
+    a->dkv_all = be->alloc_act(kv * (size_t)P, "gathered dK|dV");
   }
   a->kv_a = be->alloc_act(kv, "ring K|V");
   a->dkv_a = be->alloc_act(kv, "ring dK|dV");
@@ -48,7 +60,10 @@ void sp_attention_free(sp_attention *a) {
   const backend *be = a->be;
   void *buffers[] = {a->kv_own, a->kv_a, a->kv_b, a->dkv_a, a->dkv_b, a->kv_all, a->dkv_all, a->acc, a->out_b,
                      a->lse_b, a->delta, a->dq_scratch, a->states, a->states_all, a->state_a, a->state_b,
-                     a->u_send, a->u_recv, a->u_qkv, a->u_dqkv, a->u_out, a->u_dout};
+                     a->u_send, a->u_recv, a->u_qkv, a->u_dqkv, a->u_out, a->u_dout,
+                     a->t_out_send[0], a->t_out_send[1], a->t_out_recv[0], a->t_out_recv[1],
+                     a->t_dq_send[0], a->t_dq_send[1], a->t_dq_recv[0], a->t_dq_recv[1], a->t_dq,
+                     a->t_lse[0], a->t_lse[1], a->t_delta[0], a->t_delta[1]};
   for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
     if (buffers[i]) be->free_buffer(buffers[i]);
   memset(a, 0, sizeof *a);
@@ -57,7 +72,7 @@ void sp_attention_free(sp_attention *a) {
 size_t sp_softmax_saved_elems(int B, int T_local, int NH_local) { return (size_t)B * T_local * NH_local; }
 
 sp_placement sp_attention_placement(sp_kind kind, bool model_has_softmax) {
-  return kind == SP_RING && model_has_softmax ? SP_ZIGZAG : SP_CONTIGUOUS;
+  return (kind == SP_RING || kind == SP_TOKENRING) && model_has_softmax ? SP_ZIGZAG : SP_CONTIGUOUS;
 }
 
 size_t sp_linear_saved_elems(int B, int NH_local, int HS, int n_pieces) {

@@ -32,6 +32,14 @@
  *              backward. Its softmax layers (hybrid models) use the
  *              all-gather above (the contiguous placement is allscan's,
  *              and ring attention would need zig-zag to balance).
+ *   tokenring  TokenRing (sp_tokenring.c): K|V stay home; the query rows
+ *              travel r → r+1, one hop per step, and at step j rank r
+ *              attends rank r−j's queries to its own keys and sends the
+ *              partial output and log-sum-exp straight back to their
+ *              owner, which merges them: both directions of the links carry
+ *              data. Backward: Q, dO, lse and delta travel, partial dQ goes
+ *              back, dK|dV accumulate at home. Zig-zag placement, as ring;
+ *              linear layers use LASP's ring (as ring does).
  * Either attention:
  *   ulysses    DeepSpeed-Ulysses: an all-to-all turns this rank's rows of
  *              every local head into the whole sequence of NHl/P heads,
@@ -51,10 +59,11 @@
 #include "sp_layout.h"
 
 /* the order of config's sp_kind_choice */
-typedef enum sp_kind { SP_RING, SP_ALLGATHER, SP_ALLSCAN, SP_ULYSSES } sp_kind;
+typedef enum sp_kind { SP_RING, SP_ALLGATHER, SP_ALLSCAN, SP_ULYSSES, SP_TOKENRING } sp_kind;
 
-/* Where each rank's tokens lie under `kind`: ring attention over softmax
- * layers balances its causal work with the zig-zag placement, which then
+/* Where each rank's tokens lie under `kind`: ring attention and TokenRing
+ * over softmax layers balance their causal work with the zig-zag placement,
+ * which then
  * holds for every layer of the model (linear layers chain their pieces in
  * sequence order); everything else is contiguous. */
 sp_placement sp_attention_placement(sp_kind kind, bool model_has_softmax);
@@ -72,6 +81,12 @@ typedef struct sp_attention {
   f32_t *states, *states_all, *state_a, *state_b; /* linear: per piece [B, NHl, HS, HS] */
   act_t *u_send, *u_recv, *u_qkv, *u_dqkv;        /* ulysses: [rows, 3·Cl] each */
   act_t *u_out, *u_dout;                          /* ulysses: [rows, Cl] each */
+  /* tokenring (the travelling queries use kv_a, kv_b): results going home
+   * and arriving, double-buffered by step parity */
+  f32_t *t_out_send[2], *t_out_recv[2]; /* [rows, Cl + NHl]: partial outputs and lse, piece by piece */
+  act_t *t_dq_send[2], *t_dq_recv[2];   /* [rows, Cl]: partial dQ, piece by piece */
+  act_t *t_dq;                          /* [rows, Cl]: this rank's dQ, summed */
+  f32_t *t_lse[2], *t_delta[2];         /* [rows·NHl]: the travelling queries' lse and delta */
 } sp_attention;
 
 void sp_attention_create(sp_attention *a, const backend *be, comm *group, sp_kind kind, int max_B,
@@ -122,5 +137,19 @@ void sp_ulysses_linear_forward(sp_attention *a, const sp_layout *l, act_t *out, 
                                int B, int chunk);
 void sp_ulysses_linear_backward(sp_attention *a, const sp_layout *l, act_t *dqkv, const act_t *dout, const act_t *qkv,
                                 const f32_t *decay, int B, int chunk);
+
+/* ---- tokenring (sp_tokenring.c; sp_softmax_* hand over to these) ----
+ * Counted bytes, rank r (rows = B·T/P, half = rows/2 a piece's rows, h = Cl,
+ * w bytes per act_t value, f32 4; r's keys are seen by piece 1 of every
+ * other rank's queries and by piece 0 of the P−1−r ranks above it, so r
+ * returns u_r = 2P−2−r pieces of results per pass):
+ *   forward   (P−1)·rows·h·w queries + u_r·half·(h + NHl)·4 outputs and lse
+ *   backward  (P−1)·(2·rows·h·w + 2·rows·NHl·4) Q|dO, lse, delta
+ *             + u_r·half·h·w partial dQ
+ * lse as sp_softmax_saved_elems. */
+void sp_tokenring_softmax_forward(sp_attention *a, const sp_layout *l, act_t *out, f32_t *lse, const act_t *qkv,
+                                  int B);
+void sp_tokenring_softmax_backward(sp_attention *a, const sp_layout *l, act_t *dqkv, const act_t *dout,
+                                   const act_t *out, const f32_t *lse, const act_t *qkv, int B);
 
 #endif

@@ -45,6 +45,11 @@ int sp_layout_make(sp_layout *l, sp_placement placement, int sp_size, int sp_ran
 /* The rank and piece that own global chunk c. */
 void sp_layout_chunk_owner(const sp_layout *l, int c, int *rank, int *piece);
 
+/* The first position of piece p of rank r (any rank's, not only this one's). */
+static inline int sp_layout_pos0_of(const sp_layout *l, int r, int p) {
+  return (p == 0 ? r : l->n_chunks - 1 - r) * l->piece_len;
+}
+
 /* Tokens per sequence on one rank. */
 static inline int sp_layout_local_tokens(const sp_layout *l) { return l->n_pieces * l->piece_len; }
 

@@ -19,12 +19,6 @@
 
 enum { TAG_KV = 1, TAG_DKV = 2 };
 
-/* first position of piece p' of rank r */
-static int piece_pos0_of(const sp_layout *l, int r, int p) {
-  const int chunk = p == 0 ? r : l->n_chunks - 1 - r;
-  return chunk * l->piece_len;
-}
-
 /* K|V of this rank's rows: in a qkv row [q | k | v] they are one span of 2·Cl */
 static void pack_kv(const sp_attention *a, act_t *kv, const act_t *qkv, int rows) {
   const backend *be = a->be;
@@ -44,7 +38,7 @@ static void forward_block(sp_attention *a, const sp_layout *l, f32_t *lse, const
       for (int q = 0; q < l->n_pieces; q++) {
         const bool diagonal = first && q == p;
         if ((pass == 0) != diagonal) continue;
-        const int q0 = l->piece_pos0[p], k0 = piece_pos0_of(l, src, q);
+        const int q0 = l->piece_pos0[p], k0 = sp_layout_pos0_of(l, src, q);
         if (k0 > q0 + n - 1) continue; /* entirely in the future */
         const size_t q_rows = (size_t)p * B * n, k_rows = (size_t)q * B * n;
         const act_t *Q = act_at(be, qkv, q_rows * 3 * Cl), *K = act_at(be, kv, k_rows * 2 * Cl);
@@ -67,7 +61,7 @@ static void backward_block(sp_attention *a, const sp_layout *l, act_t *dqkv, act
   const int Cl = a->C_local, NHl = a->NH_local, n = l->piece_len;
   for (int p = 0; p < l->n_pieces; p++)
     for (int q = 0; q < l->n_pieces; q++) {
-      const int q0 = l->piece_pos0[p], k0 = piece_pos0_of(l, src, q);
+      const int q0 = l->piece_pos0[p], k0 = sp_layout_pos0_of(l, src, q);
       if (k0 > q0 + n - 1) continue;
       const size_t q_rows = (size_t)p * B * n, k_rows = (size_t)q * B * n;
       const act_t *K = act_at(be, kv, k_rows * 2 * Cl);
@@ -82,6 +76,10 @@ static void backward_block(sp_attention *a, const sp_layout *l, act_t *dqkv, act
 void sp_softmax_forward(sp_attention *a, const sp_layout *l, act_t *out, f32_t *lse, const act_t *qkv, int B) {
   if (a->kind == SP_ULYSSES) {
     sp_ulysses_softmax_forward(a, l, out, lse, qkv, B);
+    return;
+  }
+  if (a->kind == SP_TOKENRING) {
+    sp_tokenring_softmax_forward(a, l, out, lse, qkv, B);
     return;
   }
   const backend *be = a->be;
@@ -117,6 +115,10 @@ void sp_softmax_backward(sp_attention *a, const sp_layout *l, act_t *dqkv, const
                          const f32_t *lse, const act_t *qkv, int B) {
   if (a->kind == SP_ULYSSES) {
     sp_ulysses_softmax_backward(a, l, dqkv, dout, out, lse, qkv, B);
+    return;
+  }
+  if (a->kind == SP_TOKENRING) {
+    sp_tokenring_softmax_backward(a, l, dqkv, dout, out, lse, qkv, B);
     return;
   }
   const backend *be = a->be;

@@ -95,7 +95,7 @@ grid_shape cli_check_layout(const config *cfg, const model_shape *arch, int worl
                       "(n_head %d / --tp %d = %d) are not divisible by %d; choose n_head, --tp and --sp so "
                       "that they are, or another --sp-kind",
                       cfg->sp, arch->n_head, cfg->tp, arch->n_head / cfg->tp, cfg->sp);
-    /* ring attention over softmax layers cuts sequences in 2·sp zig-zag chunks */
+    /* ring attention and TokenRing over softmax layers cut sequences in 2·sp zig-zag chunks */
     const sp_placement placement = sp_attention_placement((sp_kind)cfg->sp_kind, model_has_softmax(arch));
     const bool zigzag = placement == SP_ZIGZAG;
     const int chunks = cfg->sp * sp_placement_pieces(placement);
@@ -103,7 +103,11 @@ grid_shape cli_check_layout(const config *cfg, const model_shape *arch, int worl
       fail_collective(EXIT_USER_ERROR,
                       "--sp %d%s cuts each sequence into %d chunks, but seq_len = %d is not a multiple of %d; "
                       "choose a seq_len that is%s",
-                      cfg->sp, zigzag ? " with --sp-kind ring (zig-zag over softmax layers)" : "", chunks,
+                      cfg->sp,
+                      !zigzag                                       ? ""
+                      : cfg->sp_kind == SP_KIND_CHOICE_TOKENRING ? " with --sp-kind tokenring (zig-zag over softmax layers)"
+                                                                    : " with --sp-kind ring (zig-zag over softmax layers)",
+                      chunks,
                       cfg->seq_len, chunks, zigzag ? ", or --sp-kind allgather" : "");
     if (cfg->tp_seq_shard && cfg->tp > 1 && (cfg->seq_len / cfg->sp) % cfg->tp != 0)
       fail_collective(EXIT_USER_ERROR,

@@ -113,11 +113,12 @@ static const key_spec key_table[] = {
   {"grad_bucket_mb", "run", KEY_DOUBLE, FIELD(grad_bucket_mb), "25", 0, 1e6, NULL,
    "ZeRO 0 and 1: the gradient all-reduce's buckets, in MiB of fp32 gradients (25: DDP's default), each started as soon as the backward has "
    "finished its gradients (0: one bucket, all-reduced after the backward, no overlap)"},
-  {"sp_kind", "run", KEY_CHOICE, FIELD(sp_kind), "allgather", 0, 0, "ring|allgather|allscan|ulysses",
+  {"sp_kind", "run", KEY_CHOICE, FIELD(sp_kind), "allgather", 0, 0, "ring|allgather|allscan|ulysses|tokenring",
    "sequence parallelism of the attention: ring (LASP state passing; ring attention with "
    "zig-zag chunks), allgather (LASP-2 chunk states; K and V gathered), allscan (ZeCO's All-Scan: "
-   "the states pipelined in blocks; softmax layers as allgather) or ulysses (DeepSpeed-Ulysses: "
-   "all-to-all from sequence shards to head shards and back)"},
+   "the states pipelined in blocks; softmax layers as allgather), ulysses (DeepSpeed-Ulysses: "
+   "all-to-all from sequence shards to head shards and back) or tokenring (TokenRing: queries travel "
+   "the ring, partial outputs come straight back, zig-zag chunks; linear layers as ring)"},
   {"pp_schedule", "run", KEY_CHOICE, FIELD(pp_schedule), "1f1b", 0, 0, "gpipe|1f1b|interleaved",
    "pipeline schedule: GPipe (all forwards, then all backwards), 1F1B (PipeDream-flush) or "
    "interleaved 1F1B over --pp-virtual chunks per stage"},

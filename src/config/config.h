@@ -36,7 +36,8 @@ typedef enum sp_kind_choice {
   SP_KIND_CHOICE_RING,
   SP_KIND_CHOICE_ALLGATHER,
   SP_KIND_CHOICE_ALLSCAN,
-  SP_KIND_CHOICE_ULYSSES
+  SP_KIND_CHOICE_ULYSSES,
+  SP_KIND_CHOICE_TOKENRING
 } sp_kind_choice;
 
 /* room for the key table (config.c checks it) */

@@ -86,7 +86,7 @@ typedef struct model_options {
   int n_slots;          /* micro-batches in flight at once (0 means 1) */
   recompute_kind recompute;
   comm *sp;             /* sequence-parallel group, or NULL */
-  sp_kind sp_algorithm; /* how attention crosses it: ring, all-gather or Ulysses all-to-all */
+  sp_kind sp_algorithm; /* how attention crosses it: ring, all-gather, Ulysses all-to-all or TokenRing */
   int head_chunk_rows;  /* rows of logits at a time at the head (0: all) */
 } model_options;
 

@@ -40,6 +40,7 @@ static void print_layout(const run *r) {
            cfg->sp_kind == SP_KIND_CHOICE_RING       ? "ring (LASP; ring attention)"
            : cfg->sp_kind == SP_KIND_CHOICE_ALLSCAN ? "all-scan (ZeCO; K and V gathered)"
            : cfg->sp_kind == SP_KIND_CHOICE_ULYSSES ? "ulysses (all-to-all to head shards)"
+           : cfg->sp_kind == SP_KIND_CHOICE_TOKENRING ? "tokenring (queries travel, K and V stay; LASP ring for linear)"
                                                     : "all-gather (LASP-2; K and V gathered)",
            m->par.placement == SP_ZIGZAG ? "zig-zag" : "contiguous", cfg->seq_len / m->par.seq.n_chunks);
   printf("layout: %d ranks = dp %d x tp %d x pp %d x sp %d, ZeRO stage %d, backend %s\n", r->rt->world_size,
