@@ -112,4 +112,9 @@ tokenring 8 "--sp 2 --tp 2 --pp 2 --zero 1"
 $RUN_MPI 4 60 "$TESSERA" train -c "$cfg" --data "$work/data" --n_head 2 --sp 4 --sp-kind ulysses \
   > "$work/heads.out" 2> "$work/heads.err"
 refusal "ulysses with 2 heads over --sp 4" 1 $? "$work/heads.err" 'n_head 2 / --tp 1 = 2) are not divisible by 4'
+# TokenRing cuts sequences in 2·sp zig-zag chunks: seq_len 12 over sp 4 (8 chunks) is refused, naming the kind
+$RUN_MPI 4 60 "$TESSERA" train -c "$cfg" --data "$work/data" --seq_len 12 --sp 4 --sp-kind tokenring \
+  > "$work/zigzag.out" 2> "$work/zigzag.err"
+refusal "tokenring with seq_len 12 over --sp 4" 1 $? "$work/zigzag.err" \
+  'with --sp-kind tokenring (zig-zag over softmax layers) cuts each sequence into 8 chunks'
 finish

@@ -8,8 +8,8 @@
  * counters (calls and bytes: the staged path counts what MPI moves, 4
  * bytes per element). Also: a staged request leaves the caller's buffer
  * alone until dcomm_wait, uneven blocks land where displs say and gaps
- * between them stay untouched, and a ring exchange delivers the
- * neighbour's block. (NCCL's path needs GPUs: tests/cuda_training.sh.) */
+ * between them stay untouched, a ring exchange delivers the neighbour's
+ * block, and an exchange with a count each way delivers the sender's. (NCCL's path needs GPUs: tests/cuda_training.sh.) */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,6 +285,36 @@ static void exercise_point_to_point(run_of_calls *x) {
   be->free_buffer(mine), be->free_buffer(theirs);
 }
 
+/* Exchanges with a count each way (TokenRing's results): rank r sends r+1
+ * act values up to r+1 and r+2 f32 values down to r−1; what arrives has
+ * the sender's count and values (both directions at once on one request
+ * each, the receive sized by the sender's rank). */
+static void exercise_sendrecv(run_of_calls *x) {
+  comm *c = x->c;
+  const backend *be = x->be;
+  const int P = x->P, r = x->r, up = (r + 1) % P, down = (r - 1 + P) % P;
+  const size_t n_up = (size_t)down + 1, n_down = (size_t)up + 2; /* what arrives from below and above */
+  act_t *mine = filled(be, r, (size_t)r + 1), *theirs = be->alloc_act((size_t)P + 2, "test");
+  f32_t *fm = be->alloc_f32((size_t)r + 2, "test"), *ft = be->alloc_f32((size_t)P + 2, "test");
+  float host[18];
+  ENSURE(P <= 16, "the test's host buffer holds 18 values");
+  for (int i = 0; i < r + 2; i++) host[i] = value(r, (size_t)i);
+  be->f32_from_host(fm, host, (size_t)r + 2);
+  dcomm_request act_req, f32_req;
+  dcomm_sendrecv_act_start(c, be, mine, (size_t)r + 1, up, theirs, n_up, down, 11, &act_req);
+  dcomm_sendrecv_f32_start(c, be, fm, (size_t)r + 2, down, ft, n_down, up, 12, &f32_req);
+  dcomm_wait(&act_req);
+  dcomm_wait(&f32_req);
+  float *got = read_back(be, theirs, n_up);
+  CHECK(wrong_values(got, n_up, down, 0) == 0, "%s: act exchange of %zu values up, uneven counts", be->name, n_up);
+  free(got);
+  keep(x, theirs, n_up);
+  be->f32_to_host(host, ft, n_down);
+  CHECK(wrong_values(host, n_down, up, 0) == 0, "%s: f32 exchange of %zu values down, uneven counts", be->name,
+        n_down);
+  be->free_buffer(mine), be->free_buffer(theirs), be->free_buffer(fm), be->free_buffer(ft);
+}
+
 /* Every call once on group c. */
 static void exercise(comm *c, const backend *be, float *out, size_t *n_out, bool staged) {
   run_of_calls x = {.c = c, .be = be, .staged = staged, .P = c->size, .r = c->rank, .out = out, .n_out = n_out};
@@ -292,6 +322,7 @@ static void exercise(comm *c, const backend *be, float *out, size_t *n_out, bool
   exercise_equal_blocks(&x);
   exercise_uneven_blocks(&x);
   exercise_point_to_point(&x);
+  exercise_sendrecv(&x);
 }
 
 int main(int argc, char **argv) {
