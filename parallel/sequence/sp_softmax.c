@@ -1,5 +1,6 @@
 /* sp_softmax — causal softmax attention over the sp group: K/V all-gathered
- * or passed around a ring (sp_attention.h).
+ * or passed around a ring (sp_attention.h); the ulysses and tokenring kinds
+ * hand over to sp_ulysses.c and sp_tokenring.c.
  *
  * Per query piece p of this rank and key piece p' of a block's owner, one
  * call of attention_block_forward gives the attention of p's queries to
