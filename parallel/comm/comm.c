@@ -1,6 +1,7 @@
 /* comm — see comm.h. */
 #include "comm.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,6 +20,82 @@ static const char *kind_names[COMM_N_KINDS] = {"allreduce", "broadcast", "allgat
                                                "alltoall"};
 
 const char *comm_kind_name(comm_kind kind) { return kind_names[kind]; }
+
+/* ---------------------------------------------------------------- test-only delay */
+
+#define DELAY_VARIABLE "TESSERA_TEST_COMM_DELAY_US"
+#define DELAY_MAX_US 10000000L /* 10 s: more is a typo, not a network */
+
+static long test_delay_us = -1; /* -1: not read yet */
+
+long comm_test_delay_us(void) { return test_delay_us > 0 ? test_delay_us : 0; }
+
+/* Reads the delay once, and checks over `parent` that every rank has the
+ * same: ranks that disagree would not pair their shadow calls. */
+static void read_test_delay(MPI_Comm parent) {
+  if (test_delay_us >= 0) return;
+  const char *text = getenv(DELAY_VARIABLE);
+  long us = 0;
+  bool valid = true;
+  if (text && *text) {
+    char *end = NULL;
+    errno = 0;
+    us = strtol(text, &end, 10);
+    valid = errno == 0 && *end == '\0' && us >= 0 && us <= DELAY_MAX_US;
+  }
+  long mine[2] = {valid ? us : -1, valid ? -us : -1}, all[2];
+  MPI_CHECK(MPI_Allreduce(mine, all, 2, MPI_LONG, MPI_MAX, parent));
+  if (!valid || all[1] == -1)
+    fail_collective(EXIT_USER_ERROR, "%s='%s': a whole number of microseconds from 0 to %ld (test-only link latency)",
+                    DELAY_VARIABLE, text ? text : "", DELAY_MAX_US);
+  if (all[0] != -all[1])
+    fail_collective(EXIT_USER_ERROR, "%s differs between ranks (%ld and %ld): export it to every rank (mpirun -x %s)",
+                    DELAY_VARIABLE, -all[1], all[0], DELAY_VARIABLE);
+  test_delay_us = us;
+}
+
+/* The call's start time goes beside it on the group's shadow communicator:
+ * a collective agrees on the latest start, a send sends its own, a receive
+ * receives its sender's. */
+static double *new_stamp(comm_request *req) {
+  req->stamp = xmalloc(sizeof *req->stamp, "test delay stamp");
+  *req->stamp = now_seconds();
+  return req->stamp;
+}
+
+static void stamp_collective(comm *c, comm_request *req) {
+  if (c->stamps == MPI_COMM_NULL) return;
+  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, new_stamp(req), 1, MPI_DOUBLE, MPI_MAX, c->stamps, &req->stamp_mpi));
+}
+
+static void stamp_send(comm *c, comm_request *req, int peer, int tag) {
+  if (c->stamps == MPI_COMM_NULL) return;
+  MPI_CHECK(MPI_Isend(new_stamp(req), 1, MPI_DOUBLE, peer, tag, c->stamps, &req->stamp_mpi));
+}
+
+static void stamp_recv(comm *c, comm_request *req, int peer, int tag) {
+  if (c->stamps == MPI_COMM_NULL) return;
+  MPI_CHECK(MPI_Irecv(new_stamp(req), 1, MPI_DOUBLE, peer, tag, c->stamps, &req->stamp_mpi));
+}
+
+/* After the call itself completed: sleeps until its stamp + the delay. So
+ * a call costs max(delay, its transfer), not their sum: within one delay of
+ * a real link's latency plus transfer. Asleep, not spinning: where ranks
+ * outnumber cores the others compute meanwhile, as they would. */
+static void pay_test_delay(comm_request *req) {
+  if (!req->stamp) return;
+  MPI_CHECK(MPI_Wait(&req->stamp_mpi, MPI_STATUS_IGNORE));
+  const double due = *req->stamp + 1e-6 * (double)test_delay_us;
+  free(req->stamp);
+  req->stamp = NULL;
+  struct timespec until = {.tv_sec = (time_t)due};
+  until.tv_nsec = (long)((due - (double)until.tv_sec) * 1e9);
+  if (until.tv_nsec > 999999999L) until.tv_nsec = 999999999L;
+  int rc;
+  while ((rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL)) == EINTR) {
+  }
+  ENSURE(rc == 0, "clock_nanosleep: %s", strerror(rc));
+}
 
 /* Reads TESSERA_FAULT ("skip|exit:RANK:GROUP:SEQ") for this rank and group. */
 static void read_fault(comm *c) {
@@ -43,10 +120,13 @@ static void finish_create(comm *c, const char *name) {
   MPI_CHECK(MPI_Comm_size(c->mpi, &c->size));
   snprintf(c->name, sizeof c->name, "%s", name);
   read_fault(c);
+  c->stamps = MPI_COMM_NULL;
+  if (comm_test_delay_us() > 0) MPI_CHECK(MPI_Comm_dup(c->mpi, &c->stamps));
 }
 
 void comm_create(comm *c, MPI_Comm parent, const char *name) {
   memset(c, 0, sizeof *c);
+  read_test_delay(parent);
   MPI_CHECK(MPI_Comm_dup(parent, &c->mpi));
   finish_create(c, name);
   c->roll_call = parent == MPI_COMM_WORLD; /* the watchdog's questions (roll_call.h) */
@@ -55,12 +135,14 @@ void comm_create(comm *c, MPI_Comm parent, const char *name) {
 
 void comm_split(comm *c, const comm *parent, int color, int key, const char *name) {
   memset(c, 0, sizeof *c);
+  read_test_delay(parent->mpi);
   MPI_CHECK(MPI_Comm_split(parent->mpi, color, key, &c->mpi));
   finish_create(c, name);
 }
 
 void comm_free(comm *c) {
   if (c->mpi != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_free(&c->mpi));
+  if (c->stamps != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_free(&c->stamps));
   if (c->roll_call) roll_call_release(), c->roll_call = false;
 }
 
@@ -76,6 +158,8 @@ static bool begin(comm *c, comm_kind kind, comm_request *req) {
   req->seq = c->next_seq++;
   req->started = MPI_Wtime();
   req->mpi = MPI_REQUEST_NULL;
+  req->stamp = NULL;
+  req->stamp_mpi = MPI_REQUEST_NULL;
   if (c->fault != COMM_FAULT_NONE && req->seq == c->fault_seq) {
     fprintf(stderr, "tessera: rank %d: injected fault: %s %s #%llu of group %s\n", c->rank,
             c->fault == COMM_FAULT_EXIT ? "dying in" : c->fault == COMM_FAULT_STALL ? "stalling in" : "skipping",
@@ -85,6 +169,7 @@ static bool begin(comm *c, comm_kind kind, comm_request *req) {
     while (c->fault == COMM_FAULT_STALL) sleep(1); /* until the job is aborted */
     return false;
   }
+  if (kind != COMM_SENDRECV) stamp_collective(c, req); /* messages: their start functions */
   return true;
 }
 
@@ -133,9 +218,11 @@ static void answer_roll_call(const comm_request *req, double *last) {
 
 void comm_wait(comm_request *req) {
   comm *c = req->owner;
-  if (req->mpi == MPI_REQUEST_NULL) return; /* skipped by fault injection, or already done */
+  /* skipped by fault injection, or already done (its delay, if any, still due) */
+  if (req->mpi == MPI_REQUEST_NULL && !req->stamp) return;
   double start = MPI_Wtime();
-  if (c->watchdog_s <= 0) {
+  if (req->mpi == MPI_REQUEST_NULL) {
+  } else if (c->watchdog_s <= 0) {
     MPI_CHECK(MPI_Wait(&req->mpi, MPI_STATUS_IGNORE));
   } else {
     int done = 0;
@@ -148,6 +235,7 @@ void comm_wait(comm_request *req) {
       sched_yield(); /* ranks may outnumber cores: let the peers run */
     }
   }
+  pay_test_delay(req);
   c->counters.seconds[req->kind] += MPI_Wtime() - start;
 }
 
@@ -285,16 +373,20 @@ void comm_broadcast_start(comm *c, void *buffer, size_t n_bytes, int root, comm_
 void comm_send_f32_start(comm *c, const float *buffer, size_t n_elems, int peer, int tag,
                          comm_request *req) {
   ENSURE(n_elems <= MAX_PIECE, "message of %zu elements is too large", n_elems);
-  if (begin(c, COMM_SENDRECV, req))
+  if (begin(c, COMM_SENDRECV, req)) {
     MPI_CHECK(MPI_Isend(buffer, (int)n_elems, MPI_FLOAT, peer, tag, c->mpi, &req->mpi));
+    stamp_send(c, req, peer, tag);
+  }
   count(c, COMM_SENDRECV, n_elems * sizeof(float));
 }
 
 void comm_recv_f32_start(comm *c, float *buffer, size_t n_elems, int peer, int tag,
                          comm_request *req) {
   ENSURE(n_elems <= MAX_PIECE, "message of %zu elements is too large", n_elems);
-  if (begin(c, COMM_SENDRECV, req))
+  if (begin(c, COMM_SENDRECV, req)) {
     MPI_CHECK(MPI_Irecv(buffer, (int)n_elems, MPI_FLOAT, peer, tag, c->mpi, &req->mpi));
+    stamp_recv(c, req, peer, tag);
+  }
   c->counters.calls[COMM_SENDRECV]++;
 }
 
@@ -333,6 +425,7 @@ static void quiet_barrier(comm *c, double bound, const char *phase) {
     if (bound > 0) answer_roll_call(&req, &answered);
     nanosleep(&pause, NULL);
   }
+  comm_wait(&req); /* done: only its test delay, if one is set */
 }
 
 void comm_quiet_barrier(comm *c) { quiet_barrier(c, c->watchdog_s, NULL); }

@@ -40,6 +40,18 @@
  * at once from call SEQ of group GROUP without communicating (a mismatched
  * collective), "stall:..." makes it stop there forever (a hung rank), and
  * "exit:..." makes it die there (exit status 9), as a crashed node would.
+ *
+ * Link latency for tests and benchmarks (never a tuning knob): this
+ * machine's kernel has no netem, so TESSERA_TEST_COMM_DELAY_US=D, read once
+ * when the first group is created (the same on every rank), makes every MPI
+ * call complete no earlier than D microseconds after its message or
+ * collective started: a receive D after its sender started the message (the
+ * sender's start time travels beside it on a shadow communicator, so ranks
+ * must share one clock: one machine, or jobs/cluster's hosts), a send D
+ * after it started, a collective D after its last rank started it. A
+ * blocking call pays it inside; a started request in comm_wait, so work
+ * between start and wait hides it as it hides a real link's latency
+ * (doc/design.md, "A test-only link latency"). NCCL's calls are not delayed.
  */
 #ifndef TESSERA_COMM_H
 #define TESSERA_COMM_H
@@ -85,6 +97,9 @@ typedef struct comm {
    * grid_enable_nccl; NULL: device buffers of this group go through MPI,
    * staged in host memory (parallel/comm/device_comm.h). */
   struct nccl_group *nccl;
+  /* TESSERA_TEST_COMM_DELAY_US: a duplicate of mpi carrying the calls'
+   * start times; MPI_COMM_NULL when no delay is set */
+  MPI_Comm stamps;
 } comm;
 
 typedef struct comm_request {
@@ -93,6 +108,10 @@ typedef struct comm_request {
   comm_kind kind;
   uint64_t seq;
   double started;
+  /* test-only delay: the start time sent, received or agreed (max over
+   * the group) beside the call, and its request; NULL when not delayed */
+  double *stamp;
+  MPI_Request stamp_mpi;
 } comm_request;
 
 /* Sets the hang watchdog of this group (seconds; 0 turns it off) and its
@@ -164,6 +183,9 @@ void comm_wait(comm_request *req);
 void comm_poke(comm_request *reqs, int n_reqs);
 
 const char *comm_kind_name(comm_kind kind);
+
+/* The test-only delay (TESSERA_TEST_COMM_DELAY_US) in microseconds; 0: none. */
+long comm_test_delay_us(void);
 
 /* For the group's other transport (parallel/comm/nccl_comm): the next sequence
  * number, the counters (a call and its payload bytes; time waited), and the

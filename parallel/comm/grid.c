@@ -67,6 +67,8 @@ void grid_set_watchdog(grid *g, double seconds, double phase_seconds) {
 }
 
 void grid_enable_nccl(grid *g, void *compute_stream) {
+  if (comm_test_delay_us() > 0)
+    fail_collective(EXIT_USER_ERROR, "TESSERA_TEST_COMM_DELAY_US delays MPI's calls only: use --comm mpi with it");
   comm *groups[] = {&g->tp, &g->sp, &g->dp_sp};
   for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)
     if (groups[i]->size > 1) nccl_group_create(groups[i], compute_stream);

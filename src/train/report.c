@@ -46,6 +46,10 @@ static void print_layout(const run *r) {
   printf("layout: %d ranks = dp %d x tp %d x pp %d x sp %d, ZeRO stage %d, backend %s\n", r->rt->world_size,
          r->grid.shape.dp, r->grid.shape.tp, r->grid.shape.pp, r->grid.shape.sp, cfg->zero, r->be->name);
   printf("compute: %s (rank 0); communication: %s\n", r->devices.device, r->devices.comm_path);
+  if (comm_test_delay_us() > 0) /* a test setting: nobody should read a delayed run as a tuned one */
+    printf("test-only link latency: every MPI message and collective completes >= %ld us after it started "
+           "(TESSERA_TEST_COMM_DELAY_US)\n",
+           comm_test_delay_us());
   if (r->grid.shape.pp > 1) {
     const pipeline_plan *plan = &r->plan;
     printf("pipeline: %s schedule, %d stages x %d chunks, %d micro-batches per step; layers per chunk:",
@@ -113,6 +117,7 @@ static void record_start(run *r, const memory_report *mem, const int64_t *stages
   metrics_int(mx, "tp", r->grid.shape.tp);
   metrics_int(mx, "pp", p);
   metrics_int(mx, "sp", r->grid.shape.sp);
+  if (comm_test_delay_us() > 0) metrics_int(mx, "test_comm_delay_us", comm_test_delay_us());
   metrics_int(mx, "micro_batches", r->plan.micro_batches);
   metrics_num(mx, "bubble_formula",
               pipe_schedule_bubble_formula(r->plan.stages, r->plan.micro_batches, r->plan.chunks_per_stage));
