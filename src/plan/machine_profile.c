@@ -4,9 +4,11 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fail.h"
 
@@ -175,10 +177,24 @@ double machine_profile_inter_bandwidth_per_rank(const machine_profile *p) {
   return p->inter_node.bandwidth * p->nics_per_node / p->gpus_per_node;
 }
 
+/* A shipped profile beside the running binary: tessera run from its build
+ * folder (not installed) finds the tree's profiles/ there. */
+static bool profile_beside_binary(const char *name, char *out, size_t out_bytes) {
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return false;
+  exe[n] = '\0';
+  char *slash = strrchr(exe, '/');
+  if (!slash) return false;
+  *slash = '\0';
+  const int written = snprintf(out, out_bytes, "%s/profiles/%s.json", exe, name);
+  return written > 0 && (size_t)written < out_bytes && access(out, R_OK) == 0;
+}
+
 void machine_profile_resolve(const char *name, char *out, size_t out_bytes) {
   const size_t n = strlen(name);
   if (strchr(name, '/') || (n > 5 && strcmp(name + n - 5, ".json") == 0))
     snprintf(out, out_bytes, "%s", name);
-  else
+  else if (!profile_beside_binary(name, out, out_bytes))
     snprintf(out, out_bytes, "%s/profiles/%s.json", TESSERA_DATADIR, name);
 }
