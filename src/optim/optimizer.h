@@ -35,6 +35,7 @@
 
 #include "backend.h"
 #include "model.h"
+#include "optimizer_offload.h"
 #include "zero.h"
 
 typedef struct adamw_settings {
@@ -44,7 +45,8 @@ typedef struct adamw_settings {
 typedef struct optimizer {
   const backend *be;
   adamw_settings settings;
-  f32_t *master, *m, *v;   /* this rank's range only */
+  f32_t *master, *m, *v;   /* this rank's range only; NULL when offloaded */
+  offload_state *offload;  /* --offload-optimizer: where the range's state lives instead, or NULL */
   size_t n_elems;          /* the whole flat buffer */
   zero *zero;              /* the run's ZeRO, or NULL (one rank's whole buffer) */
   comm *shard_group;       /* the group the ranges are cut over, or NULL */
@@ -63,6 +65,13 @@ typedef enum optimizer_state { OPT_MASTER, OPT_ADAM_M, OPT_ADAM_V, OPT_N_STATES 
  * buffer). z: the run's ZeRO (parallel/zero), or NULL. */
 void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const float *host_init,
                       adamw_settings settings, zero *z);
+/* The same with the range's state offloaded as `offload` asks
+ * (optimizer_offload.h; NULL or OFFLOAD_NONE: on the backend). */
+void optimizer_create_offloaded(optimizer *opt, const backend *be, const model *mdl, const float *host_init,
+                                adamw_settings settings, zero *z, const offload_request *offload);
+/* The host array of m (which 1) or v (2) when the state is host memory a
+ * checkpoint load can read into; else NULL. */
+float *optimizer_moment_host(const optimizer *opt, int which);
 
 /* The whole buffer of one state in host (n_elems floats) on every rank of
  * the shard group, each range from its holder (collective over the group). */
