@@ -38,6 +38,17 @@ struct offload_file {
   char error[MESSAGE_BYTES]; /* the first failure, "" while none */
 };
 
+#define MAGIC "TESSERA-OFFLOAD-STATE "
+
+bool offload_file_is_one(const char *path) {
+  char head[sizeof MAGIC] = "";
+  FILE *fp = fopen(path, "rb");
+  if (!fp) return false;
+  const size_t n = fread(head, 1, sizeof MAGIC - 1, fp);
+  fclose(fp); /* read only: nothing to lose */
+  return n == sizeof MAGIC - 1 && memcmp(head, MAGIC, n) == 0;
+}
+
 void offload_file_name(const char *dir, int rank, char *out, size_t out_bytes) {
   snprintf(out, out_bytes, "%s/tessera-offload-rank%05d.state", dir, rank);
 }
@@ -148,7 +159,7 @@ static int write_header(offload_file *f, const char *run_label, int world) {
   char *header = (char *)f->slots[0]; /* aligned, free until the first chunk */
   memset(header, 0, HEADER_BYTES);
   snprintf(header, HEADER_BYTES,
-           "TESSERA-OFFLOAD-STATE 1\n"
+           MAGIC "1\n"
            "NOT A CHECKPOINT: the working copy of one rank's optimizer state (fp32 master weights, Adam m and v)\n"
            "while a run trains with --offload-optimizer nvme; deleted at the run's end; a killed run leaves it\n"
            "behind and the next run in this folder replaces it. Checkpoints are the .h5 files of --save-dir.\n"

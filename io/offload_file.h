@@ -29,6 +29,9 @@
 
 typedef struct offload_file offload_file;
 
+/* Whether path begins as an offload file does (its header's first line). */
+bool offload_file_is_one(const char *path);
+
 /* The file name of a rank's state in dir. */
 void offload_file_name(const char *dir, int rank, char *out, size_t out_bytes);
 

@@ -1,6 +1,7 @@
 /* optimizer_offload — see optimizer_offload.h. */
 #include "optimizer_offload.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +141,15 @@ static void update_chunk(offload_state *s, size_t k, float *st[3], const act_t *
   be->act_from_host(act_at(be, weights, off), st[0], n);
 }
 
+/* Test-only, never set in production: TESSERA_TEST_OFFLOAD_KILL=STEP makes
+ * every rank SIGKILL itself in the middle of step STEP's nvme update (chunk 0
+ * written, the rest not), as a node lost mid-training leaves the files
+ * (tests/offload.sh). */
+static void die_if_asked(int64_t step_t) {
+  const char *v = getenv("TESSERA_TEST_OFFLOAD_KILL");
+  if (v && atoll(v) == step_t && raise(SIGKILL) != 0) fail_local(EXIT_INTERNAL_ERROR, "raise(SIGKILL) failed");
+}
+
 void offload_state_step(offload_state *s, const act_t *grad, act_t *weights, float lr, float beta1, float beta2,
                         float eps, float grad_scale, int64_t step_t) {
   const adam_args a = {lr, beta1, beta2, eps, grad_scale, step_t};
@@ -163,6 +173,7 @@ void offload_state_step(offload_state *s, const act_t *grad, act_t *weights, flo
     chunk_states(s, k, slot, st);
     update_chunk(s, k, st, grad, weights, &a);
     offload_file_write(s->file, k, slot);
+    if (k == 0) die_if_asked(step_t);
     if (k + 2 < s->n_chunks) {
       const int next = (int)((k + 2) % OFFLOAD_FILE_SLOTS);
       reads[next] = offload_file_read(s->file, k + 2, next);
