@@ -60,21 +60,12 @@ static void build_tables(offload_state *s, const tensor_segment *segs, int n_seg
   free(cut);
 }
 
-/* Host memory for the offloaded state, counted as such (memory_tally.h). */
-static float *host_alloc(size_t n_elems) {
-  void *p = NULL;
-  const size_t bytes = n_elems * sizeof(float);
-  if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0)
-    fail_local(EXIT_USER_ERROR, "out of memory allocating %.1f MiB of offloaded optimizer state", bytes / MiB);
-  memory_tally_add(p, bytes);
+/* Host memory for the offloaded state, from the backend (pinned on CUDA),
+ * counted as offloaded (memory_tally.h). */
+static float *host_alloc(const backend *be, size_t n_elems, const char *what) {
+  float *p = be->alloc_host(n_elems, what);
   memory_tally_claim(p, MEMORY_OFFLOADED);
   return p;
-}
-
-static void host_free(float *p) {
-  if (!p) return;
-  memory_tally_remove(p);
-  free(p);
 }
 
 offload_state *offload_state_create(const offload_request *req, const backend *be, size_t n_own,
@@ -88,11 +79,11 @@ offload_state *offload_state_create(const offload_request *req, const backend *b
   s->chunk_elems = req->kind == OFFLOAD_NVME ? offload_file_chunk_elems(req->file) : req->chunk_elems;
   s->n_chunks = (n_own + s->chunk_elems - 1) / s->chunk_elems;
   if (req->kind == OFFLOAD_HOST)
-    for (int i = 0; i < 3; i++) s->state[i] = host_alloc(n_own);
+    for (int i = 0; i < 3; i++) s->state[i] = host_alloc(be, n_own, "offloaded optimizer state");
   else
     s->file = req->file;
   build_tables(s, update_segments, n_update);
-  if (be->kind != BACKEND_CPU) s->grad_stage = host_alloc(s->chunk_elems);
+  if (be->kind != BACKEND_CPU) s->grad_stage = host_alloc(be, s->chunk_elems, "offload gradient staging");
   offload_state_write(s, master_init, NULL, NULL);
   return s;
 }
@@ -101,8 +92,9 @@ void offload_state_free(offload_state *s) {
   if (!s) return;
   for (size_t k = 0; k < s->n_chunks; k++) s->host->segments_free(s->tables[k]);
   free(s->tables);
-  for (int i = 0; i < 3; i++) host_free(s->state[i]);
-  host_free(s->grad_stage);
+  for (int i = 0; i < 3; i++)
+    if (s->state[i]) s->be->free_host(s->state[i]);
+  if (s->grad_stage) s->be->free_host(s->grad_stage);
   if (s->file) offload_file_remove(s->file);
   free(s);
 }
