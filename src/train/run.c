@@ -132,9 +132,15 @@ static offload_request offload_of(run *r, size_t n_own) {
 static void create_training_state(run *r) {
   const config *cfg = r->cfg;
   model *m = &r->mdl;
-  float *host_params = xmalloc(m->layout.reg.n_local_total * sizeof *host_params, "initial parameters");
+  /* where the model's whole weights are fp32 host memory (the CPU backend
+   * without ZeRO 3) they are made in place: a separate copy would add 4
+   * bytes per parameter to the peak resident memory (freed before step 1,
+   * but the peak is what limits the model size; doc/design.md) */
+  const bool in_place = r->be->kind == BACKEND_CPU && !m->w.windowed_params;
+  float *host_params = in_place ? r->be->host_pointer(m->w.params)
+                                : xmalloc(m->layout.reg.n_local_total * sizeof *host_params, "initial parameters");
   param_init_all(&m->layout.reg, (uint64_t)cfg->seed, host_params);
-  model_load_params(m, host_params);
+  if (!in_place) model_load_params(m, host_params);
   zero_setup setup = {.stage = cfg->zero,
                       .group = &r->grid.dp_sp,
                       .pp = &r->grid.pp,
@@ -151,7 +157,7 @@ static void create_training_state(run *r) {
   const adamw_settings adam = {cfg->beta1, cfg->beta2, cfg->adam_eps, cfg->weight_decay, cfg->grad_clip};
   const offload_request offload = offload_of(r, r->zero.part.n_own);
   optimizer_create_offloaded(&r->opt, r->be, m, host_params, adam, &r->zero, &offload);
-  free(host_params);
+  if (!in_place) free(host_params);
 }
 
 /* Rank 0 opens the metrics file only now that the input is known to be
