@@ -1,9 +1,10 @@
 #!/bin/sh
 # offload — --offload-optimizer host|nvme:DIR on the CPU backend
 # (doc/design.md, "Optimizer offload"):
-#  (a) ZeRO 1, 2 and 3 on 2 ranks, and tp 2 x dp 2 (ZeRO 1) and pp 2 x dp 2
-#      (ZeRO 1: ZeRO 2 and 3 refuse a pipeline) on 4 ranks: every loss and gradient norm of the offloaded
-#      runs EQUALS the run without offload, as printed (tolerance 0): the
+#  (a) ZeRO 1, 2 and 3 on 2 ranks, and tp 2 x dp 2 (ZeRO 1) and pp 2 x
+#      dp 2 (ZeRO 1: ZeRO 2 and 3 refuse a pipeline) on 4 ranks: every loss
+#      and gradient norm of the offloaded runs EQUALS the run without
+#      offload, as printed (tolerance 0): the
 #      host's update is the CPU backend's AdamW element for element (the
 #      same function, fp32, no FMA contraction: ISO C mode) over the same
 #      segments cut at chunk bounds, and an element's update reads only its
