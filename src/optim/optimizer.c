@@ -106,13 +106,24 @@ void optimizer_free(optimizer *opt) {
 }
 
 void optimizer_gather(const optimizer *opt, optimizer_state which, float *host) {
-  if (opt->offload) {
-    offload_state_read(opt->offload, (int)which, host + opt->part->start);
+  float *all[OPT_N_STATES] = {NULL};
+  all[which] = host;
+  optimizer_gather_all(opt, all);
+}
+
+void optimizer_gather_all(const optimizer *opt, float *const host[OPT_N_STATES]) {
+  const size_t start = opt->part->start;
+  if (opt->offload) { /* one pass over the file for all three */
+    float *range[OPT_N_STATES];
+    for (int i = 0; i < OPT_N_STATES; i++) range[i] = host[i] ? host[i] + start : NULL;
+    offload_state_read(opt->offload, range);
   } else {
-    const f32_t *range = which == OPT_MASTER ? opt->master : which == OPT_ADAM_M ? opt->m : opt->v;
-    opt->be->f32_to_host(host + opt->part->start, range, opt->part->n_own);
+    const f32_t *state[OPT_N_STATES] = {opt->master, opt->m, opt->v};
+    for (int i = 0; i < OPT_N_STATES; i++)
+      if (host[i]) opt->be->f32_to_host(host[i] + start, state[i], opt->part->n_own);
   }
-  zero_partition_allgather_host(opt->part, opt->shard_group, host);
+  for (int i = 0; i < OPT_N_STATES; i++)
+    if (host[i]) zero_partition_allgather_host(opt->part, opt->shard_group, host[i]);
 }
 
 /* from host unless src already is dst's host view */

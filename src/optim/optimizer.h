@@ -76,6 +76,9 @@ float *optimizer_moment_host(const optimizer *opt, int which);
 /* The whole buffer of one state in host (n_elems floats) on every rank of
  * the shard group, each range from its holder (collective over the group). */
 void optimizer_gather(const optimizer *opt, optimizer_state which, float *host);
+/* The same for every state host[i] that is not NULL (an offloaded state
+ * is read from its file once for all three). */
+void optimizer_gather_all(const optimizer *opt, float *const host[OPT_N_STATES]);
 /* Restores the state from host copies of this rank's range only
  * (part->n_own floats each); step is the number of optimizer steps
  * already taken. A copy that is the optimizer's own buffer (its host_pointer: a

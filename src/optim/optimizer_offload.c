@@ -175,12 +175,23 @@ void offload_state_step(offload_state *s, const act_t *grad, act_t *weights, flo
    * the file next queues behind them */
 }
 
-void offload_state_read(offload_state *s, int which, float *host) {
+void offload_state_read(offload_state *s, float *const host[3]) {
   float *st[3];
+  uint64_t reads[OFFLOAD_FILE_SLOTS] = {0};
+  /* nvme: chunk k+1 is read while chunk k is copied out */
+  if (s->kind == OFFLOAD_NVME && s->n_chunks) reads[0] = offload_file_read(s->file, 0, 0);
   for (size_t k = 0; k < s->n_chunks; k++) {
-    if (s->kind == OFFLOAD_NVME) offload_file_wait(s->file, offload_file_read(s->file, k, 0));
-    chunk_states(s, k, 0, st);
-    memcpy(host + k * s->chunk_elems, st[which], chunk_len(s, k) * sizeof(float));
+    const int slot = (int)(k % OFFLOAD_FILE_SLOTS);
+    if (s->kind == OFFLOAD_NVME) {
+      offload_file_wait(s->file, reads[slot]);
+      if (k + 1 < s->n_chunks) {
+        const int next = (int)((k + 1) % OFFLOAD_FILE_SLOTS);
+        reads[next] = offload_file_read(s->file, k + 1, next);
+      }
+    }
+    chunk_states(s, k, slot, st);
+    for (int i = 0; i < 3; i++)
+      if (host[i]) memcpy(host[i] + k * s->chunk_elems, st[i], chunk_len(s, k) * sizeof(float));
   }
 }
 

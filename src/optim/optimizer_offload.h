@@ -55,8 +55,9 @@ void offload_state_free(offload_state *s);
 void offload_state_step(offload_state *s, const act_t *grad, act_t *weights, float lr, float beta1, float beta2,
                         float eps, float grad_scale, int64_t step_t);
 
-/* State `which` (0 master, 1 m, 2 v) of the range into host (n_own floats). */
-void offload_state_read(offload_state *s, int which, float *host);
+/* The states of the range into host[0] (master), host[1] (m), host[2]
+ * (v), n_own floats each; a NULL one is skipped. The file is read once. */
+void offload_state_read(offload_state *s, float *const host[3]);
 /* The three states from host copies of the range (NULL moments: zeros). */
 void offload_state_write(offload_state *s, const float *master, const float *m, const float *v);
 /* The host array of state `which` when the state is in host memory, else NULL. */
