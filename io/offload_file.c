@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -139,7 +140,18 @@ static int check_dir(const char *dir, char *err, size_t err_bytes) {
 
 /* Opens path fresh: O_DIRECT when the file system takes it. */
 static int open_fresh(offload_file *f) {
-  if (unlink(f->path) != 0 && errno != ENOENT) return -1; /* a killed run's copy: replaced */
+  /* a file of the same name held (flock) by a live run is refused; one a
+   * killed run left is replaced */
+  const int old = open(f->path, O_RDONLY);
+  if (old >= 0) {
+    const bool held = flock(old, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(old); /* read only, and its lock (if we got it) goes with it */
+    if (held) {
+      errno = EBUSY;
+      return -1;
+    }
+  }
+  if (unlink(f->path) != 0 && errno != ENOENT) return -1;
 #ifdef O_DIRECT
   f->fd = open(f->path, O_RDWR | O_CREAT | O_EXCL | O_DIRECT, 0600);
   if (f->fd >= 0) {
@@ -152,10 +164,16 @@ static int open_fresh(offload_file *f) {
   return f->fd >= 0 ? 0 : -1;
 }
 
+/* Ours while the run lives (open_fresh's test); 0 or errno. */
+static int lock_file(offload_file *f) { return flock(f->fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno; }
+
 /* The header (one aligned block of text) and the whole file's blocks. 0 or errno. */
 static int write_header(offload_file *f, const char *run_label, int world) {
   int status = posix_fallocate(f->fd, 0, chunk_offset(f, f->n_chunks));
-  if (status) return status;
+  /* a file system without fallocate (glibc's emulation writes single bytes,
+   * which O_DIRECT refuses): the size without the reservation */
+  if ((status == EINVAL || status == EOPNOTSUPP) && ftruncate(f->fd, chunk_offset(f, f->n_chunks)) != 0) return errno;
+  if (status && status != EINVAL && status != EOPNOTSUPP) return status;
   char *header = (char *)f->slots[0]; /* aligned, free until the first chunk */
   memset(header, 0, HEADER_BYTES);
   snprintf(header, HEADER_BYTES,
@@ -211,12 +229,15 @@ offload_file *offload_file_create(const char *dir, int rank, int world, size_t n
     free_parts(f);
     return NULL;
   }
-  int e = open_fresh(f) ? errno : write_header(f, run_label, world);
+  int e = open_fresh(f) ? errno : lock_file(f);
+  if (!e) e = write_header(f, run_label, world);
   if (e) {
     *status = EXIT_USER_ERROR;
     snprintf(err, err_bytes, "--offload-optimizer nvme:%s: rank %d cannot create '%s' (%.1f MiB): %s%s", dir, rank,
              f->path, (double)chunk_offset(f, f->n_chunks) / 1048576.0, strerror(e),
-             e == ENOSPC ? ": free space there or name another folder" : ": name a writable folder");
+             e == ENOSPC  ? ": free space there or name another folder"
+             : e == EBUSY ? " (another run is using it): give each run its own folder"
+                          : ": name a writable folder");
     if (f->fd >= 0) close(f->fd), unlink(f->path);
     free_parts(f);
     return NULL;
@@ -247,7 +268,7 @@ void offload_file_remove(offload_file *f) {
   pthread_mutex_unlock(&f->lock);
   pthread_join(f->thread, NULL);
   if (close(f->fd) != 0) fail_local(EXIT_IO_ERROR, "rank %d: closing '%s': %s", f->rank, f->path, strerror(errno));
-  if (unlink(f->path) != 0)
+  if (unlink(f->path) != 0 && errno != ENOENT) /* ENOENT: removed by hand meanwhile, nothing left to do */
     fail_local(EXIT_IO_ERROR, "rank %d: removing the offload file '%s': %s", f->rank, f->path, strerror(errno));
   pthread_mutex_destroy(&f->lock);
   pthread_cond_destroy(&f->changed);

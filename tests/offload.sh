@@ -28,8 +28,9 @@
 #  (d) a checkpoint saved without offload resumes into nvme offload, whose
 #      save resumes without: the losses of the uninterrupted run;
 #  (e) refusals, exit 1 and one line: a folder that does not exist, a file
-#      instead of a folder, a bad value; with a tmpfs (when mount works
-#      here): a full folder (64 KiB) and a read-only one.
+#      instead of a folder, a bad value, a folder whose offload file a live
+#      run holds (flock); with a tmpfs (when mount works here): a full
+#      folder (64 KiB) and a read-only one.
 # The emulated CUDA backend's runs are in tests/cuda_lib.sh (cuda_offload).
 . "$TESTS_SRCDIR/lib.sh"
 
@@ -132,6 +133,18 @@ touch "$work/plain"
 bad "a file, not a folder" "not a folder" "nvme:$work/plain"
 bad "an unknown target" "offload_optimizer = 'disk': use none, host or nvme:DIR" disk
 bad "nvme without a folder" "use none, host or nvme:DIR" "nvme:"
+# a folder whose offload file another live run holds (its flock, taken here by flock(1))
+mkdir -p "$work/busy"; touch "$work/busy/tessera-offload-rank00000.state"
+if command -v flock > /dev/null 2>&1; then
+  (exec 9> "$work/busy/tessera-offload-rank00000.state"; flock 9 && exec sleep 60) & holder=$! # the sleep holds it
+  sleep 1
+  bad "a folder in use by another run" "another run is using it" "nvme:$work/busy"
+  kill "$holder" 2> /dev/null; wait "$holder" 2> /dev/null
+  [ -e "$work/busy/tessera-offload-rank00000.state" ] && pass "the other run's file is left alone" \
+    || fail "the refused run removed the other run's file"
+else
+  echo "NOTE: flock(1) not found (util-linux): the folder-in-use case is not run"
+fi
 mkdir -p "$work/full" "$work/ro"
 if mount -t tmpfs -o size=64k tmpfs "$work/full" 2> "$work/mount.err"; then
   mounts="$work/full"
