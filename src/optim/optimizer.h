@@ -27,6 +27,12 @@
  * (one launch instead of one per tensor), with the per-tensor ops'
  * arithmetic: on the CPU every result is what the per-tensor loop gave,
  * bit for bit.
+ *
+ * Offload (--offload-optimizer, optimizer_offload.h): master, m and v of
+ * the range live in host memory or a file instead of backend buffers
+ * (master, m, v are then NULL); the step runs the CPU's AdamW on them
+ * chunk by chunk and writes the compute weights; gather and load go
+ * through the offloaded copy, so checkpoints do not see the difference.
  */
 #ifndef TESSERA_OPTIMIZER_H
 #define TESSERA_OPTIMIZER_H
