@@ -16,6 +16,7 @@
 #include "direct_reader.h"
 #include "direct_writer.h"
 #include "fail.h"
+#include "offload_file.h"
 #include "file_range.h"
 
 /* The first failure of a file whose writer keeps write errors. */
@@ -160,6 +161,11 @@ int ckpt_file_open(ckpt_file *f, const char *path, MPI_Comm comm, char *err, siz
   hid_t fapl = access_plist(comm, f);
   f->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
   H5Pclose(fapl);
+  if (f->file < 0 && offload_file_is_one(path)) { /* a user's likely slip: say what it is */
+    snprintf(err, err_bytes, "'%s' is a training run's offloaded optimizer state (--offload-optimizer nvme), a working "
+             "file, not a checkpoint: checkpoints are the step_*.h5 files of --save-dir", path);
+    return EXIT_USER_ERROR;
+  }
   if (f->file < 0) {
     snprintf(err, err_bytes, "checkpoint '%s' is not a readable HDF5 file (truncated or damaged)",
              path);

@@ -41,6 +41,11 @@
   X(f32_t *, alloc_f32, (size_t n_elems, const char *what))                                                    \
   X(ids_t *, alloc_ids, (size_t n_elems, const char *what))                                                    \
   X(void, free_buffer, (void *buffer))                                                                         \
+  /* Host memory the backend copies to and from fastest (pinned on CUDA,                                      \
+   * plain on the CPU), for the optimizer's offloaded state; counted by the                                    \
+   * memory tally like a buffer (its owner claims the kind); free_host frees. */                               \
+  X(float *, alloc_host, (size_t n_elems, const char *what))                                                   \
+  X(void, free_host, (float *buffer))                                                                          \
   X(void, zero_act, (act_t *x, size_t n_elems))                                                                \
   X(void, zero_f32, (f32_t *x, size_t n_elems))                                                                \
   X(void, act_from_host, (act_t *dst, const float *src, size_t n_elems))                                       \

@@ -10,7 +10,11 @@
  * Kinds as doc/design.md ("Memory per rank") defines them: weights (the
  * compute copy and the fp32 master), gradients, optimizer state (Adam's
  * moments), activations (the arenas of src/model/activations.c), and other
- * (communication buffers, token ids, scratch, workspaces). Process-wide
+ * (communication buffers, token ids, scratch, workspaces); and offloaded:
+ * with --offload-optimizer, the host RAM the optimizer's master weights and
+ * moments take instead of the backend's memory (host: all of the range;
+ * nvme: only the chunk buffers), registered by its owner with
+ * memory_tally_add and claimed as MEMORY_OFFLOADED. Process-wide
  * and thread-safe; buffers that never go through a backend (host staging
  * with malloc) are not counted.
  */
@@ -25,10 +29,11 @@ typedef enum memory_kind {
   MEMORY_OPTIMIZER,
   MEMORY_ACTIVATIONS,
   MEMORY_OTHER,
+  MEMORY_OFFLOADED, /* host RAM of optimizer state moved off the backend (--offload-optimizer) */
   MEMORY_N_KINDS
 } memory_kind;
 
-/* For backends: a buffer of `bytes` now exists at `buffer` / is gone. */
+/* For backends (and the offloaded state's host buffers): a buffer of `bytes` now exists at `buffer` / is gone. */
 void memory_tally_add(const void *buffer, size_t bytes);
 void memory_tally_remove(const void *buffer);
 

@@ -18,6 +18,8 @@
 #      on the CPU resumes on CUDA: the loaded fp32 master weights are the
 #      saved ones bit for bit (the file holds fp32 master weights whatever
 #      computed them), and the resumed runs continue within tolerance;
+#  (d) --offload-optimizer host and nvme at ZeRO 1/2/3 against the same
+#      stage without it (cuda_offload), and the memory moved to the host;
 #  and --comm nccl on the CPU backend is refused with a message.
 #
 # Tolerances (relative, per step, over all 10 steps). bf16 keeps 8
@@ -118,6 +120,35 @@ tp_bytes_per_step() {
     || fail "$1: tp bytes per step $got, formula with $w-byte activations $want"
 }
 
+# cuda_offload — (d) --offload-optimizer on CUDA (2 ranks, --comm mpi), each
+# against the same ZeRO stage without offload from (b): host at ZeRO 1, nvme
+# at ZeRO 2 and 3. The host runs the CPU's AdamW on the fp32 master weights
+# where the plain run runs the CUDA kernel; the gradients reach the host
+# exactly (bf16 widened) and the new weights are rounded to bf16 as the
+# kernel's cast rounds them, so the difference is the two AdamW codes'
+# fp32 arithmetic: none on the emulator (the kernel compiled for the host
+# does the CPU's operations; tests/cuda_training_emulated.sh asserts equal
+# losses), an FMA contraction's last bit on a GPU — within the bf16
+# tolerances above. The memory: the fp32 master (4S bytes, S = rank 0's
+# range ⌈Ψ/2⌉) leaves the device weights and Adam's 8S the device
+# optimizer; host (pinned) holds 12S plus one chunk of gradient staging (4C).
+cuda_offload() {
+  mkdir -p "$work/offload"
+  for oc in "zero1_host 1 host" "zero2_nvme 2 nvme:$work/offload" "zero3_nvme 3 nvme:$work/offload"; do
+    set -- $oc
+    if cuda_run "$CUDA_BIN" "$1" 2 --backend cuda --comm mpi --zero "$2" --offload-optimizer "$3" \
+      --offload-chunk-mb 0.01; then compare "$1" "zero$2"
+    else fail "$1: run failed"; tail -n 8 "$work/$1.out"; fi
+  done
+  field() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$2" | head -n 1; }
+  psi=$(field params_local "$work/zero1.jsonl"); S=$(( (psi + 1) / 2 ))
+  want="$(( $(field mem_weights "$work/zero1.jsonl") - 4 * S )) 0 $(( 12 * S + 4 * 3072 ))"
+  got="$(field mem_weights "$work/zero1_host.jsonl") $(field mem_optimizer "$work/zero1_host.jsonl") $(field mem_offloaded "$work/zero1_host.jsonl")"
+  [ "$got" = "$want" ] && pass "zero1_host: device weights, device optimizer, pinned host bytes = $got (S = $S)" \
+    || fail "zero1_host: memory $got, the formula $want (S = $S)"
+  [ -z "$(ls "$work/offload")" ] || fail "the nvme runs left $(ls "$work/offload")"
+}
+
 cuda_suite() {
   prep_corpus "$work/data" 60000
   # ---- (a) CUDA against the CPU backend
@@ -166,6 +197,9 @@ cuda_suite() {
   got_dp=$(grep '^{"step":3,"loss"' "$work/dp2.jsonl" | sed -n 's/.*"comm_bytes_dp_sp":\([0-9]*\).*/\1/p')
   [ "$got_dp" = "$want_dp" ] && pass "dp2: staged dp x sp bytes per step $got_dp = fp32 formula" \
     || fail "dp2: staged dp x sp bytes per step $got_dp, fp32 formula $want_dp"
+
+  # ---- (d) optimizer offload
+  cuda_offload
 
   # ---- (c) checkpoints move between backends
   save_then_resume cuda_to_cpu "$CUDA_BIN" cuda "$TESSERA" cpu cuda1

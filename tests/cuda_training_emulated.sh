@@ -21,6 +21,11 @@ command -v g++ > /dev/null 2>&1 && command -v python3 > /dev/null 2>&1 \
   || { cat "$work/build.out"; fail "building tessera on the emulated CUDA backend"; finish; }
 CUDA_BIN="$work/emu/tessera"
 cuda_suite
+# the emulated kernel is the CPU's arithmetic: offloaded runs equal the plain ones exactly (cuda_lib.sh, (d))
+for o in zero1_host:zero1 zero2_nvme:zero2 zero3_nvme:zero3; do
+  cmp -s "$work/${o%%:*}.losses" "$work/${o#*:}.losses" && cmp -s "$work/${o%%:*}.norms" "$work/${o#*:}.norms" \
+    && pass "${o%%:*}: losses and gradient norms equal to ${o#*:}'s, as printed" || fail "${o%%:*} differs from ${o#*:}"
+done
 grep -q '"device":"host emulation of CUDA' "$work/cuda1.jsonl" && pass "the device is the emulation" \
   || fail "the emulated binary did not compute on its emulated GPU"
 

@@ -30,6 +30,8 @@ static void free_buffer(void *buffer) {
   memory_tally_remove(buffer);
   free(buffer);
 }
+static float *alloc_host(size_t n, const char *what) { return aligned_buffer(n * sizeof(float), what); }
+static void free_host(float *buffer) { free_buffer(buffer); }
 static void zero_act(act_t *x, size_t n) { memset(x, 0, n * sizeof(float)); }
 static void zero_f32(f32_t *x, size_t n) { memset(x, 0, n * sizeof(float)); }
 static void act_from_host(act_t *dst, const float *src, size_t n) { memmove(dst, src, n * sizeof(float)); }

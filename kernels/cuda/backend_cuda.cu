@@ -55,6 +55,23 @@ static void free_buffer(void *buffer) {
   memory_tally_remove(buffer);
   if (buffer) CUDA_CHECK(cudaFree(buffer));
 }
+/* pinned: the offloaded optimizer's copies run at the bus's speed, without
+ * the driver's staging through a pinned bounce buffer */
+static float *alloc_host(size_t n, const char *what) {
+  void *p = NULL;
+  const size_t n_bytes = n * sizeof(float);
+  cudaError_t status = cudaMallocHost(&p, n_bytes ? n_bytes : 256);
+  if (status == cudaErrorMemoryAllocation)
+    fail_local(EXIT_USER_ERROR, "out of pinned host memory allocating %.1f MiB for %s", (double)n_bytes / (1 << 20),
+               what);
+  CUDA_CHECK(status);
+  memory_tally_add(p, n_bytes);
+  return (float *)p;
+}
+static void free_host(float *buffer) {
+  memory_tally_remove(buffer);
+  if (buffer) CUDA_CHECK(cudaFreeHost(buffer));
+}
 static void zero_act(act_t *x, size_t n) { CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof(bf16), op_stream)); }
 static void zero_f32(f32_t *x, size_t n) { CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof(float), op_stream)); }
 

@@ -40,7 +40,7 @@ static load_target load_target_of(model *m, optimizer *opt) {
   t.into_model = be->act_elem_bytes == sizeof(float) && !m->w.windowed_params && be->host_pointer(m->w.params) != NULL;
   t.weights = t.into_model ? be->host_pointer(m->w.params)
                            : xmalloc(m->layout.reg.n_local_total * sizeof(float), "checkpoint weights");
-  float *own[2] = {be->host_pointer(opt->m), be->host_pointer(opt->v)};
+  float *own[2] = {optimizer_moment_host(opt, OPT_ADAM_M), optimizer_moment_host(opt, OPT_ADAM_V)};
   for (int i = 0; i < 2; i++) {
     t.own_moments[i] = own[i] != NULL;
     t.moments[i] = own[i] ? own[i] : xmalloc(opt->part->n_own * sizeof(float), "checkpoint moments");

@@ -86,7 +86,7 @@ static void stage(checkpoint_saver *s) {
    * takes part in the gathers over dp×sp, without ZeRO it has nothing to
    * do (and its copy would take memory bandwidth and cores from the writer). */
   if (!s->first_replica && !s->opt->shard_group) return;
-  for (int st = 0; st < OPT_N_STATES; st++) optimizer_gather(s->opt, (optimizer_state)st, s->state[st]);
+  optimizer_gather_all(s->opt, s->state);
   const grid *g = s->g;
   if (!s->single_writer || !s->first_replica || (g->shape.tp == 1 && g->shape.pp == 1)) return;
   ckpt_gather_shards(s->g, s->m, &s->whole, s->owner, OPT_N_STATES, s->state, s->shards, s->scratch);

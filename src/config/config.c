@@ -147,6 +147,13 @@ static const key_spec key_table[] = {
    "print a step line every N steps (and the first and last); the metrics file has every step"},
   {"peak_tflops", "run", KEY_DOUBLE, FIELD(peak_tflops), "0", 0, 1e9, NULL,
    "peak TFLOP/s per rank for MFU (0: measure sgemm at start-up)"},
+  {"offload_optimizer", "run", KEY_STRING, FIELD(offload_optimizer), "none", 0, 0, NULL,
+   "where the fp32 master weights and Adam moments of this rank's ZeRO range live: none (with the "
+   "compute weights), host (host memory, updated by the host's AdamW) or nvme:DIR (a file per rank "
+   "in DIR, read and written with O_DIRECT a chunk at a time)"},
+  {"offload_chunk_mb", "run", KEY_DOUBLE, FIELD(offload_chunk_mb), "16", 0.001, 65536, NULL,
+   "with offload_optimizer, MiB of each state (master, m, v) the update handles at a time; nvme keeps "
+   "three such chunks of all three states in RAM"},
   {"save_dir", "run", KEY_STRING, FIELD(save_dir), "", 0, 0, NULL, "checkpoint directory"},
   {"save_every", "run", KEY_INT64, FIELD(save_every), "0", 0, BIG, NULL, "checkpoint every N steps"},
   {"resume", "run", KEY_STRING, FIELD(resume), "", 0, 0, NULL,
@@ -533,6 +540,12 @@ int config_validate(const config *cfg, char *err, size_t err_bytes) {
     snprintf(err, err_bytes,
              "batch_size = %d is not divisible by micro_batch_size = %d; choose a batch_size that is a multiple of it",
              cfg->batch_size, cfg->micro_batch_size);
+    return EXIT_USER_ERROR;
+  }
+  if (strcmp(cfg->offload_optimizer, "none") != 0 && strcmp(cfg->offload_optimizer, "host") != 0 &&
+      !(strncmp(cfg->offload_optimizer, "nvme:", 5) == 0 && cfg->offload_optimizer[5])) {
+    snprintf(err, err_bytes, "offload_optimizer = '%s': use none, host or nvme:DIR (a folder for the per-rank files)",
+             cfg->offload_optimizer);
     return EXIT_USER_ERROR;
   }
   return 0;

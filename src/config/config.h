@@ -93,6 +93,8 @@ typedef struct config {
   int64_t save_every;
   char resume[PATH_BYTES];
   char init_from[PATH_BYTES];
+  char offload_optimizer[PATH_BYTES]; /* none | host | nvme:DIR */
+  double offload_chunk_mb;
   bool async_save;
   int64_t stop_at_step;
   int keep;

@@ -19,7 +19,8 @@ static bool sharded_grads(const optimizer *opt) { return opt->zero && zero_shard
 /* The segment tables of a step (optimizer.h), in registry order, as the
  * per-tensor loops they replace visited the tensors: the norm's groups are
  * then summed in the same order. Empty parts are left out (they added 0). */
-static void build_segments(optimizer *opt, const model *mdl) {
+static void build_segments(optimizer *opt, const model *mdl, const float *master_init,
+                           const offload_request *offload) {
   const registry *reg = &mdl->layout.reg;
   const int n_params = reg->n_params;
   tensor_segment *update = xmalloc((size_t)(n_params ? n_params : 1) * sizeof *update, "segment list");
@@ -45,6 +46,8 @@ static void build_segments(optimizer *opt, const model *mdl) {
       norm[n_norm++] = (tensor_segment){.offset = p->offset, .n_elems = p->n_local, .group = group};
   }
   opt->update_segments = opt->be->segments_create(update, n_update);
+  if (offload && offload->kind != OFFLOAD_NONE)
+    opt->offload = offload_state_create(offload, opt->be, opt->part->n_own, update, n_update, master_init);
   opt->norm_segments = opt->be->segments_create(norm, n_norm);
   free(update);
   free(norm);
@@ -58,6 +61,11 @@ void optimizer_buffers(buffer_sizer *sizer, size_t n_own, f32_t **master, f32_t 
 
 void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const float *host_init,
                       adamw_settings settings, zero *z) {
+  optimizer_create_offloaded(opt, be, mdl, host_init, settings, z, NULL);
+}
+
+void optimizer_create_offloaded(optimizer *opt, const backend *be, const model *mdl, const float *host_init,
+                                adamw_settings settings, zero *z, const offload_request *offload) {
   memset(opt, 0, sizeof *opt);
   opt->be = be;
   opt->settings = settings;
@@ -73,18 +81,26 @@ void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const
     opt->part = &opt->whole;
   }
   const size_t start = opt->part->start, n_own = opt->part->n_own;
+  if (offload && offload->kind != OFFLOAD_NONE) { /* the state lives in host memory or a file */
+    build_segments(opt, mdl, host_init + start, offload);
+    return;
+  }
   buffer_sizer allocating = buffer_sizer_allocating(be);
   optimizer_buffers(&allocating, n_own, &opt->master, &opt->m, &opt->v);
   be->f32_from_host(opt->master, host_init + start, n_own);
   be->zero_f32(opt->m, n_own);
   be->zero_f32(opt->v, n_own);
-  build_segments(opt, mdl);
+  build_segments(opt, mdl, NULL, NULL);
 }
 
 void optimizer_free(optimizer *opt) {
-  opt->be->free_buffer(opt->master);
-  opt->be->free_buffer(opt->m);
-  opt->be->free_buffer(opt->v);
+  if (opt->offload) {
+    offload_state_free(opt->offload);
+  } else {
+    opt->be->free_buffer(opt->master);
+    opt->be->free_buffer(opt->m);
+    opt->be->free_buffer(opt->v);
+  }
   opt->be->segments_free(opt->update_segments);
   opt->be->segments_free(opt->norm_segments);
   if (!opt->zero) zero_partition_free(&opt->whole);
@@ -92,9 +108,24 @@ void optimizer_free(optimizer *opt) {
 }
 
 void optimizer_gather(const optimizer *opt, optimizer_state which, float *host) {
-  const f32_t *range = which == OPT_MASTER ? opt->master : which == OPT_ADAM_M ? opt->m : opt->v;
-  opt->be->f32_to_host(host + opt->part->start, range, opt->part->n_own);
-  zero_partition_allgather_host(opt->part, opt->shard_group, host);
+  float *all[OPT_N_STATES] = {NULL};
+  all[which] = host;
+  optimizer_gather_all(opt, all);
+}
+
+void optimizer_gather_all(const optimizer *opt, float *const host[OPT_N_STATES]) {
+  const size_t start = opt->part->start;
+  if (opt->offload) { /* one pass over the file for all three */
+    float *range[OPT_N_STATES];
+    for (int i = 0; i < OPT_N_STATES; i++) range[i] = host[i] ? host[i] + start : NULL;
+    offload_state_read(opt->offload, range);
+  } else {
+    const f32_t *state[OPT_N_STATES] = {opt->master, opt->m, opt->v};
+    for (int i = 0; i < OPT_N_STATES; i++)
+      if (host[i]) opt->be->f32_to_host(host[i] + start, state[i], opt->part->n_own);
+  }
+  for (int i = 0; i < OPT_N_STATES; i++)
+    if (host[i]) zero_partition_allgather_host(opt->part, opt->shard_group, host[i]);
 }
 
 /* from host unless src already is dst's host view */
@@ -106,9 +137,13 @@ void optimizer_load_range(optimizer *opt, const float *master_range, const float
                           const float *v_range, int64_t step) {
   const backend *be = opt->be;
   const size_t n_own = opt->part->n_own;
-  f32_load(be, opt->master, master_range, n_own);
-  f32_load(be, opt->m, m_range, n_own);
-  f32_load(be, opt->v, v_range, n_own);
+  if (opt->offload) {
+    offload_state_write(opt->offload, master_range, m_range, v_range);
+  } else {
+    f32_load(be, opt->master, master_range, n_own);
+    f32_load(be, opt->m, m_range, n_own);
+    f32_load(be, opt->v, v_range, n_own);
+  }
   /* ZeRO 3: the range's compute weights live only there */
   if (opt->zero && opt->zero->compute_shard) be->act_from_host(opt->zero->compute_shard, master_range, n_own);
   opt->step = step;
@@ -133,10 +168,20 @@ double optimizer_step(optimizer *opt, model *mdl, double lr, double grad_norm) {
   opt->step++;
   /* AdamW on the part of each tensor that lies in this rank's range, one pass */
   const act_t *grad = opt->zero ? zero_range_grads(opt->zero) : mdl->w.grads;
-  be->adamw_multi(opt->master, grad, opt->m, opt->v, opt->update_segments, (float)lr, (float)s->beta1,
-                  (float)s->beta2, (float)s->eps, (float)clip, opt->step);
   act_t *weights = opt->zero ? zero_range_params(opt->zero) : mdl->w.params;
-  be->cast_f32_to_act(weights, opt->master, opt->part->n_own);
+  if (opt->offload) { /* on the host, chunk by chunk, the weights written as each chunk is done */
+    offload_state_step(opt->offload, grad, weights, (float)lr, (float)s->beta1, (float)s->beta2, (float)s->eps,
+                       (float)clip, opt->step);
+  } else {
+    be->adamw_multi(opt->master, grad, opt->m, opt->v, opt->update_segments, (float)lr, (float)s->beta1,
+                    (float)s->beta2, (float)s->eps, (float)clip, opt->step);
+    be->cast_f32_to_act(weights, opt->master, opt->part->n_own);
+  }
   if (opt->zero) zero_share_params(opt->zero);
   return clip;
+}
+
+float *optimizer_moment_host(const optimizer *opt, int which) {
+  if (opt->offload) return offload_state_host_array(opt->offload, which);
+  return opt->be->host_pointer(which == OPT_ADAM_M ? opt->m : opt->v);
 }

@@ -27,6 +27,12 @@
  * (one launch instead of one per tensor), with the per-tensor ops'
  * arithmetic: on the CPU every result is what the per-tensor loop gave,
  * bit for bit.
+ *
+ * Offload (--offload-optimizer, optimizer_offload.h): master, m and v of
+ * the range live in host memory or a file instead of backend buffers
+ * (master, m, v are then NULL); the step runs the CPU's AdamW on them
+ * chunk by chunk and writes the compute weights; gather and load go
+ * through the offloaded copy, so checkpoints do not see the difference.
  */
 #ifndef TESSERA_OPTIMIZER_H
 #define TESSERA_OPTIMIZER_H
@@ -35,6 +41,7 @@
 
 #include "backend.h"
 #include "model.h"
+#include "optimizer_offload.h"
 #include "zero.h"
 
 typedef struct adamw_settings {
@@ -44,7 +51,8 @@ typedef struct adamw_settings {
 typedef struct optimizer {
   const backend *be;
   adamw_settings settings;
-  f32_t *master, *m, *v;   /* this rank's range only */
+  f32_t *master, *m, *v;   /* this rank's range only; NULL when offloaded */
+  offload_state *offload;  /* --offload-optimizer: where the range's state lives instead, or NULL */
   size_t n_elems;          /* the whole flat buffer */
   zero *zero;              /* the run's ZeRO, or NULL (one rank's whole buffer) */
   comm *shard_group;       /* the group the ranges are cut over, or NULL */
@@ -66,10 +74,20 @@ typedef enum optimizer_state { OPT_MASTER, OPT_ADAM_M, OPT_ADAM_V, OPT_N_STATES 
 void optimizer_buffers(buffer_sizer *sizer, size_t n_own, f32_t **master, f32_t **m, f32_t **v);
 void optimizer_create(optimizer *opt, const backend *be, const model *mdl, const float *host_init,
                       adamw_settings settings, zero *z);
+/* The same with the range's state offloaded as `offload` asks
+ * (optimizer_offload.h; NULL or OFFLOAD_NONE: on the backend). */
+void optimizer_create_offloaded(optimizer *opt, const backend *be, const model *mdl, const float *host_init,
+                                adamw_settings settings, zero *z, const offload_request *offload);
+/* The host array of m (which 1) or v (2) when the state is host memory a
+ * checkpoint load can read into; else NULL. */
+float *optimizer_moment_host(const optimizer *opt, int which);
 
 /* The whole buffer of one state in host (n_elems floats) on every rank of
  * the shard group, each range from its holder (collective over the group). */
 void optimizer_gather(const optimizer *opt, optimizer_state which, float *host);
+/* The same for every state host[i] that is not NULL (an offloaded state
+ * is read from its file once for all three). */
+void optimizer_gather_all(const optimizer *opt, float *const host[OPT_N_STATES]);
 /* Restores the state from host copies of this rank's range only
  * (part->n_own floats each); step is the number of optimizer steps
  * already taken. A copy that is the optimizer's own buffer (its host_pointer: a

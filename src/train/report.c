@@ -27,6 +27,7 @@ memory_report run_memory(const run *r) {
       .optimizer_bytes = memory_tally_bytes(MEMORY_OPTIMIZER),
       .activation_bytes = memory_tally_bytes(MEMORY_ACTIVATIONS),
       .other_bytes = memory_tally_bytes(MEMORY_OTHER),
+      .offloaded_bytes = memory_tally_bytes(MEMORY_OFFLOADED),
   };
 }
 
@@ -88,6 +89,11 @@ static void print_start(const run *r, const memory_report *mem, const int64_t *s
          "activations %.1f MiB (%d micro-batch slot%s), other %.1f MiB\n", p > 1 ? " (pipeline stage 0)" : "",
          mem->weight_bytes / MiB, mem->grad_bytes / MiB, mem->optimizer_bytes / MiB, mem->activation_bytes / MiB,
          slots, slots == 1 ? "" : "s", mem->other_bytes / MiB);
+  if (r->opt.offload) { /* where the master weights and moments went, and the RAM they hold there */
+    char where[MESSAGE_BYTES];
+    offload_state_describe(r->opt.offload, where, sizeof where);
+    printf("%s; host RAM for it per rank: %.1f MiB (rank 0)\n", where, mem->offloaded_bytes / MiB);
+  }
   for (int s = 1; s < p; s++) { /* stage 0 is the line above */
     const int64_t *st = stages + (size_t)s * STAGE_FIELDS;
     printf("  pipeline stage %d: weights %.1f MiB, gradients %.1f MiB, optimizer %.1f MiB, "
@@ -132,6 +138,8 @@ static void record_start(run *r, const memory_report *mem, const int64_t *stages
   metrics_int(mx, "mem_optimizer", (int64_t)mem->optimizer_bytes);
   metrics_int(mx, "mem_activations", (int64_t)mem->activation_bytes);
   metrics_int(mx, "mem_other", (int64_t)mem->other_bytes);
+  metrics_int(mx, "mem_offloaded", (int64_t)mem->offloaded_bytes);
+  metrics_str(mx, "offload_optimizer", cfg->offload_optimizer);
   if (p > 1) metrics_int_array(mx, "mem_activations_per_stage", stages + STAGE_ACTIVATIONS, (size_t)p, STAGE_FIELDS);
   metrics_end(mx);
 }

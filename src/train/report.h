@@ -28,6 +28,7 @@
  * communication buffers, token ids, scratch and workspaces. */
 typedef struct memory_report {
   size_t weight_bytes, grad_bytes, optimizer_bytes, activation_bytes, other_bytes;
+  size_t offloaded_bytes; /* host RAM of the offloaded optimizer state (memory_tally.h), not in the others */
 } memory_report;
 
 /* Bytes and seconds of every group's collectives so far. */

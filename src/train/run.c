@@ -6,11 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "fail.h"
 #include "init_from.h"
 #include "param_init.h"
+#include "weights_load.h"
 
 /* Validation wraps around a held-out split smaller than val_sequences; beyond
  * VAL_REPEAT_LIMIT passes over every window the repeats add no information and
@@ -94,14 +97,50 @@ static void create_model(run *r) {
   r->mdl.profile = r->profile; /* the model, the pipeline and the loop mark regions */
 }
 
+/* --offload-optimizer: the request, with nvme's per-rank file created now
+ * (every rank's; one message when any cannot: a missing, unwritable or
+ * full folder). */
+static offload_request offload_of(run *r, size_t n_own) {
+  const config *cfg = r->cfg;
+  const char *dir = NULL;
+  offload_request req = {.kind = offload_kind_parse(cfg->offload_optimizer, &dir),
+                         .chunk_elems = offload_chunk_elems(cfg->offload_chunk_mb)};
+  if (req.kind != OFFLOAD_NVME) return req;
+  char label[256], host[64] = "?", err[MESSAGE_BYTES] = "";
+  if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "?");
+  host[sizeof host - 1] = 0;
+  const time_t now = time(NULL);
+  char when[32] = "?";
+  struct tm utc;
+  if (gmtime_r(&now, &utc)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  snprintf(label, sizeof label, "started %s on %s (pid %ld), seed %lld", when, host, (long)getpid(),
+           (long long)cfg->seed);
+  int status = 0;
+  req.file = offload_file_create(dir, r->grid.world_rank, r->rt->world_size, n_own, req.chunk_elems, label, &status,
+                                 err, sizeof err);
+  const bool created = req.file != NULL;
+  int64_t any_failed = !created;
+  comm_allreduce_max_i64(&r->grid.world, &any_failed, 1);
+  if (any_failed && created) offload_file_remove(req.file); /* no stray files of a refused run */
+  weights_fail_if_any_rank_failed(&r->grid, created ? 0 : status, err, sizeof err,
+                                  "a rank could not create its offload file");
+  return req;
+}
+
 /* The initial weights (a pure function of the seed: param_init.h), the
  * data-parallel sync over dp×sp and the optimizer's master copy. */
 static void create_training_state(run *r) {
   const config *cfg = r->cfg;
   model *m = &r->mdl;
-  float *host_params = xmalloc(m->layout.reg.n_local_total * sizeof *host_params, "initial parameters");
+  /* where the model's whole weights are fp32 host memory (the CPU backend
+   * without ZeRO 3) they are made in place: a separate copy would add 4
+   * bytes per parameter to the peak resident memory (freed before step 1,
+   * but the peak is what limits the model size; doc/design.md) */
+  const bool in_place = r->be->kind == BACKEND_CPU && !m->w.windowed_params;
+  float *host_params = in_place ? r->be->host_pointer(m->w.params)
+                                : xmalloc(m->layout.reg.n_local_total * sizeof *host_params, "initial parameters");
   param_init_all(&m->layout.reg, (uint64_t)cfg->seed, host_params);
-  model_load_params(m, host_params);
+  if (!in_place) model_load_params(m, host_params);
   zero_setup setup = {.stage = cfg->zero,
                       .group = &r->grid.dp_sp,
                       .pp = &r->grid.pp,
@@ -116,8 +155,9 @@ static void create_training_state(run *r) {
   zero_create(&r->zero, &setup);
   m->zero = &r->zero;
   const adamw_settings adam = {cfg->beta1, cfg->beta2, cfg->adam_eps, cfg->weight_decay, cfg->grad_clip};
-  optimizer_create(&r->opt, r->be, m, host_params, adam, &r->zero);
-  free(host_params);
+  const offload_request offload = offload_of(r, r->zero.part.n_own);
+  optimizer_create_offloaded(&r->opt, r->be, m, host_params, adam, &r->zero, &offload);
+  if (!in_place) free(host_params);
 }
 
 /* Rank 0 opens the metrics file only now that the input is known to be
