@@ -196,14 +196,10 @@ static void free_parts(offload_file *f) {
   free(f);
 }
 
-static bool alloc_slots(offload_file *f) {
-  for (int s = 0; s < OFFLOAD_FILE_SLOTS; s++) {
-    void *p = NULL;
-    if (posix_memalign(&p, OFFLOAD_FILE_ALIGN, f->chunk_bytes) != 0) return false;
-    memset(p, 0, f->chunk_bytes); /* touched now: the RAM is held from the start, as reported */
-    f->slots[s] = p;
-    memory_tally_add(p, f->chunk_bytes);
-    memory_tally_claim(p, MEMORY_OFFLOADED);
+bool offload_file_buffers(buffer_sizer *s, size_t chunk_elems, float *slots[OFFLOAD_FILE_SLOTS]) {
+  for (int k = 0; k < OFFLOAD_FILE_SLOTS; k++) {
+    slots[k] = sizer_host_bytes(s, 3 * chunk_elems * sizeof(float), OFFLOAD_FILE_ALIGN, MEMORY_OFFLOADED);
+    if (s->allocate && !slots[k]) return false;
   }
   return true;
 }
@@ -222,7 +218,8 @@ offload_file *offload_file_create(const char *dir, int rank, int world, size_t n
   f->chunk_elems = chunk_elems;
   f->n_chunks = (n_elems + chunk_elems - 1) / chunk_elems;
   f->chunk_bytes = 3 * chunk_elems * sizeof(float);
-  if (!alloc_slots(f)) {
+  buffer_sizer allocating = buffer_sizer_allocating(NULL); /* host buffers only: no backend */
+  if (!offload_file_buffers(&allocating, chunk_elems, f->slots)) {
     *status = EXIT_USER_ERROR;
     snprintf(err, err_bytes, "rank %d: out of memory for three offload chunks of %.1f MiB: lower offload_chunk_mb",
              rank, f->chunk_bytes / 1048576.0);

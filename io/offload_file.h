@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buffer_sizer.h"
+
 #define OFFLOAD_FILE_SLOTS 3
 #define OFFLOAD_FILE_ALIGN 4096
 /* chunk_elems must be a multiple of this (whole aligned blocks per state) */
@@ -50,6 +52,11 @@ size_t offload_file_chunk_elems(const offload_file *f);
 float *offload_file_slot(const offload_file *f, int slot);
 /* Bytes of RAM the slots take; bytes of the file. */
 size_t offload_file_ram_bytes(const offload_file *f);
+/* The file's three chunk buffers (3 states x chunk_elems floats each),
+ * allocated or only counted by s (kernels/buffer_sizer.h): what
+ * offload_file_create holds, and what the planner counts. false: out of
+ * memory (allocating). */
+bool offload_file_buffers(buffer_sizer *s, size_t chunk_elems, float *slots[OFFLOAD_FILE_SLOTS]);
 size_t offload_file_disk_bytes(const offload_file *f);
 bool offload_file_direct(const offload_file *f);
 const char *offload_file_path(const offload_file *f);

@@ -1,6 +1,9 @@
 /* buffer_sizer — see buffer_sizer.h. */
 #include "buffer_sizer.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 buffer_sizer buffer_sizer_allocating(const backend *be) { return (buffer_sizer){.be = be, .allocate = true}; }
 buffer_sizer buffer_sizer_counting(const backend *be) { return (buffer_sizer){.be = be, .allocate = false}; }
 
@@ -19,6 +22,19 @@ f32_t *sizer_f32(buffer_sizer *s, size_t n, memory_kind kind, const char *what) 
 }
 ids_t *sizer_ids(buffer_sizer *s, size_t n, memory_kind kind, const char *what) {
   return counted(s, s->allocate ? s->be->alloc_ids(n, what) : NULL, n * sizeof(int32_t), kind);
+}
+
+float *sizer_host(buffer_sizer *s, size_t n, memory_kind kind, const char *what) {
+  return counted(s, s->allocate ? s->be->alloc_host(n, what) : NULL, n * sizeof(float), kind);
+}
+void *sizer_host_bytes(buffer_sizer *s, size_t bytes, size_t align, memory_kind kind) {
+  void *p = NULL;
+  if (s->allocate) {
+    if (posix_memalign(&p, align, bytes) != 0) return NULL;
+    memset(p, 0, bytes); /* touched now: the RAM is held from the start, as reported */
+    memory_tally_add(p, bytes);
+  }
+  return counted(s, p, bytes, kind);
 }
 
 uint64_t buffer_sizer_total(const buffer_sizer *s) {

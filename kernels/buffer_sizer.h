@@ -32,6 +32,15 @@ act_t *sizer_act(buffer_sizer *s, size_t n, memory_kind kind, const char *what);
 f32_t *sizer_f32(buffer_sizer *s, size_t n, memory_kind kind, const char *what);
 ids_t *sizer_ids(buffer_sizer *s, size_t n, memory_kind kind, const char *what);
 
+/* Host memory (the optimizer offload's): n floats from be->alloc_host
+ * (pinned on CUDA) / `bytes` aligned to `align` from the C library (the
+ * nvme chunk buffers, O_DIRECT's alignment; zeroed, so the RAM is held from
+ * the start); both claimed as `kind` (MEMORY_OFFLOADED). NULL when only
+ * counting; sizer_host_bytes also NULL when allocating fails (the caller
+ * says what to lower), and then counts nothing. */
+float *sizer_host(buffer_sizer *s, size_t n, memory_kind kind, const char *what);
+void *sizer_host_bytes(buffer_sizer *s, size_t bytes, size_t align, memory_kind kind);
+
 uint64_t buffer_sizer_total(const buffer_sizer *s);
 
 #endif

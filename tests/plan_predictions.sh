@@ -2,7 +2,8 @@
 # plan_predictions — `tessera plan` predicts, for a layout, the memory the
 # run allocates and reports and the bytes its counters count, exactly:
 #   memory: each kind of rank 0's start line (metrics mem_weights, ...,
-#     mem_other: what the backends allocated, kernels/memory_tally.h) equals
+#     mem_other, mem_offloaded: what the backends allocated and the
+#     optimizer offload's host RAM, kernels/memory_tally.h) equals
 #     the plan's stage 0 to the byte, and with a pipeline each stage's
 #     activations (mem_activations_per_stage) its stage's; the plan lays
 #     each stage out with the run's own allocation code in counting mode
@@ -18,9 +19,12 @@
 # pp with 1F1B, GPipe and interleaved virtual stages; recompute none,
 # selective and full; sp ring, allgather, allscan and ulysses over softmax,
 # linear and hybrid attention; Llama blocks; compositions (dp x tp, tp x pp,
-# dp x sp, sp x tp). TESSERA_PLAN_ALL=1 runs every layout of those suites
+# dp x sp, sp x tp); optimizer offload (tests/offload.sh) to host and nvme
+# (ZeRO 1 host; ZeRO 3 nvme; dp x pp ZeRO 1 nvme). TESSERA_PLAN_ALL=1 runs every layout of those suites
 # instead (minutes). Runs of 2 steps.
-# Then bad input: one message on stderr, nothing on stdout, exit 1.
+# Then `plan --offload` weighs offload (layouts that fit only with it) and
+# plain `plan` does not; and bad input: one message on stderr, nothing on
+# stdout, exit 1.
 . "$TESTS_SRCDIR/lib.sh"
 
 prep_corpus "$work/data" 30000
@@ -44,7 +48,7 @@ check() {
   stages=$(printf '%s\n' "$plan" | sed 's/.*"stages":\[//; s/\].*//' | tr '}' '\n')
   stage0=$(printf '%s\n' "$stages" | head -n 1)
   got=""; want=""
-  for k in weights grads optimizer activations other; do
+  for k in weights grads optimizer activations other offloaded; do
     got="$got $(num "mem_$k" "$start")"; want="$want $(num "$k" "$stage0")"
   done
   per_stage=$(printf '%s\n' "$start" | sed -n 's/.*"mem_activations_per_stage":\[\([0-9,]*\)\].*/\1/p')
@@ -52,7 +56,7 @@ check() {
     got="$got | $per_stage"
     want="$want | $(printf '%s\n' "$stages" | sed -n 's/.*"activations":\([0-9]*\).*/\1/p' | paste -sd, -)"
   fi
-  [ "$got" = "$want" ] && pass "$what: memory of rank 0 (weights grads optimizer activations other) =$got" \
+  [ "$got" = "$want" ] && pass "$what: memory of rank 0 (weights grads optimizer activations other offloaded) =$got" \
     || { fail "$what: the run reports$got, the plan predicts$want"; return; }
   bytes=$(printf '%s\n' "$plan" | sed 's/.*"bytes_per_step":{\([^}]*\)}.*/\1/')
   got=""; want=""
@@ -87,6 +91,30 @@ else
   check "$pipe" 4 --sp 2 --attention hybrid --layer_pattern LLS --sp-kind allscan --recompute selective
   check "$pipe" 4 --sp 4 --sp-kind tokenring --recompute selective # TokenRing (zig-zag)
   check "$pipe" 2 --sp 2 --attention hybrid --layer_pattern LLS --sp-kind tokenring --recompute full
+  mkdir -p "$work/nvme" || fail "mkdir $work/nvme"
+  check "$equiv" 2 --zero 1 --offload-optimizer host                               # ZeRO-Offload
+  check "$equiv" 2 --zero 3 --n_layer 4 --offload-optimizer "nvme:$work/nvme" --offload_chunk_mb 0.25
+  check "$pipe" 4 --pp 2 --zero 1 --offload-optimizer "nvme:$work/nvme"           # dp 2 x pp 2, ZeRO-Infinity
+fi
+
+# offload is weighed when asked: at a budget below every layout's device
+# memory without it, plain plan refuses and plan --offload lists only
+# offloaded layouts
+budget=0.00026 # GiB: the smallest equiv.ini layout on 2 ranks needs 0.00037 without offload, 0.00018 with
+if "$TESSERA" plan -c "$equiv" --world 2 --memory-per-rank-gib $budget > /dev/null 2> "$work/r.err"; then
+  fail "plan at $budget GiB without --offload: a layout fits"
+else
+  pass "plan at $budget GiB without --offload: $(cat "$work/r.err")"
+fi
+if "$TESSERA" plan -c "$equiv" --world 2 --offload --memory-per-rank-gib $budget --json > "$work/o.json" 2> "$work/r.err"; then
+  fit=$(num fit "$(cat "$work/o.json")")
+  none=$(grep -o '"offload_optimizer":"none"' "$work/o.json" | wc -l)
+  offloaded=$(grep -o '"offload_optimizer":"[hn][ov][sm][te]"' "$work/o.json" | wc -l)
+  [ "$fit" -gt 0 ] && [ "$none" -eq 0 ] && [ "$offloaded" -eq "$fit" ] \
+    && pass "plan --offload at $budget GiB: $fit layouts fit, every one offloaded (host or nvme)" \
+    || fail "plan --offload at $budget GiB: $fit fit, $none without offload, $offloaded offloaded"
+else
+  fail "plan --offload at $budget GiB: $(cat "$work/r.err")"
 fi
 
 # refuse ARGS... — one message, nothing on stdout, exit 1

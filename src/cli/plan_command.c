@@ -14,6 +14,7 @@
 #include "config.h"
 #include "fail.h"
 #include "layout_rules.h"
+#include "optimizer_offload.h"
 #include "plan.h"
 #if __has_include("plan_time.h")
 #include "plan_time.h"
@@ -30,6 +31,7 @@
 static const char *const schedule_names[] = {"gpipe", "1f1b", "interleaved"};
 static const char *const recompute_names[] = {"none", "selective", "full"};
 static const char *const sp_kind_names[] = {"ring", "allgather", "allscan", "ulysses"};
+static const char *const offload_names[] = {"none", "host", "nvme"};
 static const char *const group_names[] = {"tp", "sp", "dp", "dp_sp", "pp", "world"};
 
 typedef struct plan_options {
@@ -40,6 +42,7 @@ typedef struct plan_options {
   bool json;
   char overrides[1024]; /* the --key=value settings given, for the command lines */
   plan_fixed fixed;     /* layout keys given: held, not enumerated */
+  char nvme_spec[PATH_BYTES]; /* an nvme layout's --offload-optimizer value: the given folder, else nvme:DIR */
 } plan_options;
 
 /* One layout with its predictions. */
@@ -53,12 +56,15 @@ typedef struct scored {
 static int usage(bool help) {
   fprintf(help ? stdout : stderr,
           "usage: tessera plan --config MODEL.ini --world N [--gpus-per-node G] [--seq-len T]\n"
-          "                    [--global-batch B] [--memory-per-rank-gib M] [--top K] [--json]%s [--key=value ...]\n"
+          "                    [--global-batch B] [--memory-per-rank-gib M] [--top K] [--json] [--offload]%s\n"
+          "                    [--key=value ...]\n"
           "  every layout (tp x pp x sp x dp, ZeRO stage, micro-batch, recomputation, pipeline schedule and\n"
           "  virtual stages, sp kind, --tp-seq-shard) train accepts on N ranks; for each, the memory per rank\n"
           "  by kind and the bytes per step per group the run will allocate and count; the best K (default\n"
           "  10) that fit M GiB per rank (default: --machine's device memory, else 80), with the command line that runs each. --key=value sets\n"
-          "  any train setting first (--backend cuda: GPU sizes, bf16; cpu: this machine's fp32 sizes).\n",
+          "  any train setting first (--backend cuda: GPU sizes, bf16; cpu: this machine's fp32 sizes).\n"
+          "  --offload: also weigh --offload-optimizer host and nvme:DIR (a given nvme:DIR names the folder);\n"
+          "  the budget is device memory: the offloaded host RAM is shown beside it, not counted in it.\n",
           PLAN_HAS_TIME ? " [--machine PROFILE.json|a100-80gb|h100-80gb]\n"
                           "       mpirun ... tessera plan --calibrate --config MODEL.ini [--out FILE.json]" : "");
   return help ? EXIT_OK : EXIT_USER_ERROR;
@@ -77,6 +83,7 @@ static bool fix_layout_key(plan_fixed *f, const char *key) {
       {"tp", &f->tp}, {"pp", &f->pp}, {"sp", &f->sp}, {"zero", &f->zero}, {"micro_batch_size", &f->micro_batch},
       {"pp_schedule", &f->schedule}, {"pp_virtual", &f->virtual_stages}, {"recompute", &f->recompute},
       {"sp_kind", &f->sp_kind}, {"tp_seq_shard", &f->tp_seq_shard}};
+  if (strcmp(key, "offload_optimizer") == 0) return true; /* printed from the layout */
   for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
     if (strcmp(key, keys[i].key) == 0) return *keys[i].knob = true;
   return strcmp(key, "batch_size") == 0; /* the layout's global batch */
@@ -101,6 +108,7 @@ static void parse(int argc, char **argv, plan_options *o, config *cfg) {
     } else if (strcmp(a, "--machine") == 0 && next && PLAN_HAS_TIME) o->machine = argv[++i];
     else if (strncmp(a, "--config=", 9) == 0) continue; /* load_config read it */
     else if (strcmp(a, "--json") == 0) o->json = true;
+    else if (strcmp(a, "--offload") == 0) o->fixed.enumerate_offload = true;
     else if (strcmp(a, "--calibrate") == 0 && PLAN_HAS_TIME) continue; /* plan_command reads it */
     else if (strcmp(a, "--out") == 0 && next && PLAN_HAS_TIME) o->calibrate_out = argv[++i];
     else if (strcmp(a, "--given") == 0) continue; /* plan_command reads it */
@@ -136,10 +144,15 @@ static scored score(const config *cfg, const plan_layout *l, const void *machine
   return s;
 }
 
-/* Faster first with a time model; without one, fewer bytes per step, then
- * less memory (fewer bytes rarely costs time; less memory leaves room). */
+/* Without optimizer offload first, host before nvme: the time model does
+ * not price the host's update and the file's I/O (doc/performance.md
+ * measured 2.3x the step time at 350M), so an offloaded layout ranks below
+ * every one that fits without it. Then faster first with a time model;
+ * without one, fewer bytes per step, then less memory (fewer bytes rarely
+ * costs time; less memory leaves room). */
 static int better_first(const void *pa, const void *pb) {
   const scored *a = pa, *b = pb;
+  if (a->l.offload != b->l.offload) return a->l.offload < b->l.offload ? -1 : 1;
   if (a->step_s >= 0 && b->step_s >= 0 && a->step_s != b->step_s) return a->step_s < b->step_s ? -1 : 1;
   if (a->total_bytes != b->total_bytes) return a->total_bytes < b->total_bytes ? -1 : 1;
   if (a->mem.total != b->mem.total) return a->mem.total < b->mem.total ? -1 : 1;
@@ -160,12 +173,18 @@ static void command_line(const plan_options *o, const scored *s, char *out, size
   if (l->sp > 1 && n > 0 && (size_t)n < out_bytes)
     n += snprintf(out + n, out_bytes - (size_t)n, " --sp-kind %s", sp_kind_names[l->sp_kind]);
   if (l->tp_seq_shard && n > 0 && (size_t)n < out_bytes) n += snprintf(out + n, out_bytes - (size_t)n, " --tp-seq-shard");
+  if (l->offload != OFFLOAD_NONE && n > 0 && (size_t)n < out_bytes)
+    n += snprintf(out + n, out_bytes - (size_t)n, " --offload-optimizer %s",
+                  l->offload == OFFLOAD_HOST ? "host" : o->nvme_spec);
   if (n > 0 && (size_t)n < out_bytes) snprintf(out + n, out_bytes - (size_t)n, "%s --data PREFIX", o->overrides);
 }
 
 /* Why this layout ranks where it does, in a few words. */
 static void reason(const scored *s, const scored *best, char *out, size_t out_bytes) {
-  if (s->step_s >= 0)
+  if (s->l.offload != OFFLOAD_NONE && s->l.offload != best->l.offload)
+    snprintf(out, out_bytes, "offloads the optimizer, after every layout that fits without (its host update and "
+             "I/O are not in the time model)");
+  else if (s->step_s >= 0)
     snprintf(out, out_bytes, "%.3f s/step predicted%s", s->step_s, s == best ? ": the fastest that fits" : "");
   else if (s == best)
     snprintf(out, out_bytes, "the fewest bytes per step (%.1f MiB) of the layouts that fit", s->total_bytes / MiB);
@@ -188,6 +207,7 @@ static void print_table(const plan_options *o, const scored *fit, int n_fit, int
     if (l->pp > 1) printf(", %s x %d chunks", schedule_names[l->schedule], l->virtual_stages);
     if (l->sp > 1) printf(", sp %s", sp_kind_names[l->sp_kind]);
     if (l->tp_seq_shard) printf(", tp-seq-shard");
+    if (l->offload != OFFLOAD_NONE) printf(", optimizer offloaded to %s", offload_names[l->offload]);
     const char *unit = s->mem.total >= GiB ? "GiB" : "MiB";
     const double u = s->mem.total >= GiB ? GiB : MiB;
     printf("\n    memory per rank %.2f %s: weights %.2f, gradients %.2f, optimizer %.2f, activations %.2f, other "
@@ -195,6 +215,9 @@ static void print_table(const plan_options *o, const scored *fit, int n_fit, int
            s->mem.total / u, unit, s->mem.weights / u, s->mem.grads / u, s->mem.optimizer / u, s->mem.activations / u,
            s->mem.other / u, s->bytes[PLAN_TP] / MiB, s->bytes[PLAN_SP] / MiB, s->bytes[PLAN_DP_SP] / MiB,
            s->bytes[PLAN_PP] / MiB);
+    if (s->mem.offloaded) /* host RAM: beside the device budget, not in it */
+      printf("    offloaded to host RAM per rank (not in the device budget): %.2f MiB%s\n", s->mem.offloaded / MiB,
+             l->offload == OFFLOAD_NVME ? " of chunk buffers; master weights and Adam moments on disk" : "");
     if (s->step_s >= 0)
       printf("    predicted %.3f s/step, %.0f tokens/s, MFU %.1f%%\n", s->step_s, s->tokens_per_s, 100 * s->mfu);
     printf("    why: %s\n    run: %s\n", why, cmd);
@@ -210,11 +233,13 @@ static json_t *layout_json(const plan_options *o, const config *cfg, const score
                         "n_micro", l->n_micro, "virtual_stages", l->virtual_stages, "schedule",
                         schedule_names[l->schedule], "recompute", recompute_names[l->recompute], "sp_kind",
                         sp_kind_names[l->sp_kind], "tp_seq_shard", l->tp_seq_shard, "command", cmd);
-  json_t *mem = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "weights", (json_int_t)s->mem.weights, "grads",
+  /* total: the device's; offloaded: host RAM, outside the budget */
+  json_t *mem = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "weights", (json_int_t)s->mem.weights, "grads",
                           (json_int_t)s->mem.grads, "optimizer", (json_int_t)s->mem.optimizer, "activations",
                           (json_int_t)s->mem.activations, "other", (json_int_t)s->mem.other, "total",
-                          (json_int_t)s->mem.total);
+                          (json_int_t)s->mem.total, "offloaded", (json_int_t)s->mem.offloaded);
   json_t *bytes = json_object();
+  if (j) json_object_set_new(j, "offload_optimizer", json_string(offload_names[l->offload]));
   if (!j || !mem || !bytes) fail_local(EXIT_USER_ERROR, "out of memory building the plan's JSON");
   for (int g = 0; g < PLAN_GROUPS; g++)
     if (s->bytes[g]) json_object_set_new(bytes, group_names[g], json_integer((json_int_t)s->bytes[g]));
@@ -224,10 +249,10 @@ static json_t *layout_json(const plan_options *o, const config *cfg, const score
     json_t *stages = json_array();
     for (int st = 0; st < l->pp; st++) {
       const plan_memory m = plan_predict_memory_of_stage(cfg, l, st);
-      json_array_append_new(stages, json_pack("{s:I,s:I,s:I,s:I,s:I}", "weights", (json_int_t)m.weights, "grads",
+      json_array_append_new(stages, json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "weights", (json_int_t)m.weights, "grads",
                                               (json_int_t)m.grads, "optimizer", (json_int_t)m.optimizer,
                                               "activations", (json_int_t)m.activations, "other",
-                                              (json_int_t)m.other));
+                                              (json_int_t)m.other, "offloaded", (json_int_t)m.offloaded));
     }
     json_object_set_new(j, "stages", stages);
   }
@@ -259,6 +284,8 @@ static plan_layout given_layout(const config *cfg, const plan_options *o) {
                    .micro_batch = cfg->micro_batch_size, .virtual_stages = cfg->pp_virtual,
                    .schedule = cfg->pp_schedule, .recompute = cfg->recompute, .sp_kind = cfg->sp_kind,
                    .tp_seq_shard = cfg->tp_seq_shard, .gpus_per_node = o->gpus_per_node};
+  const char *dir;
+  l.offload = (int)offload_kind_parse(cfg->offload_optimizer, &dir);
   char err[MESSAGE_BYTES];
   const bool factors = o->world % (l.tp * l.pp * l.sp) == 0;
   l.dp = factors ? o->world / (l.tp * l.pp * l.sp) : 1; /* not factoring: the grid check's message */
@@ -285,6 +312,9 @@ static void load_config(config *cfg, int argc, char **argv, plan_options *o) {
   if (o->global_batch) cfg->batch_size = o->global_batch;
   status = config_validate(cfg, err, sizeof err);
   if (status) fail_collective(status, "plan: %s", err);
+  const char *dir;
+  snprintf(o->nvme_spec, sizeof o->nvme_spec, "%s",
+           offload_kind_parse(cfg->offload_optimizer, &dir) == OFFLOAD_NVME ? cfg->offload_optimizer : "nvme:DIR");
 }
 
 /* The least memory any of the layouts needs, GiB. */
@@ -374,8 +404,9 @@ int plan_command(int argc, char **argv) {
   const int n_fit = rank_layouts(&cfg, &o, layouts, n, machine, &fit);
   if (n_fit == 0)
     fail_collective(EXIT_USER_ERROR, "plan: none of the %d valid layouts of %d ranks fits %g GiB per rank (the "
-                    "smallest needs %.4g GiB): use more ranks, a shorter seq_len or --memory-per-rank-gib", n,
-                    o.world, o.budget_gib, smallest_gib(&cfg, layouts, n));
+                    "smallest needs %.4g GiB): use more ranks, a shorter seq_len%s or --memory-per-rank-gib", n,
+                    o.world, o.budget_gib, smallest_gib(&cfg, layouts, n),
+                    o.fixed.enumerate_offload ? "" : ", --offload (weigh optimizer offload)");
   if (o.json) print_json(&o, &cfg, fit, n_fit, n, given);
   else print_table(&o, fit, n_fit, n);
 #if PLAN_HAS_TIME

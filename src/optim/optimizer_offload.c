@@ -60,12 +60,20 @@ static void build_tables(offload_state *s, const tensor_segment *segs, int n_seg
   free(cut);
 }
 
-/* Host memory for the offloaded state, from the backend (pinned on CUDA),
- * counted as offloaded (memory_tally.h). */
-static float *host_alloc(const backend *be, size_t n_elems, const char *what) {
-  float *p = be->alloc_host(n_elems, what);
-  memory_tally_claim(p, MEMORY_OFFLOADED);
-  return p;
+void offload_buffers(buffer_sizer *sizer, offload_kind kind, size_t n_own, size_t chunk_elems, float *state[3],
+                     float **grad_stage) {
+  for (int i = 0; i < 3; i++)
+    state[i] = kind == OFFLOAD_HOST ? sizer_host(sizer, n_own, MEMORY_OFFLOADED, "offloaded optimizer state") : NULL;
+  *grad_stage = sizer->be->kind != BACKEND_CPU
+                    ? sizer_host(sizer, chunk_elems, MEMORY_OFFLOADED, "offload gradient staging")
+                    : NULL;
+}
+
+void offload_count(buffer_sizer *sizer, offload_kind kind, size_t n_own, size_t chunk_elems) {
+  if (kind == OFFLOAD_NONE) return;
+  float *slots[OFFLOAD_FILE_SLOTS], *state[3], *grad_stage;
+  if (kind == OFFLOAD_NVME) offload_file_buffers(sizer, chunk_elems, slots);
+  offload_buffers(sizer, kind, n_own, chunk_elems, state, &grad_stage);
 }
 
 offload_state *offload_state_create(const offload_request *req, const backend *be, size_t n_own,
@@ -78,12 +86,10 @@ offload_state *offload_state_create(const offload_request *req, const backend *b
   s->n_own = n_own;
   s->chunk_elems = req->kind == OFFLOAD_NVME ? offload_file_chunk_elems(req->file) : req->chunk_elems;
   s->n_chunks = (n_own + s->chunk_elems - 1) / s->chunk_elems;
-  if (req->kind == OFFLOAD_HOST)
-    for (int i = 0; i < 3; i++) s->state[i] = host_alloc(be, n_own, "offloaded optimizer state");
-  else
-    s->file = req->file;
+  if (req->kind == OFFLOAD_NVME) s->file = req->file;
+  buffer_sizer allocating = buffer_sizer_allocating(be);
+  offload_buffers(&allocating, req->kind, n_own, s->chunk_elems, s->state, &s->grad_stage);
   build_tables(s, update_segments, n_update);
-  if (be->kind != BACKEND_CPU) s->grad_stage = host_alloc(be, s->chunk_elems, "offload gradient staging");
   offload_state_write(s, master_init, NULL, NULL);
   return s;
 }

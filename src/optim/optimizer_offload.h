@@ -37,6 +37,16 @@ typedef struct offload_request {
 
 typedef struct offload_state offload_state;
 
+/* The state's host buffers of a range of n_own elements (host: master, m,
+ * v; with a non-CPU backend a chunk's gradient staging), allocated or only
+ * counted by sizer (kernels/buffer_sizer.h), as MEMORY_OFFLOADED. */
+void offload_buffers(buffer_sizer *sizer, offload_kind kind, size_t n_own, size_t chunk_elems, float *state[3],
+                     float **grad_stage);
+/* (planner) Counts everything the run's offload of that range holds:
+ * offload_buffers and, for nvme, the file's chunk buffers
+ * (offload_file_buffers). The bytes the run's tally reports as offloaded. */
+void offload_count(buffer_sizer *sizer, offload_kind kind, size_t n_own, size_t chunk_elems);
+
 /* "none", "host", "nvme:DIR" (config's offload_optimizer, validated) ->
  * the kind; *dir points into spec for nvme. */
 offload_kind offload_kind_parse(const char *spec, const char **dir);

@@ -32,11 +32,14 @@ typedef struct plan_layout {
   int sp_kind;           /* config's sp_kind_choice */
   bool tp_seq_shard;
   int gpus_per_node;     /* ranks per node, for which links a group crosses (0: the machine profile's) */
+  int offload;           /* (added) optimizer offload: offload_kind (none, host, nvme); nvme's folder is cfg's */
 } plan_layout;
 
-/* bytes per rank on the most loaded rank, by the kinds memory_tally reports */
+/* bytes per rank on the most loaded rank, by the kinds memory_tally reports;
+ * total: the device's (what a memory budget is about); offloaded (added):
+ * host RAM of the optimizer offload, not in total */
 typedef struct plan_memory {
-  uint64_t weights, grads, optimizer, activations, other, total;
+  uint64_t weights, grads, optimizer, activations, other, total, offloaded;
 } plan_memory;
 
 /* (added) PLAN_WORLD: every rank (the per-step check that no data file changed) */
@@ -106,11 +109,16 @@ int plan_enumerate(const config *cfg, int world, int gpus_per_node, int global_b
  * layouts, and fixing tp or the recompute mode cuts them to what matters. */
 typedef struct plan_fixed {
   bool tp, pp, sp, zero, micro_batch, schedule, virtual_stages, recompute, sp_kind, tp_seq_shard;
+  /* (added) the one knob enumerated only when asked (it trades step time
+   * for device memory): true: none, host and nvme (cfg's folder, else
+   * "DIR"); false: cfg's offload_optimizer held */
+  bool enumerate_offload;
 } plan_fixed;
 int plan_enumerate_fixed(const config *cfg, int world, int gpus_per_node, int global_batch, const plan_fixed *fixed,
                          plan_layout **out);
 
-/* (added) The config a run of layout l reads: cfg with the layout's keys set. */
+/* (added) The config a run of layout l reads: cfg with the layout's keys set
+ * (an nvme offload keeps cfg's folder, else names the placeholder "DIR"). */
 void plan_layout_apply(config *cfg, const plan_layout *l);
 
 #endif

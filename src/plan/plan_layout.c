@@ -7,6 +7,7 @@
 
 #include "fail.h"
 #include "layout_rules.h"
+#include "optimizer_offload.h"
 #include "plan.h"
 
 #define PLAN_MAX_VIRTUAL 8
@@ -21,6 +22,11 @@ void plan_layout_apply(config *cfg, const plan_layout *l) {
   cfg->recompute = l->recompute;
   cfg->sp_kind = l->sp_kind;
   cfg->tp_seq_shard = l->tp_seq_shard;
+  const char *dir;
+  const offload_kind had = offload_kind_parse(cfg->offload_optimizer, &dir);
+  if (l->offload != (int)had)
+    snprintf(cfg->offload_optimizer, sizeof cfg->offload_optimizer, "%s",
+             l->offload == OFFLOAD_HOST ? "host" : l->offload == OFFLOAD_NVME ? "nvme:DIR" : "none");
 }
 
 int plan_layout_check(const config *cfg_in, const plan_layout *l, char *err, size_t err_bytes) {
@@ -70,7 +76,9 @@ static void enumerate_options(const config *cfg, const plan_fixed *f, layout_lis
   /* up to PLAN_MAX_VIRTUAL chunks per stage: more only adds pipeline traffic */
   int max_virtual = l.pp > 1 ? cfg->n_layer / l.pp : 1;
   if (max_virtual > PLAN_MAX_VIRTUAL) max_virtual = PLAN_MAX_VIRTUAL;
-  int s0, s1, v0, v1, k0, k1, h0, h1, r0, r1, z0, z1;
+  int s0, s1, v0, v1, k0, k1, h0, h1, r0, r1, z0, z1, o0, o1;
+  const char *dir;
+  knob_range(!f->enumerate_offload, (int)offload_kind_parse(cfg->offload_optimizer, &dir), OFFLOAD_NONE, OFFLOAD_NVME, &o0, &o1);
   knob_range(f->schedule || l.pp == 1, cfg->pp_schedule, 0, 2, &s0, &s1);
   knob_range(f->virtual_stages || l.pp == 1, cfg->pp_virtual, 1, max_virtual, &v0, &v1);
   knob_range(f->sp_kind || l.sp == 1, cfg->sp_kind, 0, 3, &k0, &k1);
@@ -84,11 +92,12 @@ static void enumerate_options(const config *cfg, const plan_fixed *f, layout_lis
       for (int kind = k0; kind <= k1; kind++)
         for (int shard = h0; shard <= h1; shard++)
           for (int recompute = r0; recompute <= r1; recompute++)
-            for (int zero = z0; zero <= z1; zero++) {
-              l.schedule = schedule, l.virtual_stages = v, l.sp_kind = kind, l.tp_seq_shard = shard;
-              l.recompute = recompute, l.zero_stage = zero;
-              keep_if_valid(cfg, list, &l);
-            }
+            for (int zero = z0; zero <= z1; zero++)
+              for (int offload = o0; offload <= o1; offload++) {
+                l.schedule = schedule, l.virtual_stages = v, l.sp_kind = kind, l.tp_seq_shard = shard;
+                l.recompute = recompute, l.zero_stage = zero, l.offload = offload;
+                keep_if_valid(cfg, list, &l);
+              }
     }
 }
 

@@ -51,8 +51,15 @@ static void count_training_state(const config *cfg, const plan_layout *l, model 
                       .sizer = &out->sizer};
   zero z;
   zero_create(&z, &setup);
-  f32_t *master, *adam_m, *adam_v;
-  optimizer_buffers(&out->sizer, z.part.n_own, &master, &adam_m, &adam_v);
+  /* as optimizer_create_offloaded: on the backend, or the offload's host buffers */
+  const char *dir;
+  const offload_kind offload = offload_kind_parse(cfg->offload_optimizer, &dir);
+  if (offload == OFFLOAD_NONE) {
+    f32_t *master, *adam_m, *adam_v;
+    optimizer_buffers(&out->sizer, z.part.n_own, &master, &adam_m, &adam_v);
+  } else {
+    offload_count(&out->sizer, offload, z.part.n_own, offload_chunk_elems(cfg->offload_chunk_mb));
+  }
   out->n_own = z.part.n_own;
   out->tied_elems = setup.layout.tied_peer >= 0 ? setup.layout.tied_elems : 0;
   zero_free(&z);
@@ -115,7 +122,8 @@ static plan_memory memory_of(const plan_stage *st) {
                      .grads = b[MEMORY_GRADS],
                      .optimizer = b[MEMORY_OPTIMIZER],
                      .activations = b[MEMORY_ACTIVATIONS],
-                     .other = b[MEMORY_OTHER]};
+                     .other = b[MEMORY_OTHER],
+                     .offloaded = b[MEMORY_OFFLOADED]};
   mem.total = mem.weights + mem.grads + mem.optimizer + mem.activations + mem.other;
   return mem;
 }
