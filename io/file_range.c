@@ -16,6 +16,7 @@ int file_read_exact(int fd, void *buf, size_t n, uint64_t offset) {
   while (n > 0) {
     const ssize_t got = pread(fd, p, n, (off_t)offset);
     if (got < 0 && errno == EINTR) continue;
+    if (got == 0) errno = ENODATA; /* the file ended before the range did */
     if (got <= 0) return -1;
     p += got, n -= (size_t)got, offset += (uint64_t)got;
   }
@@ -27,6 +28,7 @@ int file_write_exact(int fd, const void *buf, size_t n, uint64_t offset) {
   while (n > 0) {
     const ssize_t put = pwrite(fd, p, n, (off_t)offset);
     if (put < 0 && errno == EINTR) continue;
+    if (put == 0) errno = EIO;
     if (put <= 0) return -1;
     p += put, n -= (size_t)put, offset += (uint64_t)put;
   }

@@ -11,7 +11,8 @@
 
 typedef enum stored_float { STORED_F32, STORED_F16, STORED_BF16 } stored_float;
 
-/* Exactly n bytes at offset; 0, or -1 on an error or the file's end. */
+/* Exactly n bytes at offset; 0, or -1 with errno set (ENODATA: the file
+ * ended first; EIO: a write that wrote nothing). */
 int file_read_exact(int fd, void *buf, size_t n, uint64_t offset);
 int file_write_exact(int fd, const void *buf, size_t n, uint64_t offset);
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fail.h"
+#include "file_range.h"
 #include "memory_tally.h"
 
 #define HEADER_BYTES OFFLOAD_FILE_ALIGN
@@ -56,16 +57,11 @@ void offload_file_name(const char *dir, int rank, char *out, size_t out_bytes) {
 
 static off_t chunk_offset(const offload_file *f, size_t k) { return (off_t)(HEADER_BYTES + k * f->chunk_bytes); }
 
-/* Whole transfers, EINTR and short counts retried; 0 or errno. */
+/* A whole chunk or header (io/file_range: EINTR and short counts retried); 0 or errno. */
 static int transfer(int fd, bool write, char *data, size_t bytes, off_t offset) {
-  while (bytes > 0) {
-    const ssize_t n = write ? pwrite(fd, data, bytes, offset) : pread(fd, data, bytes, offset);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno;
-    if (n == 0) return write ? EIO : ENODATA; /* the file ended: it was cut short under us */
-    data += n, bytes -= (size_t)n, offset += n;
-  }
-  return 0;
+  const int status = write ? file_write_exact(fd, data, bytes, (uint64_t)offset)
+                           : file_read_exact(fd, data, bytes, (uint64_t)offset);
+  return status ? errno : 0;
 }
 
 static void *io_thread(void *arg) {
