@@ -4,7 +4,11 @@
 #  * 2 hosts x 1 rank (dp 2), --watchdog 5, a checkpoint every 10 steps; the
 #    second host's link is cut once step 10 is saved, so during training
 #    steps (a cut inside parallel HDF5's own collectives is noticed by
-#    mpirun's keepalive instead, without the watchdog's report). The job ends with
+#    mpirun's keepalive instead, without the watchdog's report). The comm
+#    layer's test-only latency (40 ms per call) stretches the ten steps
+#    between saves to seconds: a tiny model's steps took ~10 ms, so on a
+#    loaded machine the cut could land in step 20's save (seen in CI:
+#    mpirun's status 205 and no report). The job ends with
 #    status 3 within 45 s of the cut: the surviving rank's watchdog reports
 #    (5 s) the collective, its group, the group's world ranks and the
 #    missing one (rank 1 did not answer its roll call), and
@@ -28,7 +32,8 @@ cluster_up 2
 cfg="$TESTS_SRCDIR/tiny-test.ini"
 prep_corpus "$work/data" 40000
 cluster_hosts 1:1 2:1
-( cluster_mpi 2 180 "$TESSERA" train -c "$cfg" --data "$work/data" --steps 100000 --save-dir "$work/ck" \
+( TESSERA_TEST_COMM_DELAY_US=40000; export TESSERA_TEST_COMM_DELAY_US
+  cluster_mpi 2 180 -x TESSERA_TEST_COMM_DELAY_US "$TESSERA" train -c "$cfg" --data "$work/data" --steps 100000 --save-dir "$work/ck" \
     --save-every 10 --watchdog 5 --watchdog-phase 6 --metrics "$work/lost.jsonl" > "$work/lost.out" 2> "$work/lost.err"
   echo $? > "$work/lost.status" ) &
 job=$!
